@@ -1,0 +1,21 @@
+/* Guarded memory for secrets (libsodium): pages are locked, surrounded by
+ * guard pages, and wiped on release. Everything that is key material
+ * (identities, file keys, passphrases, derived keys) lives here. */
+#ifndef VF_SECMEM_H
+#define VF_SECMEM_H
+
+#include <stddef.h>
+
+/* Must be called once before anything else in the library. */
+int vf_init(void);
+
+/* sodium_malloc; NULL on failure. The memory is read-write. */
+void *vf_secure_alloc(size_t len);
+/* Wipes and releases; NULL is ignored. */
+void vf_secure_free(void *p);
+/* Wipes len bytes of ordinary memory. */
+void vf_wipe(void *p, size_t len);
+/* Constant-time comparison: 1 if equal. */
+int vf_equal(const void *a, const void *b, size_t len);
+
+#endif
