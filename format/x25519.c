@@ -131,8 +131,12 @@ static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_st
 	if (rc == VF_OK)
 		rc = vf_aead_open(key, zero_nonce, sizeof(zero_nonce), NULL, 0, s->body,
 				  VF_FILE_KEY_LEN, s->body + VF_FILE_KEY_LEN, file_key, err);
-	if (rc == VF_E_AUTH)
+	if (rc == VF_E_AUTH) {
+		/* Not for us: no reason to report, the caller tries the rest. */
 		rc = VF_E_NO_MATCH;
+		if (err)
+			err->msg[0] = '\0';
+	}
 	vf_secure_free(sec);
 	return rc;
 }

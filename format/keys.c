@@ -1,0 +1,204 @@
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "secmem.h"
+
+#define MAX_KEY_FILE (1u << 20)
+
+enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct vf_error *err)
+{
+	if (strncmp(s, "age1", 4) == 0)
+		return vf_x25519_recipient_parse(s, out, err);
+	return vf_fail(err, VF_E_KEY, "unknown recipient type (expected age1...)");
+}
+
+static enum vf_code grow(void **items, size_t n, struct vf_error *err)
+{
+	void **p = realloc(*items, (n + 1) * sizeof(void *));
+	if (!p)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	*items = p;
+	return VF_OK;
+}
+
+enum vf_code vf_identities_add(struct vf_identities *l, struct vf_identity *id,
+			       struct vf_error *err)
+{
+	enum vf_code rc = grow((void **)&l->items, l->n, err);
+	if (rc != VF_OK) {
+		vf_identity_free(id);
+		return rc;
+	}
+	l->items[l->n++] = id;
+	return VF_OK;
+}
+
+enum vf_code vf_recipients_add(struct vf_recipients *l, struct vf_recipient *r,
+			       struct vf_error *err)
+{
+	enum vf_code rc = grow((void **)&l->items, l->n, err);
+	if (rc != VF_OK) {
+		vf_recipient_free(r);
+		return rc;
+	}
+	l->items[l->n++] = r;
+	return VF_OK;
+}
+
+void vf_identities_free(struct vf_identities *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		vf_identity_free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+void vf_recipients_free(struct vf_recipients *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		vf_recipient_free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+/* Calls fn on each meaningful line (comments, blank lines and CR
+ * stripped); stops at the first error, which is prefixed "name:line: ". */
+typedef enum vf_code (*line_fn)(void *ctx, const char *line, size_t len, struct vf_error *err);
+
+static enum vf_code each_line(const char *text, size_t len, const char *name, line_fn fn,
+			      void *ctx, struct vf_error *err)
+{
+	size_t pos = 0, lineno = 0;
+	while (pos < len) {
+		const char *start = text + pos;
+		const char *nl = memchr(start, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - start) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		lineno++;
+		if (n && start[n - 1] == '\r')
+			n--;
+		while (n && (start[n - 1] == ' ' || start[n - 1] == '\t'))
+			n--;
+		size_t skip = 0;
+		while (skip < n && (start[skip] == ' ' || start[skip] == '\t'))
+			skip++;
+		if (skip == n || start[skip] == '#')
+			continue;
+		struct vf_error e;
+		enum vf_code rc = fn(ctx, start + skip, n - skip, &e);
+		if (rc != VF_OK)
+			return vf_fail(err, rc, "%s:%zu: %s", name, lineno, e.msg);
+	}
+	return VF_OK;
+}
+
+static enum vf_code add_identity_line(void *ctx, const char *line, size_t len,
+				      struct vf_error *err)
+{
+	struct vf_identity *id;
+	enum vf_code rc;
+	if (len > 15 && strncmp(line, "AGE-SECRET-KEY-1", 16) == 0)
+		rc = vf_x25519_identity_parse(line, len, &id, err);
+	else
+		rc = vf_fail(err, VF_E_KEY, "not an identity (expected AGE-SECRET-KEY-1...)");
+	if (rc == VF_OK)
+		rc = vf_identities_add(ctx, id, err);
+	return rc;
+}
+
+enum vf_code vf_identities_parse(const char *text, size_t len, const char *name,
+				 struct vf_identities *out, struct vf_error *err)
+{
+	size_t before = out->n;
+	enum vf_code rc = each_line(text, len, name, add_identity_line, out, err);
+	if (rc == VF_OK && out->n == before)
+		rc = vf_fail(err, VF_E_KEY, "%s: no identities found", name);
+	return rc;
+}
+
+static enum vf_code add_recipient_line(void *ctx, const char *line, size_t len,
+				       struct vf_error *err)
+{
+	char *s = strndup(line, len);
+	if (!s)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	struct vf_recipient *r;
+	enum vf_code rc = vf_recipient_parse(s, &r, err);
+	free(s);
+	if (rc == VF_OK)
+		rc = vf_recipients_add(ctx, r, err);
+	return rc;
+}
+
+enum vf_code vf_recipients_parse(const char *text, size_t len, const char *name,
+				 struct vf_recipients *out, struct vf_error *err)
+{
+	size_t before = out->n;
+	enum vf_code rc = each_line(text, len, name, add_recipient_line, out, err);
+	if (rc == VF_OK && out->n == before)
+		rc = vf_fail(err, VF_E_KEY, "%s: no recipients found", name);
+	return rc;
+}
+
+static enum vf_code read_all(int fd, const char *path, char **text, size_t *len,
+			     struct vf_error *err)
+{
+	char *buf = vf_secure_alloc(MAX_KEY_FILE + 1);
+	if (!buf)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	size_t n = 0;
+	for (;;) {
+		ssize_t got = read(fd, buf + n, MAX_KEY_FILE + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			vf_secure_free(buf);
+			return vf_fail_errno(err, errno, "%s", path);
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+		if (n > MAX_KEY_FILE) {
+			vf_secure_free(buf);
+			return vf_fail(err, VF_E_KEY, "%s: larger than 1 MiB, not a key file", path);
+		}
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return VF_OK;
+}
+
+enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
+			      char **text, size_t *len, struct vf_error *err)
+{
+	if (strcmp(path, "-") == 0)
+		return read_all(STDIN_FILENO, "standard input", text, len, err);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return vf_fail_errno(err, errno, "%s", path);
+	struct stat st;
+	enum vf_code rc = VF_OK;
+	if (fstat(fd, &st) != 0)
+		rc = vf_fail_errno(err, errno, "%s", path);
+	else if (S_ISDIR(st.st_mode))
+		rc = vf_fail(err, VF_E_KEY, "%s: is a directory", path);
+	else if (check_perms && !insecure_ok && S_ISREG(st.st_mode) && (st.st_mode & 077))
+		rc = vf_fail(err, VF_E_KEY,
+			     "%s: permissions %04o are too open: a key file must not be "
+			     "accessible by group or others (chmod 600 it, or pass "
+			     "--insecure-permissions)",
+			     path, (unsigned)(st.st_mode & 07777));
+	if (rc == VF_OK)
+		rc = read_all(fd, path, text, len, err);
+	close(fd);
+	return rc;
+}

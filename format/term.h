@@ -1,0 +1,22 @@
+/* Reading secrets typed at a terminal or kept in a file: passphrases
+ * never come from argv or the environment. */
+#ifndef VF_TERM_H
+#define VF_TERM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Prompts on /dev/tty with echo off and reads one line into guarded
+ * memory (free with vf_secure_free). VF_E_IO when there is no terminal. */
+enum vf_code vf_tty_read_secret(const char *prompt, uint8_t **secret, size_t *len,
+				struct vf_error *err);
+
+/* Reads the first line of path (a file, "-" for standard input, or
+ * /dev/fd/N for an inherited descriptor) into guarded memory, without its
+ * line ending. An empty first line is an error. */
+enum vf_code vf_file_read_secret(const char *path, uint8_t **secret, size_t *len,
+				 struct vf_error *err);
+
+#endif

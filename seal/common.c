@@ -1,0 +1,118 @@
+/* What the subcommands share: messages, input and output files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "varseal.h"
+
+int vs_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("varseal: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int vs_fail(const char *what, const struct vf_error *err)
+{
+	return what ? vs_error("%s: %s", what, err->msg) : vs_error("%s", err->msg);
+}
+
+int vs_usage(const char *usage)
+{
+	fprintf(stderr, "varseal: usage: %s\n", usage);
+	return 2;
+}
+
+int vs_open_input(const char *path, const char **name)
+{
+	if (!path || !strcmp(path, "-")) {
+		*name = "standard input";
+		return STDIN_FILENO;
+	}
+	*name = path;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		vs_error("%s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* A signal must not leave a named temporary file behind (the unnamed
+ * O_TMPFILE kind, the usual one, disappears by itself). */
+static char pending_path[4096];
+static volatile sig_atomic_t have_pending;
+
+static void remove_temp_and_die(int sig)
+{
+	if (have_pending)
+		unlink(pending_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void watch_signals(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT};
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = remove_temp_and_die;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
+/* Keeps the handler's copy of the temporary path current. */
+static void track_temp(const struct vs_output *o)
+{
+	const char *temp = o ? vf_atomic_temp_path(&o->file) : NULL;
+	have_pending = 0;
+	if (temp) {
+		snprintf(pending_path, sizeof(pending_path), "%s/%s", o->file.dir, temp);
+		have_pending = 1;
+	}
+}
+
+enum vf_code vs_output_open(struct vs_output *o, const char *path, struct vf_error *err)
+{
+	memset(o, 0, sizeof(*o));
+	o->file.fd = o->file.dir_fd = -1;
+	if (!path || !strcmp(path, "-")) {
+		o->to_stdout = true;
+		o->name = "standard output";
+		vf_fd_sink_init(&o->sink, STDOUT_FILENO, o->name);
+		return VF_OK;
+	}
+	o->name = path;
+	watch_signals();
+	enum vf_code rc = vf_atomic_open(&o->file, path, 0600, err);
+	if (rc != VF_OK)
+		return rc;
+	track_temp(o);
+	vf_fd_sink_init(&o->sink, o->file.fd, path);
+	return VF_OK;
+}
+
+enum vf_code vs_output_commit(struct vs_output *o, struct vf_error *err)
+{
+	if (o->to_stdout)
+		return VF_OK;
+	/* Between naming and renaming, a named temporary exists: track it. */
+	enum vf_code rc = vf_atomic_commit(&o->file, true, err);
+	track_temp(NULL);
+	return rc;
+}
+
+void vs_output_abort(struct vs_output *o)
+{
+	if (o->to_stdout)
+		return;
+	vf_atomic_abort(&o->file);
+	track_temp(NULL);
+}

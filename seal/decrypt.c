@@ -1,0 +1,141 @@
+/* varseal decrypt [-i FILE]... [-o OUT] [IN]: age -d. Armored input is
+ * recognised by itself. Without -i, a passphrase-encrypted file asks for
+ * its passphrase (terminal, or --passphrase-file). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "age.h"
+#include "keys.h"
+#include "secmem.h"
+#include "term.h"
+#include "varseal.h"
+
+static const char usage[] =
+	"varseal decrypt [-i IDENTITY]... [--passphrase-file FILE] [--max-work-factor N]\n"
+	"                [--insecure-permissions] [-o OUTPUT] [INPUT]";
+
+struct decrypt_opts {
+	const char *output, *input, *passphrase_file;
+	const char *identity_files[64];
+	size_t n_identity_files;
+	bool insecure;
+	unsigned max_work_factor;
+};
+
+static int parse_args(int argc, char **argv, struct decrypt_opts *o)
+{
+	static const struct option opts[] = {
+		{"identity", required_argument, NULL, 'i'},
+		{"output", required_argument, NULL, 'o'},
+		{"passphrase-file", required_argument, NULL, 'F'},
+		{"max-work-factor", required_argument, NULL, 'W'},
+		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "i:o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			if (o->n_identity_files == 64)
+				return vs_error("too many -i options");
+			o->identity_files[o->n_identity_files++] = optarg;
+			break;
+		case 'o': o->output = optarg; break;
+		case 'F': o->passphrase_file = optarg; break;
+		case 'P': o->insecure = true; break;
+		case 'W': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1 || v > 40)
+				return vs_error("--max-work-factor must be 1..40");
+			o->max_work_factor = (unsigned)v;
+			break;
+		}
+		case 'h': printf("Usage: %s\n", usage); return -1;
+		default: return vs_usage(usage);
+		}
+	}
+	if (argc - optind > 1)
+		return vs_usage(usage);
+	o->input = optind < argc ? argv[optind] : NULL;
+	return 0;
+}
+
+static enum vf_code ask_passphrase(void *ctx, uint8_t **pass, size_t *len, struct vf_error *err)
+{
+	const struct decrypt_opts *o = ctx;
+	if (o->passphrase_file)
+		return vf_file_read_secret(o->passphrase_file, pass, len, err);
+	return vf_tty_read_secret("Enter passphrase: ", pass, len, err);
+}
+
+static int load_identities(const struct decrypt_opts *o, struct vf_identities *ids)
+{
+	struct vf_error err;
+	for (size_t i = 0; i < o->n_identity_files; i++) {
+		const char *path = o->identity_files[i];
+		char *text;
+		size_t len;
+		if (vf_read_key_file(path, true, o->insecure, &text, &len, &err) != VF_OK)
+			return vs_fail(NULL, &err);
+		const char *name = strcmp(path, "-") ? path : "standard input";
+		enum vf_code rc = vf_identities_parse(text, len, name, ids, &err);
+		vf_secure_free(text);
+		if (rc != VF_OK)
+			return vs_fail(NULL, &err);
+	}
+	/* The passphrase path: only when no keys were given, or asked for. */
+	if (o->n_identity_files == 0 || o->passphrase_file) {
+		struct vf_identity *id;
+		unsigned max = o->max_work_factor ? o->max_work_factor : VF_SCRYPT_MAX_LOG_N;
+		if (vf_scrypt_identity_new(ask_passphrase, (void *)o, max, &id, &err) != VF_OK ||
+		    vf_identities_add(ids, id, &err) != VF_OK)
+			return vs_fail(NULL, &err);
+	}
+	return 0;
+}
+
+static int decrypt_to(const struct decrypt_opts *o, struct vf_identities *ids, int in_fd,
+		      const char *in_name)
+{
+	struct vf_error err;
+	struct vs_output out;
+	if (vs_output_open(&out, o->output, &err) != VF_OK)
+		return vs_fail(NULL, &err);
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, in_fd, in_name);
+	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &out.sink.base,
+				     &err);
+	if (rc == VF_E_NO_MATCH && o->n_identity_files == 0 && !o->passphrase_file &&
+	    strcmp(err.msg, "wrong passphrase") != 0)
+		vf_fail(&err, VF_E_NO_MATCH,
+			"no identity given (use -i FILE): the file is not passphrase-encrypted");
+	if (rc == VF_OK)
+		rc = vs_output_commit(&out, &err);
+	else
+		vs_output_abort(&out);
+	return rc == VF_OK ? 0 : vs_fail(in_name, &err);
+}
+
+int cmd_decrypt(int argc, char **argv)
+{
+	struct decrypt_opts o = {0};
+	struct vf_identities ids = {0};
+	int status = parse_args(argc, argv, &o);
+	if (status == 0)
+		status = load_identities(&o, &ids);
+	const char *in_name = NULL;
+	int in_fd = status == 0 ? vs_open_input(o.input, &in_name) : -1;
+	if (status == 0 && in_fd < 0)
+		status = 1;
+	if (status == 0)
+		status = decrypt_to(&o, &ids, in_fd, in_name);
+	if (in_fd > STDIN_FILENO)
+		close(in_fd);
+	vf_identities_free(&ids);
+	return status < 0 ? 0 : status;
+}

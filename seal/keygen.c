@@ -1,0 +1,117 @@
+/* varseal keygen [-o FILE]: a new X25519 identity in age-keygen's format. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "recipient.h"
+#include "secmem.h"
+#include "varseal.h"
+
+static const char usage[] = "varseal keygen [-o FILE]";
+
+/* "# created: <RFC 3339>\n# public key: age1...\nAGE-SECRET-KEY-1...\n"
+ * into guarded memory. */
+static enum vf_code format_identity(const struct vf_identity *id, const char *recipient,
+				    char **text, size_t *len, struct vf_error *err)
+{
+	char *secret;
+	enum vf_code rc = vf_x25519_identity_encode(id, &secret, err);
+	if (rc != VF_OK)
+		return rc;
+	char when[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm);
+	/* RFC 3339 wants the offset as +hh:mm. */
+	size_t wl = strlen(when);
+	if (wl > 5 && wl + 2 < sizeof(when)) {
+		memmove(when + wl - 1, when + wl - 2, 3);
+		when[wl - 2] = ':';
+	}
+	size_t cap = strlen(secret) + strlen(recipient) + 128;
+	char *out = vf_secure_alloc(cap);
+	if (!out) {
+		vf_secure_free(secret);
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	int n = snprintf(out, cap, "# created: %s\n# public key: %s\n%s\n", when, recipient, secret);
+	vf_secure_free(secret);
+	*text = out;
+	*len = (size_t)n;
+	return VF_OK;
+}
+
+/* Never overwrites: a lost identity is a lost secret. */
+static int write_new_file(const char *path, const char *text, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return vs_error("%s: already exists; not overwriting an identity file", path);
+	if (fd < 0)
+		return vs_error("%s: %s", path, strerror(errno));
+	struct vf_error err;
+	enum vf_code rc = vf_write_all(fd, text, len, path, &err);
+	if (rc == VF_OK && fsync(fd) != 0)
+		rc = vf_fail_errno(&err, errno, "syncing %s", path);
+	if (close(fd) != 0 && rc == VF_OK)
+		rc = vf_fail_errno(&err, errno, "closing %s", path);
+	if (rc != VF_OK) {
+		unlink(path);
+		return vs_fail(NULL, &err);
+	}
+	return 0;
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *output = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		if (c == 'o')
+			output = optarg;
+		else if (c == 'h') {
+			printf("Usage: %s\n", usage);
+			return 0;
+		} else
+			return vs_usage(usage);
+	}
+	if (optind != argc)
+		return vs_usage(usage);
+
+	struct vf_error err;
+	struct vf_identity *id = NULL;
+	char *recipient = NULL, *text = NULL;
+	size_t len = 0;
+	enum vf_code rc = vf_x25519_identity_generate(&id, &err);
+	if (rc == VF_OK)
+		rc = vf_x25519_identity_recipient(id, &recipient, &err);
+	if (rc == VF_OK)
+		rc = format_identity(id, recipient, &text, &len, &err);
+	vf_identity_free(id);
+	int status = rc == VF_OK ? 0 : vs_fail(NULL, &err);
+	if (status == 0 && output && strcmp(output, "-") != 0) {
+		status = write_new_file(output, text, len);
+		if (status == 0)
+			fprintf(stderr, "Public key: %s\n", recipient);
+	} else if (status == 0) {
+		if (vf_write_all(STDOUT_FILENO, text, len, "standard output", &err) != VF_OK)
+			status = vs_fail(NULL, &err);
+		else if (!isatty(STDOUT_FILENO))
+			fprintf(stderr, "Public key: %s\n", recipient);
+	}
+	vf_secure_free(text);
+	free(recipient);
+	return status;
+}

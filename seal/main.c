@@ -1,0 +1,72 @@
+/* varseal: age-compatible encryption for the vars tools.
+ *
+ * One file per subcommand; this one hardens the process and dispatches. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "secmem.h"
+#include "varseal.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"keygen", cmd_keygen, "generate an X25519 identity (age-keygen)"},
+	{"pubkey", cmd_pubkey, "print the recipients of an identity file (age-keygen -y)"},
+	{"encrypt", cmd_encrypt, "encrypt to recipients or a passphrase (age -e)"},
+	{"decrypt", cmd_decrypt, "decrypt with identities or a passphrase (age -d)"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: varseal <command> [options]\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'varseal <command> --help' shows a command's options.\n");
+}
+
+/* Secrets must not end up in a core file, nor be readable through
+ * ptrace by other processes of the same user, nor land in files others
+ * can read. */
+static int harden(void)
+{
+	umask(077);
+	struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return vs_error("cannot disable core dumps");
+	if (vf_init() != 0)
+		return vs_error("cannot initialise libsodium");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (harden() != 0)
+		return 1;
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("varseal %s\n", VARS_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	vs_error("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return 2;
+}

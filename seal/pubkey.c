@@ -1,0 +1,58 @@
+/* varseal pubkey [FILE|-]: the recipient of each identity in a file. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys.h"
+#include "secmem.h"
+#include "varseal.h"
+
+static const char usage[] = "varseal pubkey [--insecure-permissions] [FILE|-]";
+
+int cmd_pubkey(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	bool insecure = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'P')
+			insecure = true;
+		else if (c == 'h') {
+			printf("Usage: %s\n", usage);
+			return 0;
+		} else
+			return vs_usage(usage);
+	}
+	if (argc - optind > 1)
+		return vs_usage(usage);
+	const char *path = optind < argc ? argv[optind] : "-";
+	const char *name = strcmp(path, "-") ? path : "standard input";
+
+	struct vf_error err;
+	struct vf_identities ids = {0};
+	char *text = NULL;
+	size_t len = 0;
+	enum vf_code rc = vf_read_key_file(path, true, insecure, &text, &len, &err);
+	if (rc == VF_OK)
+		rc = vf_identities_parse(text, len, name, &ids, &err);
+	vf_secure_free(text);
+	for (size_t i = 0; rc == VF_OK && i < ids.n; i++) {
+		char *recipient;
+		rc = vf_x25519_identity_recipient(ids.items[i], &recipient, &err);
+		if (rc == VF_OK) {
+			printf("%s\n", recipient);
+			free(recipient);
+		}
+	}
+	vf_identities_free(&ids);
+	if (rc != VF_OK)
+		return vs_fail(NULL, &err);
+	if (fflush(stdout) != 0)
+		return vs_error("writing standard output failed");
+	return 0;
+}
