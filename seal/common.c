@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -82,7 +84,7 @@ static void track_temp(const struct vs_output *o)
 enum vf_code vs_output_open(struct vs_output *o, const char *path, struct vf_error *err)
 {
 	memset(o, 0, sizeof(*o));
-	o->file.fd = o->file.dir_fd = -1;
+	o->file.fd = o->file.dir_fd = o->direct_fd = -1;
 	if (!path || !strcmp(path, "-")) {
 		o->to_stdout = true;
 		o->name = "standard output";
@@ -90,8 +92,23 @@ enum vf_code vs_output_open(struct vs_output *o, const char *path, struct vf_err
 		return VF_OK;
 	}
 	o->name = path;
+	/* Only regular files are replaced: renaming over /dev/null or a FIFO
+	 * would destroy it. Those are written in place, as age does. */
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode))
+			return vf_fail(err, VF_E_IO, "%s: is a directory", path);
+		o->direct_fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (o->direct_fd < 0)
+			return vf_fail_errno(err, errno, "%s", path);
+		vf_fd_sink_init(&o->sink, o->direct_fd, path);
+		return VF_OK;
+	}
+	/* Through a symlink, the file it points to is replaced, not the link. */
+	char *resolved = realpath(path, NULL);
 	watch_signals();
-	enum vf_code rc = vf_atomic_open(&o->file, path, 0600, err);
+	enum vf_code rc = vf_atomic_open(&o->file, resolved ? resolved : path, 0600, err);
+	free(resolved);
 	if (rc != VF_OK)
 		return rc;
 	track_temp(o);
@@ -99,10 +116,19 @@ enum vf_code vs_output_open(struct vs_output *o, const char *path, struct vf_err
 	return VF_OK;
 }
 
+static enum vf_code close_direct(struct vs_output *o, struct vf_error *err)
+{
+	int rc = close(o->direct_fd);
+	o->direct_fd = -1;
+	return rc == 0 ? VF_OK : vf_fail_errno(err, errno, "closing %s", o->name);
+}
+
 enum vf_code vs_output_commit(struct vs_output *o, struct vf_error *err)
 {
 	if (o->to_stdout)
 		return VF_OK;
+	if (o->direct_fd >= 0)
+		return close_direct(o, err);
 	/* Between naming and renaming, a named temporary exists: track it. */
 	enum vf_code rc = vf_atomic_commit(&o->file, true, err);
 	track_temp(NULL);
@@ -113,6 +139,10 @@ void vs_output_abort(struct vs_output *o)
 {
 	if (o->to_stdout)
 		return;
+	if (o->direct_fd >= 0) {
+		close_direct(o, NULL);
+		return;
+	}
 	vf_atomic_abort(&o->file);
 	track_temp(NULL);
 }

@@ -26,6 +26,7 @@ int vs_usage(const char *usage);
 struct vs_output {
 	const char *name;
 	bool to_stdout;
+	int direct_fd; /* an existing device or FIFO is written in place */
 	struct vf_atomic file;
 	struct vf_fd_sink sink;
 };
