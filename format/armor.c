@@ -140,31 +140,55 @@ static ssize_t read_end_line(struct vf_armor_reader *r, struct vf_error *err)
 	return drain_trailing(r, err);
 }
 
+/* One step: decode the next line (or check the end). Returns bytes now
+ * buffered, 0 at the end, -1 on failure (recorded in r->pending). */
+static ssize_t advance(struct vf_armor_reader *r)
+{
+	struct vf_error e = {0};
+	ssize_t n = 0;
+	if (!r->started)
+		n = read_start(r, &e);
+	if (n >= 0)
+		n = r->after_short ? read_end_line(r, &e) : read_data_line(r, &e);
+	if (n < 0 && !r->failed) {
+		/* An I/O error from below: remember it like an armor error. */
+		r->failed = true;
+		r->pending = e;
+	}
+	return n;
+}
+
+/* Fills as much of buf as whole lines allow, so that callers are not fed
+ * 48 bytes at a time. An error after some data is reported on the next
+ * call, once that data has been delivered. */
 static ssize_t armor_read(struct vf_src *src, uint8_t *buf, size_t len, struct vf_error *err)
 {
 	struct vf_armor_reader *r = (struct vf_armor_reader *)src;
-	for (;;) {
+	size_t total = 0;
+	while (total < len) {
 		if (r->pos < r->len) {
-			size_t n = r->len - r->pos < len ? r->len - r->pos : len;
-			memcpy(buf, r->line + r->pos, n);
+			size_t n = r->len - r->pos < len - total ? r->len - r->pos : len - total;
+			memcpy(buf + total, r->line + r->pos, n);
 			r->pos += n;
-			return (ssize_t)n;
+			total += n;
+			continue;
 		}
-		if (r->failed) {
-			if (err)
-				*err = r->pending;
-			return -1;
-		}
-		if (r->finished)
-			return 0;
-		if (!r->started && read_start(r, err) < 0)
-			return -1;
-		if (r->after_short)
-			return read_end_line(r, err);
-		ssize_t n = read_data_line(r, err);
-		if (n <= 0)
-			return n;
+		if (r->failed || r->finished)
+			break;
+		/* Do not block for more once something is in hand. */
+		if (total && !r->in->base.ready(&r->in->base))
+			break;
+		if (advance(r) <= 0)
+			break;
 	}
+	if (total)
+		return (ssize_t)total;
+	if (r->failed) {
+		if (err)
+			*err = r->pending;
+		return -1;
+	}
+	return 0;
 }
 
 static bool armor_ready(struct vf_src *src)

@@ -62,6 +62,17 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 	if (argc - optind > 1)
 		return vs_usage(usage);
 	o->input = optind < argc ? argv[optind] : NULL;
+	bool input_is_stdin = !o->input || !strcmp(o->input, "-");
+	bool stdin_taken = o->passphrase_file && !strcmp(o->passphrase_file, "-");
+	for (size_t i = 0; i < o->n_identity_files; i++)
+		if (!strcmp(o->identity_files[i], "-")) {
+			if (stdin_taken)
+				return vs_error("standard input can only be read once (-i - given twice?)");
+			stdin_taken = true;
+		}
+	if (input_is_stdin && stdin_taken)
+		return vs_error("standard input can't be both the input and a key or passphrase: "
+				"name the input file");
 	return 0;
 }
 

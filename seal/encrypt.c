@@ -112,6 +112,10 @@ static int parse_args(int argc, char **argv, struct encrypt_opts *o)
 	if (argc - optind > 1)
 		return vs_usage(usage);
 	o->input = optind < argc ? argv[optind] : NULL;
+	if ((!o->input || !strcmp(o->input, "-")) && o->passphrase_file &&
+	    !strcmp(o->passphrase_file, "-"))
+		return vs_error("standard input can't be both the input and the passphrase: "
+				"name the input file");
 	if (o->passphrase_file && !o->passphrase)
 		o->passphrase = true;
 	if (o->passphrase && o->recipients.n)
