@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static void vformat(struct vf_error *err, enum vf_code code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vformat(struct vf_error *err,
+							  enum vf_code code,
+							  const char *fmt, va_list ap)
 {
 	err->code = code;
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);

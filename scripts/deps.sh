@@ -7,6 +7,7 @@ packages=(
 	build-essential cmake pkg-config
 	libssl-dev libsodium-dev libyaml-dev libsystemd-dev zlib1g-dev
 	python3 age openssh-client time
+	clang libclang-rt-14-dev
 )
 
 missing=()

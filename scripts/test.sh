@@ -20,3 +20,5 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== ASan + UBSan build =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVARS_SANITIZE=ON
+echo "== fuzzing (libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-60}s per target) =="
+scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan+UBSan) and runs each for
+# SECONDS (default 60), seeded with the bodies of the CCTV age vectors (read
+# in place from ../shared, decompressed into a temporary corpus).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shared=${SHARED_DIR:-$PWD/../shared}
+
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVARS_FUZZ=ON \
+	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys >/dev/null
+
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+mkdir -p "$corpus/decrypt" "$corpus/keys"
+python3 - "$shared/testdata/cctv-age" "$corpus" <<'PY'
+import os, sys, zlib
+src, out = sys.argv[1], sys.argv[2]
+for name in sorted(os.listdir(src)):
+    path = os.path.join(src, name)
+    if not os.path.isfile(path) or name.startswith("README"):
+        continue
+    data = open(path, "rb").read()
+    head, _, body = data.partition(b"\n\n")
+    if b"compressed: zlib" in head:
+        body = zlib.decompress(body)
+    if len(body) < 200000:
+        open(os.path.join(out, "decrypt", name), "wb").write(body)
+    for line in head.split(b"\n"):
+        if line.startswith(b"identity: "):
+            open(os.path.join(out, "keys", name), "wb").write(
+                b"# seed\n" + line[10:] + b"\r\n")
+PY
+
+for target in fuzz_decrypt fuzz_keys; do
+	dir=$corpus/${target#fuzz_}
+	echo "== $target for ${seconds}s ($(ls "$dir" | wc -l) seeds)"
+	build-fuzz/fuzz/$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 "$dir" 2>&1 | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|SUMMARY)' || true
+	# libFuzzer exits non-zero and writes crash-* files on any finding.
+	build-fuzz/fuzz/$target -runs=0 "$dir" >/dev/null 2>&1
+done
+if ls crash-* leak-* timeout-* oom-* >/dev/null 2>&1; then
+	echo "fuzz: findings left in $(pwd): $(ls crash-* leak-* timeout-* oom-* 2>/dev/null)"
+	exit 1
+fi
+echo "fuzz: no findings"
