@@ -44,7 +44,7 @@ enum vf_code vf_wrap_header(struct vf_recipient *const *recipients, size_t n,
 enum vf_code vf_encrypt(struct vf_recipient *const *recipients, size_t n, struct vf_src *in,
 			struct vf_sink *out, struct vf_error *err)
 {
-	uint8_t *file_key = vf_secure_alloc(VF_FILE_KEY_LEN);
+	uint8_t *file_key = vf_scratch_alloc(VF_FILE_KEY_LEN);
 	if (!file_key)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	struct vf_header h = {0};
@@ -68,7 +68,7 @@ enum vf_code vf_encrypt(struct vf_recipient *const *recipients, size_t n, struct
 		rc = out->finish(out, err);
 	vf_buf_free(&encoded);
 	vf_header_free(&h);
-	vf_secure_free(file_key);
+	vf_scratch_free(file_key, VF_FILE_KEY_LEN);
 	return rc;
 }
 
@@ -120,7 +120,7 @@ static enum vf_code decrypt_from(struct vf_identity *const *ids, size_t n,
 				 struct vf_error *err)
 {
 	struct vf_header h;
-	uint8_t *file_key = vf_secure_alloc(VF_FILE_KEY_LEN);
+	uint8_t *file_key = vf_scratch_alloc(VF_FILE_KEY_LEN);
 	if (!file_key)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	uint8_t nonce[VF_PAYLOAD_NONCE_LEN];
@@ -138,7 +138,7 @@ static enum vf_code decrypt_from(struct vf_identity *const *ids, size_t n,
 		rc = vf_stream_decrypt(file_key, nonce, &br->base, out, err);
 	if (rc == VF_OK)
 		rc = out->finish(out, err);
-	vf_secure_free(file_key);
+	vf_scratch_free(file_key, VF_FILE_KEY_LEN);
 	return rc;
 }
 

@@ -298,13 +298,13 @@ enum vf_code vf_header_marshal(const struct vf_header *h, int with_mac, struct v
 enum vf_code vf_header_mac(const uint8_t file_key[VF_FILE_KEY_LEN], const uint8_t *msg,
 			   size_t len, uint8_t mac[VF_MAC_LEN], struct vf_error *err)
 {
-	uint8_t *key = vf_secure_alloc(32);
+	uint8_t *key = vf_scratch_alloc(32);
 	if (!key)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	enum vf_code rc = vf_hkdf_sha256(file_key, VF_FILE_KEY_LEN, NULL, 0, "header", 6, key, 32,
 					 err);
 	if (rc == VF_OK)
 		rc = vf_hmac_sha256(key, 32, msg, len, mac, err);
-	vf_secure_free(key);
+	vf_scratch_free(key, 32);
 	return rc;
 }

@@ -1,6 +1,17 @@
 #include "secmem.h"
 
+#include <stdint.h>
+
 #include <sodium.h>
+
+#define SCRATCH_SIZE (256u * 1024)
+#define SCRATCH_ALIGN 16u
+
+static _Thread_local struct {
+	uint8_t *base; /* guarded, allocated on first use, kept until exit */
+	size_t top;
+	int failed;
+} scratch;
 
 int vf_init(void)
 {
@@ -25,4 +36,40 @@ void vf_wipe(void *p, size_t len)
 int vf_equal(const void *a, const void *b, size_t len)
 {
 	return sodium_memcmp(a, b, len) == 0;
+}
+
+static size_t aligned(size_t len)
+{
+	return (len + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
+}
+
+void *vf_scratch_alloc(size_t len)
+{
+	if (!scratch.base && !scratch.failed) {
+		scratch.base = sodium_malloc(SCRATCH_SIZE);
+		scratch.failed = !scratch.base;
+	}
+	size_t need = aligned(len ? len : 1);
+	if (!scratch.base || need > SCRATCH_SIZE - scratch.top)
+		return vf_secure_alloc(len);
+	void *p = scratch.base + scratch.top;
+	scratch.top += need;
+	return p;
+}
+
+void vf_scratch_free(void *p, size_t len)
+{
+	if (!p)
+		return;
+	uint8_t *b = p;
+	if (!scratch.base || b < scratch.base || b >= scratch.base + SCRATCH_SIZE) {
+		vf_secure_free(p);
+		return;
+	}
+	size_t need = aligned(len ? len : 1);
+	sodium_memzero(b, need);
+	/* Only the top block can be given back; anything else is a misuse
+	 * that costs space until the blocks above it go too. */
+	if (b + need == scratch.base + scratch.top)
+		scratch.top = (size_t)(b - scratch.base);
 }

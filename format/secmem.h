@@ -13,6 +13,15 @@ int vf_init(void);
 void *vf_secure_alloc(size_t len);
 /* Wipes and releases; NULL is ignored. */
 void vf_secure_free(void *p);
+/* A per-thread stack of guarded memory for short-lived secrets (derived
+ * keys, file keys, a first payload chunk): taking and giving back costs
+ * nothing, where each vf_secure_alloc costs an mmap, mprotects and an
+ * mlock. Blocks must be released in reverse order of allocation; when the
+ * stack is full, vf_secure_alloc serves instead. Released blocks are
+ * wiped. */
+void *vf_scratch_alloc(size_t len);
+void vf_scratch_free(void *p, size_t len);
+
 /* Wipes len bytes of ordinary memory. */
 void vf_wipe(void *p, size_t len);
 /* Constant-time comparison: 1 if equal. */

@@ -13,8 +13,9 @@
 
 #define ENC_CHUNK_SIZE (VF_CHUNK_SIZE + VF_AEAD_TAG_LEN)
 /* Chunks per batch. Two batches are in flight (one being sealed or opened,
- * the next being read), so memory is 4 x 8 x 64 KiB = 2 MiB whatever the
- * input size. */
+ * the next being read), so memory is 2 x 2 x 16 x 64 KiB = 4 MiB at most,
+ * whatever the input size. Small inputs (most secrets) first get buffers
+ * of one chunk, and only grow if more input follows. */
 #define BATCH 16
 #define MAX_THREADS 4
 
@@ -58,6 +59,7 @@ struct stream {
 	unsigned threads;
 	struct vf_aead *aead[MAX_THREADS];
 	struct batch batches[2];
+	size_t chunks; /* batch capacity in chunks: 1, then BATCH */
 	bool eof;
 
 	/* Workers: started on the first batch with more than one chunk. */
@@ -236,6 +238,56 @@ static void finish(struct stream *st, struct batch *b)
 	pthread_mutex_unlock(&st->mu);
 }
 
+static void free_batch(struct stream *st, struct batch *b, size_t chunks)
+{
+	size_t pt = chunks * VF_CHUNK_SIZE;
+	if (st->encrypt) {
+		vf_scratch_free(b->in, pt);
+		free(b->out);
+	} else {
+		free(b->in);
+		vf_scratch_free(b->out, pt);
+	}
+	b->in = b->out = NULL;
+}
+
+/* Plaintext sides are guarded memory: locked, so never swapped out, and
+ * wiped on release. A one-chunk batch comes from the scratch stack (no
+ * system calls: most secrets are that small); the second batch only
+ * exists once the input turns out to be larger. Batch 0's contents are
+ * kept when growing. */
+static enum vf_code alloc_batches(struct stream *st, size_t chunks, struct vf_error *err)
+{
+	size_t pt = chunks * VF_CHUNK_SIZE, ct = chunks * ENC_CHUNK_SIZE;
+	size_t old = st->chunks;
+	struct batch fresh[2] = {0};
+	int count = chunks > 1 ? 2 : 1;
+	for (int i = 0; i < count; i++) {
+		struct batch *b = &fresh[i];
+		b->in = st->encrypt ? vf_scratch_alloc(pt) : malloc(ct);
+		b->out = st->encrypt ? malloc(ct) : vf_scratch_alloc(pt);
+		if (!b->in || !b->out) {
+			for (int j = i; j >= 0; j--)
+				free_batch(st, &fresh[j], chunks);
+			return vf_fail(err, VF_E_NOMEM, "out of memory");
+		}
+	}
+	/* Released in reverse order of allocation, as the scratch stack needs. */
+	for (int i = 1; i >= 0; i--) {
+		struct batch *b = &st->batches[i];
+		if (i < count && b->in && b->have)
+			memcpy(fresh[i].in, b->in, b->have);
+		if (b->in || b->out)
+			free_batch(st, b, old);
+		if (i < count) {
+			b->in = fresh[i].in;
+			b->out = fresh[i].out;
+		}
+	}
+	st->chunks = chunks;
+	return VF_OK;
+}
+
 static enum vf_code stream_open(struct stream *st, const uint8_t file_key[VF_FILE_KEY_LEN],
 				const uint8_t nonce[VF_PAYLOAD_NONCE_LEN], int encrypt,
 				struct vf_error *err)
@@ -243,24 +295,16 @@ static enum vf_code stream_open(struct stream *st, const uint8_t file_key[VF_FIL
 	memset(st, 0, sizeof(*st));
 	st->encrypt = encrypt;
 	st->threads = thread_count();
-	uint8_t *key = vf_secure_alloc(VF_AEAD_KEY_LEN);
+	uint8_t *key = vf_scratch_alloc(VF_AEAD_KEY_LEN);
 	if (!key)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	enum vf_code rc = vf_hkdf_sha256(file_key, VF_FILE_KEY_LEN, nonce, VF_PAYLOAD_NONCE_LEN,
 					 "payload", 7, key, VF_AEAD_KEY_LEN, err);
 	for (unsigned i = 0; rc == VF_OK && i < st->threads; i++)
 		rc = vf_aead_new(&st->aead[i], key, encrypt, err);
-	vf_secure_free(key);
-	/* Plaintext sides are guarded memory: locked, so never swapped out,
-	 * and wiped on release. */
-	size_t pt = BATCH * VF_CHUNK_SIZE, ct = BATCH * ENC_CHUNK_SIZE;
-	for (int i = 0; rc == VF_OK && i < 2; i++) {
-		struct batch *b = &st->batches[i];
-		b->in = encrypt ? vf_secure_alloc(pt) : malloc(ct);
-		b->out = encrypt ? malloc(ct) : vf_secure_alloc(pt);
-		if (!b->in || !b->out)
-			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
-	}
+	vf_scratch_free(key, VF_AEAD_KEY_LEN);
+	if (rc == VF_OK)
+		rc = alloc_batches(st, 1, err);
 	return rc;
 }
 
@@ -269,16 +313,9 @@ static void stream_close(struct stream *st)
 	stop_workers(st);
 	for (unsigned i = 0; i < st->threads; i++)
 		vf_aead_free(st->aead[i]);
-	for (int i = 0; i < 2; i++) {
-		struct batch *b = &st->batches[i];
-		if (st->encrypt) {
-			vf_secure_free(b->in);
-			free(b->out);
-		} else {
-			free(b->in);
-			vf_secure_free(b->out);
-		}
-	}
+	for (int i = 1; i >= 0; i--)
+		if (st->batches[i].in || st->batches[i].out)
+			free_batch(st, &st->batches[i], st->chunks);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -288,14 +325,17 @@ static void stream_close(struct stream *st)
 static enum vf_code fill(struct stream *st, struct batch *prev, struct batch *b,
 			 struct vf_src *in, struct vf_error *err)
 {
-	size_t cap = st->encrypt ? BATCH * VF_CHUNK_SIZE : BATCH * ENC_CHUNK_SIZE;
+	size_t cap = st->chunks * (st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE);
 	size_t enough = st->encrypt ? VF_CHUNK_SIZE + 1 : ENC_CHUNK_SIZE;
-	b->have = 0;
-	b->counter = 0;
-	if (prev) {
+	if (prev == b) {
+		/* Topping up after growing: keep what is there. */
+	} else if (prev) {
 		b->have = prev->have - prev->used;
 		memcpy(b->in, prev->in + prev->used, b->have);
 		b->counter = prev->counter + prev->nchunks;
+	} else {
+		b->have = 0;
+		b->counter = 0;
 	}
 	while (b->have < cap && !st->eof) {
 		ssize_t n = in->read(in, b->in + b->have, cap - b->have, err);
@@ -420,6 +460,12 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 {
 	struct batch *cur = &st->batches[0], *next = &st->batches[1];
 	enum vf_code rc = read_batch(st, NULL, cur, in, err);
+	if (rc == VF_OK && !st->eof) {
+		/* More than a chunk: worth full-size batches. */
+		rc = alloc_batches(st, BATCH, err);
+		if (rc == VF_OK)
+			rc = read_batch(st, cur, cur, in, err);
+	}
 	bool done = false;
 	while (rc == VF_OK && !done) {
 		if (cur->nchunks == 0) {

@@ -41,7 +41,7 @@ static enum vf_code recipient_wrap(const struct vf_recipient *base,
 	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
 	const struct x25519_recipient *r = (const struct x25519_recipient *)base;
 	/* One guarded block: ephemeral secret | shared secret | wrap key. */
-	uint8_t *sec = vf_secure_alloc(3 * 32);
+	uint8_t *sec = vf_scratch_alloc(3 * 32);
 	if (!sec)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	uint8_t *eph = sec, *shared = sec + 32, *key = sec + 64;
@@ -56,7 +56,7 @@ static enum vf_code recipient_wrap(const struct vf_recipient *base,
 	if (rc == VF_OK)
 		rc = vf_aead_seal(key, zero_nonce, sizeof(zero_nonce), NULL, 0, file_key,
 				  VF_FILE_KEY_LEN, body, body + VF_FILE_KEY_LEN, err);
-	vf_secure_free(sec);
+	vf_scratch_free(sec, 3 * 32);
 	if (rc != VF_OK)
 		return rc;
 	char arg[64];
@@ -119,7 +119,7 @@ static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_st
 		return vf_fail(err, VF_E_HEADER, "malformed X25519 stanza");
 	if (s->body_len != WRAPPED_LEN)
 		return vf_fail(err, VF_E_HEADER, "X25519 stanza body is not a wrapped 16-byte key");
-	uint8_t *sec = vf_secure_alloc(2 * 32);
+	uint8_t *sec = vf_scratch_alloc(2 * 32);
 	if (!sec)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	uint8_t *shared = sec, *key = sec + 32;
@@ -137,7 +137,7 @@ static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_st
 		if (err)
 			err->msg[0] = '\0';
 	}
-	vf_secure_free(sec);
+	vf_scratch_free(sec, 2 * 32);
 	return rc;
 }
 

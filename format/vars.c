@@ -1,0 +1,358 @@
+#include "vars.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "age.h"
+#include "header.h"
+#include "secmem.h"
+#include "store.h"
+
+enum vf_code vf_strings_add(struct vf_strings *l, const char *s, struct vf_error *err)
+{
+	char **items = realloc(l->items, (l->n + 1) * sizeof(char *));
+	char *copy = strdup(s);
+	if (!items || !copy) {
+		free(copy);
+		if (items)
+			l->items = items;
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	l->items = items;
+	l->items[l->n++] = copy;
+	return VF_OK;
+}
+
+bool vf_strings_has(const struct vf_strings *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i], s))
+			return true;
+	return false;
+}
+
+void vf_strings_free(struct vf_strings *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static bool reaches(const struct vf_spec *spec, const char *from, const char *target,
+		    unsigned depth)
+{
+	if (!strcmp(from, target))
+		return true;
+	const struct vf_spec_generator *g = vf_spec_generator(spec, from);
+	if (!g || depth > 64)
+		return false;
+	for (size_t i = 0; i < g->n_dependencies; i++)
+		if (reaches(spec, g->dependencies[i], target, depth + 1))
+			return true;
+	return false;
+}
+
+bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machine *m,
+			  const struct vf_spec_generator *g)
+{
+	for (size_t i = 0; i < m->n_generators; i++)
+		if (reaches(spec, m->generators[i], g->name, 0))
+			return true;
+	return false;
+}
+
+struct topo {
+	const struct vf_spec *spec;
+	const struct vf_spec_generator **out;
+	size_t n;
+};
+
+static bool topo_has(const struct topo *t, const struct vf_spec_generator *g)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->out[i] == g)
+			return true;
+	return false;
+}
+
+/* Depth-first: dependencies go in before the generator itself. The spec
+ * loader has already refused cycles; depth bounds it anyway. */
+static enum vf_code topo_visit(struct topo *t, const char *name, unsigned depth,
+			       struct vf_error *err)
+{
+	const struct vf_spec_generator *g = vf_spec_generator(t->spec, name);
+	if (!g)
+		return vf_fail(err, VF_E_ARG, "unknown generator %s", name);
+	if (depth > 64)
+		return vf_fail(err, VF_E_ARG, "dependencies of %s nest too deep", name);
+	if (topo_has(t, g))
+		return VF_OK;
+	for (size_t i = 0; i < g->n_dependencies; i++) {
+		enum vf_code rc = topo_visit(t, g->dependencies[i], depth + 1, err);
+		if (rc != VF_OK)
+			return rc;
+	}
+	if (!topo_has(t, g))
+		t->out[t->n++] = g;
+	return VF_OK;
+}
+
+enum vf_code vf_vars_machine_generators(const struct vf_spec *spec,
+					const struct vf_spec_machine *m,
+					const struct vf_spec_generator ***out, size_t *n,
+					struct vf_error *err)
+{
+	struct topo t = {.spec = spec};
+	t.out = calloc(spec->n_generators + 1, sizeof(*t.out));
+	if (!t.out)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < m->n_generators; i++) {
+		enum vf_code rc = topo_visit(&t, m->generators[i], 0, err);
+		if (rc != VF_OK) {
+			free(t.out);
+			return rc;
+		}
+	}
+	*out = t.out;
+	*n = t.n;
+	return VF_OK;
+}
+
+static enum vf_code add_machine_key(const struct vf_spec_machine *m, struct vf_strings *out,
+				    struct vf_error *err)
+{
+	if (!m->key)
+		return vf_fail(err, VF_E_KEY,
+			       "machine %s has no key yet (run: varseal machine keygen %s)",
+			       m->name, m->name);
+	return vf_strings_has(out, m->key) ? VF_OK : vf_strings_add(out, m->key, err);
+}
+
+enum vf_code vf_vars_recipients(const struct vf_spec *spec, const char *machine,
+				const struct vf_spec_generator *g, struct vf_strings *out,
+				struct vf_error *err)
+{
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; rc == VF_OK && i < spec->n_admins; i++)
+		if (!vf_strings_has(out, spec->admins[i].recipient))
+			rc = vf_strings_add(out, spec->admins[i].recipient, err);
+	if (rc != VF_OK)
+		return rc;
+	if (machine) {
+		const struct vf_spec_machine *m = vf_spec_machine(spec, machine);
+		if (!m)
+			return vf_fail(err, VF_E_ARG, "no machine %s in the spec", machine);
+		return add_machine_key(m, out, err);
+	}
+	for (size_t i = 0; rc == VF_OK && i < spec->n_machines; i++)
+		if (vf_vars_machine_uses(spec, &spec->machines[i], g))
+			rc = add_machine_key(&spec->machines[i], out, err);
+	return rc;
+}
+
+const char *vf_state_name(enum vf_state s)
+{
+	switch (s) {
+	case VF_STATE_OK: return "ok";
+	case VF_STATE_MISSING: return "missing";
+	case VF_STATE_STALE: return "stale";
+	case VF_STATE_WRONG_RECIPIENTS: return "wrong-recipients";
+	case VF_STATE_NO_KEY: return "no-key";
+	case VF_STATE_CORRUPT: return "corrupt";
+	}
+	return "unknown";
+}
+
+/* A stored secret must at least be a well-formed age header. */
+static bool looks_sealed(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	struct vf_fd_src src;
+	struct vf_bufreader br;
+	struct vf_header h;
+	vf_fd_src_init(&src, fd, path);
+	bool ok = vf_bufreader_init(&br, &src.base, 16384, NULL) == VF_OK &&
+		  vf_header_parse(&h, &br, NULL) == VF_OK;
+	if (ok)
+		vf_header_free(&h);
+	vf_bufreader_free(&br);
+	close(fd);
+	return ok;
+}
+
+static enum vf_state secret_state(const char *root, const char *machine,
+				  const struct vf_spec_generator *g, const struct vf_spec_file *f,
+				  const char *expected_manifest)
+{
+	char *secret = vf_store_path(root, machine, g->name, f->name, "secret");
+	char *manifest = vf_store_path(root, machine, g->name, f->name, "recipients");
+	enum vf_state st = VF_STATE_OK;
+	uint8_t *have = NULL;
+	size_t have_len = 0;
+	if (!secret || !manifest)
+		st = VF_STATE_CORRUPT;
+	else if (!vf_store_exists(secret))
+		st = VF_STATE_MISSING;
+	else if (!looks_sealed(secret))
+		st = VF_STATE_CORRUPT;
+	else if (!expected_manifest)
+		st = VF_STATE_NO_KEY;
+	else if (vf_store_read(manifest, &have, &have_len, NULL) != VF_OK || !have ||
+		 strcmp((char *)have, expected_manifest) != 0)
+		st = VF_STATE_WRONG_RECIPIENTS;
+	free(have);
+	free(secret);
+	free(manifest);
+	return st;
+}
+
+static enum vf_state value_state(const char *root, const char *machine,
+				 const struct vf_spec_generator *g, const struct vf_spec_file *f)
+{
+	char *value = vf_store_path(root, machine, g->name, f->name, "value");
+	enum vf_state st = !value ? VF_STATE_CORRUPT
+			   : vf_store_exists(value) ? VF_STATE_OK
+						    : VF_STATE_MISSING;
+	free(value);
+	return st;
+}
+
+static bool hash_matches(const char *root, const char *machine,
+			 const struct vf_spec_generator *g)
+{
+	char *path = vf_store_path(root, machine, g->name, ".generator", NULL);
+	uint8_t *have = NULL;
+	size_t len = 0;
+	bool ok = path && vf_store_read(path, &have, &len, NULL) == VF_OK && have &&
+		  len == 65 && !memcmp(have, g->hash, 64) && have[64] == '\n';
+	free(have);
+	free(path);
+	return ok;
+}
+
+enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const char *machine,
+			   const struct vf_spec_generator *g, enum vf_state *states,
+			   struct vf_error *err)
+{
+	struct vf_strings recipients = {0};
+	char *manifest = NULL;
+	size_t len;
+	struct vf_error key_err;
+	enum vf_code rc = vf_vars_recipients(spec, machine, g, &recipients, &key_err);
+	if (rc == VF_OK)
+		rc = vf_manifest_format(recipients.items, recipients.n, &manifest, &len, err);
+	else if (rc == VF_E_KEY)
+		rc = VF_OK; /* reported per file as no-key */
+	else if (err)
+		*err = key_err;
+	bool fresh = hash_matches(root, machine, g);
+	for (size_t i = 0; rc == VF_OK && i < g->n_files; i++) {
+		const struct vf_spec_file *f = &g->files[i];
+		enum vf_state st = f->secret ? secret_state(root, machine, g, f, manifest)
+					     : value_state(root, machine, g, f);
+		if (!fresh && (st == VF_STATE_OK || st == VF_STATE_WRONG_RECIPIENTS))
+			st = VF_STATE_STALE;
+		states[i] = st;
+	}
+	free(manifest);
+	vf_strings_free(&recipients);
+	return rc;
+}
+
+enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, size_t len,
+		     struct vf_buf *out, struct vf_error *err)
+{
+	struct vf_recipients parsed = {0};
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; rc == VF_OK && i < recipients->n; i++) {
+		struct vf_recipient *r;
+		rc = vf_recipient_parse(recipients->items[i], &r, err);
+		if (rc == VF_OK)
+			rc = vf_recipients_add(&parsed, r, err);
+	}
+	struct vf_mem_src src;
+	vf_mem_src_init(&src, data, len);
+	if (rc == VF_OK)
+		rc = vf_encrypt(parsed.items, parsed.n, &src.base, &out->sink, err);
+	vf_recipients_free(&parsed);
+	return rc;
+}
+
+enum vf_code vf_unseal(const char *path, const struct vf_identities *ids, struct vf_value *out,
+		       struct vf_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return vf_fail_errno(err, errno, "%s", path);
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, fd, path);
+	struct vf_buf plain;
+	vf_buf_init(&plain);
+	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, err);
+	close(fd);
+	if (rc == VF_OK)
+		rc = vf_value_set(out, plain.data, plain.len, err);
+	vf_buf_free(&plain);
+	return rc;
+}
+
+enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *machine,
+				const struct vf_spec_generator *g, const struct vf_spec_file *f,
+				const struct vf_strings *recipients, const struct vf_value *v,
+				struct vf_error *err)
+{
+	char *secret = vf_store_path(root, machine, g->name, f->name, "secret");
+	char *manifest_path = vf_store_path(root, machine, g->name, f->name, "recipients");
+	char *value = vf_store_path(root, machine, g->name, f->name, "value");
+	enum vf_code rc = secret && manifest_path && value
+				  ? VF_OK
+				  : vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (rc == VF_OK && f->secret) {
+		struct vf_buf sealed;
+		char *manifest = NULL;
+		size_t len = 0;
+		vf_buf_init(&sealed);
+		rc = vf_seal(recipients, v->data, v->len, &sealed, err);
+		if (rc == VF_OK)
+			rc = vf_manifest_format(recipients->items, recipients->n, &manifest, &len, err);
+		if (rc == VF_OK)
+			rc = vf_txn_write(t, secret, sealed.data, sealed.len, err);
+		if (rc == VF_OK)
+			rc = vf_txn_write(t, manifest_path, manifest, len, err);
+		if (rc == VF_OK)
+			rc = vf_txn_remove(t, value, err);
+		free(manifest);
+		vf_buf_free(&sealed);
+	} else if (rc == VF_OK) {
+		rc = vf_txn_write(t, value, v->data, v->len, err);
+		if (rc == VF_OK)
+			rc = vf_txn_remove(t, secret, err);
+		if (rc == VF_OK)
+			rc = vf_txn_remove(t, manifest_path, err);
+	}
+	free(secret);
+	free(manifest_path);
+	free(value);
+	return rc;
+}
+
+enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *machine,
+				const struct vf_spec_generator *g, struct vf_error *err)
+{
+	char *path = vf_store_path(root, machine, g->name, ".generator", NULL);
+	if (!path)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	char line[66];
+	memcpy(line, g->hash, 64);
+	line[64] = '\n';
+	enum vf_code rc = vf_txn_write(t, path, line, 65, err);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,120 @@
+/* What the subcommands share: messages, the spec, the list of work. */
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vargen.h"
+
+int vg_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("vargen: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int vg_fail(const struct vf_error *err)
+{
+	return vg_error("%s", err->msg);
+}
+
+int vg_usage(const char *usage)
+{
+	fprintf(stderr, "vargen: usage: %s\n", usage);
+	return 2;
+}
+
+int vg_load(struct vg_context *ctx)
+{
+	struct vf_error err;
+	if (!ctx->spec_path)
+		ctx->spec_path = "vars.yaml";
+	if (vf_spec_load(ctx->spec_path, &ctx->spec, &err) != VF_OK)
+		return vg_fail(&err);
+	if (ctx->store_opt) {
+		ctx->root = strdup(ctx->store_opt);
+	} else {
+		char *copy = strdup(ctx->spec_path);
+		ctx->root = copy ? strdup(dirname(copy)) : NULL;
+		free(copy);
+	}
+	if (!ctx->root)
+		return vg_error("out of memory");
+	for (size_t i = 0; i < ctx->machines.n; i++)
+		if (!vf_spec_machine(&ctx->spec, ctx->machines.items[i]))
+			return vg_error("%s: no machine named %s", ctx->spec_path,
+					ctx->machines.items[i]);
+	for (size_t i = 0; i < ctx->generators.n; i++)
+		if (!vf_spec_generator(&ctx->spec, ctx->generators.items[i]))
+			return vg_error("%s: no generator named %s", ctx->spec_path,
+					ctx->generators.items[i]);
+	return 0;
+}
+
+void vg_context_free(struct vg_context *ctx)
+{
+	vf_spec_free(&ctx->spec);
+	free(ctx->root);
+	vf_strings_free(&ctx->machines);
+	vf_strings_free(&ctx->generators);
+}
+
+bool vg_selected_machine(const struct vg_context *ctx, const char *name)
+{
+	return ctx->machines.n == 0 || vf_strings_has(&ctx->machines, name);
+}
+
+bool vg_selected_generator(const struct vg_context *ctx, const char *name)
+{
+	return ctx->generators.n == 0 || vf_strings_has(&ctx->generators, name);
+}
+
+static bool has_item(const struct vg_item *items, size_t n, const char *machine,
+		     const struct vf_spec_generator *g)
+{
+	for (size_t i = 0; i < n; i++)
+		if (items[i].g == g && (items[i].machine == machine ||
+					(items[i].machine && machine && !strcmp(items[i].machine, machine))))
+			return true;
+	return false;
+}
+
+int vg_items(const struct vg_context *ctx, struct vg_item **out, size_t *n_out)
+{
+	const struct vf_spec *spec = &ctx->spec;
+	size_t cap = spec->n_machines * spec->n_generators + spec->n_generators + 1;
+	struct vg_item *items = calloc(cap, sizeof(*items));
+	if (!items)
+		return vg_error("out of memory");
+	size_t n = 0;
+	for (size_t m = 0; m < spec->n_machines; m++) {
+		const struct vf_spec_machine *machine = &spec->machines[m];
+		if (!vg_selected_machine(ctx, machine->name))
+			continue;
+		const struct vf_spec_generator **gens;
+		size_t n_gens;
+		struct vf_error err;
+		if (vf_vars_machine_generators(spec, machine, &gens, &n_gens, &err) != VF_OK) {
+			free(items);
+			return vg_fail(&err);
+		}
+		for (size_t i = 0; i < n_gens; i++) {
+			const char *owner = gens[i]->share ? NULL : machine->name;
+			/* Linear scan: only shared items can repeat. */
+			if (owner == NULL && has_item(items, n, NULL, gens[i]))
+				continue;
+			items[n].machine = owner;
+			items[n].g = gens[i];
+			n++;
+		}
+		free(gens);
+	}
+	*out = items;
+	*n_out = n;
+	return 0;
+}

@@ -1,0 +1,402 @@
+/* vargen generate: makes what is missing or stale, in dependency order,
+ * seals each secret straight from memory to its machine's key and the
+ * admins, and commits the whole run at once (a failing generator leaves
+ * the store as it was). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "secmem.h"
+#include "store.h"
+#include "term.h"
+#include "vargen.h"
+
+static const char usage[] =
+	"vargen generate [-f SPEC] [--store DIR] [--machine M]... [--generator G]...\n"
+	"                [--regenerate] [--prompt [GEN/]NAME=@FILE]... [-i IDENTITY]...";
+
+struct run {
+	struct vg_context ctx;
+	bool regenerate, insecure;
+	struct vf_strings prompt_args;
+	struct vf_strings identity_files;
+	struct vf_identities ids; /* loaded when an old secret is needed */
+	bool ids_loaded;
+	struct vg_item *items;
+	size_t n;
+	bool *wanted, *made;
+	struct vf_value **values; /* per item, per file, when made or loaded */
+	struct vf_txn txn;
+	int lock_fd;
+};
+
+static int parse(int argc, char **argv, struct run *r)
+{
+	static const struct option opts[] = {
+		{"file", required_argument, NULL, 'f'},
+		{"store", required_argument, NULL, 'S'},
+		{"machine", required_argument, NULL, 'm'},
+		{"generator", required_argument, NULL, 'g'},
+		{"regenerate", no_argument, NULL, 'R'},
+		{"prompt", required_argument, NULL, 'p'},
+		{"identity", required_argument, NULL, 'i'},
+		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct vf_error err;
+	enum vf_code rc = VF_OK;
+	int c;
+	while ((c = getopt_long(argc, argv, "f:m:g:i:h", opts, NULL)) != -1 && rc == VF_OK) {
+		switch (c) {
+		case 'f': r->ctx.spec_path = optarg; break;
+		case 'S': r->ctx.store_opt = optarg; break;
+		case 'm': rc = vf_strings_add(&r->ctx.machines, optarg, &err); break;
+		case 'g': rc = vf_strings_add(&r->ctx.generators, optarg, &err); break;
+		case 'R': r->regenerate = true; break;
+		case 'p':
+			if (!strstr(optarg, "=@"))
+				return vg_error("--prompt %s: expected NAME=@FILE", optarg);
+			rc = vf_strings_add(&r->prompt_args, optarg, &err);
+			break;
+		case 'i': rc = vf_strings_add(&r->identity_files, optarg, &err); break;
+		case 'P': r->insecure = true; break;
+		case 'h': printf("Usage: %s\n", usage); return -1;
+		default: return vg_usage(usage);
+		}
+	}
+	if (rc != VF_OK)
+		return vg_fail(&err);
+	if (optind != argc)
+		return vg_usage(usage);
+	return vg_load(&r->ctx);
+}
+
+static bool same_owner(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static ssize_t find_item(const struct run *r, const char *machine,
+			 const struct vf_spec_generator *g)
+{
+	const char *owner = g->share ? NULL : machine;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->items[i].g == g && same_owner(r->items[i].machine, owner))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Selected generators, and (transitively) what they depend on. */
+static void mark_wanted(struct run *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		r->wanted[i] = vg_selected_generator(&r->ctx, r->items[i].g->name);
+	for (size_t i = r->n; i-- > 0;) {
+		if (!r->wanted[i])
+			continue;
+		const struct vf_spec_generator *g = r->items[i].g;
+		for (size_t d = 0; d < g->n_dependencies; d++) {
+			ssize_t j = find_item(r, r->items[i].machine,
+					      vf_spec_generator(&r->ctx.spec, g->dependencies[d]));
+			if (j >= 0)
+				r->wanted[j] = true;
+		}
+	}
+}
+
+static int load_identities(struct run *r)
+{
+	if (r->ids_loaded)
+		return 0;
+	struct vf_error err;
+	for (size_t i = 0; i < r->identity_files.n; i++) {
+		char *text;
+		size_t len;
+		const char *path = r->identity_files.items[i];
+		if (vf_read_key_file(path, true, r->insecure, &text, &len, &err) != VF_OK)
+			return vg_fail(&err);
+		enum vf_code rc = vf_identities_parse(text, len, path, &r->ids, &err);
+		vf_secure_free(text);
+		if (rc != VF_OK)
+			return vg_fail(&err);
+	}
+	r->ids_loaded = true;
+	return 0;
+}
+
+/* Values of an item that was not made in this run, from the store. */
+static int load_values(struct run *r, size_t i)
+{
+	const struct vg_item *it = &r->items[i];
+	struct vf_error err;
+	for (size_t f = 0; f < it->g->n_files; f++) {
+		const struct vf_spec_file *file = &it->g->files[f];
+		char *path = vf_store_path(r->ctx.root, it->machine, it->g->name, file->name,
+					   file->secret ? "secret" : "value");
+		int status = 0;
+		if (file->secret) {
+			if (r->identity_files.n == 0)
+				status = vg_error("%s is needed as input: give -i with an admin's "
+						  "identity to read it",
+						  path);
+			else if (!(status = load_identities(r)) &&
+				 vf_unseal(path, &r->ids, &r->values[i][f], &err) != VF_OK)
+				status = vg_error("%s: %s", path, err.msg);
+		} else {
+			uint8_t *data;
+			size_t len;
+			if (vf_store_read(path, &data, &len, &err) != VF_OK)
+				status = vg_fail(&err);
+			else if (!data)
+				status = vg_error("%s: missing", path);
+			else if (vf_value_set(&r->values[i][f], data, len, &err) != VF_OK)
+				status = vg_fail(&err);
+			free(data);
+		}
+		free(path);
+		if (status)
+			return status;
+	}
+	return 0;
+}
+
+static int read_prompt_file(const char *path, struct vf_value *v)
+{
+	uint8_t *secret;
+	size_t len;
+	struct vf_error err;
+	/* Multi-line values are kept whole: read the file raw. */
+	if (vf_read_key_file(path, false, true, (char **)&secret, &len, &err) != VF_OK)
+		return vg_fail(&err);
+	if (len && secret[len - 1] == '\n')
+		len--;
+	enum vf_code rc = vf_value_set(v, secret, len, &err);
+	vf_secure_free(secret);
+	return rc == VF_OK ? 0 : vg_fail(&err);
+}
+
+static int ask_prompt(const struct run *r, const struct vf_spec_generator *g,
+		      const struct vf_spec_prompt *p, struct vf_value *v)
+{
+	size_t name_len = strlen(p->name), gen_len = strlen(g->name);
+	for (size_t i = 0; i < r->prompt_args.n; i++) {
+		const char *arg = r->prompt_args.items[i];
+		const char *at = strstr(arg, "=@");
+		size_t key_len = (size_t)(at - arg);
+		bool plain = key_len == name_len && !strncmp(arg, p->name, name_len);
+		bool qualified = key_len == gen_len + 1 + name_len && !strncmp(arg, g->name, gen_len) &&
+				 arg[gen_len] == '/' && !strncmp(arg + gen_len + 1, p->name, name_len);
+		if (plain || qualified)
+			return read_prompt_file(at + 2, v);
+	}
+	char question[512];
+	snprintf(question, sizeof(question), "%s/%s%s%s: ", g->name, p->name,
+		 p->description ? " - " : "", p->description ? p->description : "");
+	struct vf_error err;
+	uint8_t *secret;
+	size_t len;
+	if (vf_tty_read_secret(question, &secret, &len, &err) != VF_OK)
+		return vg_error("generator %s needs prompt %s: %s (or --prompt %s=@FILE)", g->name,
+				p->name, err.msg, p->name);
+	enum vf_code rc = vf_value_set(v, secret, len, &err);
+	vf_secure_free(secret);
+	return rc == VF_OK ? 0 : vg_fail(&err);
+}
+
+static int make_script_values(struct run *r, size_t i, struct vf_value *values)
+{
+	const struct vg_item *it = &r->items[i];
+	const struct vf_spec_generator *g = it->g;
+	const struct vf_value **deps = calloc(g->n_dependencies + 1, sizeof(*deps));
+	struct vf_value *prompts = calloc(g->n_prompts + 1, sizeof(*prompts));
+	int status = deps && prompts ? 0 : vg_error("out of memory");
+	for (size_t d = 0; !status && d < g->n_dependencies; d++) {
+		ssize_t j = find_item(r, it->machine, vf_spec_generator(&r->ctx.spec,
+									 g->dependencies[d]));
+		if (j < 0)
+			status = vg_error("generator %s: dependency %s is not in scope", g->name,
+					  g->dependencies[d]);
+		else if (!r->made[j] && !r->values[j][0].data)
+			status = load_values(r, (size_t)j);
+		if (!status)
+			deps[d] = r->values[j];
+	}
+	for (size_t p = 0; !status && p < g->n_prompts; p++)
+		status = ask_prompt(r, g, &g->prompts[p], &prompts[p]);
+	if (!status)
+		status = vg_run_script(&r->ctx.spec, g, deps, prompts, values);
+	for (size_t p = 0; prompts && p < g->n_prompts; p++)
+		vf_value_free(&prompts[p]);
+	free(prompts);
+	free(deps);
+	return status;
+}
+
+static int make_values(struct run *r, size_t i)
+{
+	const struct vf_spec_generator *g = r->items[i].g;
+	struct vf_value *values = r->values[i];
+	struct vf_error err;
+	if (g->kind == VF_KIND_AGE_KEYPAIR || g->kind == VF_KIND_WIREGUARD)
+		return vf_make_keypair(g, values, &err) == VF_OK ? 0 : vg_fail(&err);
+	if (g->script)
+		return make_script_values(r, i, values);
+	for (size_t f = 0; f < g->n_files; f++)
+		if (vf_make_value(&g->files[f], &values[f], &err) != VF_OK)
+			return vg_fail(&err);
+	return 0;
+}
+
+static bool needs_making(const struct run *r, size_t i, bool *any_dep_made)
+{
+	const struct vg_item *it = &r->items[i];
+	const struct vf_spec_generator *g = it->g;
+	*any_dep_made = false;
+	for (size_t d = 0; d < g->n_dependencies; d++) {
+		ssize_t j = find_item(r, it->machine, vf_spec_generator(&r->ctx.spec,
+									 g->dependencies[d]));
+		if (j >= 0 && r->made[j])
+			*any_dep_made = true;
+	}
+	if (*any_dep_made || (r->regenerate && vg_selected_generator(&r->ctx, g->name)))
+		return true;
+	enum vf_state *states = calloc(g->n_files + 1, sizeof(*states));
+	struct vf_error err;
+	bool need = !states ||
+		    vf_vars_state(&r->ctx.spec, r->ctx.root, it->machine, g, states, &err) != VF_OK;
+	for (size_t f = 0; !need && f < g->n_files; f++)
+		need = states[f] == VF_STATE_MISSING || states[f] == VF_STATE_STALE ||
+		       states[f] == VF_STATE_CORRUPT;
+	free(states);
+	return need;
+}
+
+static int stage(struct run *r, size_t i)
+{
+	const struct vg_item *it = &r->items[i];
+	struct vf_strings recipients = {0};
+	struct vf_error err;
+	enum vf_code rc = vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &recipients, &err);
+	for (size_t f = 0; rc == VF_OK && f < it->g->n_files; f++)
+		rc = vf_vars_stage_file(&r->txn, r->ctx.root, it->machine, it->g, &it->g->files[f],
+					&recipients, &r->values[i][f], &err);
+	if (rc == VF_OK)
+		rc = vf_vars_stage_hash(&r->txn, r->ctx.root, it->machine, it->g, &err);
+	vf_strings_free(&recipients);
+	return rc == VF_OK ? 0 : vg_fail(&err);
+}
+
+/* One writer at a time: two runs interleaving renames would mix seals.
+ * The lock is on the vars directory itself, so no lock file ends up in
+ * the user's git tree. */
+static int lock_store(struct run *r)
+{
+	char *shared = vf_store_path(r->ctx.root, NULL, NULL, NULL, NULL);
+	struct vf_error err;
+	if (!shared)
+		return vg_error("out of memory");
+	/* vf_store_path(root, NULL, ...) is vars/shared: lock its parent. */
+	char *slash = strrchr(shared, '/');
+	if (slash)
+		*slash = '\0';
+	int status = 0;
+	if (vf_mkdirs(shared, &err) != VF_OK)
+		status = vg_fail(&err);
+	else if ((r->lock_fd = open(shared, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		status = vg_error("%s: %s", shared, strerror(errno));
+	else if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		status = vg_error("%s: another vargen or varseal is writing this store", shared);
+	free(shared);
+	return status;
+}
+
+static int generate_all(struct run *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->wanted[i])
+			continue;
+		bool dep_made;
+		if (!needs_making(r, i, &dep_made))
+			continue;
+		int status = make_values(r, i);
+		if (!status)
+			status = stage(r, i);
+		if (status)
+			return status;
+		r->made[i] = true;
+	}
+	return 0;
+}
+
+static void report(const struct run *r)
+{
+	size_t made = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->made[i])
+			continue;
+		made++;
+		printf("generated %s/%s:", r->items[i].machine ? r->items[i].machine : "shared",
+		       r->items[i].g->name);
+		for (size_t f = 0; f < r->items[i].g->n_files; f++)
+			printf(" %s", r->items[i].g->files[f].name);
+		printf("\n");
+	}
+	if (!made)
+		printf("generate: everything is up to date\n");
+}
+
+static void free_run(struct run *r)
+{
+	for (size_t i = 0; r->values && i < r->n; i++) {
+		for (size_t f = 0; r->values[i] && f < r->items[i].g->n_files; f++)
+			vf_value_free(&r->values[i][f]);
+		free(r->values[i]);
+	}
+	free(r->values);
+	free(r->wanted);
+	free(r->made);
+	free(r->items);
+	vf_txn_abort(&r->txn);
+	vf_identities_free(&r->ids);
+	vf_strings_free(&r->prompt_args);
+	vf_strings_free(&r->identity_files);
+	vg_context_free(&r->ctx);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);
+}
+
+int cmd_generate(int argc, char **argv)
+{
+	struct run r = {.lock_fd = -1};
+	int status = parse(argc, argv, &r);
+	if (!status)
+		status = lock_store(&r);
+	if (!status)
+		status = vg_items(&r.ctx, &r.items, &r.n);
+	if (!status) {
+		r.wanted = calloc(r.n + 1, sizeof(bool));
+		r.made = calloc(r.n + 1, sizeof(bool));
+		r.values = calloc(r.n + 1, sizeof(*r.values));
+		for (size_t i = 0; r.values && i < r.n; i++)
+			r.values[i] = calloc(r.items[i].g->n_files + 1, sizeof(struct vf_value));
+		if (!r.wanted || !r.made || !r.values || (r.n && !r.values[r.n - 1]))
+			status = vg_error("out of memory");
+	}
+	if (!status) {
+		mark_wanted(&r);
+		status = generate_all(&r);
+		struct vf_error err;
+		if (!status && vf_txn_commit(&r.txn, &err) != VF_OK)
+			status = vg_fail(&err);
+		if (!status)
+			report(&r);
+	}
+	free_run(&r);
+	return status < 0 ? 0 : status;
+}

@@ -1,0 +1,57 @@
+/* vargen: generates secrets from a declarative spec and keeps them sealed
+ * per machine in the vars store. One file per subcommand; this one hardens
+ * the process and dispatches. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "secmem.h"
+#include "vargen.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"generate", cmd_generate, "make what is missing or stale, sealed to the right keys"},
+	{"list", cmd_list, "show every file and its state"},
+	{"check", cmd_check, "exit non-zero when anything is missing, stale or mis-sealed"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: vargen <command> [-f SPEC] [--store DIR] [options]\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nThe spec defaults to ./vars.yaml; the store to the spec's directory.\n");
+}
+
+int main(int argc, char **argv)
+{
+	umask(077);
+	struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return vg_error("cannot disable core dumps");
+	if (vf_init() != 0)
+		return vg_error("cannot initialise libsodium");
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("vargen %s\n", VARS_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	vg_error("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,52 @@
+/* vargen: shared declarations of the subcommands (one file each). */
+#ifndef VARGEN_H
+#define VARGEN_H
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "keys.h"
+#include "spec.h"
+#include "values.h"
+#include "vars.h"
+
+int cmd_generate(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+int vg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vg_fail(const struct vf_error *err);
+int vg_usage(const char *usage);
+
+/* The spec and the store root it implies (beside the spec unless
+ * --store). */
+struct vg_context {
+	const char *spec_path;
+	const char *store_opt;
+	char *root;
+	struct vf_spec spec;
+	struct vf_strings machines;   /* --machine filters */
+	struct vf_strings generators; /* --generator filters */
+};
+int vg_load(struct vg_context *ctx);
+void vg_context_free(struct vg_context *ctx);
+bool vg_selected_machine(const struct vg_context *ctx, const char *name);
+bool vg_selected_generator(const struct vg_context *ctx, const char *name);
+
+/* One (owner, generator) pair: owner NULL for shared generators. */
+struct vg_item {
+	const char *machine;
+	const struct vf_spec_generator *g;
+};
+/* Every pair of the selected machines, dependencies first, shared ones
+ * once. */
+int vg_items(const struct vg_context *ctx, struct vg_item **items, size_t *n);
+
+/* Runs a generator's script in a private directory on a RAM file system
+ * with $out, $in/<dep>/<file> and $prompts/<name>; values[i] receives
+ * g->files[i]. deps_values[d][f] are the files of g's d-th dependency. */
+int vg_run_script(const struct vf_spec *spec, const struct vf_spec_generator *g,
+		  const struct vf_value *const *deps_values, const struct vf_value *prompts,
+		  struct vf_value *values);
+
+#endif

@@ -1,0 +1,705 @@
+/* Checks the vars spec parser (format/spec.h):
+ *  1. the seed scenario parses with every field and default as expected;
+ *  2. built-in file kinds, key-pair generators, shared generators,
+ *     dependencies and prompts parse with the right values;
+ *  3. the generator hash follows what decides the values (script, kind
+ *     parameters, prompts, ...) and ignores install attributes, key order
+ *     and defaults written out;
+ *  4. bad specs fail with VF_E_ARG and a message "PATH:LINE:COLUMN: ..."
+ *     at the exact position, naming the reason.
+ * Specs are written to a mkdtemp directory under /tmp, removed afterwards.
+ * Recipients are generated at start with the library itself. Prints one
+ * line per check and a final "spec: N passed, M failed"; exit status 0
+ * only when nothing failed. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "recipient.h"
+#include "secmem.h"
+#include "spec.h"
+
+static int passed, failed;
+static char dir[64];
+static unsigned n_written;
+static char *alice, *bob, *machine;
+
+__attribute__((format(printf, 2, 3))) static void check(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%s ", ok ? "ok  " : "FAIL");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	if (ok)
+		passed++;
+	else
+		failed++;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+static char *new_recipient(void)
+{
+	struct vf_identity *id = NULL;
+	struct vf_error err;
+	char *r = NULL;
+	if (vf_x25519_identity_generate(&id, &err) != VF_OK ||
+	    vf_x25519_identity_recipient(id, &r, &err) != VF_OK) {
+		fprintf(stderr, "spec_test: cannot make a recipient: %s\n", err.msg);
+		exit(2);
+	}
+	vf_identity_free(id);
+	return r;
+}
+
+/* tmpl with @A, @B and @M replaced by alice's, bob's and the machine's
+ * recipients. */
+static char *expand(const char *tmpl)
+{
+	size_t cap = strlen(tmpl) * 2 + 3 * 80 + 1, n = 0;
+	char *out = malloc(cap);
+	for (const char *p = tmpl; *p && out; p++) {
+		const char *r = NULL;
+		if (p[0] == '@' && p[1] == 'A')
+			r = alice;
+		else if (p[0] == '@' && p[1] == 'B')
+			r = bob;
+		else if (p[0] == '@' && p[1] == 'M')
+			r = machine;
+		if (r) {
+			size_t len = strlen(r);
+			if (n + len + 1 > cap)
+				cap = (n + len + 1) * 2, out = realloc(out, cap);
+			memcpy(out + n, r, len);
+			n += len;
+			p++;
+		} else {
+			if (n + 2 > cap)
+				cap *= 2, out = realloc(out, cap);
+			out[n++] = *p;
+		}
+	}
+	if (!out)
+		exit(2);
+	out[n] = '\0';
+	return out;
+}
+
+/* Writes the expanded template to a fresh file, loads it, removes it.
+ * path receives the file's name (for checking message prefixes). */
+static enum vf_code load(const char *tmpl, struct vf_spec *spec, struct vf_error *err,
+			 char *path, size_t path_size)
+{
+	snprintf(path, path_size, "%s/spec%u.yaml", dir, n_written++);
+	char *text = expand(tmpl);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(text, 1, strlen(text), f) != strlen(text) || fclose(f) != 0) {
+		fprintf(stderr, "spec_test: cannot write %s\n", path);
+		exit(2);
+	}
+	free(text);
+	memset(err, 0, sizeof(*err));
+	enum vf_code rc = vf_spec_load(path, spec, err);
+	unlink(path);
+	return rc;
+}
+
+/* Loads a spec that must be valid; false (and a failed check) if not. */
+static bool load_ok(const char *label, const char *tmpl, struct vf_spec *spec)
+{
+	struct vf_error err;
+	char path[128];
+	enum vf_code rc = load(tmpl, spec, &err, path, sizeof(path));
+	check(rc == VF_OK, "%s: loads%s%s", label, rc == VF_OK ? "" : ": ",
+	      rc == VF_OK ? "" : err.msg);
+	return rc == VF_OK;
+}
+
+/* ---- 1. the seed scenario ---------------------------------------------- */
+
+static const char seed[] =
+	"admins:\n"
+	"  alice: @A\n"
+	"  bob: @B\n"
+	"machines:\n"
+	"  test-vm:\n"
+	"    key: @M\n"
+	"    generators: [test-vm-secrets]\n"
+	"    credentials:\n"
+	"      HOST-API-KEY: test-vm-secrets/api-key\n"
+	"      HOST-DB-PASSWORD: test-vm-secrets/db-password\n"
+	"      HOST-JWT-SECRET: test-vm-secrets/jwt-secret\n"
+	"generators:\n"
+	"  test-vm-secrets:\n"
+	"    files:\n"
+	"      api-key: {mode: \"0400\"}\n"
+	"      db-password: {mode: \"0400\"}\n"
+	"      jwt-secret: {mode: \"0400\"}\n"
+	"    script: |\n"
+	"      openssl rand -base64 32 | tr -d '\\n' > \"$out/api-key\"\n"
+	"      openssl rand -base64 32 | tr -d '\\n' > \"$out/db-password\"\n"
+	"      openssl rand -base64 64 | tr -d '\\n' > \"$out/jwt-secret\"\n";
+
+static const char seed_script[] =
+	"openssl rand -base64 32 | tr -d '\\n' > \"$out/api-key\"\n"
+	"openssl rand -base64 32 | tr -d '\\n' > \"$out/db-password\"\n"
+	"openssl rand -base64 64 | tr -d '\\n' > \"$out/jwt-secret\"\n";
+
+static bool is_hex64(const char *h)
+{
+	if (strlen(h) != 64)
+		return false;
+	for (const char *p = h; *p; p++)
+		if (!strchr("0123456789abcdef", *p))
+			return false;
+	return true;
+}
+
+static void seed_admins(const struct vf_spec *s)
+{
+	check(s->n_admins == 2, "seed: 2 admins");
+	if (s->n_admins != 2)
+		return;
+	check(str_eq(s->admins[0].name, "alice") && str_eq(s->admins[0].recipient, alice),
+	      "seed: admin alice and her recipient");
+	check(str_eq(s->admins[1].name, "bob") && str_eq(s->admins[1].recipient, bob),
+	      "seed: admin bob and his recipient");
+	check(s->admins[1].pos.line == 3 && s->admins[1].pos.column == 3, "seed: bob at 3:3");
+}
+
+static void seed_machine(const struct vf_spec *s)
+{
+	const struct vf_spec_machine *m = vf_spec_machine(s, "test-vm");
+	check(s->n_machines == 1 && m, "seed: machine test-vm");
+	if (!m)
+		return;
+	check(str_eq(m->key, machine), "seed: machine key");
+	check(m->pos.line == 5 && m->pos.column == 3, "seed: machine at 5:3");
+	check(m->key_pos.line == 6 && m->key_pos.column == 10, "seed: key value at 6:10 (got %u:%u)",
+	      m->key_pos.line, m->key_pos.column);
+	check(m->n_generators == 1 && str_eq(m->generators[0], "test-vm-secrets"),
+	      "seed: machine generators [test-vm-secrets]");
+	static const char *const names[] = {"HOST-API-KEY", "HOST-DB-PASSWORD", "HOST-JWT-SECRET"};
+	static const char *const files[] = {"api-key", "db-password", "jwt-secret"};
+	check(m->n_credentials == 3, "seed: 3 credentials");
+	for (size_t i = 0; i < 3 && i < m->n_credentials; i++) {
+		const struct vf_spec_credential *c = &m->credentials[i];
+		check(str_eq(c->name, names[i]) && str_eq(c->generator, "test-vm-secrets") &&
+			      str_eq(c->file, files[i]) && c->pos.line == 9 + i,
+		      "seed: credential %s -> test-vm-secrets/%s", names[i], files[i]);
+	}
+	check(vf_spec_machine(s, "other-vm") == NULL, "seed: no machine other-vm");
+}
+
+static void seed_generator(const struct vf_spec *s)
+{
+	const struct vf_spec_generator *g = vf_spec_generator(s, "test-vm-secrets");
+	check(s->n_generators == 1 && g, "seed: generator test-vm-secrets");
+	if (!g)
+		return;
+	check(g->kind == VF_KIND_SCRIPT && str_eq(g->script, seed_script), "seed: script text");
+	check(!g->share && g->n_dependencies == 0 && g->n_prompts == 0,
+	      "seed: share false, no dependencies, no prompts");
+	check(g->pos.line == 13 && g->pos.column == 3, "seed: generator at 13:3");
+	check(is_hex64(g->hash), "seed: hash is 64 hex digits (%s)", g->hash);
+	static const char *const files[] = {"api-key", "db-password", "jwt-secret"};
+	check(g->n_files == 3, "seed: 3 files");
+	for (size_t i = 0; i < 3 && i < g->n_files; i++) {
+		const struct vf_spec_file *f = &g->files[i];
+		check(str_eq(f->name, files[i]) && f->secret && f->mode == 0400 &&
+			      str_eq(f->owner, "root") && str_eq(f->group, "root") &&
+			      f->kind == VF_KIND_SCRIPT && f->alphabet == NULL &&
+			      f->pos.line == 15 + i && f->pos.column == 7,
+		      "seed: file %s secret, 0400, root:root, script", files[i]);
+	}
+	check(vf_spec_generator(s, "nope") == NULL, "seed: no generator nope");
+}
+
+static void test_seed(void)
+{
+	struct vf_spec s;
+	if (!load_ok("seed", seed, &s))
+		return;
+	seed_admins(&s);
+	seed_machine(&s);
+	seed_generator(&s);
+	vf_spec_free(&s);
+}
+
+/* ---- 2. kinds, key pairs, sharing, dependencies, prompts ---------------- */
+
+static const char kinds[] =
+	"generators:\n"
+	"  tokens:\n"
+	"    files:\n"
+	"      raw-key: {kind: random}\n"
+	"      hex-key: {kind: random, length: 16, encoding: hex}\n"
+	"      pw: {kind: password}\n"
+	"      pin: {kind: password, length: 6, alphabet: \"0123456789\"}\n"
+	"      id: {kind: uuid, secret: no, mode: 0444}\n"
+	"  age-id:\n"
+	"    kind: age-keypair\n"
+	"    share: true\n"
+	"    files:\n"
+	"      recipient: {mode: \"0444\", owner: nobody}\n"
+	"  wg:\n"
+	"    kind: wireguard\n"
+	"  app:\n"
+	"    dependencies: [tokens, age-id]\n"
+	"    prompts:\n"
+	"      note: {type: line, description: A note}\n"
+	"      pass:\n"
+	"      story: {type: multiline}\n"
+	"    files:\n"
+	"      config: {secret: false, mode: 640, owner: app, group: '1000'}\n"
+	"    script: |\n"
+	"      cat \"$in/tokens/pw\" > \"$out/config\"\n"
+	"machines:\n"
+	"  empty-vm:\n"
+	"  vm2:\n"
+	"    key:\n"
+	"    generators: [wg, app]\n"
+	"    credentials:\n"
+	"      WG-KEY: wg/private\n"
+	"      WG.pub: wg/public\n";
+
+static const struct vf_spec_file *file_of(const struct vf_spec_generator *g, const char *name)
+{
+	for (size_t i = 0; g && i < g->n_files; i++)
+		if (str_eq(g->files[i].name, name))
+			return &g->files[i];
+	return NULL;
+}
+
+static void kinds_files(const struct vf_spec *s)
+{
+	const struct vf_spec_generator *g = vf_spec_generator(s, "tokens");
+	check(g && g->kind == VF_KIND_SCRIPT && !g->script && g->n_files == 5,
+	      "kinds: tokens has 5 built-in files, no script");
+	const struct vf_spec_file *f = file_of(g, "raw-key");
+	check(f && f->kind == VF_KIND_RANDOM && f->length == 32 && f->encoding == VF_ENC_BASE64 &&
+		      f->secret,
+	      "kinds: random defaults: 32 bytes, base64, secret");
+	f = file_of(g, "hex-key");
+	check(f && f->kind == VF_KIND_RANDOM && f->length == 16 && f->encoding == VF_ENC_HEX,
+	      "kinds: random 16 bytes hex");
+	f = file_of(g, "pw");
+	check(f && f->kind == VF_KIND_PASSWORD && f->length == 32 &&
+		      str_eq(f->alphabet, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
+	      "kinds: password defaults: 32 characters of A-Z a-z 0-9");
+	f = file_of(g, "pin");
+	check(f && f->kind == VF_KIND_PASSWORD && f->length == 6 && str_eq(f->alphabet, "0123456789"),
+	      "kinds: password 6 digits");
+	f = file_of(g, "id");
+	check(f && f->kind == VF_KIND_UUID && !f->secret && f->mode == 0444,
+	      "kinds: uuid, secret: no, mode 0444 (unquoted)");
+}
+
+static void kinds_pairs(const struct vf_spec *s)
+{
+	const struct vf_spec_generator *g = vf_spec_generator(s, "age-id");
+	check(g && g->kind == VF_KIND_AGE_KEYPAIR && g->share && !g->script && g->n_files == 2,
+	      "kinds: age-keypair, shared, two files");
+	const struct vf_spec_file *id = file_of(g, "identity"), *r = file_of(g, "recipient");
+	check(id && id->secret && id->mode == 0400 && str_eq(id->owner, "root") &&
+		      id->kind == VF_KIND_AGE_KEYPAIR,
+	      "kinds: identity secret, defaults");
+	check(r && !r->secret && r->mode == 0444 && str_eq(r->owner, "nobody") &&
+		      str_eq(r->group, "root") && r->pos.line == 13,
+	      "kinds: recipient public, mode and owner overridden");
+	g = vf_spec_generator(s, "wg");
+	check(g && g->kind == VF_KIND_WIREGUARD && !g->share && g->n_files == 2 &&
+		      str_eq(g->files[0].name, "private") && g->files[0].secret &&
+		      str_eq(g->files[1].name, "public") && !g->files[1].secret,
+	      "kinds: wireguard private (secret) and public");
+}
+
+static void kinds_app(const struct vf_spec *s)
+{
+	const struct vf_spec_generator *g = vf_spec_generator(s, "app");
+	check(g && g->n_dependencies == 2 && str_eq(g->dependencies[0], "tokens") &&
+		      str_eq(g->dependencies[1], "age-id"),
+	      "kinds: dependencies [tokens, age-id]");
+	check(g && g->n_prompts == 3, "kinds: 3 prompts");
+	if (!g || g->n_prompts != 3)
+		return;
+	const struct vf_spec_prompt *p = g->prompts;
+	check(str_eq(p[0].name, "note") && p[0].type == VF_PROMPT_LINE &&
+		      str_eq(p[0].description, "A note") && p[0].pos.line == 19,
+	      "kinds: prompt note: line, described");
+	check(str_eq(p[1].name, "pass") && p[1].type == VF_PROMPT_HIDDEN && !p[1].description,
+	      "kinds: prompt pass: defaults (hidden, no description)");
+	check(str_eq(p[2].name, "story") && p[2].type == VF_PROMPT_MULTILINE,
+	      "kinds: prompt story: multiline");
+	const struct vf_spec_file *f = file_of(g, "config");
+	check(f && !f->secret && f->mode == 0640 && str_eq(f->owner, "app") &&
+		      str_eq(f->group, "1000") && f->kind == VF_KIND_SCRIPT,
+	      "kinds: config: public, mode 640 read as octal, app:1000");
+}
+
+static void kinds_machines(const struct vf_spec *s)
+{
+	const struct vf_spec_machine *m = vf_spec_machine(s, "empty-vm");
+	check(m && !m->key && m->n_generators == 0 && m->n_credentials == 0,
+	      "kinds: machine with an empty body");
+	m = vf_spec_machine(s, "vm2");
+	check(m && !m->key && m->key_pos.line == 29 && m->key_pos.column == 9,
+	      "kinds: empty key: NULL, key_pos just after 'key:' (got %u:%u)",
+	      m ? m->key_pos.line : 0, m ? m->key_pos.column : 0);
+	check(m && m->n_credentials == 2 && str_eq(m->credentials[0].generator, "wg") &&
+		      str_eq(m->credentials[0].file, "private") &&
+		      str_eq(m->credentials[1].name, "WG.pub"),
+	      "kinds: credentials on key-pair files");
+}
+
+static void test_kinds(void)
+{
+	struct vf_spec s;
+	if (!load_ok("kinds", kinds, &s))
+		return;
+	check(s.n_admins == 0 && s.n_generators == 4 && s.n_machines == 2,
+	      "kinds: no admins, 4 generators, 2 machines");
+	kinds_files(&s);
+	kinds_pairs(&s);
+	kinds_app(&s);
+	kinds_machines(&s);
+	vf_spec_free(&s);
+}
+
+/* ---- 3. the generator hash ---------------------------------------------- */
+
+static const char hash_base[] =
+	"generators:\n"
+	"  g:\n"
+	"    prompts: {p: {type: line, description: one}}\n"
+	"    files:\n"
+	"      a: {mode: \"0400\"}\n"
+	"      b: {secret: false}\n"
+	"    script: echo hi\n"
+	"  k:\n"
+	"    files:\n"
+	"      r: {kind: random, length: 16}\n"
+	"      w: {kind: password}\n";
+
+/* Hash of generator name in the spec, "" when it does not load. */
+static void hash_of(const char *tmpl, const char *name, char out[65])
+{
+	struct vf_spec s;
+	struct vf_error err;
+	char path[128];
+	out[0] = '\0';
+	if (load(tmpl, &s, &err, path, sizeof(path)) != VF_OK) {
+		fprintf(stderr, "spec_test: %s\n", err.msg);
+		return;
+	}
+	const struct vf_spec_generator *g = vf_spec_generator(&s, name);
+	if (g)
+		memcpy(out, g->hash, 65);
+	vf_spec_free(&s);
+}
+
+struct hash_case {
+	const char *label, *spec, *generator;
+	bool same;
+};
+
+static const struct hash_case hash_cases[] = {
+	{"script changed", "generators:\n  g:\n    prompts: {p: {type: line}}\n    files:\n"
+			   "      a: {}\n      b: {secret: false}\n    script: echo bye\n",
+	 "g", false},
+	{"length changed", "generators:\n  k:\n    files:\n      r: {kind: random, length: 17}\n"
+			   "      w: {kind: password}\n",
+	 "k", false},
+	{"secret changed", "generators:\n  g:\n    prompts: {p: {type: line}}\n    files:\n"
+			   "      a: {}\n      b: {secret: true}\n    script: echo hi\n",
+	 "g", false},
+	{"prompt type changed", "generators:\n  g:\n    prompts: {p: {type: hidden}}\n    files:\n"
+				"      a: {}\n      b: {secret: false}\n    script: echo hi\n",
+	 "g", false},
+	{"share changed", "generators:\n  g:\n    share: true\n    prompts: {p: {type: line}}\n"
+			  "    files:\n      a: {}\n      b: {secret: false}\n    script: echo hi\n",
+	 "g", false},
+	{"file renamed", "generators:\n  g:\n    prompts: {p: {type: line}}\n    files:\n"
+			 "      a: {}\n      c: {secret: false}\n    script: echo hi\n",
+	 "g", false},
+	{"alphabet changed", "generators:\n  k:\n    files:\n      r: {kind: random, length: 16}\n"
+			     "      w: {kind: password, alphabet: abc}\n",
+	 "k", false},
+	{"mode, owner, group and description changed",
+	 "generators:\n  g:\n    prompts: {p: {type: line, description: two}}\n    files:\n"
+	 "      a: {mode: \"0440\", owner: app, group: app}\n      b: {secret: false, mode: 644}\n"
+	 "    script: echo hi\n",
+	 "g", true},
+	{"keys and files reordered",
+	 "generators:\n  g:\n    script: echo hi\n    files:\n      b: {secret: false}\n"
+	 "      a: {}\n    prompts: {p: {description: one, type: line}}\n",
+	 "g", true},
+	{"defaults written out",
+	 "generators:\n  k:\n    files:\n      w: {kind: password, length: 32, alphabet: "
+	 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789}\n"
+	 "      r: {encoding: base64, length: 16, kind: random}\n",
+	 "k", true},
+	{"other generators changed", "generators:\n  g:\n    prompts: {p: {type: line}}\n"
+				     "    files:\n      a: {}\n      b: {secret: false}\n"
+				     "    script: echo hi\n  z: {kind: wireguard}\n",
+	 "g", true},
+};
+
+static void test_hash(void)
+{
+	char base_g[65], base_k[65], h[65];
+	hash_of(hash_base, "g", base_g);
+	hash_of(hash_base, "k", base_k);
+	check(base_g[0] && base_k[0] && strcmp(base_g, base_k) != 0,
+	      "hash: base spec loads, generators differ");
+	char d1[65], d2[65];
+	hash_of("generators:\n  x: {kind: wireguard}\n  y: {kind: age-keypair}\n"
+		"  g: {script: x, dependencies: [x, y], files: {a: null}}\n", "g", d1);
+	hash_of("generators:\n  y: {kind: age-keypair}\n  x: {kind: wireguard}\n"
+		"  g: {files: {a: null}, dependencies: [y, x], script: x}\n", "g", d2);
+	check(d1[0] && strcmp(d1, d2) == 0, "hash: dependencies reordered: unchanged");
+	for (size_t i = 0; i < sizeof(hash_cases) / sizeof(hash_cases[0]); i++) {
+		const struct hash_case *hc = &hash_cases[i];
+		hash_of(hc->spec, hc->generator, h);
+		const char *base = hc->generator[0] == 'g' ? base_g : base_k;
+		bool same = strcmp(h, base) == 0;
+		check(h[0] && same == hc->same, "hash: %s: %s", hc->label,
+		      hc->same ? "unchanged" : "changed");
+	}
+}
+
+/* ---- 4. bad specs --------------------------------------------------------- */
+
+struct bad {
+	const char *label, *spec;
+	const char *at;	  /* "LINE:COLUMN" */
+	const char *word; /* a word of the reason */
+};
+
+static const struct bad bads[] = {
+	{"empty file", "", "1:1", "empty spec"},
+	{"comments only", "# nothing\n", "1:1", "empty spec"},
+	{"root is a sequence", "- admins\n", "1:1", "expected a mapping"},
+	{"unknown top-level key", "admins: {}\nmachinez: {}\n", "2:1", "unknown key 'machinez'"},
+	{"unknown key in file",
+	 "generators:\n  g:\n    script: x\n    files:\n      api-key:\n        modee: \"0400\"\n",
+	 "6:9",
+	 "unknown key 'modee' in file 'api-key' (expected one of: secret, mode, owner, group, "
+	 "kind, length, encoding, alphabet)"},
+	{"unknown key in generator", "generators:\n  g:\n    scripts: x\n", "3:5",
+	 "unknown key 'scripts'"},
+	{"unknown key in machine", "machines:\n  m:\n    keys: x\n", "3:5", "unknown key 'keys'"},
+	{"unknown key in prompt",
+	 "generators:\n  g:\n    script: x\n    files: {a: null}\n    prompts:\n      p: {typ: line}\n",
+	 "6:11", "unknown key 'typ' in prompt 'p'"},
+	{"sequence for machines", "machines:\n  - m\n", "2:3", "is a sequence (expected a mapping)"},
+	{"scalar for files", "generators:\n  g:\n    script: x\n    files: abc\n", "4:12",
+	 "files of generator 'g' is a scalar (expected a mapping)"},
+	{"scalar for a machine's generators",
+	 "generators:\n  g: {kind: wireguard}\nmachines:\n  m:\n    generators: g\n", "5:17",
+	 "expected a sequence"},
+	{"mapping for a script", "generators:\n  g:\n    script: {a: b}\n    files: {a: null}\n",
+	 "3:13", "expected a string"},
+	{"mode not octal",
+	 "generators:\n  g:\n    script: x\n    files:\n      a: {mode: \"0999\"}\n", "5:17",
+	 "bad mode '0999'"},
+	{"mode with setuid", "generators:\n  g:\n    script: x\n    files:\n      a: {mode: 04755}\n",
+	 "5:17", "setuid"},
+	{"secret not a bool", "generators:\n  g:\n    script: x\n    files:\n      a: {secret: maybe}\n",
+	 "5:19", "is 'maybe' (expected true or false)"},
+	{"unknown file kind", "generators:\n  g:\n    files:\n      a: {kind: rand}\n", "4:17",
+	 "unknown kind 'rand'"},
+	{"file kind at generator level", "generators:\n  g:\n    kind: random\n", "3:11",
+	 "file kind"},
+	{"unknown generator kind", "generators:\n  g:\n    kind: ssh-key\n", "3:11",
+	 "unknown kind 'ssh-key'"},
+	{"missing script", "generators:\n  g:\n    files:\n      a:\n", "2:3", "no script"},
+	{"missing script for one file",
+	 "generators:\n  g:\n    files:\n      a: {kind: uuid}\n      b: {mode: '0400'}\n", "5:7",
+	 "no kind"},
+	{"script without files", "generators:\n  g:\n    script: x\n", "2:3", "no files"},
+	{"empty script", "generators:\n  g:\n    script: ''\n    files: {a: null}\n", "3:13",
+	 "is empty"},
+	{"script and generator kind", "generators:\n  g:\n    kind: wireguard\n    script: x\n",
+	 "4:5", "both kind wireguard and a script"},
+	{"script and file kind",
+	 "generators:\n  g:\n    script: x\n    files:\n      a: {kind: random}\n", "5:11",
+	 "has a script"},
+	{"dependencies without a script",
+	 "generators:\n  g: {kind: wireguard, dependencies: []}\n", "2:24", "no script"},
+	{"foreign file in a key pair",
+	 "generators:\n  g:\n    kind: age-keypair\n    files:\n      private: {mode: '0400'}\n",
+	 "5:7", "has no file 'private'"},
+	{"secret of a key-pair file",
+	 "generators:\n  g:\n    kind: age-keypair\n    files:\n      recipient: {secret: true}\n",
+	 "5:19", "'secret' cannot be set"},
+	{"unknown generator in machine",
+	 "generators:\n  g:\n    kind: wireguard\nmachines:\n  m:\n    generators: [g, h]\n", "6:21",
+	 "unknown generator 'h'"},
+	{"generator listed twice", "generators:\n  g: {kind: wireguard}\nmachines:\n"
+				   "  m: {generators: [g, g]}\n",
+	 "4:23", "twice"},
+	{"unknown dependency",
+	 "generators:\n  g:\n    script: x\n    dependencies: [nope]\n    files: {a: null}\n", "4:20",
+	 "unknown generator 'nope'"},
+	{"dependency cycle",
+	 "generators:\n  a:\n    script: x\n    dependencies: [b]\n    files: {f: null}\n"
+	 "  b:\n    script: x\n    dependencies: [a]\n    files: {f: null}\n",
+	 "2:3", "dependency cycle: a -> b -> a"},
+	{"longer dependency cycle",
+	 "generators:\n  top:\n    script: x\n    dependencies: [a]\n    files: {f: null}\n"
+	 "  a: {script: x, dependencies: [b], files: {f: null}}\n"
+	 "  b: {script: x, dependencies: [c], files: {f: null}}\n"
+	 "  c: {script: x, dependencies: [a], files: {f: null}}\n",
+	 "6:3", "dependency cycle: a -> b -> c -> a"},
+	{"self dependency", "generators:\n  a: {script: x, dependencies: [a], files: {f: null}}\n",
+	 "2:3", "dependency cycle: a -> a"},
+	{"bad admin recipient", "admins:\n  alice: age1notvalid\n", "2:10", "not a valid recipient"},
+	{"admin without recipient", "admins:\n  alice:\n", "2:9", "expected a string"},
+	{"bad machine key", "machines:\n  m:\n    key: ssh-ed25519 AAAA\n", "3:10",
+	 "not a valid recipient"},
+	{"name '../x'", "generators:\n  ../x: {kind: wireguard}\n", "2:3", "starts with '.'"},
+	{"name '.hidden'", "machines:\n  .hidden:\n", "2:3", "starts with '.'"},
+	{"name 'a/b'", "admins:\n  \"a/b\": @A\n", "2:3", "contains '/'"},
+	{"name with a space", "machines:\n  \"my vm\":\n", "2:3", "contains a space"},
+	{"name with a tab", "machines:\n  \"a\\tb\":\n", "2:3", "not printable ASCII"},
+	{"credential name with ':'",
+	 "generators:\n  g: {kind: wireguard}\nmachines:\n  m:\n    generators: [g]\n"
+	 "    credentials:\n      \"A:B\": g/private\n",
+	 "7:7", "contains ':'"},
+	{"credential from an unused generator",
+	 "generators:\n  g: {kind: wireguard}\n  h: {kind: wireguard}\nmachines:\n  m:\n"
+	 "    generators: [g]\n    credentials:\n      K: h/private\n",
+	 "8:10", "does not use"},
+	{"credential from a missing file",
+	 "generators:\n  g: {kind: wireguard}\nmachines:\n  m:\n    generators: [g]\n"
+	 "    credentials:\n      K: g/secret\n",
+	 "7:10", "does not have"},
+	{"credential without a file",
+	 "generators:\n  g: {kind: wireguard}\nmachines:\n  m:\n    generators: [g]\n"
+	 "    credentials:\n      K: g\n",
+	 "7:10", "expected generator/file"},
+	{"duplicate key", "generators:\n  g:\n    script: x\n    files:\n      a:\n"
+			  "        mode: '0400'\n        mode: '0440'\n",
+	 "7:9", "duplicate key 'mode'"},
+	{"duplicate generator", "generators:\n  g: {kind: wireguard}\n  g: {kind: age-keypair}\n",
+	 "3:3", "duplicate generator 'g'"},
+	{"duplicate admin", "admins:\n  alice: @A\n  bob: @B\n  alice: @B\n", "4:3",
+	 "duplicate admin 'alice'"},
+	{"duplicate file", "generators:\n  g:\n    script: x\n    files:\n      a: null\n"
+			   "      b: null\n      a: {mode: '0440'}\n",
+	 "7:7", "duplicate file 'a'"},
+	{"duplicate key-pair file",
+	 "generators:\n  g:\n    kind: wireguard\n    files:\n      public: null\n"
+	 "      public: {mode: '0444'}\n",
+	 "6:7", "duplicate file 'public'"},
+	{"duplicate dependency",
+	 "generators:\n  d: {kind: wireguard}\n  g:\n    script: x\n"
+	 "    dependencies: [d, d]\n    files: {a: null}\n",
+	 "5:23", "lists 'd' twice"},
+	{"duplicate credential",
+	 "generators:\n  g: {kind: wireguard}\nmachines:\n  m:\n    generators: [g]\n"
+	 "    credentials:\n      K: g/private\n      K: g/public\n",
+	 "8:7", "duplicate credential 'K'"},
+	{"YAML syntax error", "admins:\n  alice: x: y\n", "2:11", "YAML syntax error"},
+	{"unclosed flow sequence", "machines:\n  m: {generators: [g\n", "3:1", "YAML syntax error"},
+	{"control character", "admins:\n  a\001: x\n", "2:4", "YAML syntax error"},
+	{"two documents", "admins: {}\n---\nmachines: {}\n", "3:1", "second YAML document"},
+	{"random length 0", "generators:\n  g:\n    files:\n      a: {kind: random, length: 0}\n",
+	 "4:33", "out of range (expected 1..65536 bytes)"},
+	{"random length too long",
+	 "generators:\n  g:\n    files:\n      a: {kind: random, length: 65537}\n", "4:33",
+	 "out of range"},
+	{"password length too long",
+	 "generators:\n  g:\n    files:\n      a: {kind: password, length: 4097}\n", "4:35",
+	 "out of range (expected 1..4096 characters)"},
+	{"length not a number",
+	 "generators:\n  g:\n    files:\n      a: {kind: password, length: 0x10}\n", "4:35",
+	 "not a number"},
+	{"encoding on a password",
+	 "generators:\n  g:\n    files:\n      a: {kind: password, encoding: hex}\n", "4:27",
+	 "'encoding' does not apply to kind password"},
+	{"length without a kind",
+	 "generators:\n  g:\n    script: x\n    files:\n      a: {length: 8}\n", "5:11",
+	 "'length' given in file 'a', which has no kind"},
+	{"unknown encoding",
+	 "generators:\n  g:\n    files:\n      a: {kind: random, encoding: base32}\n", "4:35",
+	 "unknown encoding 'base32'"},
+	{"alphabet with repeats",
+	 "generators:\n  g:\n    files:\n      a: {kind: password, alphabet: abca}\n", "4:37",
+	 "repeats 'a'"},
+	{"alphabet too short",
+	 "generators:\n  g:\n    files:\n      a: {kind: password, alphabet: x}\n", "4:37",
+	 "too short"},
+	{"unknown prompt type",
+	 "generators:\n  g:\n    script: x\n    files: {a: null}\n    prompts: {p: {type: secret}}\n",
+	 "5:25", "unknown type 'secret'"},
+	{"bad owner", "generators:\n  g:\n    script: x\n    files: {a: {owner: 'root:root'}}\n",
+	 "4:24", "contains ':'"},
+	{"NUL inside a string", "generators:\n  g:\n    script: \"a\\0b\"\n    files: {a: null}\n",
+	 "3:13", "NUL"},
+};
+
+static void test_bad(const struct bad *b)
+{
+	struct vf_spec s;
+	struct vf_error err;
+	char path[128], prefix[160];
+	enum vf_code rc = load(b->spec, &s, &err, path, sizeof(path));
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s:%s: ", path, b->at);
+	bool ok = rc == VF_E_ARG && strncmp(err.msg, prefix, strlen(prefix)) == 0 &&
+		  strstr(err.msg, b->word) != NULL;
+	check(ok, "bad: %s: at %s, '%s': %s", b->label, b->at, b->word,
+	      rc == VF_OK ? "(loaded)" : err.msg);
+}
+
+static void test_io(void)
+{
+	struct vf_spec s;
+	struct vf_error err;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/missing.yaml", dir);
+	enum vf_code rc = vf_spec_load(path, &s, &err);
+	check(rc == VF_E_IO && strstr(err.msg, "missing.yaml"), "missing file: VF_E_IO (%s)",
+	      err.msg);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+}
+
+int main(void)
+{
+	if (vf_init() != 0) {
+		fprintf(stderr, "spec_test: vf_init failed\n");
+		return 2;
+	}
+	snprintf(dir, sizeof(dir), "/tmp/spec_test.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("spec_test: mkdtemp");
+		return 2;
+	}
+	alice = new_recipient();
+	bob = new_recipient();
+	machine = new_recipient();
+	test_seed();
+	test_kinds();
+	test_hash();
+	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++)
+		test_bad(&bads[i]);
+	test_io();
+	rmdir(dir);
+	free(alice);
+	free(bob);
+	free(machine);
+	printf("spec: %d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
