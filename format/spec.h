@@ -143,3 +143,11 @@ const struct vf_spec_generator *vf_spec_generator(const struct vf_spec *spec, co
 const struct vf_spec_machine *vf_spec_machine(const struct vf_spec *spec, const char *name);
 
 #endif
+
+/* Returns the text of the spec file at spec->path with machine's `key:`
+ * set to recipient: the existing value replaced in place, or a `key:` line
+ * inserted under the machine's name, everything else (comments, order)
+ * kept byte for byte. The caller writes it back and reloads it to check. */
+enum vf_code vf_spec_edit_machine_key(const struct vf_spec *spec, const char *machine,
+				      const char *recipient, char **text, size_t *len,
+				      struct vf_error *err);

@@ -356,3 +356,66 @@ enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *
 	free(path);
 	return rc;
 }
+
+static enum vf_code reseal_header_only(const uint8_t *file, size_t len,
+				       const struct vf_identities *ids,
+				       const struct vf_strings *recipients, struct vf_buf *out,
+				       struct vf_error *err)
+{
+	struct vf_mem_src src;
+	struct vf_bufreader br;
+	struct vf_header old = {0}, fresh = {0};
+	struct vf_recipients parsed = {0};
+	uint8_t *file_key = vf_scratch_alloc(VF_FILE_KEY_LEN);
+	if (!file_key)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	vf_mem_src_init(&src, file, len);
+	enum vf_code rc = vf_bufreader_init(&br, &src.base, 16384, err);
+	bool have_br = rc == VF_OK;
+	if (rc == VF_OK)
+		rc = vf_header_parse(&old, &br, err);
+	if (rc == VF_OK)
+		rc = vf_unwrap_header(ids->items, ids->n, &old, file_key, err);
+	for (size_t i = 0; rc == VF_OK && i < recipients->n; i++) {
+		struct vf_recipient *r;
+		rc = vf_recipient_parse(recipients->items[i], &r, err);
+		if (rc == VF_OK)
+			rc = vf_recipients_add(&parsed, r, err);
+	}
+	if (rc == VF_OK)
+		rc = vf_wrap_header(parsed.items, parsed.n, file_key, &fresh, err);
+	if (rc == VF_OK)
+		rc = vf_header_marshal(&fresh, 1, out, err);
+	/* The payload (nonce and chunks) is whatever follows the old header:
+	 * what the reader has buffered, then the rest of the file. */
+	if (rc == VF_OK) {
+		size_t payload_at = src.pos - (br.end - br.start);
+		rc = vf_buf_append(out, file + payload_at, len - payload_at, err);
+	}
+	if (have_br)
+		vf_bufreader_free(&br);
+	vf_header_free(&old);
+	vf_header_free(&fresh);
+	vf_recipients_free(&parsed);
+	vf_scratch_free(file_key, VF_FILE_KEY_LEN);
+	return rc;
+}
+
+enum vf_code vf_reseal(const uint8_t *file, size_t len, const struct vf_identities *ids,
+		       const struct vf_strings *recipients, bool rotate, struct vf_buf *out,
+		       struct vf_error *err)
+{
+	bool armored = len >= 10 && !memcmp(file, "-----BEGIN", 10);
+	if (!rotate && !armored)
+		return reseal_header_only(file, len, ids, recipients, out, err);
+	/* A new file key means a new payload: decrypt and seal again. */
+	struct vf_mem_src src;
+	struct vf_buf plain;
+	vf_mem_src_init(&src, file, len);
+	vf_buf_init(&plain);
+	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, err);
+	if (rc == VF_OK)
+		rc = vf_seal(recipients, plain.data, plain.len, out, err);
+	vf_buf_free(&plain);
+	return rc;
+}

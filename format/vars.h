@@ -76,3 +76,11 @@ enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *
 				const struct vf_spec_generator *g, struct vf_error *err);
 
 #endif
+
+/* Re-seals an age file to new recipients keeping its payload: the file key
+ * is unwrapped with ids, wrapped again for recipients, and the new header
+ * is followed by the old payload bytes unchanged. With rotate, a new file
+ * key and payload are made instead. out receives the new file. */
+enum vf_code vf_reseal(const uint8_t *file, size_t len, const struct vf_identities *ids,
+		       const struct vf_strings *recipients, bool rotate, struct vf_buf *out,
+		       struct vf_error *err);

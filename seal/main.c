@@ -23,6 +23,10 @@ static const struct {
 	{"pubkey", cmd_pubkey, "print the recipients of an identity file (age-keygen -y)"},
 	{"encrypt", cmd_encrypt, "encrypt to recipients or a passphrase (age -e)"},
 	{"decrypt", cmd_decrypt, "decrypt with identities or a passphrase (age -d)"},
+	{"get", cmd_get, "print a stored var (decrypting secrets with -i)"},
+	{"set", cmd_set, "store a var read from standard input, sealed per the spec"},
+	{"rekey", cmd_rekey, "reseal secrets whose recipients differ from the spec"},
+	{"machine", cmd_machine, "keygen M: make a machine key offline; key M: print it"},
 };
 
 static void usage(FILE *out)

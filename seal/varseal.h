@@ -12,6 +12,10 @@ int cmd_keygen(int argc, char **argv);
 int cmd_pubkey(int argc, char **argv);
 int cmd_encrypt(int argc, char **argv);
 int cmd_decrypt(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_set(int argc, char **argv);
+int cmd_rekey(int argc, char **argv);
+int cmd_machine(int argc, char **argv);
 
 /* Prints "varseal: error: <formatted>" and returns 1 (the exit status). */
 int vs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -37,5 +41,39 @@ void vs_output_abort(struct vs_output *o);
 /* Opens the input (NULL or "-" = standard input); returns the fd or -1
  * having printed the error. */
 int vs_open_input(const char *path, const char **name);
+
+/* The vars store commands (get, set, rekey, machine): the spec, the store
+ * root beside it (or --store), admin identities from -i. */
+#include "keys.h"
+#include "spec.h"
+#include "vars.h"
+
+struct vs_vars {
+	const char *spec_path; /* -f, default ./vars.yaml */
+	const char *store_opt; /* --store */
+	char *root;
+	struct vf_spec spec;
+	struct vf_strings identity_files;
+	bool insecure;
+	struct vf_identities ids;
+	int lock_fd;
+};
+/* Handles -f, --store, -i and --insecure-permissions; returns 1 if c was
+ * one of them (consumed), 0 if not, -1 on error. */
+int vs_vars_option(struct vs_vars *v, int c, const char *arg);
+#define VS_VARS_OPTIONS                                                                   \
+	{"file", required_argument, NULL, 'f'}, {"store", required_argument, NULL, 'S'},  \
+		{"identity", required_argument, NULL, 'i'},                               \
+		{"insecure-permissions", no_argument, NULL, 'P'}
+int vs_vars_load(struct vs_vars *v);
+int vs_vars_identities(struct vs_vars *v);
+/* Takes the store's writer lock (flock on vars/). */
+int vs_vars_lock(struct vs_vars *v);
+void vs_vars_free(struct vs_vars *v);
+/* Splits "GENERATOR/FILE" and finds both in the spec, with the owner the
+ * store uses for machine (NULL when the generator is shared). */
+int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
+		   const struct vf_spec_generator **g, const struct vf_spec_file **f,
+		   const char **owner);
 
 #endif

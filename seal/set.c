@@ -1,0 +1,92 @@
+/* varseal set MACHINE GENERATOR/FILE: stores the value read from standard
+ * input, sealed to the machine (or every machine sharing it) and the
+ * admins when the file is secret. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "secmem.h"
+#include "store.h"
+#include "varseal.h"
+
+#define MAX_VALUE (16u << 20)
+
+static const char usage[] = "varseal set [-f SPEC] [--store DIR] MACHINE|shared GENERATOR/FILE "
+			    "< VALUE";
+
+static int read_stdin(struct vf_value *v)
+{
+	uint8_t *buf = vf_secure_alloc(MAX_VALUE + 1);
+	if (!buf)
+		return vs_error("out of memory");
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf + len, MAX_VALUE + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			vf_secure_free(buf);
+			return vs_error("reading standard input: %s", strerror(errno));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > MAX_VALUE) {
+			vf_secure_free(buf);
+			return vs_error("standard input: value larger than 16 MiB");
+		}
+	}
+	struct vf_error err;
+	enum vf_code rc = vf_value_set(v, buf, len, &err);
+	vf_secure_free(buf);
+	return rc == VF_OK ? 0 : vs_fail(NULL, &err);
+}
+
+int cmd_set(int argc, char **argv)
+{
+	static const struct option opts[] = {VS_VARS_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
+	struct vs_vars v = {.lock_fd = -1};
+	int c, status = 0;
+	while (!status && (c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
+		int used = vs_vars_option(&v, c, optarg);
+		if (used < 0)
+			status = 1;
+		else if (!used && c == 'h') {
+			printf("Usage: %s\n", usage);
+			status = -1;
+		} else if (!used)
+			status = vs_usage(usage);
+	}
+	if (!status && argc - optind != 2)
+		status = vs_usage(usage);
+	const struct vf_spec_generator *g;
+	const struct vf_spec_file *f;
+	const char *owner;
+	if (!status)
+		status = vs_vars_load(&v);
+	if (!status)
+		status = vs_vars_target(&v, argv[optind], argv[optind + 1], &g, &f, &owner);
+	struct vf_value value = {0};
+	struct vf_strings recipients = {0};
+	struct vf_txn txn = {0};
+	struct vf_error err;
+	if (!status)
+		status = read_stdin(&value);
+	if (!status)
+		status = vs_vars_lock(&v);
+	if (!status && vf_vars_recipients(&v.spec, owner, g, &recipients, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	/* The hash is recorded too: the value now belongs to this spec. */
+	if (!status && (vf_vars_stage_file(&txn, v.root, owner, g, f, &recipients, &value, &err) !=
+				VF_OK ||
+			vf_vars_stage_hash(&txn, v.root, owner, g, &err) != VF_OK ||
+			vf_txn_commit(&txn, &err) != VF_OK))
+		status = vs_fail(NULL, &err);
+	vf_txn_abort(&txn);
+	vf_strings_free(&recipients);
+	vf_value_free(&value);
+	vs_vars_free(&v);
+	return status < 0 ? 0 : status;
+}

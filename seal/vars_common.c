@@ -1,0 +1,127 @@
+/* What the vars store commands share. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "secmem.h"
+#include "store.h"
+#include "varseal.h"
+
+int vs_vars_option(struct vs_vars *v, int c, const char *arg)
+{
+	struct vf_error err;
+	switch (c) {
+	case 'f': v->spec_path = arg; return 1;
+	case 'S': v->store_opt = arg; return 1;
+	case 'P': v->insecure = true; return 1;
+	case 'i':
+		if (vf_strings_add(&v->identity_files, arg, &err) != VF_OK)
+			return vs_fail(NULL, &err), -1;
+		return 1;
+	default: return 0;
+	}
+}
+
+int vs_vars_load(struct vs_vars *v)
+{
+	struct vf_error err;
+	v->lock_fd = -1;
+	if (!v->spec_path)
+		v->spec_path = "vars.yaml";
+	if (vf_spec_load(v->spec_path, &v->spec, &err) != VF_OK)
+		return vs_fail(NULL, &err);
+	if (v->store_opt) {
+		v->root = strdup(v->store_opt);
+	} else {
+		char *copy = strdup(v->spec_path);
+		v->root = copy ? strdup(dirname(copy)) : NULL;
+		free(copy);
+	}
+	return v->root ? 0 : vs_error("out of memory");
+}
+
+int vs_vars_identities(struct vs_vars *v)
+{
+	struct vf_error err;
+	if (v->identity_files.n == 0)
+		return vs_error("no identity given: pass -i with an admin's (or the machine's) "
+				"identity file");
+	for (size_t i = 0; i < v->identity_files.n; i++) {
+		char *text;
+		size_t len;
+		const char *path = v->identity_files.items[i];
+		if (vf_read_key_file(path, true, v->insecure, &text, &len, &err) != VF_OK)
+			return vs_fail(NULL, &err);
+		enum vf_code rc = vf_identities_parse(text, len, path, &v->ids, &err);
+		vf_secure_free(text);
+		if (rc != VF_OK)
+			return vs_fail(NULL, &err);
+	}
+	return 0;
+}
+
+int vs_vars_lock(struct vs_vars *v)
+{
+	char *shared = vf_store_path(v->root, NULL, NULL, NULL, NULL);
+	if (!shared)
+		return vs_error("out of memory");
+	char *slash = strrchr(shared, '/');
+	if (slash)
+		*slash = '\0';
+	struct vf_error err;
+	int status = 0;
+	if (vf_mkdirs(shared, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	else if ((v->lock_fd = open(shared, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		status = vs_error("%s: %s", shared, strerror(errno));
+	else if (flock(v->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		status = vs_error("%s: another vargen or varseal is writing this store", shared);
+	free(shared);
+	return status;
+}
+
+void vs_vars_free(struct vs_vars *v)
+{
+	vf_spec_free(&v->spec);
+	free(v->root);
+	vf_strings_free(&v->identity_files);
+	vf_identities_free(&v->ids);
+	if (v->lock_fd >= 0)
+		close(v->lock_fd);
+}
+
+int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
+		   const struct vf_spec_generator **g, const struct vf_spec_file **f,
+		   const char **owner)
+{
+	const char *slash = strchr(gen_file, '/');
+	if (!slash || strchr(slash + 1, '/'))
+		return vs_error("%s: expected GENERATOR/FILE", gen_file);
+	char *gen_name = strndup(gen_file, (size_t)(slash - gen_file));
+	*g = gen_name ? vf_spec_generator(&v->spec, gen_name) : NULL;
+	free(gen_name);
+	if (!*g)
+		return vs_error("%s: no generator %.*s in %s", gen_file, (int)(slash - gen_file),
+				gen_file, v->spec_path);
+	*f = NULL;
+	for (size_t i = 0; i < (*g)->n_files; i++)
+		if (!strcmp((*g)->files[i].name, slash + 1))
+			*f = &(*g)->files[i];
+	if (!*f)
+		return vs_error("%s: generator %s has no file %s", gen_file, (*g)->name, slash + 1);
+	if ((*g)->share && !strcmp(machine, "shared")) {
+		*owner = NULL;
+		return 0;
+	}
+	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
+	if (!m)
+		return vs_error("%s: no machine named %s", v->spec_path, machine);
+	if (!vf_vars_machine_uses(&v->spec, m, *g))
+		return vs_error("machine %s does not use generator %s", machine, (*g)->name);
+	*owner = (*g)->share ? NULL : m->name;
+	return 0;
+}
