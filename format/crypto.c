@@ -1,6 +1,7 @@
 #include "crypto.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,28 @@ static enum vf_code openssl_fail(struct vf_error *err, const char *what)
 		ERR_error_string_n(e, reason, sizeof(reason));
 	ERR_clear_error();
 	return vf_fail(err, VF_E_CRYPTO, "%s failed: %s", what, reason);
+}
+
+/* Algorithms are fetched from the provider once: a fetch takes locks and
+ * walks the provider's tables, which dominated sealing many small secrets. */
+static struct {
+	EVP_KDF *hkdf, *scrypt;
+	EVP_MAC *hmac;
+	EVP_CIPHER *chacha;
+} algs;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algs(void)
+{
+	algs.hkdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+	algs.scrypt = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL);
+	algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	algs.chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+}
+
+static void ensure_algs(void)
+{
+	pthread_once(&algs_once, fetch_algs);
 }
 
 static int fits_int(size_t n)
@@ -48,18 +71,18 @@ enum vf_code vf_x25519_public(const uint8_t secret[VF_X25519_LEN], uint8_t pub[V
 	return ok ? VF_OK : openssl_fail(err, "X25519 public key");
 }
 
-enum vf_code vf_x25519(const uint8_t secret[VF_X25519_LEN], const uint8_t peer[VF_X25519_LEN],
-		       uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+/* shared = X25519(mine, peer), refusing an all-zero result. */
+static enum vf_code derive_shared(EVP_PKEY *mine, const uint8_t peer[VF_X25519_LEN],
+				  uint8_t shared[VF_X25519_LEN], struct vf_error *err)
 {
 	enum vf_code rc = VF_OK;
-	EVP_PKEY *mine = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret, VF_X25519_LEN);
 	EVP_PKEY *theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, VF_X25519_LEN);
-	EVP_PKEY_CTX *ctx = mine ? EVP_PKEY_CTX_new_from_pkey(NULL, mine, NULL) : NULL;
-	if (!mine || !theirs || !ctx) {
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, mine, NULL);
+	size_t len = VF_X25519_LEN;
+	if (!theirs || !ctx) {
 		rc = openssl_fail(err, "X25519 key import");
 		goto out;
 	}
-	size_t len = VF_X25519_LEN;
 	/* Peer validation is off on purpose: RFC 7748 defines X25519 on every
 	 * 32-byte string, and the one check age needs (an all-zero result) is
 	 * done below. OpenSSL's derive also fails on an all-zero result. */
@@ -76,20 +99,78 @@ enum vf_code vf_x25519(const uint8_t secret[VF_X25519_LEN], const uint8_t peer[V
 out:
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(theirs);
-	EVP_PKEY_free(mine);
 	return rc;
 }
 
-static enum vf_code derive(const char *kdf_name, OSSL_PARAM *params, uint8_t *out, size_t out_len,
-			   struct vf_error *err)
+struct vf_x25519_key {
+	EVP_PKEY *pkey;
+};
+
+enum vf_code vf_x25519_key_new(struct vf_x25519_key **out, const uint8_t secret[VF_X25519_LEN],
+			       struct vf_error *err)
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, kdf_name, NULL);
+	struct vf_x25519_key *k = calloc(1, sizeof(*k));
+	if (!k)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret, VF_X25519_LEN);
+	if (!k->pkey) {
+		free(k);
+		return openssl_fail(err, "X25519 key import");
+	}
+	*out = k;
+	return VF_OK;
+}
+
+enum vf_code vf_x25519_key_dh(const struct vf_x25519_key *key, const uint8_t peer[VF_X25519_LEN],
+			      uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	return derive_shared(key->pkey, peer, shared, err);
+}
+
+void vf_x25519_key_free(struct vf_x25519_key *key)
+{
+	if (!key)
+		return;
+	EVP_PKEY_free(key->pkey);
+	free(key);
+}
+
+enum vf_code vf_x25519(const uint8_t secret[VF_X25519_LEN], const uint8_t peer[VF_X25519_LEN],
+		       uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	struct vf_x25519_key *k;
+	enum vf_code rc = vf_x25519_key_new(&k, secret, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_x25519_key_dh(k, peer, shared, err);
+	vf_x25519_key_free(k);
+	return rc;
+}
+
+enum vf_code vf_x25519_ephemeral(const uint8_t peer[VF_X25519_LEN], uint8_t share[VF_X25519_LEN],
+				 uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+	if (!eph)
+		return openssl_fail(err, "X25519 key generation");
+	size_t len = VF_X25519_LEN;
+	enum vf_code rc = EVP_PKEY_get_raw_public_key(eph, share, &len) == 1 && len == VF_X25519_LEN
+				  ? VF_OK
+				  : openssl_fail(err, "X25519 public key");
+	if (rc == VF_OK)
+		rc = derive_shared(eph, peer, shared, err);
+	EVP_PKEY_free(eph);
+	return rc;
+}
+
+static enum vf_code derive(EVP_KDF *kdf, const char *kdf_name, OSSL_PARAM *params,
+			   uint8_t *out, size_t out_len, struct vf_error *err)
+{
 	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
 	enum vf_code rc = VF_OK;
 	if (!ctx || EVP_KDF_derive(ctx, out, out_len, params) != 1)
 		rc = openssl_fail(err, kdf_name);
 	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
 	return rc;
 }
 
@@ -108,15 +189,16 @@ enum vf_code vf_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *s
 	};
 	if (out_len > 255 * VF_SHA256_LEN)
 		return vf_fail(err, VF_E_ARG, "HKDF output longer than 255 blocks");
-	return derive(OSSL_KDF_NAME_HKDF, params, out, out_len, err);
+	ensure_algs();
+	return derive(algs.hkdf, OSSL_KDF_NAME_HKDF, params, out, out_len, err);
 }
 
 enum vf_code vf_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
 			    uint8_t out[VF_SHA256_LEN], struct vf_error *err)
 {
 	static const uint8_t empty[1];
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	ensure_algs();
+	EVP_MAC_CTX *ctx = algs.hmac ? EVP_MAC_CTX_new(algs.hmac) : NULL;
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
 		OSSL_PARAM_END,
@@ -128,7 +210,6 @@ enum vf_code vf_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg,
 	    EVP_MAC_final(ctx, out, &len, VF_SHA256_LEN) != 1 || len != VF_SHA256_LEN)
 		rc = openssl_fail(err, "HMAC-SHA-256");
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
 	return rc;
 }
 
@@ -146,17 +227,11 @@ struct vf_aead {
 	int encrypt;
 };
 
-/* Fetched once per context: the implicit fetch in EVP_chacha20_poly1305()
- * costs a provider lookup on every init. */
-static EVP_CIPHER *fetch_chacha(void)
-{
-	return EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
-}
-
 static enum vf_code aead_init(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *nonce,
 			      size_t nonce_len, int encrypt, struct vf_error *err)
 {
-	EVP_CIPHER *cipher = fetch_chacha();
+	ensure_algs();
+	EVP_CIPHER *cipher = algs.chacha;
 	size_t ivlen = nonce_len;
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen),
@@ -164,7 +239,6 @@ static enum vf_code aead_init(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uin
 	};
 	int ok = cipher && EVP_CipherInit_ex2(ctx, cipher, NULL, NULL, encrypt, params) == 1 &&
 		 EVP_CipherInit_ex2(ctx, NULL, key, nonce, encrypt, NULL) == 1;
-	EVP_CIPHER_free(cipher);
 	return ok ? VF_OK : openssl_fail(err, "ChaCha20-Poly1305 init");
 }
 
@@ -306,5 +380,6 @@ enum vf_code vf_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt
 		OSSL_PARAM_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
 		OSSL_PARAM_END,
 	};
-	return derive(OSSL_KDF_NAME_SCRYPT, params, out, out_len, err);
+	ensure_algs();
+	return derive(algs.scrypt, OSSL_KDF_NAME_SCRYPT, params, out, out_len, err);
 }

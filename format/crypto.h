@@ -27,6 +27,22 @@ enum vf_code vf_x25519_public(const uint8_t secret[VF_X25519_LEN],
 enum vf_code vf_x25519(const uint8_t secret[VF_X25519_LEN], const uint8_t peer[VF_X25519_LEN],
 		       uint8_t shared[VF_X25519_LEN], struct vf_error *err);
 
+/* Wrapping to a recipient: a fresh ephemeral key pair, used once. share is
+ * its public key, shared = X25519(ephemeral, peer). Two scalar
+ * multiplications, the minimum (the ephemeral secret never leaves
+ * OpenSSL). All-zero results are refused with VF_E_KEY. */
+enum vf_code vf_x25519_ephemeral(const uint8_t peer[VF_X25519_LEN], uint8_t share[VF_X25519_LEN],
+				 uint8_t shared[VF_X25519_LEN], struct vf_error *err);
+
+/* An imported private key, for identities that unwrap many stanzas: the
+ * import (which computes the public key) happens once. */
+struct vf_x25519_key;
+enum vf_code vf_x25519_key_new(struct vf_x25519_key **out, const uint8_t secret[VF_X25519_LEN],
+			       struct vf_error *err);
+enum vf_code vf_x25519_key_dh(const struct vf_x25519_key *key, const uint8_t peer[VF_X25519_LEN],
+			      uint8_t shared[VF_X25519_LEN], struct vf_error *err);
+void vf_x25519_key_free(struct vf_x25519_key *key);
+
 /* HKDF-SHA-256 (RFC 5869), extract and expand. */
 enum vf_code vf_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
 			    size_t salt_len, const void *info, size_t info_len, uint8_t *out,

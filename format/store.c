@@ -1,6 +1,6 @@
 #include "store.h"
 
-#include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -151,7 +151,12 @@ enum vf_code vf_mkdirs(const char *dir, struct vf_error *err)
 	return rc;
 }
 
-static enum vf_code txn_push(struct vf_txn *t, char *final, char *temp, struct vf_error *err)
+/* Staging may run on several threads at once (vf_parallel_for): only the
+ * list itself needs the lock, file creation runs in parallel. */
+static pthread_mutex_t txn_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static enum vf_code txn_push_locked(struct vf_txn *t, char *final, char *temp,
+				    struct vf_error *err)
 {
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 64;
@@ -168,6 +173,14 @@ static enum vf_code txn_push(struct vf_txn *t, char *final, char *temp, struct v
 	t->items[t->n].temp = temp;
 	t->n++;
 	return VF_OK;
+}
+
+static enum vf_code txn_push(struct vf_txn *t, char *final, char *temp, struct vf_error *err)
+{
+	pthread_mutex_lock(&txn_lock);
+	enum vf_code rc = txn_push_locked(t, final, temp, err);
+	pthread_mutex_unlock(&txn_lock);
+	return rc;
 }
 
 /* "<dir>/.<base>.<random>.tmp" beside path. */

@@ -44,7 +44,8 @@ struct vf_txn {
 	size_t n, cap;
 };
 
-/* Stages path's new contents (parents created 0700 as needed). */
+/* Stages path's new contents (parents created 0700 as needed). Safe to
+ * call from several threads on one transaction. */
 enum vf_code vf_txn_write(struct vf_txn *t, const char *path, const void *data, size_t len,
 			  struct vf_error *err);
 /* Stages the removal of path (a no-op if it does not exist then). */

@@ -20,6 +20,7 @@ struct x25519_identity {
 	struct vf_identity base;
 	uint8_t *secret; /* guarded */
 	uint8_t pub[VF_X25519_LEN];
+	struct vf_x25519_key *key; /* imported once, for every stanza */
 };
 
 /* wrap key = HKDF(shared, salt = ephemeral share || recipient, LABEL). */
@@ -40,23 +41,19 @@ static enum vf_code recipient_wrap(const struct vf_recipient *base,
 {
 	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
 	const struct x25519_recipient *r = (const struct x25519_recipient *)base;
-	/* One guarded block: ephemeral secret | shared secret | wrap key. */
-	uint8_t *sec = vf_scratch_alloc(3 * 32);
+	/* One guarded block: shared secret | wrap key. */
+	uint8_t *sec = vf_scratch_alloc(2 * 32);
 	if (!sec)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	uint8_t *eph = sec, *shared = sec + 32, *key = sec + 64;
+	uint8_t *shared = sec, *key = sec + 32;
 	uint8_t share[VF_X25519_LEN], body[WRAPPED_LEN];
-	enum vf_code rc = vf_random(eph, 32, err);
-	if (rc == VF_OK)
-		rc = vf_x25519_public(eph, share, err);
-	if (rc == VF_OK)
-		rc = vf_x25519(eph, r->pub, shared, err);
+	enum vf_code rc = vf_x25519_ephemeral(r->pub, share, shared, err);
 	if (rc == VF_OK)
 		rc = wrap_key(shared, share, r->pub, key, err);
 	if (rc == VF_OK)
 		rc = vf_aead_seal(key, zero_nonce, sizeof(zero_nonce), NULL, 0, file_key,
 				  VF_FILE_KEY_LEN, body, body + VF_FILE_KEY_LEN, err);
-	vf_scratch_free(sec, 3 * 32);
+	vf_scratch_free(sec, 2 * 32);
 	if (rc != VF_OK)
 		return rc;
 	char arg[64];
@@ -123,7 +120,7 @@ static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_st
 	if (!sec)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	uint8_t *shared = sec, *key = sec + 32;
-	enum vf_code rc = vf_x25519(id->secret, share, shared, err);
+	enum vf_code rc = vf_x25519_key_dh(id->key, share, shared, err);
 	if (rc == VF_E_KEY)
 		rc = vf_fail(err, VF_E_HEADER, "X25519 stanza with a low-order share");
 	if (rc == VF_OK)
@@ -144,6 +141,7 @@ static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_st
 static void identity_free(struct vf_identity *base)
 {
 	struct x25519_identity *id = (struct x25519_identity *)base;
+	vf_x25519_key_free(id->key);
 	vf_secure_free(id->secret);
 	free(id);
 }
@@ -171,6 +169,8 @@ static enum vf_code identity_from_secret(uint8_t *secret, struct vf_identity **o
 	id->base.ops = &identity_ops;
 	id->secret = secret;
 	enum vf_code rc = vf_x25519_public(secret, id->pub, err);
+	if (rc == VF_OK)
+		rc = vf_x25519_key_new(&id->key, secret, err);
 	if (rc != VF_OK) {
 		identity_free(&id->base);
 		return rc;

@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "parallel.h"
 #include "secmem.h"
 #include "store.h"
 #include "term.h"
@@ -33,6 +35,14 @@ struct run {
 	struct vf_value **values; /* per item, per file, when made or loaded */
 	struct vf_txn txn;
 	int lock_fd;
+	/* Sealing jobs, run in parallel: one per file of every made item. */
+	struct vf_strings *recipients; /* per item */
+	struct job {
+		size_t item, file;
+	} *jobs;
+	size_t n_jobs;
+	struct vf_error job_err;
+	atomic_flag job_failed; /* the first failing job records job_err */
 };
 
 static int parse(int argc, char **argv, struct run *r)
@@ -277,19 +287,48 @@ static bool needs_making(const struct run *r, size_t i, bool *any_dep_made)
 	return need;
 }
 
-static int stage(struct run *r, size_t i)
+static int seal_job(void *ctx, size_t j)
 {
-	const struct vg_item *it = &r->items[i];
-	struct vf_strings recipients = {0};
+	struct run *r = ctx;
+	const struct job *job = &r->jobs[j];
+	const struct vg_item *it = &r->items[job->item];
 	struct vf_error err;
-	enum vf_code rc = vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &recipients, &err);
-	for (size_t f = 0; rc == VF_OK && f < it->g->n_files; f++)
-		rc = vf_vars_stage_file(&r->txn, r->ctx.root, it->machine, it->g, &it->g->files[f],
-					&recipients, &r->values[i][f], &err);
-	if (rc == VF_OK)
-		rc = vf_vars_stage_hash(&r->txn, r->ctx.root, it->machine, it->g, &err);
-	vf_strings_free(&recipients);
-	return rc == VF_OK ? 0 : vg_fail(&err);
+	if (vf_vars_stage_file(&r->txn, r->ctx.root, it->machine, it->g, &it->g->files[job->file],
+			       &r->recipients[job->item], &r->values[job->item][job->file],
+			       &err) == VF_OK)
+		return 0;
+	if (!atomic_flag_test_and_set(&r->job_failed))
+		r->job_err = err;
+	return 1;
+}
+
+/* Seals and stages every made file: X25519 for thousands of recipients
+ * is the expensive part, and the jobs are independent. */
+static int stage_all(struct run *r)
+{
+	struct vf_error err;
+	r->recipients = calloc(r->n + 1, sizeof(*r->recipients));
+	r->jobs = calloc(1, sizeof(*r->jobs));
+	if (!r->recipients || !r->jobs)
+		return vg_error("out of memory");
+	for (size_t i = 0; i < r->n; i++) {
+		if (!r->made[i])
+			continue;
+		const struct vg_item *it = &r->items[i];
+		if (vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &r->recipients[i], &err) !=
+			    VF_OK ||
+		    vf_vars_stage_hash(&r->txn, r->ctx.root, it->machine, it->g, &err) != VF_OK)
+			return vg_fail(&err);
+		struct job *grown = realloc(r->jobs, (r->n_jobs + it->g->n_files) * sizeof(*grown));
+		if (!grown)
+			return vg_error("out of memory");
+		r->jobs = grown;
+		for (size_t f = 0; f < it->g->n_files; f++)
+			r->jobs[r->n_jobs++] = (struct job){i, f};
+	}
+	/* vf_parallel_for stops handing out jobs after the first failure;
+	 * jobs already running may fail too, but only the first one reports. */
+	return vf_parallel_for(r->n_jobs, seal_job, r) ? vg_fail(&r->job_err) : 0;
 }
 
 /* One writer at a time: two runs interleaving renames would mix seals.
@@ -325,13 +364,11 @@ static int generate_all(struct run *r)
 		if (!needs_making(r, i, &dep_made))
 			continue;
 		int status = make_values(r, i);
-		if (!status)
-			status = stage(r, i);
 		if (status)
 			return status;
 		r->made[i] = true;
 	}
-	return 0;
+	return stage_all(r);
 }
 
 static void report(const struct run *r)
@@ -359,6 +396,10 @@ static void free_run(struct run *r)
 		free(r->values[i]);
 	}
 	free(r->values);
+	for (size_t i = 0; r->recipients && i < r->n; i++)
+		vf_strings_free(&r->recipients[i]);
+	free(r->recipients);
+	free(r->jobs);
 	free(r->wanted);
 	free(r->made);
 	free(r->items);
@@ -373,7 +414,7 @@ static void free_run(struct run *r)
 
 int cmd_generate(int argc, char **argv)
 {
-	struct run r = {.lock_fd = -1};
+	struct run r = {.lock_fd = -1, .job_failed = ATOMIC_FLAG_INIT};
 	int status = parse(argc, argv, &r);
 	if (!status)
 		status = lock_store(&r);
