@@ -3,69 +3,129 @@
  * changed, an admin came or went). Only the header is rewritten, so the
  * payload bytes stay; --rotate makes a new file key and payload too. */
 #include <getopt.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "store.h"
 #include "varseal.h"
 
 static const char usage[] = "varseal rekey [-f SPEC] [--store DIR] [--machine M]... [--rotate] "
 			    "-i IDENTITY...";
 
+/* One secret to reseal: decided sequentially (cheap), done in parallel. */
+struct reseal_job {
+	char *secret, *manifest_path;
+	char *manifest; /* the new manifest text */
+	size_t manifest_len;
+	const struct vf_strings *recipients;
+};
+
 struct rekey {
 	struct vs_vars v;
 	struct vf_strings machines;
 	bool rotate;
 	struct vf_txn txn;
-	size_t resealed, checked;
+	size_t checked;
+	struct vf_strings **recipient_sets; /* owned, one per generator owner */
+	size_t n_sets;
+	struct reseal_job *jobs;
+	size_t n_jobs;
+	struct vf_error job_err;
+	atomic_flag job_failed;
 };
 
-/* Reseals one secret at dir/{secret,recipients} if needed. */
-static int rekey_file(struct rekey *r, const char *secret, const char *manifest_path,
-		      const struct vf_strings *recipients)
+/* Queues the secret for resealing if its manifest differs from the
+ * recipients (or always, with --rotate). */
+static int consider_file(struct rekey *r, const char *secret, const char *manifest_path,
+			 const struct vf_strings *recipients)
 {
 	struct vf_error err;
 	char *want = NULL;
 	size_t want_len;
-	uint8_t *have = NULL, *file = NULL;
-	size_t have_len, file_len;
-	int status = 0;
+	uint8_t *have = NULL;
+	size_t have_len;
 	if (!vf_store_exists(secret))
 		return 0; /* missing: vargen generate's business */
 	r->checked++;
 	if (vf_manifest_format(recipients->items, recipients->n, &want, &want_len, &err) != VF_OK ||
 	    vf_store_read(manifest_path, &have, &have_len, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	bool same = !status && have && !strcmp((char *)have, want);
-	if (!status && (!same || r->rotate)) {
-		struct vf_buf out;
-		vf_buf_init(&out);
-		if (!r->v.ids.n)
-			status = vs_vars_identities(&r->v);
-		if (!status && vf_store_read(secret, &file, &file_len, &err) != VF_OK)
-			status = vs_fail(NULL, &err);
-		if (!status && vf_reseal(file, file_len, &r->v.ids, recipients, r->rotate, &out,
-					 &err) != VF_OK)
-			status = vs_fail(secret, &err);
-		if (!status && (vf_txn_write(&r->txn, secret, out.data, out.len, &err) != VF_OK ||
-				vf_txn_write(&r->txn, manifest_path, want, want_len, &err) != VF_OK))
-			status = vs_fail(NULL, &err);
-		if (!status)
-			r->resealed++;
-		vf_buf_free(&out);
-	}
-	free(file);
+		return vs_fail(NULL, &err);
+	bool same = have && !strcmp((char *)have, want);
 	free(have);
-	free(want);
-	return status;
+	if (same && !r->rotate) {
+		free(want);
+		return 0;
+	}
+	struct reseal_job *grown = realloc(r->jobs, (r->n_jobs + 1) * sizeof(*grown));
+	char *s = strdup(secret), *m = strdup(manifest_path);
+	if (!grown || !s || !m) {
+		if (grown)
+			r->jobs = grown;
+		free(s);
+		free(m);
+		free(want);
+		return vs_error("out of memory");
+	}
+	r->jobs = grown;
+	r->jobs[r->n_jobs++] = (struct reseal_job){s, m, want, want_len, recipients};
+	return 0;
+}
+
+static int reseal_job(void *ctx, size_t i)
+{
+	struct rekey *r = ctx;
+	struct reseal_job *job = &r->jobs[i];
+	struct vf_error err;
+	uint8_t *file = NULL;
+	size_t file_len;
+	struct vf_buf out;
+	vf_buf_init(&out);
+	enum vf_code rc = vf_store_read(job->secret, &file, &file_len, &err);
+	if (rc == VF_OK)
+		rc = vf_reseal(file, file_len, &r->v.ids, job->recipients, r->rotate, &out, &err);
+	if (rc != VF_OK && rc != VF_E_NOMEM && rc != VF_E_IO) {
+		struct vf_error why = err; /* name the file the reason is about */
+		vf_fail(&err, rc, "%s: %s", job->secret, why.msg);
+	}
+	if (rc == VF_OK)
+		rc = vf_txn_write(&r->txn, job->secret, out.data, out.len, &err);
+	if (rc == VF_OK)
+		rc = vf_txn_write(&r->txn, job->manifest_path, job->manifest, job->manifest_len, &err);
+	vf_buf_free(&out);
+	free(file);
+	if (rc == VF_OK)
+		return 0;
+	if (!atomic_flag_test_and_set(&r->job_failed))
+		r->job_err = err;
+	return 1;
+}
+
+/* Keeps a recipient set alive for the jobs that point at it. */
+static struct vf_strings *new_set(struct rekey *r)
+{
+	struct vf_strings **grown = realloc(r->recipient_sets, (r->n_sets + 1) * sizeof(*grown));
+	struct vf_strings *set = calloc(1, sizeof(*set));
+	if (!grown || !set) {
+		if (grown)
+			r->recipient_sets = grown;
+		free(set);
+		return NULL;
+	}
+	r->recipient_sets = grown;
+	r->recipient_sets[r->n_sets++] = set;
+	return set;
 }
 
 static int rekey_generator(struct rekey *r, const char *owner, const struct vf_spec_generator *g)
 {
-	struct vf_strings recipients = {0};
+	struct vf_strings *recipients = new_set(r);
 	struct vf_error err;
-	if (vf_vars_recipients(&r->v.spec, owner, g, &recipients, &err) != VF_OK)
+	if (!recipients)
+		return vs_error("out of memory");
+	if (vf_vars_recipients(&r->v.spec, owner, g, recipients, &err) != VF_OK)
 		return vs_fail(NULL, &err);
 	int status = 0;
 	for (size_t f = 0; !status && f < g->n_files; f++) {
@@ -74,32 +134,30 @@ static int rekey_generator(struct rekey *r, const char *owner, const struct vf_s
 		char *secret = vf_store_path(r->v.root, owner, g->name, g->files[f].name, "secret");
 		char *manifest = vf_store_path(r->v.root, owner, g->name, g->files[f].name,
 					       "recipients");
-		status = secret && manifest ? rekey_file(r, secret, manifest, &recipients)
+		status = secret && manifest ? consider_file(r, secret, manifest, recipients)
 					    : vs_error("out of memory");
 		free(secret);
 		free(manifest);
 	}
-	vf_strings_free(&recipients);
 	return status;
 }
 
 /* A machine's own key is sealed to the admins alone. */
 static int rekey_machine_key(struct rekey *r, const char *machine)
 {
-	struct vf_strings admins = {0};
+	struct vf_strings *admins = new_set(r);
 	struct vf_error err;
-	int status = 0;
+	int status = admins ? 0 : vs_error("out of memory");
 	for (size_t i = 0; !status && i < r->v.spec.n_admins; i++)
-		if (vf_strings_add(&admins, r->v.spec.admins[i].recipient, &err) != VF_OK)
+		if (vf_strings_add(admins, r->v.spec.admins[i].recipient, &err) != VF_OK)
 			status = vs_fail(NULL, &err);
 	char *secret = vf_store_machine_key_path(r->v.root, machine, "secret");
 	char *manifest = vf_store_machine_key_path(r->v.root, machine, "recipients");
 	if (!status)
-		status = secret && manifest ? rekey_file(r, secret, manifest, &admins)
+		status = secret && manifest ? consider_file(r, secret, manifest, admins)
 					    : vs_error("out of memory");
 	free(secret);
 	free(manifest);
-	vf_strings_free(&admins);
 	return status;
 }
 
@@ -142,7 +200,7 @@ int cmd_rekey(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	struct rekey r = {.v.lock_fd = -1};
+	struct rekey r = {.v.lock_fd = -1, .job_failed = ATOMIC_FLAG_INIT};
 	struct vf_error err;
 	int c, status = 0;
 	while (!status && (c = getopt_long(argc, argv, "f:i:m:h", opts, NULL)) != -1) {
@@ -174,12 +232,28 @@ int cmd_rekey(int argc, char **argv)
 		status = vs_vars_lock(&r.v);
 	if (!status)
 		status = rekey_all(&r);
+	/* Keys are needed only when something must be resealed. */
+	if (!status && r.n_jobs)
+		status = vs_vars_identities(&r.v);
+	if (!status && vf_parallel_for(r.n_jobs, reseal_job, &r) != 0)
+		status = vs_fail(NULL, &r.job_err);
 	if (!status && vf_txn_commit(&r.txn, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	if (!status)
-		printf("rekey: %zu of %zu secrets resealed%s\n", r.resealed, r.checked,
+		printf("rekey: %zu of %zu secrets resealed%s\n", r.n_jobs, r.checked,
 		       r.rotate ? " with new file keys" : "");
 	vf_txn_abort(&r.txn);
+	for (size_t i = 0; i < r.n_jobs; i++) {
+		free(r.jobs[i].secret);
+		free(r.jobs[i].manifest_path);
+		free(r.jobs[i].manifest);
+	}
+	free(r.jobs);
+	for (size_t i = 0; i < r.n_sets; i++) {
+		vf_strings_free(r.recipient_sets[i]);
+		free(r.recipient_sets[i]);
+	}
+	free(r.recipient_sets);
 	vf_strings_free(&r.machines);
 	vs_vars_free(&r.v);
 	return status < 0 ? 0 : status;
