@@ -12,8 +12,7 @@
  * Writes go through a transaction: every new file is written under a
  * temporary name, all are made durable with one sync, then renamed into
  * place and synced again. Killed at any moment, each file is either the old
- * one or the new one; leftover temporaries (".*.tmp") are ignored and
- * cleaned by the next transaction in that directory. */
+ * one or the new one; leftover temporaries (".*.tmp") are ignored. */
 #ifndef VF_STORE_H
 #define VF_STORE_H
 

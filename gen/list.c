@@ -106,6 +106,7 @@ int cmd_check(int argc, char **argv)
 		if (bad < 0)
 			status = 1;
 		else if (bad > 0) {
+			fflush(stdout); /* the list first, then the verdict */
 			fprintf(stderr, "vargen: check: %d of %zu files need attention "
 					"(vargen generate; varseal rekey for wrong-recipients)\n",
 				bad, total);
