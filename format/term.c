@@ -12,9 +12,10 @@
 
 #define MAX_SECRET 4096
 
-/* Reads up to the first LF (or EOF) from fd into guarded memory. */
-static enum vf_code read_line_secret(int fd, const char *name, uint8_t **secret, size_t *len,
-				     struct vf_error *err)
+/* Reads up to the first LF (or EOF, with multiline) from fd into guarded
+ * memory. */
+static enum vf_code read_until(int fd, const char *name, bool multiline, uint8_t **secret,
+			       size_t *len, struct vf_error *err)
 {
 	uint8_t *buf = vf_secure_alloc(MAX_SECRET);
 	if (!buf)
@@ -29,7 +30,7 @@ static enum vf_code read_line_secret(int fd, const char *name, uint8_t **secret,
 			vf_secure_free(buf);
 			return vf_fail_errno(err, errno, "reading %s", name);
 		}
-		if (got == 0 || c == '\n')
+		if (got == 0 || (c == '\n' && !multiline))
 			break;
 		if (n == MAX_SECRET) {
 			vf_secure_free(buf);
@@ -40,6 +41,8 @@ static enum vf_code read_line_secret(int fd, const char *name, uint8_t **secret,
 	}
 	if (n && buf[n - 1] == '\r')
 		n--;
+	if (multiline && n && buf[n - 1] == '\n')
+		n--;
 	if (n == 0) {
 		vf_secure_free(buf);
 		return vf_fail(err, VF_E_ARG, "%s: empty passphrase", name);
@@ -49,8 +52,20 @@ static enum vf_code read_line_secret(int fd, const char *name, uint8_t **secret,
 	return VF_OK;
 }
 
+static enum vf_code read_line_secret(int fd, const char *name, uint8_t **secret, size_t *len,
+				     struct vf_error *err)
+{
+	return read_until(fd, name, false, secret, len, err);
+}
+
 enum vf_code vf_tty_read_secret(const char *prompt, uint8_t **secret, size_t *len,
 				struct vf_error *err)
+{
+	return vf_tty_read(prompt, false, false, secret, len, err);
+}
+
+enum vf_code vf_tty_read(const char *prompt, bool echo, bool multiline, uint8_t **secret,
+			 size_t *len, struct vf_error *err)
 {
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -62,7 +77,8 @@ enum vf_code vf_tty_read_secret(const char *prompt, uint8_t **secret, size_t *le
 		return vf_fail_errno(err, errno, "/dev/tty");
 	}
 	quiet = old;
-	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+	if (!echo)
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
 	/* Keep the terminal sane if we are stopped or interrupted mid-read. */
 	sigset_t block, saved;
@@ -75,9 +91,10 @@ enum vf_code vf_tty_read_secret(const char *prompt, uint8_t **secret, size_t *le
 	if (rc == VF_OK && tcsetattr(fd, TCSAFLUSH, &quiet) != 0)
 		rc = vf_fail_errno(err, errno, "/dev/tty");
 	if (rc == VF_OK)
-		rc = read_line_secret(fd, "terminal input", secret, len, err);
+		rc = read_until(fd, "terminal input", multiline, secret, len, err);
 	tcsetattr(fd, TCSAFLUSH, &old);
-	(void)!write(fd, "\n", 1);
+	if (!echo)
+		(void)!write(fd, "\n", 1);
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	close(fd);
 	return rc;

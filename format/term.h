@@ -3,6 +3,7 @@
 #ifndef VF_TERM_H
 #define VF_TERM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,11 @@
  * memory (free with vf_secure_free). VF_E_IO when there is no terminal. */
 enum vf_code vf_tty_read_secret(const char *prompt, uint8_t **secret, size_t *len,
 				struct vf_error *err);
+
+/* The same with a choice: echo on or off, and one line or everything up
+ * to end of input (Ctrl-D) for multi-line values. */
+enum vf_code vf_tty_read(const char *prompt, bool echo, bool multiline, uint8_t **secret,
+			 size_t *len, struct vf_error *err);
 
 /* Reads the first line of path (a file, "-" for standard input, or
  * /dev/fd/N for an inherited descriptor) into guarded memory, without its

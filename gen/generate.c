@@ -211,7 +211,11 @@ static int ask_prompt(const struct run *r, const struct vf_spec_generator *g,
 	struct vf_error err;
 	uint8_t *secret;
 	size_t len;
-	if (vf_tty_read_secret(question, &secret, &len, &err) != VF_OK)
+	bool echo = p->type != VF_PROMPT_HIDDEN, multiline = p->type == VF_PROMPT_MULTILINE;
+	if (multiline)
+		snprintf(question + strlen(question), sizeof(question) - strlen(question),
+			 "(end with Ctrl-D)\n");
+	if (vf_tty_read(question, echo, multiline, &secret, &len, &err) != VF_OK)
 		return vg_error("generator %s needs prompt %s: %s (or --prompt %s=@FILE)", g->name,
 				p->name, err.msg, p->name);
 	enum vf_code rc = vf_value_set(v, secret, len, &err);
