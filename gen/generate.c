@@ -362,10 +362,13 @@ static int lock_store(struct run *r)
 static int generate_all(struct run *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		if (!r->wanted[i])
-			continue;
+		/* What depends on something made in this run is made again too,
+		 * selected or not: its inputs changed. */
 		bool dep_made;
-		if (!needs_making(r, i, &dep_made))
+		bool need = needs_making(r, i, &dep_made);
+		if (!r->wanted[i] && !dep_made)
+			continue;
+		if (!need)
 			continue;
 		int status = make_values(r, i);
 		if (status)
