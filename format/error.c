@@ -55,3 +55,25 @@ const char *vf_code_name(enum vf_code code)
 	}
 	return "unknown error";
 }
+
+void vf_escape_controls(const char *msg, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	if (!cap)
+		return;
+	for (const unsigned char *p = (const unsigned char *)msg; *p && o + 5 < cap; p++) {
+		if (*p >= 0x20 && *p != 0x7f) {
+			out[o++] = (char)*p;
+		} else if (*p == '\n' || *p == '\t' || *p == '\r') {
+			out[o++] = '\\';
+			out[o++] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+}

@@ -6,6 +6,8 @@
 #ifndef VF_ERROR_H
 #define VF_ERROR_H
 
+#include <stddef.h>
+
 enum vf_code {
 	VF_OK = 0,
 	VF_E_IO,	/* reading or writing failed (errno-style reason) */
@@ -24,7 +26,8 @@ enum vf_code {
 
 struct vf_error {
 	enum vf_code code;
-	char msg[256];
+	/* Room for a message around a PATH_MAX-long path. */
+	char msg[4352];
 };
 
 /* Records code and a printf-style reason; returns code so that callers can
@@ -35,6 +38,11 @@ enum vf_code vf_fail(struct vf_error *err, enum vf_code code, const char *fmt, .
 /* Same, with ": strerror(errnum)" appended. */
 enum vf_code vf_fail_errno(struct vf_error *err, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Copies msg to out (capacity cap, NUL-terminated) with control bytes
+ * escaped (\n, \t, \xNN), so that a file name with a newline cannot split
+ * an error into two lines or write escape sequences to a terminal. */
+void vf_escape_controls(const char *msg, char *out, size_t cap);
 
 /* A short name for a code ("header failure", ...), as the age test vectors
  * spell them where they have one. */

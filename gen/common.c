@@ -9,12 +9,14 @@
 
 int vg_error(const char *fmt, ...)
 {
+	/* Formatted whole, then escaped: names in messages are user data. */
+	char raw[8192], safe[8192];
 	va_list ap;
-	fputs("vargen: error: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	vf_escape_controls(raw, safe, sizeof(safe));
+	fprintf(stderr, "vargen: error: %s\n", safe);
 	return 1;
 }
 

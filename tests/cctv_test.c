@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 	int passed = 0, failed = 0, skipped = 0;
 	for (size_t i = 0; i < count; i++) {
 		struct vector v;
-		char why[512] = "";
+		char why[8192] = "";
 		if (parse_vector(dir, names[i], &v) != 0) {
 			printf("FAIL %s: cannot read vector\n", names[i]);
 			failed++;
