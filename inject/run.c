@@ -1,0 +1,420 @@
+/* varinject [options] -- HYPERVISOR ARGS...: gathers the credentials,
+ * hands them to the hypervisor in the chosen transport, and supervises it
+ * (docs/varinject.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "secmem.h"
+#include "varinject.h"
+
+bool vi_ch_api_up(const char *socket_path);
+
+static const char usage[] =
+	"varinject [-f SPEC] [--store DIR] --machine M (-i IDENTITY | --identity-credential NAME)\n"
+	"          [--from-credentials-dir[=DIR] [--credential NAME]...]\n"
+	"          [--name-style spec|seed|verbatim] [--oem-string STR]...\n"
+	"          [--credentials-dir DIR] [--allow-persistent]\n"
+	"          [--hypervisor qemu|cloud-hypervisor] [--argv] [--vm-config FILE] [--fw-cfg]\n"
+	"          [--api-timeout SECONDS] [--stop-timeout SECONDS] [--dry-run]\n"
+	"          -- HYPERVISOR [ARGS...]\n"
+	"varinject install [-f SPEC] [--store DIR] --machine M -i IDENTITY DIR";
+
+enum vi_hv { VI_HV_UNKNOWN, VI_HV_QEMU, VI_HV_CH };
+
+struct run {
+	struct vi_store_source store;
+	bool from_dir, allow_persistent, argv_mode, fw_cfg, dry_run;
+	const char *dir, *credentials_dir, *vm_config;
+	struct vf_strings pick, static_strings;
+	enum vi_hv hv;
+	double api_timeout, stop_timeout;
+	char **hv_argv;
+	int hv_argc;
+	struct vi_creds creds;
+	struct vi_runtime rt;
+	struct vi_argv argv;
+	/* API mode */
+	char *socket;
+	struct vf_value body;
+	char *body_shown;
+};
+
+static int parse_seconds(const char *arg, double *out)
+{
+	char *end;
+	double v = strtod(arg, &end);
+	if (*end || v <= 0 || v > 3600)
+		return vi_error("%s: expected a number of seconds (0..3600]", arg);
+	*out = v;
+	return 0;
+}
+
+static int parse_style(const char *arg, enum vi_style *out)
+{
+	if (!strcmp(arg, "spec"))
+		*out = VI_STYLE_SPEC;
+	else if (!strcmp(arg, "seed"))
+		*out = VI_STYLE_SEED;
+	else if (!strcmp(arg, "verbatim"))
+		*out = VI_STYLE_VERBATIM;
+	else
+		return vi_error("--name-style %s: expected spec, seed or verbatim", arg);
+	return 0;
+}
+
+static int parse_hypervisor(const char *arg, enum vi_hv *out)
+{
+	if (!strcmp(arg, "qemu"))
+		*out = VI_HV_QEMU;
+	else if (!strcmp(arg, "cloud-hypervisor") || !strcmp(arg, "ch"))
+		*out = VI_HV_CH;
+	else
+		return vi_error("--hypervisor %s: expected qemu or cloud-hypervisor", arg);
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct run *r)
+{
+	static const struct option opts[] = {
+		{"file", required_argument, NULL, 'f'},
+		{"store", required_argument, NULL, 'S'},
+		{"machine", required_argument, NULL, 'm'},
+		{"identity", required_argument, NULL, 'i'},
+		{"identity-credential", required_argument, NULL, 'I'},
+		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"from-credentials-dir", optional_argument, NULL, 'D'},
+		{"credential", required_argument, NULL, 'c'},
+		{"name-style", required_argument, NULL, 'n'},
+		{"oem-string", required_argument, NULL, 'O'},
+		{"credentials-dir", required_argument, NULL, 'C'},
+		{"allow-persistent", no_argument, NULL, 'A'},
+		{"hypervisor", required_argument, NULL, 'H'},
+		{"argv", no_argument, NULL, 'a'},
+		{"vm-config", required_argument, NULL, 'V'},
+		{"fw-cfg", no_argument, NULL, 'W'},
+		{"api-timeout", required_argument, NULL, 'T'},
+		{"stop-timeout", required_argument, NULL, 't'},
+		{"dry-run", no_argument, NULL, 'n' + 256},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct vf_error err;
+	int c, status = 0;
+	/* "+": stop at the first non-option, so the hypervisor's own flags
+	 * after "--" are never taken for ours. */
+	while (!status && (c = getopt_long(argc, argv, "+f:m:i:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': r->store.spec_path = optarg; break;
+		case 'S': r->store.store_opt = optarg; break;
+		case 'm': r->store.machine = optarg; break;
+		case 'i': r->store.identity_file = optarg; break;
+		case 'I': r->store.identity_credential = optarg; break;
+		case 'P': r->store.insecure = true; break;
+		case 'D':
+			r->from_dir = true;
+			r->dir = optarg;
+			break;
+		case 'c':
+			if (vf_strings_add(&r->pick, optarg, &err) != VF_OK)
+				status = vi_fail(&err);
+			break;
+		case 'n': status = parse_style(optarg, &r->store.style); break;
+		case 'O':
+			if (vf_strings_add(&r->static_strings, optarg, &err) != VF_OK)
+				status = vi_fail(&err);
+			break;
+		case 'C': r->credentials_dir = optarg; break;
+		case 'A': r->allow_persistent = true; break;
+		case 'H': status = parse_hypervisor(optarg, &r->hv); break;
+		case 'a': r->argv_mode = true; break;
+		case 'V': r->vm_config = optarg; break;
+		case 'W': r->fw_cfg = true; break;
+		case 'T': status = parse_seconds(optarg, &r->api_timeout); break;
+		case 't': status = parse_seconds(optarg, &r->stop_timeout); break;
+		case 'n' + 256: r->dry_run = true; break;
+		case 'h': printf("Usage: %s\n", usage); return -1;
+		default: return 2;
+		}
+	}
+	if (status)
+		return status;
+	if (optind >= argc)
+		return vi_error("no hypervisor: varinject [options] -- HYPERVISOR [ARGS...]");
+	r->hv_argv = argv + optind;
+	r->hv_argc = argc - optind;
+	if (r->pick.n && !r->from_dir)
+		return vi_error("--credential picks from --from-credentials-dir");
+	return 0;
+}
+
+static bool has_arg(const struct run *r, const char *a, const char *b)
+{
+	for (int i = 1; i < r->hv_argc; i++) {
+		if (!strcmp(r->hv_argv[i], a) || (b && !strcmp(r->hv_argv[i], b))) {
+			if (i + 1 < r->hv_argc && strstr(r->hv_argv[i + 1], "microvm"))
+				return true;
+		} else if (!strncmp(r->hv_argv[i], "-machine=", 9) &&
+			   strstr(r->hv_argv[i], "microvm")) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* By file name, unless told. */
+static int detect(struct run *r)
+{
+	const char *base = strrchr(r->hv_argv[0], '/');
+	base = base ? base + 1 : r->hv_argv[0];
+	if (r->hv == VI_HV_UNKNOWN)
+		r->hv = strstr(base, "qemu") ? VI_HV_QEMU
+			: strstr(base, "cloud-hypervisor") ? VI_HV_CH
+							   : VI_HV_UNKNOWN;
+	if (r->hv == VI_HV_UNKNOWN)
+		return vi_error("%s: cannot tell which hypervisor this is: --hypervisor qemu or "
+				"cloud-hypervisor",
+				r->hv_argv[0]);
+	if (r->hv == VI_HV_QEMU) {
+		if (r->argv_mode || r->vm_config)
+			return vi_error("--argv and --vm-config are for cloud-hypervisor");
+		/* microvm has no SMBIOS: fw_cfg is the only way in. */
+		if (has_arg(r, "-M", "-machine"))
+			r->fw_cfg = true;
+	} else {
+		if (r->fw_cfg)
+			return vi_error("--fw-cfg is for QEMU (cloud-hypervisor's fw_cfg is off in "
+					"release builds)");
+		if (!r->argv_mode && !r->vm_config)
+			return vi_error("cloud-hypervisor API mode needs --vm-config FILE (the VmConfig "
+					"JSON ch-remote takes), or --argv for the command-line way");
+	}
+	return 0;
+}
+
+static int gather(struct run *r)
+{
+	if (r->from_dir)
+		return vi_load_from_dir(r->dir, &r->pick, r->store.style, &r->creds);
+	return vi_load_from_store(&r->store, &r->creds);
+}
+
+static int base_argv(struct run *r)
+{
+	int status = 0;
+	for (int i = 0; !status && i < r->hv_argc; i++)
+		status = vi_argv_add(&r->argv, r->hv_argv[i], NULL);
+	return status;
+}
+
+/* cloud-hypervisor takes one --platform: if the user gave one, ours joins
+ * it, otherwise it is added. */
+static int merge_platform(struct run *r, size_t ours)
+{
+	for (size_t i = 1; i + 1 < ours; i++) {
+		if (strcmp(r->argv.v[i], "--platform"))
+			continue;
+		if (strstr(r->argv.v[i + 1], "oem_strings"))
+			return vi_error("--platform %s already sets oem_strings: pass them with "
+					"--oem-string instead",
+					r->argv.v[i + 1]);
+		for (int k = 0; k < 2; k++) {
+			char **slot = k ? &r->argv.shown[i + 1] : &r->argv.v[i + 1];
+			const char *add = k ? r->argv.shown[ours + 1] : r->argv.v[ours + 1];
+			size_t len = strlen(*slot) + strlen(add) + 2;
+			char *joined = malloc(len);
+			if (!joined)
+				return vi_error("out of memory");
+			snprintf(joined, len, "%s,%s", *slot, add);
+			explicit_bzero(*slot, strlen(*slot));
+			free(*slot);
+			*slot = joined;
+		}
+		for (size_t k = ours; k < ours + 2; k++) {
+			explicit_bzero(r->argv.v[k], strlen(r->argv.v[k]));
+			free(r->argv.v[k]);
+			free(r->argv.shown[k]);
+		}
+		r->argv.n = ours;
+		r->argv.v[ours] = r->argv.shown[ours] = NULL;
+		return 0;
+	}
+	return 0;
+}
+
+/* API mode: wait for the socket, create with our VmConfig, boot. */
+static int api_started(void *ctx, pid_t child)
+{
+	struct run *r = ctx;
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!vi_ch_api_up(r->socket)) {
+		siginfo_t info = {0};
+		if (waitid(P_PID, (id_t)child, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+		    info.si_pid == child)
+			return vi_error("cloud-hypervisor exited before its API socket came up");
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)(now.tv_sec - start.tv_sec) > r->api_timeout)
+			return vi_error("%s: no API after %.0f s (--api-timeout)", r->socket,
+					r->api_timeout);
+		struct timespec pause = {.tv_nsec = 5 * 1000 * 1000};
+		nanosleep(&pause, NULL);
+	}
+	char reply[1024];
+	int code = 0;
+	if (vi_ch_api_request(r->socket, "PUT", "vm.create", (const char *)r->body.data,
+			      r->body.len, &code, reply, sizeof(reply)))
+		return 1;
+	/* Handed over: the VMM holds the values now. */
+	vf_value_free(&r->body);
+	vi_creds_wipe(&r->creds);
+	if (code / 100 != 2)
+		return vi_error("vm.create: HTTP %d: %s", code, reply);
+	if (vi_ch_api_request(r->socket, "PUT", "vm.boot", NULL, 0, &code, reply, sizeof(reply)))
+		return 1;
+	if (code / 100 != 2)
+		return vi_error("vm.boot: HTTP %d: %s", code, reply);
+	vi_info("VM booted through %s", r->socket);
+	return 0;
+}
+
+static bool api_stopping(void *ctx, pid_t child)
+{
+	(void)child;
+	struct run *r = ctx;
+	int code = 0;
+	char reply[256];
+	return vi_ch_api_request(r->socket, "PUT", "vm.shutdown", NULL, 0, &code, reply,
+				 sizeof(reply)) == 0 &&
+	       code / 100 == 2;
+}
+
+static int prepare_api(struct run *r, struct vi_launch *l)
+{
+	size_t n = l->static_strings->n + l->creds->n;
+	struct vf_value *strings = calloc(n + 1, sizeof(*strings));
+	bool *secret = calloc(n + 1, sizeof(*secret));
+	struct vf_error err;
+	int status = strings && secret ? 0 : vi_error("out of memory");
+	size_t k = 0;
+	for (size_t i = 0; !status && i < l->static_strings->n; i++, k++)
+		if (vf_value_set(&strings[k], l->static_strings->items[i],
+				 strlen(l->static_strings->items[i]), &err) != VF_OK)
+			status = vi_fail(&err);
+	for (size_t i = 0; !status && i < l->creds->n; i++, k++) {
+		bool binary;
+		secret[k] = true;
+		if (vf_oem_encode(l->creds->items[i].name, &l->creds->items[i].value,
+				  VF_TRANSPORT_CH_API, &strings[k], &binary, &err) != VF_OK)
+			status = vi_fail(&err);
+	}
+	size_t total = 0;
+	for (size_t i = 0; !status && i < l->creds->n; i++)
+		total += l->creds->items[i].value.len;
+	if (!status && total > VF_CREDENTIAL_MAX)
+		status = vi_error("credentials take %zu bytes together, above systemd's 1 MiB",
+				  total);
+	if (!status && vf_oem_check_limits(strings, k, &err) != VF_OK)
+		status = vi_fail(&err);
+	if (!status)
+		status = vi_vm_config(r->vm_config, strings, secret, k, &r->body, &r->body_shown);
+	for (size_t i = 0; strings && i < k; i++)
+		vf_value_free(&strings[i]);
+	free(strings);
+	free(secret);
+	size_t len = strlen(r->rt.dir) + sizeof("/api.sock");
+	if (!status && !(r->socket = malloc(len)))
+		status = vi_error("out of memory");
+	if (!status) {
+		snprintf(r->socket, len, "%s/api.sock", r->rt.dir);
+		char path[4200];
+		snprintf(path, sizeof(path), "path=%s", r->socket);
+		status = vi_argv_add(&r->argv, "--api-socket", NULL);
+		if (!status)
+			status = vi_argv_add(&r->argv, path, NULL);
+	}
+	return status;
+}
+
+static int launch(struct run *r)
+{
+	struct vi_launch l = {
+		.creds = &r->creds,
+		.static_strings = &r->static_strings,
+		.rt = &r->rt,
+		.dry_run = r->dry_run,
+		.fw_cfg = r->fw_cfg,
+		.vm_config = r->vm_config,
+	};
+	int status = base_argv(r);
+	bool api = r->hv == VI_HV_CH && !r->argv_mode;
+	if (!status && r->hv == VI_HV_QEMU)
+		status = vi_qemu_args(&l, &r->argv);
+	if (!status && r->hv == VI_HV_CH && r->argv_mode) {
+		size_t ours = r->argv.n;
+		status = vi_ch_argv_args(&l, &r->argv);
+		if (!status)
+			status = merge_platform(r, ours);
+	}
+	if (!status && api)
+		status = prepare_api(r, &l);
+	if (status)
+		return status;
+	if (r->dry_run) {
+		vi_argv_print(&r->argv);
+		if (api) {
+			printf("request: PUT /api/v1/vm.create (on %s)\n%s\n", r->socket, r->body_shown);
+			printf("request: PUT /api/v1/vm.boot (on %s)\n", r->socket);
+		}
+		return 0;
+	}
+	/* QEMU reads its files at start; API mode wipes after vm.create. */
+	if (!api)
+		vi_creds_wipe(&r->creds);
+	struct vi_child_hooks hooks = {
+		.started = api ? api_started : NULL,
+		.stopping = api ? api_stopping : NULL,
+		.ctx = r,
+		.stop_timeout = r->stop_timeout,
+	};
+	return vi_supervise(&r->argv, &hooks);
+}
+
+int vi_run(int argc, char **argv)
+{
+	struct run r = {.api_timeout = 10, .stop_timeout = 30};
+	/* Stop requests are taken with sigwaitinfo from here on, so that a
+	 * signal at any moment still ends with the files removed. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int status = parse(argc, argv, &r);
+	if (status == 2)
+		fprintf(stderr, "Usage: %s\n", usage);
+	if (!status)
+		status = detect(&r);
+	if (!status)
+		status = gather(&r);
+	if (!status)
+		status = vi_runtime_open(&r.rt, r.credentials_dir, r.allow_persistent, r.dry_run);
+	if (!status)
+		status = launch(&r);
+	vi_runtime_close(&r.rt);
+	vi_creds_wipe(&r.creds);
+	vf_value_free(&r.body);
+	free(r.body_shown);
+	free(r.socket);
+	vi_argv_free(&r.argv);
+	vf_strings_free(&r.pick);
+	vf_strings_free(&r.static_strings);
+	return status < 0 ? 0 : status;
+}

@@ -1,0 +1,292 @@
+/* Where credentials come from: the vars store (decrypted with the
+ * machine's identity) or a directory of already-decrypted files. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "secmem.h"
+#include "spec.h"
+#include "store.h"
+#include "varinject.h"
+
+int vi_creds_add(struct vi_creds *c, const char *name, struct vf_value *value)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->items[i].name, name))
+			return vi_error("two credentials named %s: pick names with the spec's "
+					"credentials mapping or --name-style",
+					name);
+	struct vi_cred *grown = realloc(c->items, (c->n + 1) * sizeof(*grown));
+	char *copy = strdup(name);
+	if (!grown || !copy) {
+		if (grown)
+			c->items = grown;
+		free(copy);
+		return vi_error("out of memory");
+	}
+	c->items = grown;
+	c->items[c->n].name = copy;
+	c->items[c->n].value = *value;
+	memset(value, 0, sizeof(*value));
+	c->n++;
+	return 0;
+}
+
+void vi_creds_wipe(struct vi_creds *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		vf_value_free(&c->items[i].value);
+		free(c->items[i].name);
+	}
+	free(c->items);
+	c->items = NULL;
+	c->n = 0;
+}
+
+static char *upper(const char *prefix, const char *name)
+{
+	size_t p = strlen(prefix), n = strlen(name);
+	char *s = malloc(p + n + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, prefix, p);
+	for (size_t i = 0; i <= n; i++)
+		s[p + i] = (char)toupper((unsigned char)name[i]);
+	return s;
+}
+
+int vi_identity_from(const struct vi_store_source *src, struct vf_identities *ids)
+{
+	struct vf_error err;
+	char path[4096];
+	const char *file = src->identity_file;
+	bool check = true;
+	if (src->identity_credential) {
+		const char *dir = getenv("CREDENTIALS_DIRECTORY");
+		if (!dir)
+			return vi_error("--identity-credential %s: $CREDENTIALS_DIRECTORY is not set "
+					"(run under systemd with LoadCredential=%s:PATH)",
+					src->identity_credential, src->identity_credential);
+		int n = snprintf(path, sizeof(path), "%s/%s", dir, src->identity_credential);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			return vi_error("credential path too long");
+		file = path;
+		check = false; /* systemd owns those files and their modes */
+	}
+	if (!file)
+		return vi_error("no machine identity: give -i FILE or --identity-credential NAME");
+	char *text;
+	size_t len;
+	if (vf_read_key_file(file, check, src->insecure, &text, &len, &err) != VF_OK)
+		return vi_fail(&err);
+	enum vf_code rc = vf_identities_parse(text, len, file, ids, &err);
+	vf_secure_free(text);
+	return rc == VF_OK ? 0 : vi_fail(&err);
+}
+
+int vi_read_var(const char *root, const char *owner, const struct vf_spec_generator *g,
+		    const struct vf_spec_file *f, const struct vf_identities *ids,
+		    struct vf_value *out)
+{
+	struct vf_error err;
+	char *path = vf_store_path(root, owner, g->name, f->name, f->secret ? "secret" : "value");
+	int status = path ? 0 : vi_error("out of memory");
+	if (!status && !vf_store_exists(path))
+		status = vi_error("%s: missing (vargen generate)", path);
+	if (!status && f->secret && vf_unseal(path, ids, out, &err) != VF_OK)
+		status = vi_error("%s: %s", path, err.msg);
+	if (!status && !f->secret) {
+		uint8_t *data;
+		size_t len;
+		if (vf_store_read(path, &data, &len, &err) != VF_OK)
+			status = vi_fail(&err);
+		else if (vf_value_set(out, data, len, &err) != VF_OK)
+			status = vi_fail(&err);
+		free(data);
+	}
+	free(path);
+	return status;
+}
+
+static int by_mapping(const struct vf_spec *spec, const char *root,
+		      const struct vf_spec_machine *m, const struct vf_identities *ids,
+		      struct vi_creds *out)
+{
+	for (size_t i = 0; i < m->n_credentials; i++) {
+		const struct vf_spec_credential *c = &m->credentials[i];
+		const struct vf_spec_generator *g = vf_spec_generator(spec, c->generator);
+		const struct vf_spec_file *f = NULL;
+		for (size_t k = 0; g && k < g->n_files; k++)
+			if (!strcmp(g->files[k].name, c->file))
+				f = &g->files[k];
+		if (!f)
+			return vi_error("credential %s: no %s/%s", c->name, c->generator, c->file);
+		struct vf_value v = {0};
+		int status = vi_read_var(root, g->share ? NULL : m->name, g, f, ids, &v);
+		if (!status)
+			status = vi_creds_add(out, c->name, &v);
+		vf_value_free(&v);
+		if (status)
+			return status;
+	}
+	return 0;
+}
+
+static int by_convention(const struct vf_spec *spec, const char *root,
+			 const struct vf_spec_machine *m, const struct vf_identities *ids,
+			 enum vi_style style, struct vi_creds *out)
+{
+	const struct vf_spec_generator **gens;
+	size_t n;
+	struct vf_error err;
+	if (vf_vars_machine_generators(spec, m, &gens, &n, &err) != VF_OK)
+		return vi_fail(&err);
+	int status = 0;
+	for (size_t i = 0; !status && i < n; i++) {
+		for (size_t k = 0; !status && k < gens[i]->n_files; k++) {
+			const struct vf_spec_file *f = &gens[i]->files[k];
+			char *name = style == VI_STYLE_SEED ? upper("HOST-", f->name) : strdup(f->name);
+			struct vf_value v = {0};
+			status = name ? vi_read_var(root, gens[i]->share ? NULL : m->name, gens[i], f, ids,
+						 &v)
+				      : vi_error("out of memory");
+			if (!status)
+				status = vi_creds_add(out, name, &v);
+			vf_value_free(&v);
+			free(name);
+		}
+	}
+	free(gens);
+	return status;
+}
+
+int vi_load_from_store(const struct vi_store_source *src, struct vi_creds *out)
+{
+	struct vf_spec spec = {0};
+	struct vf_identities ids = {0};
+	struct vf_error err;
+	const char *spec_path = src->spec_path ? src->spec_path : "vars.yaml";
+	if (!src->machine)
+		return vi_error("no machine: give --machine M (or --from-credentials-dir)");
+	if (vf_spec_load(spec_path, &spec, &err) != VF_OK)
+		return vi_fail(&err);
+	char *root = NULL;
+	if (src->store_opt) {
+		root = strdup(src->store_opt);
+	} else {
+		char *copy = strdup(spec_path);
+		root = copy ? strdup(dirname(copy)) : NULL;
+		free(copy);
+	}
+	const struct vf_spec_machine *m = vf_spec_machine(&spec, src->machine);
+	int status = root ? 0 : vi_error("out of memory");
+	if (!status && !m)
+		status = vi_error("%s: no machine named %s", spec_path, src->machine);
+	if (!status)
+		status = vi_identity_from(src, &ids);
+	enum vi_style style = src->style;
+	if (!status && style == VI_STYLE_DEFAULT)
+		style = m->n_credentials ? VI_STYLE_SPEC : VI_STYLE_SEED;
+	if (!status && style == VI_STYLE_SPEC && !m->n_credentials)
+		status = vi_error("machine %s has no credentials mapping in %s (--name-style seed?)",
+				  src->machine, spec_path);
+	if (!status)
+		status = style == VI_STYLE_SPEC ? by_mapping(&spec, root, m, &ids, out)
+						: by_convention(&spec, root, m, &ids, style, out);
+	vf_identities_free(&ids);
+	free(root);
+	vf_spec_free(&spec);
+	return status;
+}
+
+static int read_cred_file(const char *dir, const char *name, struct vf_value *out)
+{
+	char path[4096];
+	int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return vi_error("%s/%s: path too long", dir, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return vi_error("%s: %s", path, strerror(errno));
+	uint8_t *buf = vf_secure_alloc(VF_CREDENTIAL_MAX + 1);
+	size_t len = 0;
+	ssize_t got = 0;
+	while (buf && len <= VF_CREDENTIAL_MAX &&
+	       (got = read(fd, buf + len, VF_CREDENTIAL_MAX + 1 - len)) > 0)
+		len += (size_t)got;
+	close(fd);
+	struct vf_error err;
+	int status = 0;
+	if (!buf)
+		status = vi_error("out of memory");
+	else if (got < 0)
+		status = vi_error("%s: %s", path, strerror(errno));
+	else if (len > VF_CREDENTIAL_MAX)
+		status = vi_error("%s: larger than systemd's 1 MiB credential limit", path);
+	else if (vf_value_set(out, buf, len, &err) != VF_OK)
+		status = vi_fail(&err);
+	vf_secure_free(buf);
+	return status;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int vi_load_from_dir(const char *dir, const struct vf_strings *pick, enum vi_style style,
+		     struct vi_creds *out)
+{
+	if (!dir && !(dir = getenv("CREDENTIALS_DIRECTORY")))
+		return vi_error("--from-credentials-dir without a directory, and "
+				"$CREDENTIALS_DIRECTORY is not set");
+	if (style == VI_STYLE_SPEC)
+		return vi_error("--name-style spec needs the store (--machine), not a directory");
+	struct vf_strings names = {0};
+	struct vf_error err;
+	int status = 0;
+	if (pick->n) {
+		for (size_t i = 0; !status && i < pick->n; i++)
+			if (vf_strings_add(&names, pick->items[i], &err) != VF_OK)
+				status = vi_fail(&err);
+	} else {
+		DIR *d = opendir(dir);
+		if (!d)
+			return vi_error("%s: %s", dir, strerror(errno));
+		struct dirent *e;
+		while (!status && (e = readdir(d))) {
+			struct stat st;
+			char path[4096];
+			if (e->d_name[0] == '.')
+				continue;
+			int n = snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			if (n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 &&
+			    S_ISREG(st.st_mode) && vf_strings_add(&names, e->d_name, &err) != VF_OK)
+				status = vi_fail(&err);
+		}
+		closedir(d);
+		qsort(names.items, names.n, sizeof(char *), cmp_names);
+	}
+	for (size_t i = 0; !status && i < names.n; i++) {
+		struct vf_value v = {0};
+		char *name = style == VI_STYLE_VERBATIM ? strdup(names.items[i])
+							: upper("", names.items[i]);
+		status = name ? read_cred_file(dir, names.items[i], &v) : vi_error("out of memory");
+		if (!status)
+			status = vi_creds_add(out, name, &v);
+		vf_value_free(&v);
+		free(name);
+	}
+	if (!status && !out->n)
+		status = vi_error("%s: no credentials found", dir);
+	vf_strings_free(&names);
+	return status;
+}

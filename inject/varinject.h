@@ -1,0 +1,113 @@
+/* varinject: from sealed store to credentials in a running guest. */
+#ifndef VARINJECT_H
+#define VARINJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "keys.h"
+#include "oem.h"
+#include "spec.h"
+#include "values.h"
+#include "vars.h"
+
+/* Messages: to the journal when systemd runs us, to stderr otherwise. */
+void vi_log_init(void);
+void vi_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void vi_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vi_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vi_fail(const struct vf_error *err);
+/* sd_notify, a no-op outside systemd. */
+void vi_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A credential on its way to the guest. */
+struct vi_cred {
+	char *name;
+	struct vf_value value; /* guarded */
+};
+struct vi_creds {
+	struct vi_cred *items;
+	size_t n;
+};
+int vi_creds_add(struct vi_creds *c, const char *name, struct vf_value *value);
+void vi_creds_wipe(struct vi_creds *c);
+
+enum vi_style { VI_STYLE_DEFAULT, VI_STYLE_SPEC, VI_STYLE_SEED, VI_STYLE_VERBATIM };
+
+/* Sources (sources.c). */
+struct vi_store_source {
+	const char *spec_path, *store_opt, *machine;
+	const char *identity_file, *identity_credential;
+	bool insecure;
+	enum vi_style style;
+};
+int vi_load_from_store(const struct vi_store_source *src, struct vi_creds *out);
+int vi_identity_from(const struct vi_store_source *src, struct vf_identities *ids);
+/* One stored var, decrypted when secret. */
+int vi_read_var(const char *root, const char *owner, const struct vf_spec_generator *g,
+		const struct vf_spec_file *f, const struct vf_identities *ids, struct vf_value *out);
+int vi_load_from_dir(const char *dir, const struct vf_strings *pick, enum vi_style style,
+		     struct vi_creds *out);
+
+/* The private runtime directory (runtime.c). */
+struct vi_runtime {
+	char *dir;
+	struct vf_strings files;
+};
+int vi_runtime_open(struct vi_runtime *rt, const char *parent, bool allow_persistent,
+		    bool dry_run);
+/* Writes a 0400 file; returns its path in *path (owned by rt). */
+int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *data, size_t len,
+		     const char **path, bool dry_run);
+void vi_runtime_close(struct vi_runtime *rt);
+bool vi_on_ram(const char *dir);
+
+/* A command line being built, with a redacted twin for --dry-run. */
+struct vi_argv {
+	char **v, **shown;
+	size_t n, cap;
+};
+int vi_argv_add(struct vi_argv *a, const char *arg, const char *shown);
+void vi_argv_free(struct vi_argv *a);
+void vi_argv_print(const struct vi_argv *a);
+/* "<secret: N bytes>" */
+void vi_secret_placeholder(size_t len, char *out, size_t cap);
+
+/* Launchers. Each appends to argv what the hypervisor needs. */
+struct vi_launch {
+	struct vi_creds *creds;
+	const struct vf_strings *static_strings;
+	struct vi_runtime *rt;
+	bool dry_run, fw_cfg;
+	const char *vm_config; /* cloud-hypervisor API mode */
+	double api_timeout, stop_timeout;
+};
+int vi_qemu_args(struct vi_launch *l, struct vi_argv *argv);
+int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv);
+
+/* cloud-hypervisor's REST API over its UNIX socket (chapi.c). */
+int vi_ch_api_request(const char *socket, const char *method, const char *path,
+		      const char *body, size_t body_len, int *status, char *reply, size_t reply_cap);
+/* The vm.create body: the user's VmConfig with platform.oem_strings
+ * merged in (json.c); the redacted twin for --dry-run. Guarded memory. */
+int vi_vm_config(const char *path, const struct vf_value *strings, const bool *secret, size_t n,
+		 struct vf_value *body, char **shown);
+
+/* Supervision (supervise.c): runs argv as a child and stays its parent. */
+struct vi_child_hooks {
+	/* After the child is up (API mode: create and boot). 0 = ready. */
+	int (*started)(void *ctx, pid_t child);
+	/* On SIGTERM/SIGINT, before the signal is forwarded (API mode:
+	 * vm.shutdown). Returns true if the child was asked to stop. */
+	bool (*stopping)(void *ctx, pid_t child);
+	void *ctx;
+	double stop_timeout;
+};
+int vi_supervise(const struct vi_argv *argv, const struct vi_child_hooks *hooks);
+
+int vi_run(int argc, char **argv);
+int vi_install(int argc, char **argv);
+
+#endif
