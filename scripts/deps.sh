@@ -8,6 +8,7 @@ packages=(
 	libssl-dev libsodium-dev libyaml-dev libsystemd-dev zlib1g-dev
 	python3 age openssh-client time
 	clang libclang-rt-14-dev
+	qemu-system-x86 linux-image-cloud-amd64 busybox-static debootstrap cpio xz-utils
 )
 
 missing=()
