@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -308,4 +309,46 @@ void vf_txn_abort(struct vf_txn *t)
 	}
 	free(t->items);
 	memset(t, 0, sizeof(*t));
+}
+
+static bool is_temp(const char *name)
+{
+	size_t n = strlen(name);
+	return name[0] == '.' && n > 5 && !strcmp(name + n - 4, ".tmp");
+}
+
+static void clean_dir(int dirfd, unsigned depth)
+{
+	DIR *d = fdopendir(dirfd);
+	if (!d) {
+		close(dirfd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (e->d_type == DT_DIR && depth < 8) {
+			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				clean_dir(sub, depth + 1);
+		} else if (e->d_type == DT_REG && is_temp(e->d_name)) {
+			unlinkat(dirfd, e->d_name, 0);
+		}
+	}
+	closedir(d);
+}
+
+void vf_store_clean_temps(const char *root)
+{
+	char *vars = vf_store_path(root, NULL, NULL, NULL, NULL);
+	if (!vars)
+		return;
+	char *slash = strrchr(vars, '/'); /* .../vars/shared -> .../vars */
+	if (slash)
+		*slash = '\0';
+	int fd = open(vars, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0)
+		clean_dir(fd, 0);
+	free(vars);
 }

@@ -12,7 +12,8 @@
  * Writes go through a transaction: every new file is written under a
  * temporary name, all are made durable with one sync, then renamed into
  * place and synced again. Killed at any moment, each file is either the old
- * one or the new one; leftover temporaries (".*.tmp") are ignored. */
+ * one or the new one; leftover temporaries (".*.tmp") are ignored, and
+ * removed by the next command that writes the store. */
 #ifndef VF_STORE_H
 #define VF_STORE_H
 
@@ -53,6 +54,10 @@ enum vf_code vf_txn_remove(struct vf_txn *t, const char *path, struct vf_error *
 enum vf_code vf_txn_commit(struct vf_txn *t, struct vf_error *err);
 /* Drops what was staged (removes the temporaries). */
 void vf_txn_abort(struct vf_txn *t);
+
+/* Removes temporaries a killed run left under root/vars (the caller holds
+ * the store's lock). */
+void vf_store_clean_temps(const char *root);
 
 /* Creates dir and its missing parents with mode 0700. */
 enum vf_code vf_mkdirs(const char *dir, struct vf_error *err);

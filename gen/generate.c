@@ -320,8 +320,7 @@ static int stage_all(struct run *r)
 			continue;
 		const struct vg_item *it = &r->items[i];
 		if (vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &r->recipients[i], &err) !=
-			    VF_OK ||
-		    vf_vars_stage_hash(&r->txn, r->ctx.root, it->machine, it->g, &err) != VF_OK)
+		    VF_OK)
 			return vg_fail(&err);
 		struct job *grown = realloc(r->jobs, (r->n_jobs + it->g->n_files) * sizeof(*grown));
 		if (!grown)
@@ -332,7 +331,16 @@ static int stage_all(struct run *r)
 	}
 	/* vf_parallel_for stops handing out jobs after the first failure;
 	 * jobs already running may fail too, but only the first one reports. */
-	return vf_parallel_for(r->n_jobs, seal_job, r) ? vg_fail(&r->job_err) : 0;
+	if (vf_parallel_for(r->n_jobs, seal_job, r))
+		return vg_fail(&r->job_err);
+	/* The hash records go last: the transaction renames in order, so a
+	 * run killed half-way leaves files new under an old record (reported
+	 * stale, made again), never old files under a new one. */
+	for (size_t i = 0; i < r->n; i++)
+		if (r->made[i] && vf_vars_stage_hash(&r->txn, r->ctx.root, r->items[i].machine,
+						     r->items[i].g, &err) != VF_OK)
+			return vg_fail(&err);
+	return 0;
 }
 
 /* One writer at a time: two runs interleaving renames would mix seals.
@@ -425,6 +433,8 @@ int cmd_generate(int argc, char **argv)
 	int status = parse(argc, argv, &r);
 	if (!status)
 		status = lock_store(&r);
+	if (!status)
+		vf_store_clean_temps(r.ctx.root);
 	if (!status)
 		status = vg_items(&r.ctx, &r.items, &r.n);
 	if (!status) {

@@ -180,6 +180,10 @@ int cmd_machine(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("Usage: %s\n", usage);
+		return 0;
+	}
 	if (argc < 2 || (strcmp(argv[1], "keygen") && strcmp(argv[1], "key")))
 		return vs_usage(usage);
 	bool is_keygen = !strcmp(argv[1], "keygen");

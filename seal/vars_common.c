@@ -80,6 +80,8 @@ int vs_vars_lock(struct vs_vars *v)
 		status = vs_error("%s: %s", shared, strerror(errno));
 	else if (flock(v->lock_fd, LOCK_EX | LOCK_NB) != 0)
 		status = vs_error("%s: another vargen or varseal is writing this store", shared);
+	if (!status)
+		vf_store_clean_temps(v->root);
 	free(shared);
 	return status;
 }
