@@ -69,7 +69,8 @@ bool vf_oem_text_safe(const uint8_t *value, size_t len, enum vf_transport t)
 }
 
 enum vf_code vf_oem_encode(const char *name, const struct vf_value *value, enum vf_transport t,
-			   struct vf_value *out, bool *binary, struct vf_error *err)
+			   struct vf_arena *arena, struct vf_value *out, bool *binary,
+			   struct vf_error *err)
 {
 	const char *why;
 	if (!vf_credential_name_valid(name, &why))
@@ -81,7 +82,7 @@ enum vf_code vf_oem_encode(const char *name, const struct vf_value *value, enum 
 	const char *prefix = *binary ? VF_OEM_BINARY_PREFIX : VF_OEM_PREFIX;
 	size_t body = *binary ? vf_b64_encoded_len(value->len, true) : value->len;
 	size_t len = strlen(prefix) + strlen(name) + 1 + body;
-	uint8_t *p = vf_secure_alloc(len + 1);
+	uint8_t *p = arena ? vf_arena_alloc(arena, len + 1) : vf_secure_alloc(len + 1);
 	if (!p)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	size_t o = 0;
@@ -99,6 +100,7 @@ enum vf_code vf_oem_encode(const char *name, const struct vf_value *value, enum 
 	p[o] = '\0';
 	out->data = p;
 	out->len = o;
+	out->in_arena = arena != NULL;
 	return VF_OK;
 }
 

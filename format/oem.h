@@ -43,10 +43,12 @@ bool vf_credential_name_valid(const char *name, const char **why);
  * When not, the .binary form (base64) is used. */
 bool vf_oem_text_safe(const uint8_t *value, size_t len, enum vf_transport t);
 
-/* The OEM string for a credential, in guarded memory (not NUL
- * terminated; out->len excludes any terminator, one is present). */
+/* The OEM string for a credential, in guarded memory: from arena when
+ * given, else its own allocation. NUL-terminated; out->len excludes it. */
+struct vf_arena;
 enum vf_code vf_oem_encode(const char *name, const struct vf_value *value, enum vf_transport t,
-			   struct vf_value *out, bool *binary, struct vf_error *err);
+			   struct vf_arena *arena, struct vf_value *out, bool *binary,
+			   struct vf_error *err);
 
 /* Checks one set of OEM strings (static ones and encoded credentials)
  * before launch: count, no empty string, the SMBIOS budget. */

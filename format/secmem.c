@@ -73,3 +73,45 @@ void vf_scratch_free(void *p, size_t len)
 	if (b + need == scratch.base + scratch.top)
 		scratch.top = (size_t)(b - scratch.base);
 }
+
+#define ARENA_BLOCK (256u * 1024)
+
+struct vf_arena_block {
+	struct vf_arena_block *next;
+	size_t cap, used;
+	uint8_t *data;
+};
+
+void *vf_arena_alloc(struct vf_arena *a, size_t len)
+{
+	size_t need = aligned(len ? len : 1);
+	struct vf_arena_block *b = a->head;
+	if (!b || b->cap - b->used < need) {
+		size_t cap = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+		b = sodium_malloc(sizeof(*b));
+		if (!b)
+			return NULL;
+		b->data = sodium_malloc(cap);
+		if (!b->data) {
+			sodium_free(b);
+			return NULL;
+		}
+		b->cap = cap;
+		b->used = 0;
+		b->next = a->head;
+		a->head = b;
+	}
+	void *p = b->data + b->used;
+	b->used += need;
+	return p;
+}
+
+void vf_arena_free(struct vf_arena *a)
+{
+	while (a->head) {
+		struct vf_arena_block *next = a->head->next;
+		sodium_free(a->head->data); /* wipes */
+		sodium_free(a->head);
+		a->head = next;
+	}
+}

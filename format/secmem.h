@@ -22,6 +22,16 @@ void vf_secure_free(void *p);
 void *vf_scratch_alloc(size_t len);
 void vf_scratch_free(void *p, size_t len);
 
+/* A guarded arena for many values that live and die together (a VM's
+ * credentials): one sodium_malloc per 256 KiB instead of one per value.
+ * Everything is wiped and released at once by vf_arena_free. */
+struct vf_arena_block;
+struct vf_arena {
+	struct vf_arena_block *head;
+};
+void *vf_arena_alloc(struct vf_arena *a, size_t len);
+void vf_arena_free(struct vf_arena *a);
+
 /* Wipes len bytes of ordinary memory. */
 void vf_wipe(void *p, size_t len);
 /* Constant-time comparison: 1 if equal. */

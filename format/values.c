@@ -11,9 +11,13 @@
 
 void vf_value_free(struct vf_value *v)
 {
-	vf_secure_free(v->data);
+	if (v->in_arena)
+		vf_wipe(v->data, v->len);
+	else
+		vf_secure_free(v->data);
 	v->data = NULL;
 	v->len = 0;
+	v->in_arena = false;
 }
 
 static enum vf_code value_alloc(struct vf_value *v, size_t len, struct vf_error *err)

@@ -4,6 +4,7 @@
 #ifndef VF_VALUES_H
 #define VF_VALUES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@
 struct vf_value {
 	uint8_t *data;
 	size_t len;
+	bool in_arena; /* data belongs to a struct vf_arena: only wiped here */
 };
 void vf_value_free(struct vf_value *v);
 /* Copies len bytes into a new guarded value. */

@@ -39,7 +39,7 @@ static int build_strings(struct vi_launch *l, enum vf_transport t, struct vf_val
 	}
 	for (size_t i = 0; i < l->creds->n; i++, (*n)++) {
 		bool binary;
-		if (vf_oem_encode(l->creds->items[i].name, &l->creds->items[i].value, t, &(*out)[*n],
+		if (vf_oem_encode(l->creds->items[i].name, &l->creds->items[i].value, t, &vi_arena, &(*out)[*n],
 				  &binary, &err) != VF_OK)
 			return vi_fail(&err);
 		(*secret)[*n] = true;

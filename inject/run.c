@@ -310,7 +310,7 @@ static int prepare_api(struct run *r, struct vi_launch *l)
 		bool binary;
 		secret[k] = true;
 		if (vf_oem_encode(l->creds->items[i].name, &l->creds->items[i].value,
-				  VF_TRANSPORT_CH_API, &strings[k], &binary, &err) != VF_OK)
+				  VF_TRANSPORT_CH_API, &vi_arena, &strings[k], &binary, &err) != VF_OK)
 			status = vi_fail(&err);
 	}
 	size_t total = 0;
@@ -374,8 +374,10 @@ static int launch(struct run *r)
 		return 0;
 	}
 	/* QEMU reads its files at start; API mode wipes after vm.create. */
-	if (!api)
+	if (!api) {
 		vi_creds_wipe(&r->creds);
+		vf_arena_free(&vi_arena);
+	}
 	struct vi_child_hooks hooks = {
 		.started = api ? api_started : NULL,
 		.stopping = api ? api_stopping : NULL,
@@ -410,6 +412,7 @@ int vi_run(int argc, char **argv)
 		status = launch(&r);
 	vi_runtime_close(&r.rt);
 	vi_creds_wipe(&r.creds);
+	vf_arena_free(&vi_arena);
 	vf_value_free(&r.body);
 	free(r.body_shown);
 	free(r.socket);

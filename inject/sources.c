@@ -17,6 +17,8 @@
 #include "store.h"
 #include "varinject.h"
 
+struct vf_arena vi_arena;
+
 int vi_creds_add(struct vi_creds *c, const char *name, struct vf_value *value)
 {
 	for (size_t i = 0; i < c->n; i++)
@@ -216,24 +218,30 @@ static int read_cred_file(const char *dir, const char *name, struct vf_value *ou
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return vi_error("%s: %s", path, strerror(errno));
-	uint8_t *buf = vf_secure_alloc(VF_CREDENTIAL_MAX + 1);
+	struct stat st;
+	int status = 0;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		status = vi_error("%s: not a regular file", path);
+	else if (st.st_size > (off_t)VF_CREDENTIAL_MAX)
+		status = vi_error("%s: larger than systemd's 1 MiB credential limit", path);
+	/* Sized to the file: guarded memory is locked, and a megabyte per
+	 * credential would cost more than everything else together. */
+	size_t size = status ? 0 : (size_t)st.st_size;
+	uint8_t *buf = status ? NULL : vf_arena_alloc(&vi_arena, size + 1);
 	size_t len = 0;
-	ssize_t got = 0;
-	while (buf && len <= VF_CREDENTIAL_MAX &&
-	       (got = read(fd, buf + len, VF_CREDENTIAL_MAX + 1 - len)) > 0)
+	ssize_t got = 1;
+	if (!status && !buf)
+		status = vi_error("out of memory");
+	while (!status && len < size && (got = read(fd, buf + len, size - len)) > 0)
 		len += (size_t)got;
 	close(fd);
-	struct vf_error err;
-	int status = 0;
-	if (!buf)
-		status = vi_error("out of memory");
-	else if (got < 0)
-		status = vi_error("%s: %s", path, strerror(errno));
-	else if (len > VF_CREDENTIAL_MAX)
-		status = vi_error("%s: larger than systemd's 1 MiB credential limit", path);
-	else if (vf_value_set(out, buf, len, &err) != VF_OK)
-		status = vi_fail(&err);
-	vf_secure_free(buf);
+	if (!status && (got < 0 || len != size))
+		status = vi_error("%s: %s", path, got < 0 ? strerror(errno) : "changed while read");
+	if (!status) {
+		out->data = buf;
+		out->len = len;
+		out->in_arena = true;
+	}
 	return status;
 }
 

@@ -32,6 +32,8 @@ struct vi_creds {
 	size_t n;
 };
 int vi_creds_add(struct vi_creds *c, const char *name, struct vf_value *value);
+/* Credentials and their encodings share one guarded arena. */
+extern struct vf_arena vi_arena;
 void vi_creds_wipe(struct vi_creds *c);
 
 enum vi_style { VI_STYLE_DEFAULT, VI_STYLE_SPEC, VI_STYLE_SEED, VI_STYLE_VERBATIM };
