@@ -1,33 +1,200 @@
-/* The vm.create body: the user's VmConfig (the JSON ch-remote takes),
- * read with libyaml (JSON is YAML's flow syntax), written back as JSON with
- * platform.oem_strings merged in: the file's own strings first. */
+/* The vm.create body: the user's VmConfig (the JSON ch-remote takes) with
+ * platform.oem_strings merged in, the file's own strings first.
+ *
+ * The file is not decoded and re-encoded: a small JSON scanner finds the
+ * members that matter and everything else is copied byte for byte, so no
+ * escape, number or Unicode character of the user's config can change on
+ * the way to cloud-hypervisor. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <yaml.h>
-
 #include "io.h"
-#include "secmem.h"
+#include "store.h"
 #include "varinject.h"
 
+struct scan {
+	const char *p, *end;
+	const char *why;
+};
+
+static void ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool fail(struct scan *s, const char *why)
+{
+	if (!s->why)
+		s->why = why;
+	return false;
+}
+
+static bool skip_string(struct scan *s)
+{
+	if (s->p >= s->end || *s->p != '"')
+		return fail(s, "expected a string");
+	for (s->p++; s->p < s->end; s->p++) {
+		unsigned char c = (unsigned char)*s->p;
+		if (c == '"') {
+			s->p++;
+			return true;
+		}
+		if (c < 0x20)
+			return fail(s, "control character in a string");
+		if (c == '\\') {
+			if (++s->p >= s->end)
+				break;
+			if (*s->p == 'u') {
+				for (int i = 0; i < 4; i++)
+					if (++s->p >= s->end || !strchr("0123456789abcdefABCDEF", *s->p))
+						return fail(s, "bad \\u escape");
+			} else if (!strchr("\"\\/bfnrt", *s->p)) {
+				return fail(s, "bad escape");
+			}
+		}
+	}
+	return fail(s, "unterminated string");
+}
+
+static bool skip_value(struct scan *s, int depth);
+
+static bool skip_container(struct scan *s, char close, bool object, int depth)
+{
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == close) {
+		s->p++;
+		return true;
+	}
+	for (;;) {
+		if (object) {
+			if (!skip_string(s))
+				return false;
+			ws(s);
+			if (s->p >= s->end || *s->p++ != ':')
+				return fail(s, "expected ':'");
+		}
+		if (!skip_value(s, depth + 1))
+			return false;
+		ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			ws(s);
+			continue;
+		}
+		if (s->p < s->end && *s->p == close) {
+			s->p++;
+			return true;
+		}
+		return fail(s, object ? "expected ',' or '}'" : "expected ',' or ']'");
+	}
+}
+
+static bool skip_value(struct scan *s, int depth)
+{
+	ws(s);
+	if (depth > 64)
+		return fail(s, "nested too deep");
+	if (s->p >= s->end)
+		return fail(s, "unexpected end");
+	switch (*s->p) {
+	case '"': return skip_string(s);
+	case '{': return skip_container(s, '}', true, depth);
+	case '[': return skip_container(s, ']', false, depth);
+	default: break;
+	}
+	const char *start = s->p;
+	while (s->p < s->end && strchr("+-0123456789.eEtruefalsn", *s->p))
+		s->p++;
+	size_t n = (size_t)(s->p - start);
+	if (n == 4 && (!memcmp(start, "true", 4) || !memcmp(start, "null", 4)))
+		return true;
+	if (n == 5 && !memcmp(start, "false", 5))
+		return true;
+	char *end;
+	char buf[64];
+	if (n == 0 || n >= sizeof(buf))
+		return fail(s, "unexpected character");
+	memcpy(buf, start, n);
+	buf[n] = '\0';
+	strtod(buf, &end);
+	return *end ? fail(s, "bad number") : true;
+}
+
+/* One member of an object: the raw key token and value span. */
+struct member {
+	const char *key, *value;
+	size_t key_len, value_len;
+};
+
+/* Splits the object at s->p into members (at most max). */
+static bool members(struct scan *s, struct member *out, size_t max, size_t *n)
+{
+	*n = 0;
+	ws(s);
+	if (s->p >= s->end || *s->p != '{')
+		return fail(s, "expected an object");
+	s->p++;
+	ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return true;
+	}
+	for (;;) {
+		if (*n == max)
+			return fail(s, "too many members");
+		struct member *m = &out[(*n)++];
+		m->key = s->p;
+		if (!skip_string(s))
+			return false;
+		m->key_len = (size_t)(s->p - m->key);
+		ws(s);
+		if (s->p >= s->end || *s->p++ != ':')
+			return fail(s, "expected ':'");
+		ws(s);
+		m->value = s->p;
+		if (!skip_value(s, 1))
+			return false;
+		m->value_len = (size_t)(s->p - m->value);
+		ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			ws(s);
+			continue;
+		}
+		if (s->p < s->end && *s->p == '}') {
+			s->p++;
+			return true;
+		}
+		return fail(s, "expected ',' or '}'");
+	}
+}
+
+static bool key_is(const struct member *m, const char *name)
+{
+	size_t n = strlen(name);
+	return m->key_len == n + 2 && !memcmp(m->key + 1, name, n);
+}
+
+/* The body and its --dry-run twin, written side by side. */
 struct out {
-	struct vf_buf real, shown; /* the body, and its --dry-run twin */
+	struct vf_buf real, shown;
 	bool ok;
 };
 
-static void put2(struct out *o, const char *s, size_t n, const char *shown, size_t shown_n)
+static void put_both(struct out *o, const char *s, size_t n)
 {
 	o->ok &= vf_buf_append(&o->real, s, n, NULL) == VF_OK;
-	o->ok &= vf_buf_append(&o->shown, shown, shown_n, NULL) == VF_OK;
+	o->ok &= vf_buf_append(&o->shown, s, n, NULL) == VF_OK;
 }
 
 static void put(struct out *o, const char *s)
 {
-	put2(o, s, strlen(s), s, strlen(s));
+	put_both(o, s, strlen(s));
 }
 
-/* A JSON string; bytes >= 0x80 pass through (the text is UTF-8). */
 static void json_string(struct vf_buf *b, const uint8_t *s, size_t n, bool *ok)
 {
 	*ok &= vf_buf_append(b, "\"", 1, NULL) == VF_OK;
@@ -47,181 +214,125 @@ static void json_string(struct vf_buf *b, const uint8_t *s, size_t n, bool *ok)
 	*ok &= vf_buf_append(b, "\"", 1, NULL) == VF_OK;
 }
 
-static void put_string(struct out *o, const uint8_t *s, size_t n)
+/* "oem_strings": [existing..., ours...] */
+static void put_oem_strings(struct out *o, const struct member *existing,
+			    const struct vf_value *strings, char *const *shown, size_t n,
+			    struct scan *s)
 {
-	json_string(&o->real, s, n, &o->ok);
-	json_string(&o->shown, s, n, &o->ok);
-}
-
-/* Plain scalars that JSON writes bare: numbers, true, false, null. */
-static bool bare(const yaml_node_t *n)
-{
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	const char *s = (const char *)n->data.scalar.value;
-	if (!strcmp(s, "true") || !strcmp(s, "false") || !strcmp(s, "null"))
-		return true;
-	char *end;
-	strtod(s, &end);
-	return *s && !*end;
-}
-
-static void emit(struct out *o, yaml_document_t *doc, yaml_node_t *n, int depth);
-
-static void emit_pairs(struct out *o, yaml_document_t *doc, yaml_node_t *n, int depth,
-		       const char *skip, bool *first)
-{
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = yaml_document_get_node(doc, p->key);
-		if (skip && k->type == YAML_SCALAR_NODE && !strcmp((char *)k->data.scalar.value, skip))
-			continue;
-		if (!*first)
-			put(o, ",");
-		*first = false;
-		put_string(o, k->data.scalar.value, k->data.scalar.length);
-		put(o, ":");
-		emit(o, doc, yaml_document_get_node(doc, p->value), depth + 1);
-	}
-}
-
-static void emit(struct out *o, yaml_document_t *doc, yaml_node_t *n, int depth)
-{
-	if (depth > 64) {
-		o->ok = false;
-		return;
-	}
-	switch (n->type) {
-	case YAML_SCALAR_NODE:
-		if (bare(n))
-			put(o, (const char *)n->data.scalar.value);
-		else
-			put_string(o, n->data.scalar.value, n->data.scalar.length);
-		break;
-	case YAML_SEQUENCE_NODE:
-		put(o, "[");
-		for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
-		     i++) {
-			if (i != n->data.sequence.items.start)
-				put(o, ",");
-			emit(o, doc, yaml_document_get_node(doc, *i), depth + 1);
-		}
-		put(o, "]");
-		break;
-	case YAML_MAPPING_NODE: {
-		bool first = true;
-		put(o, "{");
-		emit_pairs(o, doc, n, depth, NULL, &first);
-		put(o, "}");
-		break;
-	}
-	default:
-		o->ok = false;
-	}
-}
-
-static yaml_node_t *lookup(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-	if (!map || map->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = yaml_document_get_node(doc, p->key);
-		if (k->type == YAML_SCALAR_NODE && !strcmp((char *)k->data.scalar.value, key))
-			return yaml_document_get_node(doc, p->value);
-	}
-	return NULL;
-}
-
-static void emit_oem_strings(struct out *o, yaml_document_t *doc, yaml_node_t *existing,
-			     const struct vf_value *strings, const bool *secret, size_t n)
-{
-	bool first = true;
 	put(o, "\"oem_strings\":[");
-	if (existing && existing->type == YAML_SEQUENCE_NODE) {
-		for (yaml_node_item_t *i = existing->data.sequence.items.start;
-		     i < existing->data.sequence.items.top; i++, first = false) {
+	bool first = true;
+	if (existing) {
+		struct scan inner = {existing->value, existing->value + existing->value_len, NULL};
+		ws(&inner);
+		if (inner.p >= inner.end || *inner.p != '[') {
+			o->ok = fail(s, "platform.oem_strings must be a list");
+			return;
+		}
+		inner.p++;
+		ws(&inner);
+		while (inner.p < inner.end && *inner.p != ']') {
+			const char *item = inner.p;
+			skip_value(&inner, 2);
 			if (!first)
 				put(o, ",");
-			emit(o, doc, yaml_document_get_node(doc, *i), 1);
+			put_both(o, item, (size_t)(inner.p - item));
+			first = false;
+			ws(&inner);
+			if (inner.p < inner.end && *inner.p == ',')
+				inner.p++;
+			ws(&inner);
 		}
 	}
 	for (size_t i = 0; i < n; i++, first = false) {
 		if (!first)
 			put(o, ",");
 		json_string(&o->real, strings[i].data, strings[i].len, &o->ok);
-		if (secret[i]) {
-			char placeholder[64];
-			vi_secret_placeholder(strings[i].len, placeholder, sizeof(placeholder));
-			json_string(&o->shown, (const uint8_t *)placeholder, strlen(placeholder),
-				    &o->ok);
-		} else {
-			json_string(&o->shown, strings[i].data, strings[i].len, &o->ok);
-		}
+		json_string(&o->shown, (const uint8_t *)shown[i], strlen(shown[i]), &o->ok);
 	}
 	put(o, "]");
 }
 
-static int load(const char *path, yaml_document_t *doc)
+#define MAX_MEMBERS 256
+
+static void merge(struct out *o, struct scan *s, const struct vf_value *strings,
+		  char *const *shown, size_t n)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return vi_error("--vm-config %s: cannot open", path);
-	yaml_parser_t parser;
-	yaml_parser_initialize(&parser);
-	yaml_parser_set_input_file(&parser, f);
-	int ok = yaml_parser_load(&parser, doc);
-	int status = 0;
-	if (!ok)
-		status = vi_error("%s:%zu:%zu: not valid JSON: %s", path, parser.problem_mark.line + 1,
-				  parser.problem_mark.column + 1,
-				  parser.problem ? parser.problem : "syntax error");
-	else if (!yaml_document_get_root_node(doc) ||
-		 yaml_document_get_root_node(doc)->type != YAML_MAPPING_NODE) {
-		yaml_document_delete(doc);
-		status = vi_error("%s: a VmConfig is a JSON object", path);
+	struct member top[MAX_MEMBERS], plat[MAX_MEMBERS];
+	size_t n_top = 0, n_plat = 0;
+	const struct member *platform = NULL, *existing = NULL;
+	if (!members(s, top, MAX_MEMBERS, &n_top)) {
+		o->ok = false;
+		return;
 	}
-	yaml_parser_delete(&parser);
-	fclose(f);
-	return status;
+	ws(s);
+	if (s->p != s->end) {
+		o->ok = fail(s, "trailing data after the object");
+		return;
+	}
+	for (size_t i = 0; i < n_top; i++)
+		if (key_is(&top[i], "platform"))
+			platform = &top[i];
+	if (platform) {
+		struct scan ps = {platform->value, platform->value + platform->value_len, NULL};
+		if (!members(&ps, plat, MAX_MEMBERS, &n_plat)) {
+			o->ok = fail(s, "\"platform\" must be an object");
+			return;
+		}
+		for (size_t i = 0; i < n_plat; i++)
+			if (key_is(&plat[i], "oem_strings"))
+				existing = &plat[i];
+	}
+	put(o, "{");
+	bool first = true;
+	for (size_t i = 0; i < n_top; i++) {
+		if (&top[i] == platform)
+			continue;
+		if (!first)
+			put(o, ",");
+		put_both(o, top[i].key, top[i].key_len);
+		put(o, ":");
+		put_both(o, top[i].value, top[i].value_len);
+		first = false;
+	}
+	put(o, first ? "\"platform\":{" : ",\"platform\":{");
+	for (size_t i = 0; i < n_plat; i++) {
+		if (&plat[i] == existing)
+			continue;
+		put_both(o, plat[i].key, plat[i].key_len);
+		put(o, ":");
+		put_both(o, plat[i].value, plat[i].value_len);
+		put(o, ",");
+	}
+	put_oem_strings(o, existing, strings, shown, n, s);
+	put(o, "}}");
 }
 
-int vi_vm_config(const char *path, const struct vf_value *strings, const bool *secret, size_t n,
-		 struct vf_value *body, char **shown)
+int vi_vm_config(const char *path, const struct vf_value *strings, char *const *shown, size_t n,
+		 struct vf_value *body, char **shown_body)
 {
-	yaml_document_t doc;
-	int status = load(path, &doc);
-	if (status)
-		return status;
-	yaml_node_t *root = yaml_document_get_root_node(&doc);
-	yaml_node_t *platform = lookup(&doc, root, "platform");
-	if (platform && platform->type != YAML_MAPPING_NODE) {
-		yaml_document_delete(&doc);
-		return vi_error("%s: \"platform\" must be an object", path);
-	}
+	uint8_t *text;
+	size_t len;
+	struct vf_error err;
+	if (vf_store_read(path, &text, &len, &err) != VF_OK)
+		return vi_error("--vm-config %s", err.msg);
+	if (!text)
+		return vi_error("--vm-config %s: no such file", path);
+	struct scan s = {(const char *)text, (const char *)text + len, NULL};
 	struct out o = {.ok = true};
 	vf_buf_init(&o.real);
 	vf_buf_init(&o.shown);
-	bool first = true;
-	put(&o, "{");
-	emit_pairs(&o, &doc, root, 0, "platform", &first);
-	put(&o, first ? "\"platform\":{" : ",\"platform\":{");
-	bool pfirst = true;
-	if (platform)
-		emit_pairs(&o, &doc, platform, 1, "oem_strings", &pfirst);
-	if (!pfirst)
-		put(&o, ",");
-	emit_oem_strings(&o, &doc, platform ? lookup(&doc, platform, "oem_strings") : NULL, strings,
-			 secret, n);
-	put(&o, "}}");
-	yaml_document_delete(&doc);
-	struct vf_error err;
-	if (!o.ok)
-		status = vi_error("%s: cannot rewrite the VmConfig", path);
+	merge(&o, &s, strings, shown, n);
+	int status = 0;
+	if (!o.ok || s.why)
+		status = vi_error("%s: not a VmConfig JSON object: %s at byte %zu", path,
+				  s.why ? s.why : "cannot rewrite it",
+				  (size_t)(s.p - (const char *)text));
 	else if (vf_value_set(body, o.real.data, o.real.len, &err) != VF_OK)
 		status = vi_fail(&err);
-	else if (!(*shown = strdup((char *)o.shown.data)))
+	else if (!(*shown_body = strdup((char *)o.shown.data)))
 		status = vi_error("out of memory");
 	vf_buf_free(&o.real);
 	vf_buf_free(&o.shown);
+	free(text);
 	return status;
 }

@@ -20,41 +20,49 @@ static int check_total(const struct vi_creds *c)
 	return 0;
 }
 
-/* Static strings first (they identify the environment), then one per
- * credential, encoded for the transport. secret[i] marks credentials. */
-static int build_strings(struct vi_launch *l, enum vf_transport t, struct vf_value **out,
-			 bool **secret, size_t *n)
+int vi_build_strings(struct vi_launch *l, enum vf_transport t, struct vi_strings *out)
 {
 	size_t total = l->static_strings->n + l->creds->n;
-	*out = calloc(total + 1, sizeof(**out));
-	*secret = calloc(total + 1, sizeof(**secret));
-	*n = 0;
-	if (!*out || !*secret)
+	out->items = calloc(total + 1, sizeof(*out->items));
+	out->shown = calloc(total + 1, sizeof(*out->shown));
+	out->n = 0;
+	if (!out->items || !out->shown)
 		return vi_error("out of memory");
 	struct vf_error err;
-	for (size_t i = 0; i < l->static_strings->n; i++, (*n)++) {
+	for (size_t i = 0; i < l->static_strings->n; i++, out->n++) {
 		const char *s = l->static_strings->items[i];
-		if (vf_value_set(&(*out)[*n], s, strlen(s), &err) != VF_OK)
+		if (vf_value_set(&out->items[out->n], s, strlen(s), &err) != VF_OK)
 			return vi_fail(&err);
+		if (!(out->shown[out->n] = strdup(s)))
+			return vi_error("out of memory");
 	}
-	for (size_t i = 0; i < l->creds->n; i++, (*n)++) {
+	for (size_t i = 0; i < l->creds->n; i++, out->n++) {
+		const struct vi_cred *c = &l->creds->items[i];
 		bool binary;
-		if (vf_oem_encode(l->creds->items[i].name, &l->creds->items[i].value, t, &vi_arena, &(*out)[*n],
-				  &binary, &err) != VF_OK)
+		if (vf_oem_encode(c->name, &c->value, t, &vi_arena, &out->items[out->n], &binary,
+				  &err) != VF_OK)
 			return vi_fail(&err);
-		(*secret)[*n] = true;
+		char placeholder[64], shown[512];
+		vi_secret_placeholder(c->value.len, placeholder, sizeof(placeholder));
+		snprintf(shown, sizeof(shown), "%s%s=%s",
+			 binary ? VF_OEM_BINARY_PREFIX : VF_OEM_PREFIX, c->name, placeholder);
+		if (!(out->shown[out->n] = strdup(shown)))
+			return vi_error("out of memory");
 	}
-	if (vf_oem_check_limits(*out, *n, &err) != VF_OK)
+	if (vf_oem_check_limits(out->items, out->n, &err) != VF_OK)
 		return vi_fail(&err);
 	return check_total(l->creds);
 }
 
-static void free_strings(struct vf_value *s, bool *secret, size_t n)
+void vi_strings_free(struct vi_strings *s)
 {
-	for (size_t i = 0; s && i < n; i++)
-		vf_value_free(&s[i]);
-	free(s);
-	free(secret);
+	for (size_t i = 0; i < s->n; i++) {
+		vf_value_free(&s->items[i]);
+		free(s->shown[i]);
+	}
+	free(s->items);
+	free(s->shown);
+	memset(s, 0, sizeof(*s));
 }
 
 /* QEMU's option syntax doubles commas inside a value. */
@@ -73,13 +81,10 @@ static int qemu_option(struct vi_argv *argv, const char *flag, const char *fmt_p
 	return status ? status : vi_argv_add(argv, value, NULL);
 }
 
-static void show_file(const struct vi_launch *l, const char *path, size_t len, bool secret)
+static void show_file(const struct vi_launch *l, const char *path, const char *shown)
 {
-	if (!l->dry_run)
-		return;
-	char shown[64];
-	vi_secret_placeholder(len, shown, sizeof(shown));
-	printf("file: %s (0400) %s\n", path, secret ? shown : "<static OEM string>");
+	if (l->dry_run)
+		printf("file: %s (0400): %s\n", path, shown);
 }
 
 static int qemu_fw_cfg(struct vi_launch *l, struct vi_argv *argv)
@@ -102,7 +107,9 @@ static int qemu_fw_cfg(struct vi_launch *l, struct vi_argv *argv)
 					      l->dry_run);
 		if (status)
 			return status;
-		show_file(l, path, c->value.len, true);
+		char placeholder[64];
+		vi_secret_placeholder(c->value.len, placeholder, sizeof(placeholder));
+		show_file(l, path, placeholder);
 		snprintf(prefix, sizeof(prefix), "name=" VF_FWCFG_PREFIX "%s,file=", c->name);
 		if ((status = qemu_option(argv, "-fw_cfg", prefix, path)))
 			return status;
@@ -112,27 +119,25 @@ static int qemu_fw_cfg(struct vi_launch *l, struct vi_argv *argv)
 
 int vi_qemu_args(struct vi_launch *l, struct vi_argv *argv)
 {
-	struct vf_value *strings = NULL;
-	bool *secret = NULL;
-	size_t n = 0;
+	struct vi_strings strings = {0};
 	/* In fw_cfg mode only the static strings go through SMBIOS. */
 	struct vi_creds none = {0}, *creds = l->creds;
 	if (l->fw_cfg)
 		l->creds = &none;
-	int status = build_strings(l, VF_TRANSPORT_QEMU_SMBIOS, &strings, &secret, &n);
+	int status = vi_build_strings(l, VF_TRANSPORT_QEMU_SMBIOS, &strings);
 	l->creds = creds;
-	for (size_t i = 0; !status && i < n; i++) {
+	for (size_t i = 0; !status && i < strings.n; i++) {
 		char file[32];
 		const char *path;
 		snprintf(file, sizeof(file), "smbios-%zu", i);
-		status = vi_runtime_write(l->rt, file, strings[i].data, strings[i].len, &path,
-					  l->dry_run);
+		status = vi_runtime_write(l->rt, file, strings.items[i].data, strings.items[i].len,
+					  &path, l->dry_run);
 		if (!status) {
-			show_file(l, path, strings[i].len, secret[i]);
+			show_file(l, path, strings.shown[i]);
 			status = qemu_option(argv, "-smbios", "type=11,path=", path);
 		}
 	}
-	free_strings(strings, secret, n);
+	vi_strings_free(&strings);
 	if (!status && l->fw_cfg)
 		status = qemu_fw_cfg(l, argv);
 	return status;
@@ -157,13 +162,11 @@ int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv)
 			return vi_error("credential name '%s' cannot pass cloud-hypervisor's option "
 					"grammar unchanged: use API mode",
 					l->creds->items[i].name);
-	struct vf_value *strings = NULL;
-	bool *secret = NULL;
-	size_t n = 0;
-	int status = build_strings(l, VF_TRANSPORT_CH_ARGV, &strings, &secret, &n);
+	struct vi_strings strings = {0};
+	int status = vi_build_strings(l, VF_TRANSPORT_CH_ARGV, &strings);
 	size_t cap = 32;
-	for (size_t i = 0; i < n; i++)
-		cap += strings[i].len + 48;
+	for (size_t i = 0; i < strings.n; i++)
+		cap += strings.items[i].len + strlen(strings.shown[i]) + 2;
 	char *arg = status ? NULL : vf_secure_alloc(cap);
 	char *shown = status ? NULL : malloc(cap);
 	if (!status && (!arg || !shown))
@@ -171,13 +174,11 @@ int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv)
 	if (!status) {
 		size_t a = (size_t)snprintf(arg, cap, "oem_strings=[");
 		size_t s = (size_t)snprintf(shown, cap, "oem_strings=[");
-		for (size_t i = 0; i < n; i++) {
-			char placeholder[64];
-			vi_secret_placeholder(strings[i].len, placeholder, sizeof(placeholder));
+		for (size_t i = 0; i < strings.n; i++) {
 			a += (size_t)snprintf(arg + a, cap - a, "%s%s", i ? "," : "",
-					      (const char *)strings[i].data);
+					      (const char *)strings.items[i].data);
 			s += (size_t)snprintf(shown + s, cap - s, "%s%s", i ? "," : "",
-					      secret[i] ? placeholder : (const char *)strings[i].data);
+					      strings.shown[i]);
 		}
 		snprintf(arg + a, cap - a, "]");
 		snprintf(shown + s, cap - s, "]");
@@ -192,6 +193,6 @@ int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv)
 	if (arg)
 		vf_secure_free(arg);
 	free(shown);
-	free_strings(strings, secret, n);
+	vi_strings_free(&strings);
 	return status;
 }

@@ -193,6 +193,16 @@ static int detect(struct run *r)
 		if (!r->argv_mode && !r->vm_config)
 			return vi_error("cloud-hypervisor API mode needs --vm-config FILE (the VmConfig "
 					"JSON ch-remote takes), or --argv for the command-line way");
+		/* Given a payload on its command line, cloud-hypervisor creates and
+		 * boots the VM itself, without the credentials. */
+		static const char *const vm_flags[] = {"--kernel", "--firmware", "--platform",
+						       "--initramfs", "--cmdline"};
+		for (int i = 1; !r->argv_mode && i < r->hv_argc; i++)
+			for (size_t k = 0; k < sizeof(vm_flags) / sizeof(vm_flags[0]); k++)
+				if (!strncmp(r->hv_argv[i], vm_flags[k], strlen(vm_flags[k])))
+					return vi_error("%s: in API mode the VM's configuration comes "
+							"from --vm-config (or use --argv)",
+							r->hv_argv[i]);
 	}
 	return 0;
 }
@@ -283,50 +293,30 @@ static int api_started(void *ctx, pid_t child)
 	return 0;
 }
 
+/* A graceful stop: the guest shuts down (vm.shutdown), then the VMM,
+ * which otherwise stays up waiting for another VM (vmm.shutdown). */
 static bool api_stopping(void *ctx, pid_t child)
 {
 	(void)child;
 	struct run *r = ctx;
 	int code = 0;
 	char reply[256];
-	return vi_ch_api_request(r->socket, "PUT", "vm.shutdown", NULL, 0, &code, reply,
-				 sizeof(reply)) == 0 &&
-	       code / 100 == 2;
+	if (vi_ch_api_request(r->socket, "PUT", "vm.shutdown", NULL, 0, &code, reply,
+			      sizeof(reply)) != 0 ||
+	    code / 100 != 2)
+		return false;
+	return vi_ch_api_request(r->socket, "PUT", "vmm.shutdown", NULL, 0, &code, reply,
+				 sizeof(reply)) == 0;
 }
 
 static int prepare_api(struct run *r, struct vi_launch *l)
 {
-	size_t n = l->static_strings->n + l->creds->n;
-	struct vf_value *strings = calloc(n + 1, sizeof(*strings));
-	bool *secret = calloc(n + 1, sizeof(*secret));
-	struct vf_error err;
-	int status = strings && secret ? 0 : vi_error("out of memory");
-	size_t k = 0;
-	for (size_t i = 0; !status && i < l->static_strings->n; i++, k++)
-		if (vf_value_set(&strings[k], l->static_strings->items[i],
-				 strlen(l->static_strings->items[i]), &err) != VF_OK)
-			status = vi_fail(&err);
-	for (size_t i = 0; !status && i < l->creds->n; i++, k++) {
-		bool binary;
-		secret[k] = true;
-		if (vf_oem_encode(l->creds->items[i].name, &l->creds->items[i].value,
-				  VF_TRANSPORT_CH_API, &vi_arena, &strings[k], &binary, &err) != VF_OK)
-			status = vi_fail(&err);
-	}
-	size_t total = 0;
-	for (size_t i = 0; !status && i < l->creds->n; i++)
-		total += l->creds->items[i].value.len;
-	if (!status && total > VF_CREDENTIAL_MAX)
-		status = vi_error("credentials take %zu bytes together, above systemd's 1 MiB",
-				  total);
-	if (!status && vf_oem_check_limits(strings, k, &err) != VF_OK)
-		status = vi_fail(&err);
+	struct vi_strings strings = {0};
+	int status = vi_build_strings(l, VF_TRANSPORT_CH_API, &strings);
 	if (!status)
-		status = vi_vm_config(r->vm_config, strings, secret, k, &r->body, &r->body_shown);
-	for (size_t i = 0; strings && i < k; i++)
-		vf_value_free(&strings[i]);
-	free(strings);
-	free(secret);
+		status = vi_vm_config(r->vm_config, strings.items, strings.shown, strings.n, &r->body,
+				      &r->body_shown);
+	vi_strings_free(&strings);
 	size_t len = strlen(r->rt.dir) + sizeof("/api.sock");
 	if (!status && !(r->socket = malloc(len)))
 		status = vi_error("out of memory");

@@ -1,5 +1,6 @@
 /* The private runtime directory for credential files: on a RAM file
  * system, 0700, files 0400, removed when varinject ends. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -80,12 +81,33 @@ int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *dat
 	return rc == VF_OK ? 0 : vi_fail(&err);
 }
 
+/* The directory is ours alone: whatever is in it goes, our files and what
+ * the hypervisor left (its API socket and lock). */
+static void empty_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    unlinkat(fd, e->d_name, 0) != 0 && errno == EISDIR)
+			unlinkat(fd, e->d_name, AT_REMOVEDIR);
+	closedir(d);
+}
+
 void vi_runtime_close(struct vi_runtime *rt)
 {
 	for (size_t i = 0; rt->dir && i < rt->files.n; i++)
 		unlink(rt->files.items[i]);
-	if (rt->dir)
+	if (rt->dir && rt->dir[strlen(rt->dir) - 1] != 'X') {
+		empty_dir(rt->dir);
 		rmdir(rt->dir);
+	}
 	vf_strings_free(&rt->files);
 	free(rt->dir);
 	rt->dir = NULL;

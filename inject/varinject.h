@@ -94,8 +94,19 @@ int vi_ch_api_request(const char *socket, const char *method, const char *path,
 		      const char *body, size_t body_len, int *status, char *reply, size_t reply_cap);
 /* The vm.create body: the user's VmConfig with platform.oem_strings
  * merged in (json.c); the redacted twin for --dry-run. Guarded memory. */
-int vi_vm_config(const char *path, const struct vf_value *strings, const bool *secret, size_t n,
-		 struct vf_value *body, char **shown);
+int vi_vm_config(const char *path, const struct vf_value *strings, char *const *shown, size_t n,
+		 struct vf_value *body, char **shown_body);
+
+/* The OEM strings for a launch: static ones first, then the encoded
+ * credentials; shown[i] is what --dry-run prints in their place
+ * ("io.systemd.credential:NAME=<secret: N bytes>"). */
+struct vi_strings {
+	struct vf_value *items;
+	char **shown;
+	size_t n;
+};
+int vi_build_strings(struct vi_launch *l, enum vf_transport t, struct vi_strings *out);
+void vi_strings_free(struct vi_strings *s);
 
 /* Supervision (supervise.c): runs argv as a child and stays its parent. */
 struct vi_child_hooks {
