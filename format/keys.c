@@ -15,7 +15,11 @@ enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct
 {
 	if (strncmp(s, "age1", 4) == 0)
 		return vf_x25519_recipient_parse(s, out, err);
-	return vf_fail(err, VF_E_KEY, "unknown recipient type (expected age1...)");
+	/* An SSH public key line, possibly with authorized_keys options. */
+	if (strstr(s, "ssh-ed25519") || strstr(s, "ssh-rsa") || strncmp(s, "ssh-", 4) == 0)
+		return vf_ssh_recipient_parse(s, out, err);
+	return vf_fail(err, VF_E_KEY,
+		       "unknown recipient type (expected age1..., ssh-ed25519 or ssh-rsa)");
 }
 
 static enum vf_code grow(void **items, size_t n, struct vf_error *err)
@@ -107,6 +111,9 @@ static enum vf_code add_identity_line(void *ctx, const char *line, size_t len,
 	enum vf_code rc;
 	if (len > 15 && strncmp(line, "AGE-SECRET-KEY-1", 16) == 0)
 		rc = vf_x25519_identity_parse(line, len, &id, err);
+	else if (len > 18 && strncmp(line, "AGE-SECRET-KEY-PQ-", 18) == 0)
+		rc = vf_fail(err, VF_E_KEY, "post-quantum (AGE-SECRET-KEY-PQ-) identities are not "
+					    "supported yet");
 	else
 		rc = vf_fail(err, VF_E_KEY, "not an identity (expected AGE-SECRET-KEY-1...)");
 	if (rc == VF_OK)
@@ -117,6 +124,15 @@ static enum vf_code add_identity_line(void *ctx, const char *line, size_t len,
 enum vf_code vf_identities_parse(const char *text, size_t len, const char *name,
 				 struct vf_identities *out, struct vf_error *err)
 {
+	/* An OpenSSH private key file (ssh-keygen's, or a host key) is one
+	 * identity spanning the whole file. */
+	if (vf_ssh_is_private_key(text, len)) {
+		struct vf_identity *id;
+		struct vf_error e;
+		if (vf_ssh_identity_parse(text, len, &id, &e) != VF_OK)
+			return vf_fail(err, e.code, "%s: %s", name, e.msg);
+		return vf_identities_add(out, id, err);
+	}
 	size_t before = out->n;
 	enum vf_code rc = each_line(text, len, name, add_identity_line, out, err);
 	if (rc == VF_OK && out->n == before)

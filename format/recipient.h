@@ -83,6 +83,15 @@ typedef enum vf_code (*vf_passphrase_fn)(void *ctx, uint8_t **pass, size_t *pass
 enum vf_code vf_scrypt_identity_new(vf_passphrase_fn get, void *ctx, unsigned max_log_n,
 				    struct vf_identity **out, struct vf_error *err);
 
+/* SSH keys (ssh.c): a public key line as in authorized_keys or a .pub
+ * file (options and comment allowed), ssh-ed25519 or ssh-rsa (2048 bits or
+ * more); an unencrypted OpenSSH private key file. */
+enum vf_code vf_ssh_recipient_parse(const char *line, struct vf_recipient **out,
+				    struct vf_error *err);
+bool vf_ssh_is_private_key(const char *text, size_t len);
+enum vf_code vf_ssh_identity_parse(const char *text, size_t len, struct vf_identity **out,
+				   struct vf_error *err);
+
 #define VF_SCRYPT_DEFAULT_LOG_N 18
 #define VF_SCRYPT_MAX_LOG_N 22
 
