@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "age.h"
 #include "secmem.h"
 
 #define MAX_KEY_FILE (1u << 20)
@@ -216,5 +217,72 @@ enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_
 	if (rc == VF_OK)
 		rc = read_all(fd, path, text, len, err);
 	close(fd);
+	return rc;
+}
+
+static bool is_age_file(const char *text, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+		i++;
+	return (len - i >= strlen(VF_INTRO) && !memcmp(text + i, VF_INTRO, strlen(VF_INTRO))) ||
+	       (len - i >= 34 && !memcmp(text + i, "-----BEGIN AGE ENCRYPTED FILE-----", 34));
+}
+
+/* The plaintext of a passphrase-protected identity file, guarded. */
+static enum vf_code unlock(const char *path, const char *text, size_t len, vf_passphrase_fn get,
+			   void *ctx, char **plain, size_t *plain_len, struct vf_error *err)
+{
+	if (!get)
+		return vf_fail(err, VF_E_KEY, "%s: the identity file is passphrase-protected", path);
+	struct vf_identity *scrypt;
+	enum vf_code rc = vf_scrypt_identity_new(get, ctx, VF_SCRYPT_MAX_LOG_N, &scrypt, err);
+	if (rc != VF_OK)
+		return rc;
+	struct vf_mem_src src;
+	struct vf_buf out;
+	vf_mem_src_init(&src, (const uint8_t *)text, len);
+	vf_buf_init(&out);
+	struct vf_error e;
+	rc = vf_decrypt(&scrypt, 1, &src.base, VF_ARMOR_AUTO, &out.sink, &e);
+	vf_identity_free(scrypt);
+	if (rc != VF_OK)
+		rc = vf_fail(err, rc, "%s: cannot unlock the identity file: %s", path, e.msg);
+	if (rc == VF_OK) {
+		*plain = vf_secure_alloc(out.len + 1);
+		if (!*plain)
+			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+		else {
+			memcpy(*plain, out.data, out.len);
+			(*plain)[out.len] = '\0';
+			*plain_len = out.len;
+		}
+	}
+	vf_buf_free(&out);
+	return rc;
+}
+
+enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool insecure_ok,
+				   vf_passphrase_fn get, void *ctx, struct vf_identities *out,
+				   struct vf_error *err)
+{
+	char *text;
+	size_t len;
+	const char *name = strcmp(path, "-") ? path : "standard input";
+	enum vf_code rc = vf_read_key_file(path, check_perms, insecure_ok, &text, &len, err);
+	if (rc != VF_OK)
+		return rc;
+	if (is_age_file(text, len)) {
+		char *plain;
+		size_t plain_len;
+		rc = unlock(name, text, len, get, ctx, &plain, &plain_len, err);
+		vf_secure_free(text);
+		if (rc != VF_OK)
+			return rc;
+		text = plain;
+		len = plain_len;
+	}
+	rc = vf_identities_parse(text, len, name, out, err);
+	vf_secure_free(text);
 	return rc;
 }

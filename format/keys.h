@@ -43,4 +43,12 @@ void vf_recipients_free(struct vf_recipients *l);
 enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
 			      char **text, size_t *len, struct vf_error *err);
 
+/* Reads an identity file (vf_read_key_file) and parses it; an identity file
+ * that is itself an age file sealed with a passphrase (what `age -p` or
+ * `varseal encrypt -p` makes of a key file) is decrypted first, get being
+ * asked for the passphrase once. get may be NULL: such files are refused. */
+enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool insecure_ok,
+				   vf_passphrase_fn get, void *ctx, struct vf_identities *out,
+				   struct vf_error *err);
+
 #endif

@@ -112,3 +112,11 @@ enum vf_code vf_file_read_secret(const char *path, uint8_t **secret, size_t *len
 	close(fd);
 	return rc;
 }
+
+enum vf_code vf_passphrase_ask(void *ctx, uint8_t **pass, size_t *len, struct vf_error *err)
+{
+	const struct vf_passphrase_source *src = ctx;
+	if (src->file)
+		return vf_file_read_secret(src->file, pass, len, err);
+	return vf_tty_read_secret(src->prompt ? src->prompt : "Enter passphrase: ", pass, len, err);
+}

@@ -25,4 +25,12 @@ enum vf_code vf_tty_read(const char *prompt, bool echo, bool multiline, uint8_t 
 enum vf_code vf_file_read_secret(const char *path, uint8_t **secret, size_t *len,
 				 struct vf_error *err);
 
+/* A vf_passphrase_fn: the first line of file when set, else a prompt on
+ * the terminal. ctx is a struct vf_passphrase_source. */
+struct vf_passphrase_source {
+	const char *file;
+	const char *prompt;
+};
+enum vf_code vf_passphrase_ask(void *ctx, uint8_t **pass, size_t *len, struct vf_error *err);
+
 #endif

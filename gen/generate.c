@@ -20,11 +20,13 @@
 
 static const char usage[] =
 	"vargen generate [-f SPEC] [--store DIR] [--machine M]... [--generator G]...\n"
-	"                [--regenerate] [--prompt [GEN/]NAME=@FILE]... [-i IDENTITY]...";
+	"                [--regenerate] [--prompt [GEN/]NAME=@FILE]... [-i IDENTITY]...\n"
+	"                [--passphrase-file FILE]";
 
 struct run {
 	struct vg_context ctx;
 	bool regenerate, insecure;
+	const char *passphrase_file; /* for passphrase-protected identities */
 	struct vf_strings prompt_args;
 	struct vf_strings identity_files;
 	struct vf_identities ids; /* loaded when an old secret is needed */
@@ -56,6 +58,7 @@ static int parse(int argc, char **argv, struct run *r)
 		{"prompt", required_argument, NULL, 'p'},
 		{"identity", required_argument, NULL, 'i'},
 		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"passphrase-file", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -76,6 +79,7 @@ static int parse(int argc, char **argv, struct run *r)
 			break;
 		case 'i': rc = vf_strings_add(&r->identity_files, optarg, &err); break;
 		case 'P': r->insecure = true; break;
+		case 'F': r->passphrase_file = optarg; break;
 		case 'h': printf("Usage: %s\n", usage); return -1;
 		default: return vg_usage(usage);
 		}
@@ -126,14 +130,12 @@ static int load_identities(struct run *r)
 		return 0;
 	struct vf_error err;
 	for (size_t i = 0; i < r->identity_files.n; i++) {
-		char *text;
-		size_t len;
 		const char *path = r->identity_files.items[i];
-		if (vf_read_key_file(path, true, r->insecure, &text, &len, &err) != VF_OK)
-			return vg_fail(&err);
-		enum vf_code rc = vf_identities_parse(text, len, path, &r->ids, &err);
-		vf_secure_free(text);
-		if (rc != VF_OK)
+		char prompt[4200];
+		snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", path);
+		struct vf_passphrase_source src = {r->passphrase_file, prompt};
+		if (vf_load_identity_file(path, true, r->insecure, vf_passphrase_ask, &src, &r->ids,
+					  &err) != VF_OK)
 			return vg_fail(&err);
 	}
 	r->ids_loaded = true;

@@ -236,6 +236,7 @@ int vi_install(int argc, char **argv)
 		{"identity", required_argument, NULL, 'i'},
 		{"identity-credential", required_argument, NULL, 'I'},
 		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"passphrase-file", required_argument, NULL, 'F'},
 		{"allow-persistent", no_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -250,6 +251,7 @@ int vi_install(int argc, char **argv)
 		case 'i': in.src.identity_file = optarg; break;
 		case 'I': in.src.identity_credential = optarg; break;
 		case 'P': in.src.insecure = true; break;
+		case 'F': in.src.passphrase_file = optarg; break;
 		case 'A': in.allow_persistent = true; break;
 		case 'h': printf("Usage: %s\n", usage); return 0;
 		default: fprintf(stderr, "Usage: %s\n", usage); return 2;

@@ -88,6 +88,7 @@ static int parse(int argc, char **argv, struct run *r)
 		{"identity", required_argument, NULL, 'i'},
 		{"identity-credential", required_argument, NULL, 'I'},
 		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"passphrase-file", required_argument, NULL, 'F'},
 		{"from-credentials-dir", optional_argument, NULL, 'D'},
 		{"credential", required_argument, NULL, 'c'},
 		{"name-style", required_argument, NULL, 'n'},
@@ -116,6 +117,7 @@ static int parse(int argc, char **argv, struct run *r)
 		case 'i': r->store.identity_file = optarg; break;
 		case 'I': r->store.identity_credential = optarg; break;
 		case 'P': r->store.insecure = true; break;
+		case 'F': r->store.passphrase_file = optarg; break;
 		case 'D':
 			r->from_dir = true;
 			r->dir = optarg;

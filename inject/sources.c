@@ -15,6 +15,7 @@
 #include "secmem.h"
 #include "spec.h"
 #include "store.h"
+#include "term.h"
 #include "varinject.h"
 
 struct vf_arena vi_arena;
@@ -85,13 +86,13 @@ int vi_identity_from(const struct vi_store_source *src, struct vf_identities *id
 	}
 	if (!file)
 		return vi_error("no machine identity: give -i FILE or --identity-credential NAME");
-	char *text;
-	size_t len;
-	if (vf_read_key_file(file, check, src->insecure, &text, &len, &err) != VF_OK)
+	char prompt[4200];
+	snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", file);
+	struct vf_passphrase_source pass = {src->passphrase_file, prompt};
+	if (vf_load_identity_file(file, check, src->insecure, vf_passphrase_ask, &pass, ids, &err) !=
+	    VF_OK)
 		return vi_fail(&err);
-	enum vf_code rc = vf_identities_parse(text, len, file, ids, &err);
-	vf_secure_free(text);
-	return rc == VF_OK ? 0 : vi_fail(&err);
+	return 0;
 }
 
 int vi_read_var(const char *root, const char *owner, const struct vf_spec_generator *g,

@@ -42,6 +42,7 @@ enum vi_style { VI_STYLE_DEFAULT, VI_STYLE_SPEC, VI_STYLE_SEED, VI_STYLE_VERBATI
 struct vi_store_source {
 	const char *spec_path, *store_opt, *machine;
 	const char *identity_file, *identity_credential;
+	const char *passphrase_file; /* for a passphrase-protected identity */
 	bool insecure;
 	enum vi_style style;
 };

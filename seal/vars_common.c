@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -9,6 +10,7 @@
 
 #include "secmem.h"
 #include "store.h"
+#include "term.h"
 #include "varseal.h"
 
 int vs_vars_option(struct vs_vars *v, int c, const char *arg)
@@ -18,6 +20,7 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg)
 	case 'f': v->spec_path = arg; return 1;
 	case 'S': v->store_opt = arg; return 1;
 	case 'P': v->insecure = true; return 1;
+	case 'F': v->passphrase_file = arg; return 1;
 	case 'i':
 		if (vf_strings_add(&v->identity_files, arg, &err) != VF_OK)
 			return vs_fail(NULL, &err), -1;
@@ -51,14 +54,12 @@ int vs_vars_identities(struct vs_vars *v)
 		return vs_error("no identity given: pass -i with an admin's (or the machine's) "
 				"identity file");
 	for (size_t i = 0; i < v->identity_files.n; i++) {
-		char *text;
-		size_t len;
 		const char *path = v->identity_files.items[i];
-		if (vf_read_key_file(path, true, v->insecure, &text, &len, &err) != VF_OK)
-			return vs_fail(NULL, &err);
-		enum vf_code rc = vf_identities_parse(text, len, path, &v->ids, &err);
-		vf_secure_free(text);
-		if (rc != VF_OK)
+		char prompt[4200];
+		snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", path);
+		struct vf_passphrase_source src = {v->passphrase_file, prompt};
+		if (vf_load_identity_file(path, true, v->insecure, vf_passphrase_ask, &src, &v->ids,
+					  &err) != VF_OK)
 			return vs_fail(NULL, &err);
 	}
 	return 0;

@@ -55,16 +55,19 @@ struct vs_vars {
 	struct vf_spec spec;
 	struct vf_strings identity_files;
 	bool insecure;
+	const char *passphrase_file; /* for passphrase-protected identities */
 	struct vf_identities ids;
 	int lock_fd;
 };
-/* Handles -f, --store, -i and --insecure-permissions; returns 1 if c was
+/* Handles -f, --store, -i, --insecure-permissions and --passphrase-file
+ * (for passphrase-protected identity files); returns 1 if c was
  * one of them (consumed), 0 if not, -1 on error. */
 int vs_vars_option(struct vs_vars *v, int c, const char *arg);
 #define VS_VARS_OPTIONS                                                                   \
 	{"file", required_argument, NULL, 'f'}, {"store", required_argument, NULL, 'S'},  \
 		{"identity", required_argument, NULL, 'i'},                               \
-		{"insecure-permissions", no_argument, NULL, 'P'}
+		{"insecure-permissions", no_argument, NULL, 'P'},                         \
+		{"passphrase-file", required_argument, NULL, 'F'}
 int vs_vars_load(struct vs_vars *v);
 int vs_vars_identities(struct vs_vars *v);
 /* Takes the store's writer lock (flock on vars/). */
