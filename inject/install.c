@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -218,7 +219,11 @@ static int check_target(struct install *in)
 		return vi_error("out of memory");
 	const char *parent = dirname(copy);
 	int status = 0;
-	if (!vi_on_ram(parent) && !in->allow_persistent)
+	struct stat pst;
+	if (stat(parent, &pst) != 0 || !S_ISDIR(pst.st_mode))
+		status = vi_error("%s: %s", parent,
+				  errno == ENOENT ? "no such directory" : "not a directory");
+	else if (!vi_on_ram(parent) && !in->allow_persistent)
 		status = vi_error("%s is not on a RAM file system: secrets would reach a persistent "
 				  "disk (use /run/..., or --allow-persistent)",
 				  parent);
@@ -265,6 +270,11 @@ int vi_install(int argc, char **argv)
 	int status = check_target(&in);
 	if (!status)
 		status = make_dir(in.generations);
+	/* One install at a time: two would pick the same generation number,
+	 * or remove the one the other just switched to. */
+	int lock = status ? -1 : open(in.generations, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!status && (lock < 0 || flock(lock, LOCK_EX) != 0))
+		status = vi_error("%s: cannot lock: %s", in.generations, strerror(errno));
 	char gen_dir[4300], number[32];
 	if (!status) {
 		in.number = next_generation(in.generations);
@@ -284,5 +294,7 @@ int vi_install(int argc, char **argv)
 		printf("installed %s's secrets in %s (generation %lu)\n", in.src.machine, in.dir,
 		       in.number);
 	}
+	if (lock >= 0)
+		close(lock);
 	return status;
 }
