@@ -32,6 +32,8 @@ struct vf_identity_ops {
 	 * is a malformed stanza and stops decryption (VF_E_HEADER). */
 	enum vf_code (*unwrap)(struct vf_identity *id, const struct vf_stanza *s,
 			       uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err);
+	/* The recipient string that this identity opens (malloc'd). */
+	enum vf_code (*recipient)(const struct vf_identity *id, char **out, struct vf_error *err);
 	void (*free)(struct vf_identity *id);
 };
 
@@ -43,6 +45,15 @@ static inline void vf_recipient_free(struct vf_recipient *r)
 {
 	if (r)
 		r->ops->free(r);
+}
+
+static inline enum vf_code vf_identity_recipient(const struct vf_identity *id, char **out,
+						 struct vf_error *err)
+{
+	if (!id->ops->recipient)
+		return vf_fail(err, VF_E_ARG, "a %s identity has no recipient string",
+			       id->ops->type);
+	return id->ops->recipient(id, out, err);
 }
 
 static inline void vf_identity_free(struct vf_identity *id)

@@ -528,7 +528,7 @@ static enum vf_code get_recipient(struct ctx *c, const yaml_node_t *n, const cha
 		return nomem(c);
 	bool has_expected = strstr(e.msg, "(expected") != NULL;
 	return fail_at(c, n, "%s is not a valid recipient: %s%s", what, e.msg,
-		       has_expected ? "" : " (expected an age1... recipient)");
+		       has_expected ? "" : " (expected an age1..., ssh-ed25519 or ssh-rsa recipient)");
 }
 
 /* ---- generator names --------------------------------------------------- */

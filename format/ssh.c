@@ -61,6 +61,21 @@ static void fingerprint(const uint8_t *blob, size_t len, char tag[8])
 	tag[vf_b64_encode(digest, 4, tag, false)] = '\0';
 }
 
+/* "TYPE base64(blob)": the public key line the identity opens. */
+static enum vf_code public_line(const char *type, const uint8_t *blob, size_t len, char **out,
+				struct vf_error *err)
+{
+	size_t cap = strlen(type) + 1 + vf_b64_encoded_len(len, true) + 1;
+	char *s = malloc(cap);
+	if (!s)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	size_t n = (size_t)snprintf(s, cap, "%s ", type);
+	n += vf_b64_encode(blob, len, s + n, true);
+	s[n] = '\0';
+	*out = s;
+	return VF_OK;
+}
+
 static enum vf_code openssl_error(struct vf_error *err, const char *what)
 {
 	ERR_clear_error();
@@ -193,6 +208,13 @@ static enum vf_code ed25519_unwrap(struct vf_identity *base, const struct vf_sta
 	return rc;
 }
 
+static enum vf_code ed25519_identity_recipient(const struct vf_identity *base, char **out,
+					       struct vf_error *err)
+{
+	const struct ed25519_identity *id = (const struct ed25519_identity *)base;
+	return public_line("ssh-ed25519", id->blob, id->blob_len, out, err);
+}
+
 static void ed25519_identity_free(struct vf_identity *base)
 {
 	struct ed25519_identity *id = (struct ed25519_identity *)base;
@@ -204,6 +226,7 @@ static void ed25519_identity_free(struct vf_identity *base)
 static const struct vf_identity_ops ed25519_identity_ops = {
 	.type = "ssh-ed25519",
 	.unwrap = ed25519_unwrap,
+	.recipient = ed25519_identity_recipient,
 	.free = ed25519_identity_free,
 };
 
@@ -218,8 +241,12 @@ struct rsa_recipient {
 struct rsa_identity {
 	struct vf_identity base;
 	EVP_PKEY *key;
+	uint8_t *blob;
+	size_t blob_len;
 	char tag[8];
 };
+
+
 
 static enum vf_code oaep_ctx(EVP_PKEY_CTX *ctx, struct vf_error *err)
 {
@@ -295,16 +322,25 @@ static enum vf_code rsa_unwrap(struct vf_identity *base, const struct vf_stanza 
 	return rc;
 }
 
+static enum vf_code rsa_identity_recipient(const struct vf_identity *base, char **out,
+					   struct vf_error *err)
+{
+	const struct rsa_identity *id = (const struct rsa_identity *)base;
+	return public_line("ssh-rsa", id->blob, id->blob_len, out, err);
+}
+
 static void rsa_identity_free(struct vf_identity *base)
 {
 	struct rsa_identity *id = (struct rsa_identity *)base;
 	EVP_PKEY_free(id->key); /* OpenSSL clears private key material */
+	free(id->blob);
 	free(id);
 }
 
 static const struct vf_identity_ops rsa_identity_ops = {
 	.type = "ssh-rsa",
 	.unwrap = rsa_unwrap,
+	.recipient = rsa_identity_recipient,
 	.free = rsa_identity_free,
 };
 
@@ -573,12 +609,15 @@ static enum vf_code rsa_identity(const uint8_t *blob, size_t blob_len, struct wi
 		return vf_fail(err, VF_E_KEY, "ssh-rsa key under 2048 bits");
 	}
 	struct rsa_identity *id = calloc(1, sizeof(*id));
-	if (!id) {
+	if (!id || !(id->blob = malloc(blob_len))) {
+		free(id);
 		EVP_PKEY_free(key);
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	}
 	id->base.ops = &rsa_identity_ops;
 	id->key = key;
+	memcpy(id->blob, blob, blob_len);
+	id->blob_len = blob_len;
 	fingerprint(blob, blob_len, id->tag);
 	*out = &id->base;
 	return VF_OK;

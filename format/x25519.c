@@ -146,9 +146,13 @@ static void identity_free(struct vf_identity *base)
 	free(id);
 }
 
+static enum vf_code identity_recipient(const struct vf_identity *id, char **out,
+				       struct vf_error *err);
+
 static const struct vf_identity_ops identity_ops = {
 	.type = "X25519",
 	.unwrap = identity_unwrap,
+	.recipient = identity_recipient,
 	.free = identity_free,
 };
 
@@ -239,4 +243,10 @@ enum vf_code vf_x25519_identity_recipient(const struct vf_identity *base, char *
 	}
 	*recipient = s;
 	return VF_OK;
+}
+
+static enum vf_code identity_recipient(const struct vf_identity *id, char **out,
+				       struct vf_error *err)
+{
+	return vf_x25519_identity_recipient(id, out, err);
 }

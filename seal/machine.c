@@ -157,9 +157,14 @@ static int print_key(struct vs_vars *v, const char *machine)
 	struct vf_value key = {0};
 	struct vf_error err;
 	int status = path ? 0 : vs_error("out of memory");
+	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
 	if (!status && !vf_store_exists(path))
-		status = vs_error("%s: no key kept for machine %s (varseal machine keygen %s)", path,
-				  machine, machine);
+		status = m->key ? vs_error("%s: no key kept for machine %s: its key in the spec was "
+					   "not made by varseal machine keygen (an SSH host key "
+					   "stays on its host)",
+					   path, machine)
+				: vs_error("%s: no key kept for machine %s (varseal machine keygen %s)",
+					   path, machine, machine);
 	if (!status)
 		status = vs_vars_identities(v);
 	if (!status && vf_unseal(path, &v->ids, &key, &err) != VF_OK)

@@ -43,7 +43,7 @@ int cmd_pubkey(int argc, char **argv)
 	vf_secure_free(text);
 	for (size_t i = 0; rc == VF_OK && i < ids.n; i++) {
 		char *recipient;
-		rc = vf_x25519_identity_recipient(ids.items[i], &recipient, &err);
+		rc = vf_identity_recipient(ids.items[i], &recipient, &err);
 		if (rc == VF_OK) {
 			printf("%s\n", recipient);
 			free(recipient);
