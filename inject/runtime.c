@@ -56,6 +56,7 @@ int vi_runtime_open(struct vi_runtime *rt, const char *parent, bool allow_persis
 		rt->dir = NULL;
 		return vi_error("creating a directory in %s: %s", parent, strerror(e));
 	}
+	rt->created = true;
 	return 0;
 }
 
@@ -104,13 +105,14 @@ void vi_runtime_close(struct vi_runtime *rt)
 {
 	for (size_t i = 0; rt->dir && i < rt->files.n; i++)
 		unlink(rt->files.items[i]);
-	if (rt->dir && rt->dir[strlen(rt->dir) - 1] != 'X') {
+	if (rt->created) {
 		empty_dir(rt->dir);
 		rmdir(rt->dir);
 	}
 	vf_strings_free(&rt->files);
 	free(rt->dir);
 	rt->dir = NULL;
+	rt->created = false;
 }
 
 int vi_argv_add(struct vi_argv *a, const char *arg, const char *shown)

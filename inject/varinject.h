@@ -57,6 +57,7 @@ int vi_load_from_dir(const char *dir, const struct vf_strings *pick, enum vi_sty
 /* The private runtime directory (runtime.c). */
 struct vi_runtime {
 	char *dir;
+	bool created; /* not in --dry-run, where dir is only a name */
 	struct vf_strings files;
 };
 int vi_runtime_open(struct vi_runtime *rt, const char *parent, bool allow_persistent,

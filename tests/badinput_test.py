@@ -11,6 +11,7 @@ OUT byte-for-byte untouched, and leave no temporary file beside it.
 Standard library only. The binary comes from $VARSEAL.
 """
 import os
+_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import random
 import signal
 import stat
@@ -21,7 +22,7 @@ import threading
 import time
 import unittest
 
-VARSEAL = os.environ.get("VARSEAL", "/work/main/build/seal/varseal")
+VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 TIMEOUT = 30  # seconds; a run that takes longer counts as a hang
 CHUNK = 65536
 TAG = 16

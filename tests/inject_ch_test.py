@@ -39,7 +39,7 @@ are not UTF-8, 4 KiB of random bytes, an empty value, non-ASCII UTF-8).
    6. --dry-run shows `<secret: N bytes>` and never a value; launches nothing.
 
 Run as `python3 tests/inject_ch_test.py` (about 20 s); the binaries come
-from VARINJECT, VARGEN and VARSEAL (defaults under /work/main/build); the
+from VARINJECT, VARGEN and VARSEAL (defaults under build/ of this checkout); the
 private directories go under /dev/shm (a RAM file system).  Without the
 binaries only parts 0 and 3 run.  Standard library only.
 """
@@ -47,6 +47,7 @@ import base64
 import http.client
 import json
 import os
+_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
 import shutil
 import signal
@@ -63,9 +64,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "ch"))
 import option_parser  # noqa: E402
 
-VARINJECT = os.environ.get("VARINJECT", "/work/main/build/inject/varinject")
-VARGEN = os.environ.get("VARGEN", "/work/main/build/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", "/work/main/build/seal/varseal")
+VARINJECT = os.environ.get("VARINJECT", _BUILD + "/inject/varinject")
+VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
+VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 STANDIN = os.path.join(HERE, "ch", "cloud-hypervisor")
 
 TIMEOUT = 30        # seconds, for any one process that should end by itself

@@ -42,7 +42,7 @@ value differs.
 Needs root (it creates the users vtest-svc1, vtest-member, vtest-other and
 the group vtest-grp, and removes them at the end, even on failure) and
 runuser.  Work files go under /dev/shm.  Binaries come from VARINJECT,
-VARGEN and VARSEAL (defaults under /work/main/build).  Run as
+VARGEN and VARSEAL (defaults under build/ of this checkout).  Run as
 `python3 tests/inject_install_test.py` (a few seconds).  Standard library
 only.
 """
@@ -50,6 +50,7 @@ import base64
 import grp
 import json
 import os
+_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import pwd
 import shutil
 import stat
@@ -61,9 +62,9 @@ import unittest
 
 sys.dont_write_bytecode = True
 
-VARINJECT = os.environ.get("VARINJECT", "/work/main/build/inject/varinject")
-VARGEN = os.environ.get("VARGEN", "/work/main/build/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", "/work/main/build/seal/varseal")
+VARINJECT = os.environ.get("VARINJECT", _BUILD + "/inject/varinject")
+VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
+VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 
 TIMEOUT = 30
 MACHINE = "host1"
@@ -262,8 +263,8 @@ def setUpModule():
         raise unittest.SkipTest("needs root (creates users, chowns files)")
     for b in (VARINJECT, VARGEN, VARSEAL):
         if not os.access(b, os.X_OK):
-            raise unittest.SkipTest("%s not built (cmake -S /work/main -B /work/main/build "
-                                    "&& cmake --build /work/main/build -j2)" % b)
+            raise unittest.SkipTest("%s not built (cmake -S . -B build "
+                                    "&& cmake --build build -j2)" % b)
     if not shutil.which("runuser") or not os.path.isdir("/dev/shm") or not on_ram("/dev/shm"):
         raise unittest.SkipTest("needs runuser and /dev/shm on tmpfs")
 

@@ -17,6 +17,7 @@ environment variable VARSEAL (ctest sets it). Standard library only.
 import errno
 import fcntl
 import os
+_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
 import select
 import shutil
@@ -28,7 +29,7 @@ import termios
 import time
 import unittest
 
-VARSEAL = os.environ.get("VARSEAL", "/work/main/build/seal/varseal")
+VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 AGE = shutil.which("age") or "/usr/bin/age"
 AGE_KEYGEN = shutil.which("age-keygen") or "/usr/bin/age-keygen"
 

@@ -31,6 +31,7 @@ import base64
 import errno
 import fcntl
 import os
+_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
 import select
 import shutil
@@ -42,9 +43,9 @@ import termios
 import time
 import unittest
 
-VARSEAL = os.environ.get("VARSEAL", "/work/main/build/seal/varseal")
-VARGEN = os.environ.get("VARGEN", "/work/main/build/gen/vargen")
-VARINJECT = os.environ.get("VARINJECT", "/work/main/build/inject/varinject")
+VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
+VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
+VARINJECT = os.environ.get("VARINJECT", _BUILD + "/inject/varinject")
 AGE = shutil.which("age") or "/usr/bin/age"
 AGE_KEYGEN = shutil.which("age-keygen") or "/usr/bin/age-keygen"
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"

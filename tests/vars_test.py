@@ -28,6 +28,7 @@ import base64
 import concurrent.futures
 import hashlib
 import os
+_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import random
 import re
 import shutil
@@ -39,8 +40,8 @@ import tempfile
 import time
 import unittest
 
-VARGEN = os.environ.get("VARGEN", "/work/main/build/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", "/work/main/build/seal/varseal")
+VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
+VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 AGE = shutil.which("age") or "/usr/bin/age"
 
 TIMEOUT = 120  # seconds, for any single process
