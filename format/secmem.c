@@ -1,6 +1,9 @@
 #include "secmem.h"
 
 #include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -16,6 +19,15 @@ static _Thread_local struct {
 int vf_init(void)
 {
 	return sodium_init() < 0 ? -1 : 0;
+}
+
+int vf_harden_process(void)
+{
+	umask(077);
+	struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		return -1;
+	return vf_init();
 }
 
 void *vf_secure_alloc(size_t len)

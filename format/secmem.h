@@ -9,6 +9,11 @@
 /* Must be called once before anything else in the library. */
 int vf_init(void);
 
+/* What every tool does first: umask 077 (files it creates are private),
+ * no core dumps and no ptrace by other processes of the user
+ * (RLIMIT_CORE 0, PR_SET_DUMPABLE 0), then vf_init. 0 or -1. */
+int vf_harden_process(void);
+
 /* sodium_malloc; NULL on failure. The memory is read-write. */
 void *vf_secure_alloc(size_t len);
 /* Wipes and releases; NULL is ignored. */

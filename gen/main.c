@@ -3,9 +3,6 @@
  * the process and dispatches. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 
 #include "secmem.h"
 #include "vargen.h"
@@ -30,12 +27,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	umask(077);
-	struct rlimit none = {0, 0};
-	if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return vg_error("cannot disable core dumps");
-	if (vf_init() != 0)
-		return vg_error("cannot initialise libsodium");
+	if (vf_harden_process() != 0)
+		return vg_error("cannot disable core dumps or initialise libsodium");
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

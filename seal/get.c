@@ -13,19 +13,8 @@ static const char usage[] =
 
 int cmd_get(int argc, char **argv)
 {
-	static const struct option opts[] = {VS_VARS_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
 	struct vs_vars v = {.lock_fd = -1};
-	int c, status = 0;
-	while (!status && (c = getopt_long(argc, argv, "f:i:h", opts, NULL)) != -1) {
-		int used = vs_vars_option(&v, c, optarg);
-		if (used < 0)
-			status = 1;
-		else if (!used && c == 'h') {
-			printf("Usage: %s\n", usage);
-			status = -1;
-		} else if (!used)
-			status = vs_usage(usage);
-	}
+	int status = vs_vars_parse(argc, argv, &v, usage);
 	if (!status && argc - optind != 2)
 		status = vs_usage(usage);
 	const struct vf_spec_generator *g;

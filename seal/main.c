@@ -6,9 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "secmem.h"
@@ -37,24 +34,13 @@ static void usage(FILE *out)
 	fprintf(out, "\n'varseal <command> --help' shows a command's options.\n");
 }
 
-/* Secrets must not end up in a core file, nor be readable through
- * ptrace by other processes of the same user, nor land in files others
- * can read. */
-static int harden(void)
-{
-	umask(077);
-	struct rlimit none = {0, 0};
-	if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return vs_error("cannot disable core dumps");
-	if (vf_init() != 0)
-		return vs_error("cannot initialise libsodium");
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
-	if (harden() != 0)
-		return 1;
+	/* Secrets must not end up in a core file, nor be readable through
+	 * ptrace by other processes of the same user, nor land in files others
+	 * can read. */
+	if (vf_harden_process() != 0)
+		return vs_error("cannot disable core dumps or initialise libsodium");
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

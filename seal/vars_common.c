@@ -1,6 +1,7 @@
 /* What the vars store commands share. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,5 +127,24 @@ int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
 	if (!vf_vars_machine_uses(&v->spec, m, *g))
 		return vs_error("machine %s does not use generator %s", machine, (*g)->name);
 	*owner = (*g)->share ? NULL : m->name;
+	return 0;
+}
+
+int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage)
+{
+	static const struct option opts[] = {VS_VARS_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "f:i:h", opts, NULL)) != -1) {
+		int used = vs_vars_option(v, c, optarg);
+		if (used < 0)
+			return 1;
+		if (used)
+			continue;
+		if (c == 'h') {
+			printf("Usage: %s\n", usage);
+			return -1;
+		}
+		return vs_usage(usage);
+	}
 	return 0;
 }

@@ -68,6 +68,9 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg);
 		{"identity", required_argument, NULL, 'i'},                               \
 		{"insecure-permissions", no_argument, NULL, 'P'},                         \
 		{"passphrase-file", required_argument, NULL, 'F'}
+/* Parses just those options (and --help): 0, -1 after --help, or the
+ * exit status of a usage error. */
+int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage);
 int vs_vars_load(struct vs_vars *v);
 int vs_vars_identities(struct vs_vars *v);
 /* Takes the store's writer lock (flock on vars/). */
