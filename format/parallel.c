@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "secmem.h"
+
 #define MAX_THREADS 8
 
 struct loop {
@@ -14,9 +16,18 @@ struct loop {
 	atomic_int status;
 };
 
+static void *work(struct loop *l);
+
 static void *run(void *p)
 {
-	struct loop *l = p;
+	work(p);
+	/* This thread ends here: its scratch stack would be lost otherwise. */
+	vf_scratch_release();
+	return NULL;
+}
+
+static void *work(struct loop *l)
+{
 	while (atomic_load(&l->status) == 0) {
 		size_t i = atomic_fetch_add(&l->next, 1);
 		if (i >= l->n)
@@ -44,7 +55,7 @@ int vf_parallel_for(size_t n, int (*fn)(void *ctx, size_t i), void *ctx)
 	for (; started + 1 < threads; started++)
 		if (pthread_create(&helpers[started], NULL, run, &l) != 0)
 			break;
-	run(&l);
+	work(&l);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(helpers[i], NULL);
 	return atomic_load(&l.status);

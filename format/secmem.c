@@ -50,6 +50,14 @@ int vf_equal(const void *a, const void *b, size_t len)
 	return sodium_memcmp(a, b, len) == 0;
 }
 
+void vf_scratch_release(void)
+{
+	if (scratch.base && scratch.top == 0) {
+		sodium_free(scratch.base);
+		scratch.base = NULL;
+	}
+}
+
 static size_t aligned(size_t len)
 {
 	return (len + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);

@@ -26,6 +26,8 @@ void vf_secure_free(void *p);
  * wiped. */
 void *vf_scratch_alloc(size_t len);
 void vf_scratch_free(void *p, size_t len);
+/* Releases the calling thread's scratch stack (before a thread ends). */
+void vf_scratch_release(void);
 
 /* A guarded arena for many values that live and die together (a VM's
  * credentials): one sodium_malloc per 256 KiB instead of one per value.
