@@ -14,20 +14,17 @@ what one writes the other reads, byte for byte:
 Run as `python3 tests/interop_test.py`; the varseal binary comes from the
 environment variable VARSEAL (ctest sets it). Standard library only.
 """
-import errno
-import fcntl
 import os
 _BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
-import select
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
-import termios
-import time
 import unittest
+
+from ptyrun import run_pty
 
 VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 AGE = shutil.which("age") or "/usr/bin/age"
@@ -80,84 +77,6 @@ def write_file(path, data, mode=0o600):
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
-
-
-def run_pty(cmd, answers, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            timeout=TIMEOUT):
-    """Runs cmd with a pseudo-terminal as its controlling terminal.
-
-    answers is a list of (prompt, reply) byte strings: each reply (plus a
-    newline) is typed once its prompt has appeared on the terminal, in
-    order. Returns (returncode, terminal output, stderr, unanswered
-    prompts). Never blocks longer than timeout."""
-    master, slave = os.openpty()
-
-    def make_controlling_tty():
-        # start_new_session already made the child a session leader.
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=make_controlling_tty,
-            pass_fds=(slave,),
-        )
-    except BaseException:
-        os.close(master)
-        os.close(slave)
-        raise
-    os.close(slave)  # the child holds it now: EIO on master once it exits
-    pending = list(answers)
-    tty_out = b""
-    seen = 0
-    err_chunks = []
-    err_fd = proc.stderr.fileno()
-    open_fds = [master, err_fd]
-    deadline = time.monotonic() + timeout
-    try:
-        while open_fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                proc.kill()
-                raise AssertionError(
-                    "%r timed out; terminal said %r, unanswered %r"
-                    % (cmd, tty_out, [p for p, _ in pending]))
-            ready, _, _ = select.select(open_fds, [], [], min(left, 0.5))
-            if not ready:
-                if proc.poll() is not None and master in open_fds:
-                    # Exited; nothing more can come from the terminal.
-                    open_fds.remove(master)
-                continue
-            for fd in ready:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError as e:
-                    if e.errno != errno.EIO:
-                        raise
-                    data = b""
-                if not data:
-                    open_fds.remove(fd)
-                    continue
-                if fd == err_fd:
-                    err_chunks.append(data)
-                    continue
-                tty_out += data
-                while pending and pending[0][0] in tty_out[seen:]:
-                    prompt, reply = pending.pop(0)
-                    seen = tty_out.index(prompt, seen) + len(prompt)
-                    os.write(master, reply + b"\n")
-        rc = proc.wait(timeout=max(1, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-        os.close(master)
-    return rc, tty_out, b"".join(err_chunks), [p for p, _ in pending]
 
 
 class Tmp(unittest.TestCase):

@@ -28,20 +28,17 @@ Run as `python3 tests/ssh_test.py`; binaries from VARSEAL, VARGEN and
 VARINJECT. Standard library only.
 """
 import base64
-import errno
-import fcntl
 import os
 _BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
-import select
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
-import termios
-import time
 import unittest
+
+from ptyrun import run_pty
 
 VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
@@ -117,70 +114,6 @@ def split_header(ct):
     at = ct.index(b"\n--- ")
     end = ct.index(b"\n", at + 1)
     return ct[:end + 1], ct[end + 1:]
-
-
-def run_pty(cmd, answers, timeout=TIMEOUT):
-    """Runs cmd with a fresh pseudo-terminal as its controlling terminal.
-
-    answers: (prompt, reply) byte strings; each reply (plus a newline) is
-    typed once its prompt has appeared, in order. Returns (returncode,
-    terminal output, stderr, unanswered prompts)."""
-    master, slave = os.openpty()
-
-    def make_controlling_tty():
-        # start_new_session (setsid) made the child a session leader.
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, start_new_session=True,
-                                preexec_fn=make_controlling_tty, pass_fds=(slave,))
-    except BaseException:
-        os.close(master)
-        os.close(slave)
-        raise
-    os.close(slave)
-    pending = list(answers)
-    tty_out, seen, err = b"", 0, []
-    err_fd = proc.stderr.fileno()
-    fds = [master, err_fd]
-    deadline = time.monotonic() + timeout
-    try:
-        while fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                proc.kill()
-                raise AssertionError("%r timed out; terminal said %r" % (cmd, tty_out))
-            ready, _, _ = select.select(fds, [], [], min(left, 0.5))
-            if not ready:
-                if proc.poll() is not None and master in fds:
-                    fds.remove(master)
-                continue
-            for fd in ready:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError as e:
-                    if e.errno != errno.EIO:
-                        raise
-                    data = b""
-                if not data:
-                    fds.remove(fd)
-                elif fd == err_fd:
-                    err.append(data)
-                else:
-                    tty_out += data
-                    while pending and pending[0][0] in tty_out[seen:]:
-                        prompt, reply = pending.pop(0)
-                        seen = tty_out.index(prompt, seen) + len(prompt)
-                        os.write(master, reply + b"\n")
-        rc = proc.wait(timeout=max(1, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-        os.close(master)
-    return rc, tty_out, b"".join(err), [p for p, _ in pending]
 
 
 class Tmp(unittest.TestCase):
