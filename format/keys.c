@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include "age.h"
 #include "secmem.h"
+#include "term.h"
 
 #define MAX_KEY_FILE (1u << 20)
 
@@ -285,4 +287,15 @@ enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool inse
 	rc = vf_identities_parse(text, len, name, out, err);
 	vf_secure_free(text);
 	return rc;
+}
+
+enum vf_code vf_load_identities(const char *path, bool check_perms, bool insecure_ok,
+				const char *passphrase_file, struct vf_identities *out,
+				struct vf_error *err)
+{
+	char prompt[4200];
+	snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", path);
+	struct vf_passphrase_source src = {passphrase_file, prompt};
+	return vf_load_identity_file(path, check_perms, insecure_ok, vf_passphrase_ask, &src, out,
+				     err);
 }

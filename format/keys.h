@@ -51,4 +51,10 @@ enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool inse
 				   vf_passphrase_fn get, void *ctx, struct vf_identities *out,
 				   struct vf_error *err);
 
+/* vf_load_identity_file with the passphrase of a protected file read from
+ * passphrase_file when given, else asked on the terminal, naming path. */
+enum vf_code vf_load_identities(const char *path, bool check_perms, bool insecure_ok,
+				const char *passphrase_file, struct vf_identities *out,
+				struct vf_error *err);
+
 #endif

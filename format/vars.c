@@ -303,6 +303,33 @@ enum vf_code vf_unseal(const char *path, const struct vf_identities *ids, struct
 	return rc;
 }
 
+enum vf_code vf_vars_read(const char *root, const char *owner, const struct vf_spec_generator *g,
+			  const struct vf_spec_file *f, const struct vf_identities *ids,
+			  struct vf_value *out, struct vf_error *err)
+{
+	char *path = vf_store_path(root, owner, g->name, f->name, f->secret ? "secret" : "value");
+	if (!path)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = VF_OK;
+	struct vf_error e;
+	if (!vf_store_exists(path)) {
+		rc = vf_fail(err, VF_E_IO, "%s: not generated yet (vargen generate)", path);
+	} else if (f->secret) {
+		rc = vf_unseal(path, ids, out, &e);
+		if (rc != VF_OK)
+			vf_fail(err, rc, "%s: %s", path, e.msg);
+	} else {
+		uint8_t *data;
+		size_t len;
+		rc = vf_store_read(path, &data, &len, err);
+		if (rc == VF_OK)
+			rc = vf_value_set(out, data, len, err);
+		free(data);
+	}
+	free(path);
+	return rc;
+}
+
 enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *machine,
 				const struct vf_spec_generator *g, const struct vf_spec_file *f,
 				const struct vf_strings *recipients, const struct vf_value *v,

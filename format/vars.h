@@ -64,6 +64,12 @@ enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, s
 enum vf_code vf_unseal(const char *path, const struct vf_identities *ids, struct vf_value *out,
 		       struct vf_error *err);
 
+/* Reads one stored var: a value as it is, a secret decrypted with ids.
+ * A var not generated yet is VF_E_IO "PATH: not generated yet". */
+enum vf_code vf_vars_read(const char *root, const char *owner, const struct vf_spec_generator *g,
+			  const struct vf_spec_file *f, const struct vf_identities *ids,
+			  struct vf_value *out, struct vf_error *err);
+
 /* Stages a generated file: the secret plus its manifest, or the value
  * (removing a leftover of the other kind). */
 struct vf_txn;

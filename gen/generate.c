@@ -131,11 +131,8 @@ static int load_identities(struct run *r)
 	struct vf_error err;
 	for (size_t i = 0; i < r->identity_files.n; i++) {
 		const char *path = r->identity_files.items[i];
-		char prompt[4200];
-		snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", path);
-		struct vf_passphrase_source src = {r->passphrase_file, prompt};
-		if (vf_load_identity_file(path, true, r->insecure, vf_passphrase_ask, &src, &r->ids,
-					  &err) != VF_OK)
+		if (vf_load_identities(path, true, r->insecure, r->passphrase_file, &r->ids, &err) !=
+		    VF_OK)
 			return vg_fail(&err);
 	}
 	r->ids_loaded = true;
@@ -149,31 +146,20 @@ static int load_values(struct run *r, size_t i)
 	struct vf_error err;
 	for (size_t f = 0; f < it->g->n_files; f++) {
 		const struct vf_spec_file *file = &it->g->files[f];
-		char *path = vf_store_path(r->ctx.root, it->machine, it->g->name, file->name,
-					   file->secret ? "secret" : "value");
-		int status = 0;
-		if (file->secret) {
-			if (r->identity_files.n == 0)
-				status = vg_error("%s is needed as input: give -i with an admin's "
-						  "identity to read it",
-						  path);
-			else if (!(status = load_identities(r)) &&
-				 vf_unseal(path, &r->ids, &r->values[i][f], &err) != VF_OK)
-				status = vg_error("%s: %s", path, err.msg);
-		} else {
-			uint8_t *data;
-			size_t len;
-			if (vf_store_read(path, &data, &len, &err) != VF_OK)
-				status = vg_fail(&err);
-			else if (!data)
-				status = vg_error("%s: missing", path);
-			else if (vf_value_set(&r->values[i][f], data, len, &err) != VF_OK)
-				status = vg_fail(&err);
-			free(data);
-		}
-		free(path);
-		if (status)
+		if (file->secret && r->identity_files.n == 0) {
+			char *path = vf_store_path(r->ctx.root, it->machine, it->g->name, file->name,
+						   "secret");
+			int status = vg_error("%s is needed as input: give -i with an admin's "
+					      "identity to read it",
+					      path ? path : file->name);
+			free(path);
 			return status;
+		}
+		if (file->secret && load_identities(r))
+			return 1;
+		if (vf_vars_read(r->ctx.root, it->machine, it->g, file, &r->ids, &r->values[i][f],
+				 &err) != VF_OK)
+			return vg_fail(&err);
 	}
 	return 0;
 }

@@ -86,37 +86,17 @@ int vi_identity_from(const struct vi_store_source *src, struct vf_identities *id
 	}
 	if (!file)
 		return vi_error("no machine identity: give -i FILE or --identity-credential NAME");
-	char prompt[4200];
-	snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", file);
-	struct vf_passphrase_source pass = {src->passphrase_file, prompt};
-	if (vf_load_identity_file(file, check, src->insecure, vf_passphrase_ask, &pass, ids, &err) !=
-	    VF_OK)
+	if (vf_load_identities(file, check, src->insecure, src->passphrase_file, ids, &err) != VF_OK)
 		return vi_fail(&err);
 	return 0;
 }
 
 int vi_read_var(const char *root, const char *owner, const struct vf_spec_generator *g,
-		    const struct vf_spec_file *f, const struct vf_identities *ids,
-		    struct vf_value *out)
+		const struct vf_spec_file *f, const struct vf_identities *ids,
+		struct vf_value *out)
 {
 	struct vf_error err;
-	char *path = vf_store_path(root, owner, g->name, f->name, f->secret ? "secret" : "value");
-	int status = path ? 0 : vi_error("out of memory");
-	if (!status && !vf_store_exists(path))
-		status = vi_error("%s: missing (vargen generate)", path);
-	if (!status && f->secret && vf_unseal(path, ids, out, &err) != VF_OK)
-		status = vi_error("%s: %s", path, err.msg);
-	if (!status && !f->secret) {
-		uint8_t *data;
-		size_t len;
-		if (vf_store_read(path, &data, &len, &err) != VF_OK)
-			status = vi_fail(&err);
-		else if (vf_value_set(out, data, len, &err) != VF_OK)
-			status = vi_fail(&err);
-		free(data);
-	}
-	free(path);
-	return status;
+	return vf_vars_read(root, owner, g, f, ids, out, &err) == VF_OK ? 0 : vi_fail(&err);
 }
 
 static int by_mapping(const struct vf_spec *spec, const char *root,

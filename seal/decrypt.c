@@ -89,11 +89,7 @@ static int load_identities(const struct decrypt_opts *o, struct vf_identities *i
 	struct vf_error err;
 	for (size_t i = 0; i < o->n_identity_files; i++) {
 		const char *path = o->identity_files[i];
-		char prompt[4200];
-		snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", path);
-		struct vf_passphrase_source src = {o->passphrase_file, prompt};
-		if (vf_load_identity_file(path, true, o->insecure, vf_passphrase_ask, &src, ids,
-					  &err) != VF_OK)
+		if (vf_load_identities(path, true, o->insecure, o->passphrase_file, ids, &err) != VF_OK)
 			return vs_fail(NULL, &err);
 	}
 	/* The passphrase path: only when no keys were given, or asked for. */

@@ -47,16 +47,10 @@ static int read_stdin(struct vf_value *v)
 int cmd_set(int argc, char **argv)
 {
 	struct vs_vars v = {.lock_fd = -1};
-	int status = vs_vars_parse(argc, argv, &v, usage);
-	if (!status && argc - optind != 2)
-		status = vs_usage(usage);
-	const struct vf_spec_generator *g;
-	const struct vf_spec_file *f;
-	const char *owner;
-	if (!status)
-		status = vs_vars_load(&v);
-	if (!status)
-		status = vs_vars_target(&v, argv[optind], argv[optind + 1], &g, &f, &owner);
+	const struct vf_spec_generator *g = NULL;
+	const struct vf_spec_file *f = NULL;
+	const char *owner = NULL;
+	int status = vs_vars_open_target(argc, argv, &v, usage, &g, &f, &owner);
 	struct vf_value value = {0};
 	struct vf_strings recipients = {0};
 	struct vf_txn txn = {0};

@@ -56,11 +56,8 @@ int vs_vars_identities(struct vs_vars *v)
 				"identity file");
 	for (size_t i = 0; i < v->identity_files.n; i++) {
 		const char *path = v->identity_files.items[i];
-		char prompt[4200];
-		snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", path);
-		struct vf_passphrase_source src = {v->passphrase_file, prompt};
-		if (vf_load_identity_file(path, true, v->insecure, vf_passphrase_ask, &src, &v->ids,
-					  &err) != VF_OK)
+		if (vf_load_identities(path, true, v->insecure, v->passphrase_file, &v->ids, &err) !=
+		    VF_OK)
 			return vs_fail(NULL, &err);
 	}
 	return 0;
@@ -147,4 +144,18 @@ int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage)
 		return vs_usage(usage);
 	}
 	return 0;
+}
+
+int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const char *usage,
+			const struct vf_spec_generator **g, const struct vf_spec_file **f,
+			const char **owner)
+{
+	int status = vs_vars_parse(argc, argv, v, usage);
+	if (!status && argc - optind != 2)
+		status = vs_usage(usage);
+	if (!status)
+		status = vs_vars_load(v);
+	if (!status)
+		status = vs_vars_target(v, argv[optind], argv[optind + 1], g, f, owner);
+	return status;
 }

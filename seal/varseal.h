@@ -72,6 +72,10 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg);
  * exit status of a usage error. */
 int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage);
 int vs_vars_load(struct vs_vars *v);
+/* parse, then load, then MACHINE GENERATOR/FILE: what get and set begin with. */
+int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const char *usage,
+			const struct vf_spec_generator **g, const struct vf_spec_file **f,
+			const char **owner);
 int vs_vars_identities(struct vs_vars *v);
 /* Takes the store's writer lock (flock on vars/). */
 int vs_vars_lock(struct vs_vars *v);
