@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan+UBSan) and runs each for
 # SECONDS (default 60), seeded with the bodies of the CCTV age vectors (read
-# in place from ../shared, decompressed into a temporary corpus).
+# in place from ../shared, decompressed into a temporary corpus), the spec
+# loader seeded with the example specs, and varinject's command-line
+# builders from an empty corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -9,11 +11,12 @@ shared=${SHARED_DIR:-$PWD/../shared}
 
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVARS_FUZZ=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline >/dev/null
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/decrypt" "$corpus/keys"
+mkdir -p "$corpus/decrypt" "$corpus/keys" "$corpus/spec" "$corpus/cmdline"
+cp examples/*.yaml "$corpus/spec/"
 python3 - "$shared/testdata/cctv-age" "$corpus" <<'PY'
 import os, sys, zlib
 src, out = sys.argv[1], sys.argv[2]
@@ -33,7 +36,7 @@ for name in sorted(os.listdir(src)):
                 b"# seed\n" + line[10:] + b"\r\n")
 PY
 
-for target in fuzz_decrypt fuzz_keys; do
+for target in fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline; do
 	dir=$corpus/${target#fuzz_}
 	echo "== $target for ${seconds}s ($(ls "$dir" | wc -l) seeds)"
 	build-fuzz/fuzz/$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
