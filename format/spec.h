@@ -92,6 +92,10 @@ struct vf_spec_generator {
 	 * not over install attributes (mode, owner, group): a change makes
 	 * the stored values stale. */
 	char hash[65];
+	/* Script generators: the script's time limit in seconds (`timeout:`),
+	 * 0 when the spec gives none (the tool's default applies). Not part
+	 * of the hash: it does not decide the values. */
+	unsigned timeout_seconds;
 	struct vf_pos pos;
 };
 
