@@ -19,6 +19,8 @@ bool vf_credential_name_valid(const char *name, const char **why)
 		unsigned char c = (unsigned char)name[i];
 		if (c == '/' || c == ':')
 			reason = "contains '/' or ':'";
+		else if (c == '=') /* systemd splits NAME=VALUE at the first '=' */
+			reason = "contains '='";
 		else if (c < 0x20 || c > 0x7e)
 			reason = "contains a control or non-ASCII byte";
 	}

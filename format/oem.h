@@ -36,7 +36,9 @@ enum vf_transport {
 };
 
 /* systemd's rules: non-empty, not "." or "..", no '/', no ':', bytes
- * 0x20..0x7e, at most 255 bytes. why gets the reason when invalid. */
+ * 0x20..0x7e, at most 255 bytes; and no '=', which systemd would take for
+ * the end of the name in "io.systemd.credential:NAME=VALUE". why gets the
+ * reason when invalid. */
 bool vf_credential_name_valid(const char *name, const char **why);
 
 /* Whether the text form can carry value over the transport unchanged.

@@ -1,6 +1,8 @@
 /* The vars spec: YAML read with libyaml's document API into struct
  * vf_spec, with every check spec.h lists. Errors point at the offending
- * node: "FILE:LINE:COLUMN: what is wrong (what is expected)".
+ * node: "FILE:LINE:COLUMN: what is wrong (what is expected)". A first
+ * pass over libyaml's events enforces the limits (nesting, anchors,
+ * aliases) before the document is built; the size is checked before that.
  *
  * Sections are read in a fixed order, not document order: admins, then
  * generators (whose names are all known before any body is read, so that
@@ -9,18 +11,35 @@
 #include "spec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "crypto.h"
 #include "keys.h"
 
-#define MAX_SPEC_SIZE (16u << 20)
+/* Limits on what is handed to libyaml, whose scanner slows down with
+ * every level of nesting on every token (80,000 nested flow sequences,
+ * 160 KB, took over 10 s): varinject loads the spec as root on VM hosts.
+ * Real specs are a few KB deep in 5 levels. */
+#define MAX_SPEC_SIZE (1u << 20)
+#define MAX_DEPTH 64
+/* Aliases make libyaml's loader search its list of anchors, which grows
+ * with each one (150,000 anchors in 1 MiB took 55 s), and every alias
+ * stands for a whole node that the checks below walk again: without a
+ * bound, a spec of a few KB can stand for billions of nodes. No more nodes
+ * than 1 MiB of YAML could hold without aliases. */
+#define MAX_ANCHORS 256
+#define MAX_NODES 1048576
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define MAX_NAME 255
 #define SHOW_MAX 64   /* bytes of user text quoted in a message */
 #define MAX_FIELDS 8  /* keys of the largest fixed-key mapping (a file) */
@@ -29,6 +48,7 @@
 #define RANDOM_MAX 65536
 #define PASSWORD_DEFAULT 32
 #define PASSWORD_MAX 4096
+#define TIMEOUT_MAX 86400u /* a day: longer is a hang, not a slow script */
 #define DEFAULT_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 /* Names sorted for lookups and for finding repeats; at is the element's
@@ -82,6 +102,17 @@ vfail_at(struct ctx *c, size_t line, size_t column, const char *fmt, va_list ap)
 	char what[sizeof(c->err->msg)];
 	vsnprintf(what, sizeof(what), fmt, ap);
 	return vf_fail(c->err, VF_E_ARG, "%s:%zu:%zu: %s", c->path, line, column, what);
+}
+
+/* An error at a line and column (1-based). */
+__attribute__((format(printf, 4, 5))) static enum vf_code
+fail_line_col(struct ctx *c, size_t line, size_t column, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	enum vf_code rc = vfail_at(c, line, column, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* An error at a node (its first character). */
@@ -252,9 +283,19 @@ static enum vf_code collect(struct ctx *c, const yaml_node_t *map, struct fields
 	return VF_OK;
 }
 
-/* Why a name is not a safe path component, or NULL. Credential names
- * follow systemd's rules, which also exclude ':'. */
-static const char *name_problem(const char *s, size_t len, bool credential)
+/* Characters refused beyond those of a path component: chown(1) reads
+ * "user:group"; systemd's LoadCredential= and SetCredential= end the name
+ * at ':', and it splits "io.systemd.credential:NAME=VALUE" at the first
+ * '=', so "DB=HOST" would reach the guest as credential DB holding
+ * "HOST=" and the value. */
+#define ACCOUNT_REFUSED ":"
+#define CREDENTIAL_REFUSED ":="
+
+/* Why a name is not a safe path component, or NULL; the characters in
+ * refused are not allowed either. Stricter than systemd's
+ * credential_name_valid() (non-empty, not "." or "..", no '/' or ':',
+ * 0x20..0x7e, at most NAME_MAX bytes): no leading '.', no space. */
+static const char *name_problem(const char *s, size_t len, const char *refused)
 {
 	if (len == 0)
 		return "is empty";
@@ -265,8 +306,10 @@ static const char *name_problem(const char *s, size_t len, bool credential)
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '/')
 			return "contains '/'";
-		if (s[i] == ':' && credential)
+		if (s[i] == ':' && strchr(refused, ':'))
 			return "contains ':'";
+		if (s[i] == '=' && strchr(refused, '='))
+			return "contains '='";
 		if (s[i] == ' ')
 			return "contains a space";
 		if (s[i] < 0x21 || s[i] > 0x7e)
@@ -280,14 +323,15 @@ static enum vf_code check_name(struct ctx *c, const yaml_node_t *n, const char *
 {
 	if (n->type != YAML_SCALAR_NODE || is_null(n))
 		return fail_at(c, n, "%s name is %s (expected a name)", what, type_name(n));
-	const char *problem = name_problem(text(n), n->data.scalar.length, credential);
+	const char *problem = name_problem(text(n), n->data.scalar.length,
+					   credential ? CREDENTIAL_REFUSED : "");
 	if (!problem)
 		return VF_OK;
 	return fail_at(c, n,
 		       "bad %s name '%s': %s (expected printable ASCII without spaces, "
 		       "'/'%s, not starting with '.')",
 		       what, show_n(text(n), n->data.scalar.length).s, problem,
-		       credential ? " or ':'" : "");
+		       credential ? ", ':' or '='" : "");
 }
 
 /* ---- names ------------------------------------------------------------ */
@@ -502,7 +546,7 @@ static enum vf_code get_account(struct ctx *c, const yaml_node_t *n, const char 
 	enum vf_code rc = get_string(c, n, what, out);
 	if (rc != VF_OK)
 		return rc;
-	const char *problem = name_problem(*out, strlen(*out), true);
+	const char *problem = name_problem(*out, strlen(*out), ACCOUNT_REFUSED);
 	if (problem)
 		return fail_at(c, n, "bad %s '%s' in %s: %s (expected a user or group name)",
 			       field, show(*out).s, where, problem);
@@ -1019,9 +1063,9 @@ static enum vf_code hash_generator(struct ctx *c, struct vf_spec_generator *g)
 
 /* ---- generators -------------------------------------------------------- */
 
-static const char *const generator_keys[] = {"kind",	     "script",	"share",
-					     "dependencies", "prompts", "files"};
-enum { G_KIND, G_SCRIPT, G_SHARE, G_DEPENDENCIES, G_PROMPTS, G_FILES, G_N };
+static const char *const generator_keys[] = {"kind",    "script", "share",  "dependencies",
+					     "prompts", "files",  "timeout"};
+enum { G_KIND, G_SCRIPT, G_SHARE, G_DEPENDENCIES, G_PROMPTS, G_FILES, G_TIMEOUT, G_N };
 
 static enum vf_code generator_kind(struct ctx *c, const yaml_node_t *n, const char *where,
 				   struct vf_spec_generator *g)
@@ -1080,6 +1124,33 @@ static enum vf_code generator_inputs(struct ctx *c, const struct fields *fl, con
 	if (rc == VF_OK && fl->val[G_PROMPTS])
 		rc = parse_prompts(c, fl->val[G_PROMPTS], g);
 	return rc;
+}
+
+/* timeout: the script's time limit in seconds (vargen's default when
+ * absent). Only a script runs long enough to need one. */
+static enum vf_code generator_timeout(struct ctx *c, const struct fields *fl, const char *where,
+				      struct vf_spec_generator *g)
+{
+	const yaml_node_t *n = fl->val[G_TIMEOUT];
+	if (!n)
+		return VF_OK;
+	if (!g->script)
+		return fail_at(c, fl->key[G_TIMEOUT],
+			       "timeout given in %s, which has no script (expected timeout only "
+			       "with a script, which it limits)",
+			       where);
+	size_t v;
+	if (n->type != YAML_SCALAR_NODE || is_null(n))
+		return fail_at(c, n, "timeout of %s is %s (expected 1..%u seconds)", where,
+			       type_name(n), TIMEOUT_MAX);
+	if (!get_digits(n, 10, TIMEOUT_MAX, &v))
+		return fail_at(c, n, "timeout '%s' of %s is not a number (expected 1..%u seconds)",
+			       show_n(text(n), n->data.scalar.length).s, where, TIMEOUT_MAX);
+	if (v < 1 || v > TIMEOUT_MAX)
+		return fail_at(c, n, "timeout %s of %s is out of range (expected 1..%u seconds)",
+			       show(text(n)).s, where, TIMEOUT_MAX);
+	g->timeout_seconds = (unsigned)v;
+	return VF_OK;
 }
 
 static enum vf_code plain_files(struct ctx *c, const struct gen_info *gi, const yaml_node_t *map,
@@ -1142,6 +1213,8 @@ static enum vf_code parse_generator(struct ctx *c, const yaml_node_t *key, const
 		rc = generator_head(c, &fl, where, g);
 	if (rc == VF_OK)
 		rc = generator_inputs(c, &fl, where, g);
+	if (rc == VF_OK)
+		rc = generator_timeout(c, &fl, where, g);
 	struct gen_info gi = {g->name, (size_t)(g - c->spec->generators), g->script != NULL};
 	if (rc == VF_OK && g->kind != VF_KIND_SCRIPT)
 		return pair_files(c, &gi, fl.val[G_FILES], g);
@@ -1422,38 +1495,230 @@ static enum vf_code yaml_failure(struct ctx *c, const yaml_parser_t *p,
 		       c->path, line, column, what);
 }
 
-/* The whole file, at most MAX_SPEC_SIZE bytes. */
+static enum vf_code too_large(struct vf_error *err, const char *name)
+{
+	return vf_fail(err, VF_E_ARG, "%s: spec is larger than 1 MiB (expected at most %u bytes)",
+		       name, MAX_SPEC_SIZE);
+}
+
+static enum vf_code not_regular(struct vf_error *err, const char *path)
+{
+	return vf_fail(err, VF_E_ARG, "%s: not a regular file (expected a spec file)", path);
+}
+
+/* Reads fd to the end into buf (MAX_SPEC_SIZE + 1 bytes), so that a file
+ * grown since fstat is still caught by its size. */
+static enum vf_code read_bounded(int fd, const char *path, unsigned char *buf, size_t *len,
+				 struct vf_error *err)
+{
+	size_t n = 0;
+	for (;;) {
+		ssize_t got = read(fd, buf + n, MAX_SPEC_SIZE + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return vf_fail_errno(err, errno, "%s", path);
+		n += (size_t)got;
+		if (got == 0 || n > MAX_SPEC_SIZE)
+			break;
+	}
+	if (n > MAX_SPEC_SIZE)
+		return too_large(err, path);
+	*len = n;
+	return VF_OK;
+}
+
+/* The whole file, at most MAX_SPEC_SIZE bytes. The path may be a symlink
+ * (users keep specs in repositories and link them), but what it names must
+ * be a regular file: stat refuses devices before open can touch them,
+ * O_NONBLOCK keeps a FIFO swapped in meanwhile from blocking the open, and
+ * fstat on the descriptor is what decides. */
 static enum vf_code read_spec(const char *path, unsigned char **out, size_t *len,
 			      struct vf_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return vf_fail_errno(err, errno, "%s", path);
+	if (!S_ISREG(st.st_mode))
+		return not_regular(err, path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
 		return vf_fail_errno(err, errno, "%s", path);
 	unsigned char *buf = NULL;
-	size_t n = 0, cap = 0, got = 1;
 	enum vf_code rc = VF_OK;
-	while (rc == VF_OK && got > 0) {
-		if (n > MAX_SPEC_SIZE) {
-			rc = vf_fail(err, VF_E_ARG, "%s: larger than 16 MiB (expected a spec)", path);
-		} else if (n == cap) {
-			unsigned char *p = realloc(buf, cap = cap ? cap * 2 : 4096);
-			rc = p ? VF_OK : vf_fail(err, VF_E_NOMEM, "out of memory");
-			buf = p ? p : buf;
-		} else {
-			got = fread(buf + n, 1, cap - n, f);
-			n += got;
-			if (got == 0 && ferror(f))
-				rc = vf_fail_errno(err, errno, "%s", path);
-		}
-	}
-	fclose(f);
+	if (fstat(fd, &st) != 0)
+		rc = vf_fail_errno(err, errno, "%s", path);
+	else if (!S_ISREG(st.st_mode))
+		rc = not_regular(err, path);
+	else if (st.st_size > (off_t)MAX_SPEC_SIZE)
+		rc = too_large(err, path);
+	else if (!(buf = malloc(MAX_SPEC_SIZE + 1)))
+		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+	else
+		rc = read_bounded(fd, path, buf, len, err);
+	close(fd);
 	if (rc != VF_OK) {
 		free(buf);
 		return rc;
 	}
 	*out = buf;
-	*len = n;
 	return VF_OK;
+}
+
+/* ---- limits checked on libyaml's events -------------------------------
+ * Before any document is built, the event parser runs over the text and
+ * stops at the first event past a limit: its scanner reads only a little
+ * ahead of the events, so a hostile spec costs no more than its part
+ * within the limits. Syntax errors are reported here as the document
+ * parser would report them. */
+
+struct scan_anchor {
+	char *name;
+	size_t nodes; /* what an alias to it adds; 0 while it is still open */
+};
+
+struct scan {
+	struct ctx *c;
+	unsigned depth;
+	size_t nodes[MAX_DEPTH + 1];  /* per open collection: its nodes so far */
+	size_t anchor[MAX_DEPTH + 1]; /* per open collection: its anchor, or SIZE_MAX */
+	struct scan_anchor anchors[MAX_ANCHORS];
+	size_t n_anchors;
+	size_t total; /* nodes of the stream, aliases counted as what they stand for */
+};
+
+static enum vf_code scan_fail(struct scan *s, const yaml_event_t *ev, const char *what)
+{
+	return fail_line_col(s->c, ev->start_mark.line + 1, ev->start_mark.column + 1, "%s", what);
+}
+
+/* The latest anchor named name (YAML lets a name be defined again). */
+static size_t scan_find(const struct scan *s, const yaml_char_t *name)
+{
+	for (size_t i = s->n_anchors; i-- > 0;)
+		if (strcmp(s->anchors[i].name, (const char *)name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+static enum vf_code scan_anchor(struct scan *s, const yaml_event_t *ev, const yaml_char_t *name,
+				size_t nodes, size_t *index)
+{
+	*index = SIZE_MAX;
+	if (!name)
+		return VF_OK;
+	if (s->n_anchors == MAX_ANCHORS)
+		return scan_fail(s, ev, "more than " STR(MAX_ANCHORS) " anchors (expected at most "
+					STR(MAX_ANCHORS) ")");
+	if (!(s->anchors[s->n_anchors].name = strdup((const char *)name)))
+		return nomem(s->c);
+	s->anchors[s->n_anchors].nodes = nodes;
+	*index = s->n_anchors++;
+	return VF_OK;
+}
+
+/* A node of n nodes (aliases expanded) in the open collection. */
+static enum vf_code scan_add(struct scan *s, const yaml_event_t *ev, size_t n)
+{
+	if (s->depth > 0)
+		s->nodes[s->depth] += n;
+	s->total += n;
+	if (s->total > MAX_NODES)
+		return scan_fail(s, ev, "aliases expand the spec beyond " STR(MAX_NODES)
+					" nodes (expected fewer or smaller aliased nodes)");
+	return VF_OK;
+}
+
+static enum vf_code scan_alias(struct scan *s, const yaml_event_t *ev)
+{
+	size_t i = scan_find(s, ev->data.alias.anchor);
+	if (i == SIZE_MAX)
+		return VF_OK; /* the document parser reports it */
+	if (s->anchors[i].nodes == 0)
+		return scan_fail(s, ev, "alias to a node that contains it (expected an alias "
+					"of a complete node)");
+	return scan_add(s, ev, s->anchors[i].nodes);
+}
+
+static enum vf_code scan_open(struct scan *s, const yaml_event_t *ev, const yaml_char_t *anchor)
+{
+	if (s->depth == MAX_DEPTH)
+		return scan_fail(s, ev,
+				 "nesting deeper than " STR(MAX_DEPTH) " levels (expected at most "
+				 STR(MAX_DEPTH) " nested mappings and sequences)");
+	enum vf_code rc = scan_add(s, ev, 1);
+	if (rc != VF_OK)
+		return rc;
+	s->depth++;
+	s->nodes[s->depth] = 1;
+	return scan_anchor(s, ev, anchor, 0, &s->anchor[s->depth]);
+}
+
+static void scan_close(struct scan *s)
+{
+	size_t n = s->nodes[s->depth];
+	if (s->anchor[s->depth] != SIZE_MAX)
+		s->anchors[s->anchor[s->depth]].nodes = n;
+	s->depth--;
+	if (s->depth > 0)
+		s->nodes[s->depth] += n - 1; /* its start was counted already */
+}
+
+static void scan_forget_anchors(struct scan *s)
+{
+	for (size_t i = 0; i < s->n_anchors; i++)
+		free(s->anchors[i].name);
+	s->n_anchors = 0;
+}
+
+static enum vf_code scan_event(struct scan *s, const yaml_event_t *ev)
+{
+	size_t ignored;
+	switch (ev->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		scan_forget_anchors(s); /* anchors are per document */
+		return VF_OK;
+	case YAML_SCALAR_EVENT: {
+		enum vf_code rc = scan_add(s, ev, 1);
+		return rc == VF_OK ? scan_anchor(s, ev, ev->data.scalar.anchor, 1, &ignored) : rc;
+	}
+	case YAML_ALIAS_EVENT: return scan_alias(s, ev);
+	case YAML_SEQUENCE_START_EVENT: return scan_open(s, ev, ev->data.sequence_start.anchor);
+	case YAML_MAPPING_START_EVENT: return scan_open(s, ev, ev->data.mapping_start.anchor);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		if (s->depth > 0)
+			scan_close(s);
+		return VF_OK;
+	default: return VF_OK;
+	}
+}
+
+static enum vf_code check_limits(struct ctx *c, const unsigned char *buf, size_t len)
+{
+	struct scan *s = calloc(1, sizeof(*s));
+	yaml_parser_t parser;
+	if (!s || !yaml_parser_initialize(&parser)) {
+		free(s);
+		return nomem(c);
+	}
+	s->c = c;
+	yaml_parser_set_input_string(&parser, buf, len);
+	enum vf_code rc = VF_OK;
+	for (bool done = false; rc == VF_OK && !done;) {
+		yaml_event_t ev;
+		if (!yaml_parser_parse(&parser, &ev)) {
+			rc = yaml_failure(c, &parser, buf, len);
+			break;
+		}
+		rc = scan_event(s, &ev);
+		done = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	scan_forget_anchors(s);
+	free(s);
+	return rc;
 }
 
 /* One document only: a second one would be silently ignored otherwise. */
@@ -1478,18 +1743,19 @@ static enum vf_code parse_document(struct ctx *c, yaml_parser_t *parser,
 	return rc;
 }
 
-enum vf_code vf_spec_load(const char *path, struct vf_spec *spec, struct vf_error *err)
+enum vf_code vf_spec_parse(const char *name, const char *text, size_t len, struct vf_spec *spec,
+			   struct vf_error *err)
 {
 	memset(spec, 0, sizeof(*spec));
-	struct ctx c = {.path = path, .spec = spec, .err = err};
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	enum vf_code rc = read_spec(path, &buf, &len, err);
+	if (len > MAX_SPEC_SIZE)
+		return too_large(err, name);
+	const unsigned char *buf = len ? (const unsigned char *)text : (const unsigned char *)"";
+	struct ctx c = {.path = name, .spec = spec, .err = err};
+	enum vf_code rc = check_limits(&c, buf, len);
 	if (rc != VF_OK)
 		return rc;
 	yaml_parser_t parser;
-	if (!(spec->path = strdup(path)) || !yaml_parser_initialize(&parser)) {
-		free(buf);
+	if (!(spec->path = strdup(name)) || !yaml_parser_initialize(&parser)) {
 		vf_spec_free(spec);
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	}
@@ -1500,9 +1766,21 @@ enum vf_code vf_spec_load(const char *path, struct vf_spec *spec, struct vf_erro
 		index_free(&c.files[i]);
 	free(c.files);
 	index_free(&c.generators);
-	free(buf);
 	if (rc != VF_OK)
 		vf_spec_free(spec);
+	return rc;
+}
+
+enum vf_code vf_spec_load(const char *path, struct vf_spec *spec, struct vf_error *err)
+{
+	memset(spec, 0, sizeof(*spec));
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	enum vf_code rc = read_spec(path, &buf, &len, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_spec_parse(path, (const char *)buf, len, spec, err);
+	free(buf);
 	return rc;
 }
 

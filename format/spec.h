@@ -20,6 +20,7 @@
  *         api-key: {secret: true, mode: "0400", owner: root, group: root}
  *       script: |
  *         openssl rand -base64 32 | tr -d '\n' > "$out/api-key"
+ *       timeout: 300                  # seconds the script may run
  *
  * Instead of a script, values can come from built-in kinds computed in C:
  * per file (`kind: random|password|uuid` with their parameters) or per
@@ -136,11 +137,26 @@ struct vf_spec {
 /* Loads and validates path. Errors are VF_E_ARG with a message of the form
  * "FILE:LINE:COLUMN: what is wrong (what is expected)". Unknown keys are
  * errors. Checks: names are valid path components (non-empty, no '/', not
- * starting with '.'), every referenced generator exists, dependencies have
- * no cycle, recipients parse (vf_recipient_parse), built-in parameters are
- * sane, a script generator has a script, a key-pair generator has none,
- * credentials name an existing generator/file the machine uses. */
+ * starting with '.'; credential names also without ':' or '=', which
+ * systemd reads as separators), every referenced generator exists,
+ * dependencies have no cycle, recipients parse (vf_recipient_parse),
+ * built-in parameters are sane, a script generator has a script, a key-pair
+ * generator has none, `timeout` only on a script generator, credentials
+ * name an existing generator/file the machine uses.
+ * Limits, checked before libyaml builds the document: at most 1 MiB
+ * ("FILE: spec is larger than 1 MiB ...", checked on the open descriptor
+ * before reading) and at most 64 nested mappings and sequences
+ * ("FILE:LINE:COLUMN: nesting deeper than 64 levels ..."), at most 256
+ * anchors per document, and aliases expanding the spec to at most 2^20
+ * nodes. path may be a symlink; it must lead to a regular file (a FIFO or
+ * a device is refused without blocking or reading). */
 enum vf_code vf_spec_load(const char *path, struct vf_spec *spec, struct vf_error *err);
+
+/* The same from len bytes of text in memory (no terminating NUL needed),
+ * with the same checks and limits; name stands for the file in messages
+ * and becomes spec->path. vf_spec_load reads the file and calls this. */
+enum vf_code vf_spec_parse(const char *name, const char *text, size_t len, struct vf_spec *spec,
+			   struct vf_error *err);
 void vf_spec_free(struct vf_spec *spec);
 
 const struct vf_spec_generator *vf_spec_generator(const struct vf_spec *spec, const char *name);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,63 +44,155 @@ void vf_strings_free(struct vf_strings *l)
 	l->n = 0;
 }
 
-static bool reaches(const struct vf_spec *spec, const char *from, const char *target,
-		    unsigned depth)
+/* ---- walks over dependencies ------------------------------------------
+ * Every walk marks the generators it has seen, so that each generator and
+ * each dependency is looked at once however many paths lead to it (a walk
+ * that followed every path took 2^N steps on N chained "diamonds"), and
+ * keeps its own stack, since a dependency chain can be as long as the spec
+ * is (deeper than the C stack should go). Generators are found by name
+ * through a sorted index: O((V + E) log V) per walk. */
+
+struct walk {
+	const struct vf_spec *spec;
+	const struct vf_spec_generator **by_name; /* sorted by name */
+	unsigned char *state;			  /* per generator: enum walk_state */
+	size_t *stack;				  /* generator indices */
+	size_t *next;				  /* per generator: next dependency */
+	size_t depth;
+};
+
+enum walk_state { WALK_NEW = 0, WALK_OPEN, WALK_DONE };
+
+static int cmp_generator_name(const void *a, const void *b)
 {
-	if (!strcmp(from, target))
-		return true;
-	const struct vf_spec_generator *g = vf_spec_generator(spec, from);
-	if (!g || depth > 64)
-		return false;
-	for (size_t i = 0; i < g->n_dependencies; i++)
-		if (reaches(spec, g->dependencies[i], target, depth + 1))
-			return true;
-	return false;
+	const struct vf_spec_generator *const *x = a, *const *y = b;
+	return strcmp((*x)->name, (*y)->name);
 }
 
+static int cmp_key_generator(const void *key, const void *elem)
+{
+	const struct vf_spec_generator *const *g = elem;
+	return strcmp(key, (*g)->name);
+}
+
+static void walk_free(struct walk *w)
+{
+	free(w->by_name);
+	free(w->state);
+	free(w->stack);
+	free(w->next);
+}
+
+static bool walk_init(struct walk *w, const struct vf_spec *spec)
+{
+	size_t n = spec->n_generators;
+	*w = (struct walk){.spec = spec};
+	w->by_name = calloc(n + 1, sizeof(*w->by_name));
+	w->state = calloc(n + 1, sizeof(*w->state));
+	w->stack = calloc(n + 1, sizeof(*w->stack));
+	w->next = calloc(n + 1, sizeof(*w->next));
+	if (!w->by_name || !w->state || !w->stack || !w->next) {
+		walk_free(w);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		w->by_name[i] = &spec->generators[i];
+	qsort(w->by_name, n, sizeof(*w->by_name), cmp_generator_name);
+	return true;
+}
+
+/* The index of the generator named name, or SIZE_MAX. */
+static size_t walk_find(const struct walk *w, const char *name)
+{
+	const struct vf_spec_generator *const *g =
+		w->spec->n_generators ? bsearch(name, w->by_name, w->spec->n_generators,
+						sizeof(*w->by_name), cmp_key_generator)
+				      : NULL;
+	return g ? (size_t)(*g - w->spec->generators) : SIZE_MAX;
+}
+
+/* Marks name and pushes it unless it was seen already. */
+static void reach_push(struct walk *w, const char *name)
+{
+	size_t i = walk_find(w, name);
+	if (i == SIZE_MAX || w->state[i] != WALK_NEW)
+		return;
+	w->state[i] = WALK_DONE;
+	w->stack[w->depth++] = i;
+}
+
+/* Whether target is one of roots or (transitively) a dependency of one.
+ * Each generator is pushed at most once, so the stack holds at most all. */
+static bool reaches(struct walk *w, char *const *roots, size_t n_roots, const char *target)
+{
+	size_t goal = walk_find(w, target);
+	if (goal == SIZE_MAX)
+		return false;
+	for (size_t i = 0; i < n_roots; i++)
+		reach_push(w, roots[i]);
+	while (w->depth > 0 && w->state[goal] == WALK_NEW) {
+		const struct vf_spec_generator *g = &w->spec->generators[w->stack[--w->depth]];
+		for (size_t i = 0; i < g->n_dependencies; i++)
+			reach_push(w, g->dependencies[i]);
+	}
+	return w->state[goal] != WALK_NEW;
+}
+
+/* Out of memory answers "no": a machine left out of a secret's recipients
+ * cannot read it (check reports wrong-recipients), while one wrongly let
+ * in could. */
 bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machine *m,
 			  const struct vf_spec_generator *g)
 {
-	for (size_t i = 0; i < m->n_generators; i++)
-		if (reaches(spec, m->generators[i], g->name, 0))
-			return true;
-	return false;
+	struct walk w;
+	if (!walk_init(&w, spec))
+		return false;
+	bool uses = reaches(&w, m->generators, m->n_generators, g->name);
+	walk_free(&w);
+	return uses;
 }
 
 struct topo {
-	const struct vf_spec *spec;
+	struct walk w;
 	const struct vf_spec_generator **out;
 	size_t n;
 };
 
-static bool topo_has(const struct topo *t, const struct vf_spec_generator *g)
+/* Opens generator name: on the stack, its dependencies still to visit. */
+static enum vf_code topo_open(struct topo *t, const char *name, struct vf_error *err)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (t->out[i] == g)
-			return true;
-	return false;
+	size_t i = walk_find(&t->w, name);
+	if (i == SIZE_MAX)
+		return vf_fail(err, VF_E_ARG, "unknown generator %s", name);
+	/* The spec loader has refused cycles; a spec built otherwise must
+	 * not loop. */
+	if (t->w.state[i] == WALK_OPEN)
+		return vf_fail(err, VF_E_ARG, "dependency cycle through generator %s", name);
+	if (t->w.state[i] == WALK_NEW) {
+		t->w.state[i] = WALK_OPEN;
+		t->w.next[i] = 0;
+		t->w.stack[t->w.depth++] = i;
+	}
+	return VF_OK;
 }
 
-/* Depth-first: dependencies go in before the generator itself. The spec
- * loader has already refused cycles; depth bounds it anyway. */
-static enum vf_code topo_visit(struct topo *t, const char *name, unsigned depth,
-			       struct vf_error *err)
+/* Depth-first from name: dependencies go in before the generator itself,
+ * in the order they are listed. */
+static enum vf_code topo_visit(struct topo *t, const char *name, struct vf_error *err)
 {
-	const struct vf_spec_generator *g = vf_spec_generator(t->spec, name);
-	if (!g)
-		return vf_fail(err, VF_E_ARG, "unknown generator %s", name);
-	if (depth > 64)
-		return vf_fail(err, VF_E_ARG, "dependencies of %s nest too deep", name);
-	if (topo_has(t, g))
-		return VF_OK;
-	for (size_t i = 0; i < g->n_dependencies; i++) {
-		enum vf_code rc = topo_visit(t, g->dependencies[i], depth + 1, err);
-		if (rc != VF_OK)
-			return rc;
+	enum vf_code rc = topo_open(t, name, err);
+	while (rc == VF_OK && t->w.depth > 0) {
+		size_t u = t->w.stack[t->w.depth - 1];
+		const struct vf_spec_generator *g = &t->w.spec->generators[u];
+		if (t->w.next[u] < g->n_dependencies) {
+			rc = topo_open(t, g->dependencies[t->w.next[u]++], err);
+		} else {
+			t->w.state[u] = WALK_DONE;
+			t->w.depth--;
+			t->out[t->n++] = g;
+		}
 	}
-	if (!topo_has(t, g))
-		t->out[t->n++] = g;
-	return VF_OK;
+	return rc;
 }
 
 enum vf_code vf_vars_machine_generators(const struct vf_spec *spec,
@@ -107,16 +200,19 @@ enum vf_code vf_vars_machine_generators(const struct vf_spec *spec,
 					const struct vf_spec_generator ***out, size_t *n,
 					struct vf_error *err)
 {
-	struct topo t = {.spec = spec};
+	struct topo t = {.n = 0};
 	t.out = calloc(spec->n_generators + 1, sizeof(*t.out));
-	if (!t.out)
+	if (!t.out || !walk_init(&t.w, spec)) {
+		free(t.out);
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	for (size_t i = 0; i < m->n_generators; i++) {
-		enum vf_code rc = topo_visit(&t, m->generators[i], 0, err);
-		if (rc != VF_OK) {
-			free(t.out);
-			return rc;
-		}
+	}
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; i < m->n_generators && rc == VF_OK; i++)
+		rc = topo_visit(&t, m->generators[i], err);
+	walk_free(&t.w);
+	if (rc != VF_OK) {
+		free(t.out);
+		return rc;
 	}
 	*out = t.out;
 	*n = t.n;

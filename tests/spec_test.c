@@ -6,21 +6,33 @@
  *     parameters, prompts, ...) and ignores install attributes, key order
  *     and defaults written out;
  *  4. bad specs fail with VF_E_ARG and a message "PATH:LINE:COLUMN: ..."
- *     at the exact position, naming the reason.
+ *     at the exact position, naming the reason;
+ *  5. hostile specs (issue 8) are refused quickly: credential names systemd
+ *     would split, nesting deeper than 64 levels, specs above 1 MiB, FIFOs
+ *     and devices in place of the file; the dependency walks stay linear
+ *     on 1,000 chained diamonds; a spec parses from memory as from a file;
+ *  6. a script generator's `timeout:` is read, checked and left out of the
+ *     hash.
  * Specs are written to a mkdtemp directory under /tmp, removed afterwards.
  * Recipients are generated at start with the library itself. Prints one
  * line per check and a final "spec: N passed, M failed"; exit status 0
  * only when nothing failed. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "oem.h"
 #include "recipient.h"
 #include "secmem.h"
 #include "spec.h"
+#include "vars.h"
 
 static int passed, failed;
 static char dir[64];
@@ -34,6 +46,7 @@ __attribute__((format(printf, 2, 3))) static void check(bool ok, const char *fmt
 	printf("%s ", ok ? "ok  " : "FAIL");
 	vprintf(fmt, ap);
 	printf("\n");
+	fflush(stdout); /* a watchdog's _exit must not lose what was printed */
 	va_end(ap);
 	if (ok)
 		passed++;
@@ -478,6 +491,11 @@ static void test_hash(void)
 
 /* ---- 4. bad specs --------------------------------------------------------- */
 
+/* A machine using a wireguard generator, up to its first credential's name. */
+#define CRED_SPEC                                                                     \
+	"generators:\n  g: {kind: wireguard}\nmachines:\n  m:\n    generators: [g]\n" \
+	"    credentials:\n      "
+
 struct bad {
 	const char *label, *spec;
 	const char *at;	  /* "LINE:COLUMN" */
@@ -646,6 +664,38 @@ static const struct bad bads[] = {
 	 "4:24", "contains ':'"},
 	{"NUL inside a string", "generators:\n  g:\n    script: \"a\\0b\"\n    files: {a: null}\n",
 	 "3:13", "NUL"},
+	/* Issue 8, item 3: systemd splits "io.systemd.credential:DB=HOST=..." at
+	 * the first '=': the guest would get credential DB holding "HOST=...". */
+	{"credential name with '='", CRED_SPEC "\"DB=HOST\": g/private\n", "7:7", "contains '='"},
+	{"credential name ending in '='", CRED_SPEC "\"DB=\": g/private\n", "7:7", "contains '='"},
+	{"credential name '.'", CRED_SPEC "\".\": g/private\n", "7:7", "starts with '.'"},
+	{"credential name '..'", CRED_SPEC "\"..\": g/private\n", "7:7", "starts with '.'"},
+	{"empty credential name", CRED_SPEC "\"\": g/private\n", "7:7", "is empty"},
+	{"credential name with a control character", CRED_SPEC "\"A\\x01B\": g/private\n", "7:7",
+	 "not printable ASCII"},
+	{"credential name with DEL", CRED_SPEC "\"A\\x7fB\": g/private\n", "7:7",
+	 "not printable ASCII"},
+	/* Issue 8, item 4: the script time limit. */
+	{"timeout 0", "generators:\n  g: {script: x, files: {a: null}, timeout: 0}\n", "2:45",
+	 "timeout 0 of generator 'g' is out of range (expected 1..86400 seconds)"},
+	{"timeout above a day",
+	 "generators:\n  g: {script: x, files: {a: null}, timeout: 86401}\n", "2:45",
+	 "out of range (expected 1..86400 seconds)"},
+	{"huge timeout",
+	 "generators:\n  g: {script: x, files: {a: null}, timeout: 99999999999999999999999}\n",
+	 "2:45", "out of range"},
+	{"timeout not a number", "generators:\n  g: {script: x, files: {a: null}, timeout: 5m}\n",
+	 "2:45", "timeout '5m' of generator 'g' is not a number (expected 1..86400 seconds)"},
+	{"negative timeout", "generators:\n  g: {script: x, files: {a: null}, timeout: -1}\n",
+	 "2:45", "not a number"},
+	{"timeout as a mapping",
+	 "generators:\n  g: {script: x, files: {a: null}, timeout: {s: 1}}\n", "2:45",
+	 "is a mapping (expected 1..86400 seconds)"},
+	{"timeout on a key-pair generator", "generators:\n  g: {kind: wireguard, timeout: 60}\n",
+	 "2:24", "timeout given in generator 'g', which has no script"},
+	{"timeout on built-in files",
+	 "generators:\n  g:\n    timeout: 60\n    files: {a: {kind: uuid}}\n", "3:5",
+	 "which has no script"},
 };
 
 static void test_bad(const struct bad *b)
@@ -661,6 +711,492 @@ static void test_bad(const struct bad *b)
 		  strstr(err.msg, b->word) != NULL;
 	check(ok, "bad: %s: at %s, '%s': %s", b->label, b->at, b->word,
 	      rc == VF_OK ? "(loaded)" : err.msg);
+}
+
+/* ---- 5. hostile specs (issue 8) ------------------------------------------ */
+
+/* Turns a hang into a failed check: the old code took 2^N steps on N
+ * chained diamonds and blocked forever opening a FIFO. */
+#define WATCHDOG_S 60
+static const char *watching;
+
+static void watchdog_fired(int sig)
+{
+	(void)sig;
+	static const char tail[] = ": did not finish within 60 s (a hang)\n";
+	if (write(STDOUT_FILENO, "FAIL ", 5) < 0 ||
+	    write(STDOUT_FILENO, watching, strlen(watching)) < 0 ||
+	    write(STDOUT_FILENO, tail, sizeof(tail) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static void watch(const char *label)
+{
+	fflush(stdout);
+	watching = label;
+	alarm(label ? WATCHDOG_S : 0);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A generous bound on what takes microseconds once fixed: the check
+ * catches the blow-ups, not a slow machine. */
+#define QUICK_S 5.0
+
+/* Writes len bytes of text to a fresh file in dir; path gets its name. */
+static void write_file(const char *text, size_t len, char *path, size_t path_size)
+{
+	snprintf(path, path_size, "%s/spec%u.yaml", dir, n_written++);
+	FILE *f = fopen(path, "wb");
+	if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+		fprintf(stderr, "spec_test: cannot write %s\n", path);
+		exit(2);
+	}
+}
+
+/* Loads the file at path (removing it afterwards); *seconds gets the
+ * time vf_spec_load took. */
+static enum vf_code load_path(const char *label, const char *path, struct vf_spec *spec,
+			      struct vf_error *err, double *seconds)
+{
+	memset(err, 0, sizeof(*err));
+	watch(label);
+	double t0 = now_s();
+	enum vf_code rc = vf_spec_load(path, spec, err);
+	*seconds = now_s() - t0;
+	watch(NULL);
+	unlink(path);
+	return rc;
+}
+
+/* Refused with VF_E_ARG, a message starting with prefix and naming word,
+ * and when timed (seconds >= 0) within QUICK_S. */
+static void check_refused(const char *label, enum vf_code rc, const struct vf_error *err,
+			  const char *prefix, const char *word, double seconds)
+{
+	bool ok = rc == VF_E_ARG && strncmp(err->msg, prefix, strlen(prefix)) == 0 &&
+		  strstr(err->msg, word) != NULL;
+	check(ok, "%s: refused with '%s': %s", label, word, rc == VF_OK ? "(loaded)" : err->msg);
+	if (seconds >= 0)
+		check(seconds < QUICK_S, "%s: refused in %.1f ms (bound %.0f s)", label,
+		      seconds * 1e3, QUICK_S);
+}
+
+static void test_credential_names(void)
+{
+	char name[300], spec[512];
+	memset(name, 'N', sizeof(name));
+	name[255] = '\0';
+	snprintf(spec, sizeof(spec), CRED_SPEC "%s: g/private\n", name);
+	struct vf_spec s;
+	if (load_ok("credential name of 255 bytes", spec, &s))
+		vf_spec_free(&s);
+	name[255] = 'N';
+	name[256] = '\0';
+	snprintf(spec, sizeof(spec), CRED_SPEC "%s: g/private\n", name);
+	struct vf_error err;
+	char path[128], prefix[160];
+	enum vf_code rc = load(spec, &s, &err, path, sizeof(path));
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s:7:7: ", path);
+	check_refused("credential name of 256 bytes", rc, &err, prefix, "longer than 255 bytes",
+		      -1);
+	if (load_ok("credential names with '.', '-', '_', '@' inside",
+		    CRED_SPEC "a.b-c_d@E: g/private\n", &s))
+		vf_spec_free(&s);
+	/* The transports' own check, for names that come from elsewhere (file
+	 * names with --name-style, a credentials directory). */
+	const char *why = NULL;
+	check(!vf_credential_name_valid("DB=HOST", &why) && why && strchr(why, '='),
+	      "credential name 'DB=HOST' refused by the transports' check too (%s)",
+	      why ? why : "accepted");
+}
+
+/* "admins: " then depth nested sequences on one line. */
+static char *nested_flow(size_t depth, size_t *len)
+{
+	*len = 8 + 2 * depth + 1;
+	char *t = malloc(*len + 1);
+	if (!t)
+		exit(2);
+	memcpy(t, "admins: ", 8);
+	memset(t + 8, '[', depth);
+	memset(t + 8 + depth, ']', depth);
+	t[*len - 1] = '\n';
+	t[*len] = '\0';
+	return t;
+}
+
+static void test_nesting(void)
+{
+	struct vf_spec s;
+	struct vf_error err;
+	char path[128], prefix[160], label[96];
+	double took;
+	size_t len;
+	/* The root mapping is level 1: 63 sequences make 64, the limit, and
+	 * fail for what they are; 64 make 65, refused at the 64th '['. */
+	char *t = nested_flow(63, &len);
+	write_file(t, len, path, sizeof(path));
+	free(t);
+	enum vf_code rc = load_path("nesting of 64 levels", path, &s, &err, &took);
+	check(rc == VF_E_ARG && strstr(err.msg, "admins is a sequence") != NULL,
+	      "nesting of 64 levels: within the limit (%s)", err.msg);
+	const size_t depths[] = {64, 80000};
+	for (size_t i = 0; i < 2; i++) {
+		t = nested_flow(depths[i], &len);
+		write_file(t, len, path, sizeof(path));
+		free(t);
+		snprintf(label, sizeof(label), "nesting of %zu levels (%zu bytes)", depths[i] + 1,
+			 len);
+		rc = load_path(label, path, &s, &err, &took);
+		if (rc == VF_OK)
+			vf_spec_free(&s);
+		snprintf(prefix, sizeof(prefix), "%s:1:72: ", path);
+		check_refused(label, rc, &err, prefix,
+			      "nesting deeper than 64 levels (expected at most 64", took);
+	}
+	/* Block mappings count the same. */
+	char block[8192];
+	size_t n = 0;
+	for (int i = 0; i < 70; i++)
+		n += (size_t)snprintf(block + n, sizeof(block) - n, "%*sk:\n", i, "");
+	write_file(block, n, path, sizeof(path));
+	rc = load_path("nested block mappings", path, &s, &err, &took);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s:65:65: ", path);
+	check_refused("65 nested block mappings", rc, &err, prefix, "nesting deeper than 64", took);
+}
+
+/* Aliases: libyaml searches its anchors linearly, and each alias stands
+ * for a whole node that the checks walk again (a few KB could stand for
+ * billions of nodes). Ordinary use still works. */
+static void test_aliases(void)
+{
+	struct vf_spec s;
+	if (load_ok("aliases: shared files mapping",
+		    "generators:\n  a: {script: x, files: &std {f: {mode: '0440'}, g: null}}\n"
+		    "  b: {script: y, files: *std}\n",
+		    &s)) {
+		const struct vf_spec_generator *b = vf_spec_generator(&s, "b");
+		check(b && b->n_files == 2 && b->files[0].mode == 0440,
+		      "aliases: the alias gives b the same files");
+		vf_spec_free(&s);
+	}
+	/* 257 anchors: refused at the 257th. */
+	size_t cap = 16 * 1024, n = 0;
+	char *t = malloc(cap);
+	if (!t)
+		exit(2);
+	n += (size_t)snprintf(t + n, cap - n, "admins: [");
+	for (int i = 0; i < 257; i++)
+		n += (size_t)snprintf(t + n, cap - n, "&a%03d x, ", i);
+	n += (size_t)snprintf(t + n, cap - n, "]\n");
+	char path[128], prefix[160];
+	struct vf_error err;
+	double took;
+	write_file(t, n, path, sizeof(path));
+	enum vf_code rc = load_path("257 anchors", path, &s, &err, &took);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s:1:%zu: ", path, 10 + 256 * strlen("&a000 x, "));
+	check_refused("257 anchors", rc, &err, prefix, "more than 256 anchors", took);
+	free(t);
+	/* 20,000 generators standing for one of 100 files: 2 million nodes
+	 * from 300 KB. */
+	cap = 512 * 1024;
+	n = 0;
+	if (!(t = malloc(cap)))
+		exit(2);
+	n += (size_t)snprintf(t + n, cap - n, "generators:\n  g0: &g\n    script: x\n    files:\n");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(t + n, cap - n, "      f%d: null\n", i);
+	for (int i = 1; i < 20000; i++)
+		n += (size_t)snprintf(t + n, cap - n, "  g%d: *g\n", i);
+	write_file(t, n, path, sizeof(path));
+	free(t);
+	rc = load_path("aliases expanding to 2 million nodes", path, &s, &err, &took);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s:", path);
+	check_refused("aliases expanding to 2 million nodes", rc, &err, prefix,
+		      "aliases expand the spec beyond 1048576 nodes", took);
+	rc = vf_spec_parse("<memory>", "admins: &a {x: *a}\n", 19, &s, &err);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	check_refused("alias inside its own node", rc, &err, "<memory>:1:16: ",
+		      "alias to a node that contains it", -1);
+}
+
+/* A valid spec of exactly size bytes: comment lines, then admins: {}. */
+static char *spec_of_size(size_t size)
+{
+	static const char tail[] = "admins: {}\n";
+	char *t = malloc(size + 1);
+	if (!t)
+		exit(2);
+	size_t body = size - strlen(tail);
+	memset(t, 'x', body);
+	for (size_t i = 0; i < body; i += 64) {
+		t[i] = '#';
+		if (i >= 1)
+			t[i - 1] = '\n';
+	}
+	t[body - 1] = '\n';
+	memcpy(t + body, tail, sizeof(tail));
+	return t;
+}
+
+static void test_size(void)
+{
+	struct vf_spec s;
+	struct vf_error err;
+	char path[128], prefix[160];
+	double took;
+	char *t = spec_of_size(1u << 20);
+	write_file(t, 1u << 20, path, sizeof(path));
+	enum vf_code rc = load_path("spec of 1 MiB", path, &s, &err, &took);
+	check(rc == VF_OK, "spec of exactly 1 MiB: loads (%s)", rc == VF_OK ? "" : err.msg);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	free(t);
+	t = spec_of_size((1u << 20) + 1);
+	write_file(t, (1u << 20) + 1, path, sizeof(path));
+	free(t);
+	rc = load_path("spec of 1 MiB + 1", path, &s, &err, &took);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s: ", path);
+	check_refused("spec of 1 MiB + 1 byte", rc, &err, prefix,
+		      "spec is larger than 1 MiB (expected at most 1048576 bytes)", took);
+	/* 16 MiB was accepted before: refused from its size, unread. */
+	snprintf(path, sizeof(path), "%s/big.yaml", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, 16 << 20) != 0 || close(fd) != 0)
+		exit(2);
+	rc = load_path("spec of 16 MiB", path, &s, &err, &took);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s: ", path);
+	check_refused("spec of 16 MiB", rc, &err, prefix, "spec is larger than 1 MiB", took);
+}
+
+/* varinject loads the spec as root: a FIFO must not hang it, a device or
+ * a directory must not be read; a symlink to a spec is how users give it. */
+static void test_special_files(void)
+{
+	struct vf_spec s;
+	struct vf_error err;
+	char path[128], prefix[160];
+	double took;
+	snprintf(path, sizeof(path), "%s/fifo.yaml", dir);
+	if (mkfifo(path, 0600) != 0)
+		exit(2);
+	enum vf_code rc = load_path("spec that is a FIFO", path, &s, &err, &took);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	snprintf(prefix, sizeof(prefix), "%s: ", path);
+	check_refused("spec that is a FIFO", rc, &err, prefix, "not a regular file", took);
+	memset(&err, 0, sizeof(err));
+	rc = vf_spec_load("/dev/zero", &s, &err);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	check_refused("spec that is /dev/zero", rc, &err, "/dev/zero: ", "not a regular file", -1);
+	rc = vf_spec_load(dir, &s, &err);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	check_refused("spec that is a directory", rc, &err, dir, "not a regular file", -1);
+	char target[128], link[140];
+	write_file("admins: {}\n", 11, target, sizeof(target));
+	snprintf(link, sizeof(link), "%s/link.yaml", dir);
+	if (symlink(target, link) != 0)
+		exit(2);
+	rc = load_path("spec through a symlink", link, &s, &err, &took);
+	check(rc == VF_OK, "spec through a symlink: loads (%s)", rc == VF_OK ? "" : err.msg);
+	if (rc == VF_OK)
+		vf_spec_free(&s);
+	unlink(target);
+}
+
+/* vf_spec_parse: the same spec from memory (not NUL-terminated) as from a
+ * file, messages under the given name, the same limits. */
+static void test_memory(void)
+{
+	char *text = expand(seed);
+	size_t len = strlen(text);
+	char *exact = malloc(len);
+	if (!exact)
+		exit(2);
+	memcpy(exact, text, len);
+	struct vf_spec from_mem, from_file;
+	struct vf_error err;
+	enum vf_code rc = vf_spec_parse("<memory>", exact, len, &from_mem, &err);
+	check(rc == VF_OK, "memory: seed parses (%s)", rc == VF_OK ? "" : err.msg);
+	bool same = false;
+	if (rc == VF_OK && load_ok("memory: seed from a file", seed, &from_file)) {
+		same = from_mem.n_generators == 1 && from_file.n_generators == 1 &&
+		       strcmp(from_mem.generators[0].hash, from_file.generators[0].hash) == 0 &&
+		       str_eq(from_mem.path, "<memory>");
+		vf_spec_free(&from_file);
+	}
+	if (rc == VF_OK)
+		vf_spec_free(&from_mem);
+	check(same, "memory: same generator hash as from a file, path is the given name");
+	free(exact);
+	free(text);
+	rc = vf_spec_parse("<memory>", "admins:\n  - x\n", 14, &from_mem, &err);
+	check_refused("memory: bad spec", rc, &err, "<memory>:2:3: ", "expected a mapping", -1);
+	size_t n;
+	text = nested_flow(100, &n);
+	rc = vf_spec_parse("<memory>", text, n, &from_mem, &err);
+	check_refused("memory: deep nesting", rc, &err, "<memory>:1:72: ", "nesting deeper", -1);
+	free(text);
+	text = spec_of_size((1u << 20) + 1);
+	rc = vf_spec_parse("<memory>", text, (1u << 20) + 1, &from_mem, &err);
+	check_refused("memory: 1 MiB + 1", rc, &err, "<memory>: ", "larger than 1 MiB", -1);
+	free(text);
+}
+
+/* N chained diamonds: t_i depends on l_i and r_i, which both depend on
+ * t_{i+1}; the last pair depends on one shared generator. A walk that
+ * follows every path takes 2^N steps. Machine m lists t0; machine other
+ * lists an unrelated generator. */
+static char *diamonds(size_t n)
+{
+	size_t cap = 256 * n + 1024, len = 0;
+	char *t = malloc(cap);
+	if (!t)
+		exit(2);
+	len += (size_t)snprintf(t + len, cap - len,
+				"admins:\n  alice: %s\nmachines:\n"
+				"  m: {key: %s, generators: [t0]}\n"
+				"  other: {generators: [lonely]}\ngenerators:\n"
+				"  base: {kind: wireguard, share: true}\n"
+				"  lonely: {files: {id: {kind: uuid}}}\n",
+				alice, machine);
+	for (size_t i = 0; i < n; i++) {
+		char below[32];
+		if (i + 1 < n)
+			snprintf(below, sizeof(below), "t%zu", i + 1);
+		else
+			snprintf(below, sizeof(below), "base");
+		len += (size_t)snprintf(
+			t + len, cap - len,
+			"  t%zu: {script: x, dependencies: [l%zu, r%zu], files: {f: null}}\n"
+			"  l%zu: {script: x, dependencies: [%s], files: {f: null}}\n"
+			"  r%zu: {script: x, dependencies: [%s], files: {f: null}}\n",
+			i, i, i, i, below, i, below);
+	}
+	return t;
+}
+
+/* Every generator comes after its dependencies. */
+static bool in_dependency_order(const struct vf_spec_generator *const *gens, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t d = 0; d < gens[i]->n_dependencies; d++) {
+			size_t j = 0;
+			while (j < i && strcmp(gens[j]->name, gens[i]->dependencies[d]) != 0)
+				j++;
+			if (j == i)
+				return false;
+		}
+	return true;
+}
+
+static void diamond_walks(const struct vf_spec *s, size_t n)
+{
+	const struct vf_spec_machine *m = vf_spec_machine(s, "m"),
+				     *other = vf_spec_machine(s, "other");
+	const struct vf_spec_generator *base = vf_spec_generator(s, "base"),
+				       *lonely = vf_spec_generator(s, "lonely"),
+				       *top = vf_spec_generator(s, "t0");
+	const struct vf_spec_generator **gens = NULL;
+	size_t n_gens = 0;
+	struct vf_error err = {0};
+	struct vf_strings recipients = {0};
+	/* The walks alone are timed; the checks below are quadratic. */
+	watch("diamonds: dependency walks");
+	double start = now_s();
+	enum vf_code order_rc = vf_vars_machine_generators(s, m, &gens, &n_gens, &err);
+	double order_took = now_s() - start;
+	bool uses_base = vf_vars_machine_uses(s, m, base);
+	double uses_took = now_s() - start - order_took;
+	bool uses_lonely = vf_vars_machine_uses(s, m, lonely);
+	bool other_uses_base = vf_vars_machine_uses(s, other, base);
+	enum vf_code rc = vf_vars_recipients(s, NULL, base, &recipients, &err);
+	double took = now_s() - start;
+	watch(NULL);
+	check(order_rc == VF_OK && n_gens == 3 * n + 1 && gens[0] == base &&
+		      gens[n_gens - 1] == top,
+	      "diamonds: machine m has all %zu generators, base first, t0 last%s%s", 3 * n + 1,
+	      order_rc == VF_OK ? "" : ": ", order_rc == VF_OK ? "" : err.msg);
+	check(order_rc == VF_OK && in_dependency_order(gens, n_gens),
+	      "diamonds: every generator after its dependencies");
+	free(gens);
+	check(uses_base && !uses_lonely && !other_uses_base,
+	      "diamonds: m uses base 2*%zu levels down, not lonely; other does not use base", n);
+	check(rc == VF_OK && recipients.n == 2, "diamonds: shared base sealed to alice and m%s%s",
+	      rc == VF_OK ? "" : ": ", rc == VF_OK ? "" : err.msg);
+	vf_strings_free(&recipients);
+	check(took < QUICK_S,
+	      "diamonds: %zu chained diamonds walked in %.1f ms (bound %.0f s): dependency "
+	      "order %.1f ms, one reachability query %.1f ms",
+	      n, took * 1e3, QUICK_S, order_took * 1e3, uses_took * 1e3);
+}
+
+static void test_diamonds(void)
+{
+	const size_t n = 1000;
+	char *text = diamonds(n);
+	char path[128];
+	write_file(text, strlen(text), path, sizeof(path));
+	free(text);
+	struct vf_spec s;
+	struct vf_error err;
+	double took;
+	enum vf_code rc = load_path("diamonds: load", path, &s, &err, &took);
+	check(rc == VF_OK && s.n_generators == 3 * n + 2,
+	      "diamonds: %zu chained diamonds load in %.1f ms%s%s", n, took * 1e3,
+	      rc == VF_OK ? "" : ": ", rc == VF_OK ? "" : err.msg);
+	if (rc != VF_OK)
+		return;
+	diamond_walks(&s, n);
+	vf_spec_free(&s);
+}
+
+/* ---- 6. the script time limit -------------------------------------------- */
+
+static void test_timeout(void)
+{
+	struct vf_spec s;
+	if (load_ok("timeout", "generators:\n  g: {script: x, files: {a: null}, timeout: 600}\n"
+			       "  h: {script: x, files: {a: null}, timeout: \"86400\"}\n"
+			       "  i: {script: x, files: {a: null}}\n", &s)) {
+		const struct vf_spec_generator *g = vf_spec_generator(&s, "g"),
+					       *h = vf_spec_generator(&s, "h"),
+					       *i = vf_spec_generator(&s, "i");
+		check(g && g->timeout_seconds == 600 && h && h->timeout_seconds == 86400 && i &&
+			      i->timeout_seconds == 0,
+		      "timeout: 600, 86400, and 0 when not given");
+		vf_spec_free(&s);
+	}
+	/* Not in the hash: adding or changing a time limit must not make
+	 * the stored values stale. */
+	char without[65], with[65], other[65];
+	hash_of("generators:\n  g: {script: x, files: {a: null}}\n", "g", without);
+	hash_of("generators:\n  g: {script: x, files: {a: null}, timeout: 30}\n", "g", with);
+	hash_of("generators:\n  g: {script: x, files: {a: null}, timeout: 31}\n", "g", other);
+	check(without[0] && strcmp(without, with) == 0 && strcmp(with, other) == 0,
+	      "timeout: not part of the generator hash");
 }
 
 static void test_io(void)
@@ -687,6 +1223,7 @@ int main(void)
 		perror("spec_test: mkdtemp");
 		return 2;
 	}
+	signal(SIGALRM, watchdog_fired);
 	alice = new_recipient();
 	bob = new_recipient();
 	machine = new_recipient();
@@ -696,6 +1233,14 @@ int main(void)
 	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++)
 		test_bad(&bads[i]);
 	test_io();
+	test_credential_names();
+	test_nesting();
+	test_aliases();
+	test_size();
+	test_special_files();
+	test_memory();
+	test_diamonds();
+	test_timeout();
 	rmdir(dir);
 	free(alice);
 	free(bob);
