@@ -48,6 +48,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from vars_test import (AGE, VARGEN, VARSEAL, VarsCase, b64_decode_strict,  # noqa: E402
                        describe, read, run, write, x25519)
 
