@@ -5,15 +5,26 @@
  *   vars/per-machine/<machine>/<generator>/<file>/recipients  manifest
  *   vars/per-machine/<machine>/<generator>/<file>/value       public value
  *   vars/per-machine/<machine>/<generator>/.generator         spec hash
+ *   vars/per-machine/<machine>/<generator>/.commit            commit record
  *   vars/shared/<generator>/...                               same, shared
  *   vars/machine-keys/<machine>/secret (+ recipients)         machine key,
  *                                                             sealed to admins
  *
- * Writes go through a transaction: every new file is written under a
- * temporary name, all are made durable with one sync, then renamed into
- * place and synced again. Killed at any moment, each file is either the old
- * one or the new one; leftover temporaries (".*.tmp") are ignored, and
- * removed by the next command that writes the store. */
+ * The store is shared through git, so its contents are not trusted: every
+ * path beneath the root is resolved one component at a time without
+ * following any symlink (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or a
+ * walk with O_NOFOLLOW where the kernel lacks openat2), and only regular
+ * files of a bounded size are read, opened O_NONBLOCK so that a FIFO cannot
+ * block. The root itself is the user's: it may be named through a symlink,
+ * and is resolved once per process.
+ *
+ * Writes go through a transaction in three phases: records of the commits
+ * being replaced are removed first, then every new file is renamed into
+ * place, then the new records; the phases are separated by syncs. A kill at
+ * any moment leaves each file either the old one or the new one, and a
+ * generator either as it was or without a record that vouches for it.
+ * Leftover temporaries (".*.tmp") are ignored, and removed by the next
+ * command that writes the store. */
 #ifndef VF_STORE_H
 #define VF_STORE_H
 
@@ -21,36 +32,79 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto.h"
 #include "error.h"
 
+/* The largest file read from the store (or as a spec or config): far above
+ * any secret (values are at most 16 MiB), far below what would hurt. */
+#define VF_STORE_MAX_FILE (64u << 20)
+
 /* Path of an element; machine NULL means shared; file and leaf may be NULL.
- * Returned malloc'd. */
+ * Returned malloc'd. The _rel forms are relative to the root ("vars/..."),
+ * the others are root + "/" + that, for messages. */
 char *vf_store_path(const char *root, const char *machine, const char *generator,
 		    const char *file, const char *leaf);
 char *vf_store_machine_key_path(const char *root, const char *machine, const char *leaf);
+char *vf_store_rel(const char *machine, const char *generator, const char *file,
+		   const char *leaf);
+char *vf_store_machine_key_rel(const char *machine, const char *leaf);
 
-/* Reads a whole (non-secret) file: NULL data and VF_OK when it does not
- * exist. The result is NUL-terminated. */
+/* Reads a whole file named by the user (a spec, a config; not a store
+ * path): NULL data and VF_OK when it does not exist. A FIFO, device or
+ * directory is refused without blocking, as is a file larger than
+ * VF_STORE_MAX_FILE. The result is NUL-terminated. */
 enum vf_code vf_store_read(const char *path, uint8_t **data, size_t *len, struct vf_error *err);
-bool vf_store_exists(const char *path);
+
+/* Store files, by path relative to the root (see vf_store_rel). A missing
+ * file is not an error: *fd is -1, *data NULL, *exists false. A symlink at
+ * or above it (beneath the root), a non-regular file or one larger than
+ * VF_STORE_MAX_FILE are errors naming the path. */
+enum vf_code vf_store_open(const char *root, const char *rel, int *fd, struct vf_error *err);
+enum vf_code vf_store_read_at(const char *root, const char *rel, uint8_t **data, size_t *len,
+			      struct vf_error *err);
+enum vf_code vf_store_exists(const char *root, const char *rel, bool *exists,
+			     struct vf_error *err);
 
 /* The manifest: recipients one per line, sorted, without duplicates. */
 enum vf_code vf_manifest_format(char **recipients, size_t n, char **text, size_t *len,
 				struct vf_error *err);
 
+/* When a staged change takes effect within vf_txn_commit. */
+enum vf_txn_phase {
+	VF_TXN_INVALIDATE, /* removals done (and synced) before anything else */
+	VF_TXN_DATA,	   /* the files themselves */
+	VF_TXN_RECORD,	   /* renamed only once every data file is durable */
+};
+
 struct vf_txn_item;
 struct vf_txn {
 	struct vf_txn_item *items;
 	size_t n, cap;
+	char *root; /* of every item: set by the first one staged */
+	/* For vf_txn_staged: the VF_TXN_DATA items sorted by path, built
+	 * when first needed and again after more data is staged. */
+	size_t *index, n_indexed, n_data;
 };
 
-/* Stages path's new contents (parents created 0700 as needed). Safe to
- * call from several threads on one transaction. */
-enum vf_code vf_txn_write(struct vf_txn *t, const char *path, const void *data, size_t len,
+/* Stages rel's new contents (data) or its removal (data NULL) in phase.
+ * Parents are created 0700 beneath the root as needed, never through a
+ * symlink. Safe to call from several threads on one transaction. */
+enum vf_code vf_txn_stage(struct vf_txn *t, const char *root, const char *rel,
+			  enum vf_txn_phase phase, const void *data, size_t len,
 			  struct vf_error *err);
-/* Stages the removal of path (a no-op if it does not exist then). */
-enum vf_code vf_txn_remove(struct vf_txn *t, const char *path, struct vf_error *err);
-/* Makes everything durable and visible: sync, rename, sync. */
+/* vf_txn_stage in phase VF_TXN_DATA. */
+enum vf_code vf_txn_write(struct vf_txn *t, const char *root, const char *rel, const void *data,
+			  size_t len, struct vf_error *err);
+enum vf_code vf_txn_remove(struct vf_txn *t, const char *root, const char *rel,
+			   struct vf_error *err);
+/* What the transaction will leave at rel, if it stages anything there in
+ * phase VF_TXN_DATA: false when it does not (or when memory runs out);
+ * else *removed, or the SHA-256 of the new contents in sha. Not to be
+ * called while others stage. */
+bool vf_txn_staged(struct vf_txn *t, const char *rel, bool *removed,
+		   uint8_t sha[VF_SHA256_LEN]);
+/* Makes everything durable and visible: invalidations, sync, data, sync,
+ * records, sync (a phase with nothing staged costs nothing). */
 enum vf_code vf_txn_commit(struct vf_txn *t, struct vf_error *err);
 /* Drops what was staged (removes the temporaries). */
 void vf_txn_abort(struct vf_txn *t);
@@ -59,7 +113,12 @@ void vf_txn_abort(struct vf_txn *t);
  * the store's lock). */
 void vf_store_clean_temps(const char *root);
 
-/* Creates dir and its missing parents with mode 0700. */
+/* Creates dir and its missing parents with mode 0700 (for the root and
+ * paths outside the store; beneath the root, staging creates directories). */
 enum vf_code vf_mkdirs(const char *dir, struct vf_error *err);
+
+/* Makes root/vars (never through a symlink) and takes the writers' lock on
+ * it: *fd holds the lock until closed. */
+enum vf_code vf_store_lock(const char *root, int *fd, struct vf_error *err);
 
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -260,77 +261,286 @@ const char *vf_state_name(enum vf_state s)
 	case VF_STATE_WRONG_RECIPIENTS: return "wrong-recipients";
 	case VF_STATE_NO_KEY: return "no-key";
 	case VF_STATE_CORRUPT: return "corrupt";
+	case VF_STATE_INCOMPLETE: return "incomplete";
 	}
 	return "unknown";
 }
 
-/* A stored secret must at least be a well-formed age header. */
-static bool looks_sealed(const char *path)
+/* ---- commit records ------------------------------------------------------
+ *
+ * <generator>/.commit, written last by every commit that makes or changes
+ * the generator's files:
+ *
+ *   vargen-commit 1
+ *   generator <SHA-256 of the generator's definition, hex>
+ *   <SHA-256 of the file's bytes, hex> <file>/<secret|recipients|value>
+ *   ...
+ *
+ * A file is the generator's only when the record names its exact bytes.
+ * <generator>/.generator (the spec hash alone) is still written for other
+ * readers of the layout; a store from before commit records has only that,
+ * and is read as it was then (see docs/store.md). */
+
+#define RECORD_MAGIC "vargen-commit 1\n"
+#define HEX_LEN (2 * VF_SHA256_LEN)
+
+enum leaf { LEAF_SECRET, LEAF_RECIPIENTS, LEAF_VALUE, N_LEAVES };
+static const char *const leaf_names[N_LEAVES] = {"secret", "recipients", "value"};
+
+struct record_entry {
+	char *path; /* "<file>/<leaf>" */
+	char hex[HEX_LEN + 1];
+};
+
+struct record {
+	enum { REC_NONE, REC_LEGACY, REC_COMMIT, REC_BAD } kind;
+	char spec_hash[HEX_LEN + 1]; /* empty when unknown */
+	struct record_entry *entries;
+	size_t n;
+};
+
+static void record_free(struct record *r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
+	for (size_t i = 0; i < r->n; i++)
+		free(r->entries[i].path);
+	free(r->entries);
+	memset(r, 0, sizeof(*r));
+}
+
+static void to_hex(const uint8_t sha[VF_SHA256_LEN], char hex[HEX_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < VF_SHA256_LEN; i++) {
+		hex[2 * i] = digits[sha[i] >> 4];
+		hex[2 * i + 1] = digits[sha[i] & 15];
+	}
+	hex[HEX_LEN] = '\0';
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* One "<hex> <file>/<leaf>" line (without its LF); false if malformed. */
+static bool parse_entry(const char *line, size_t len, struct record *r)
+{
+	if (len < HEX_LEN + 4 || line[HEX_LEN] != ' ' || !is_hex(line, HEX_LEN))
 		return false;
-	struct vf_fd_src src;
+	const char *path = line + HEX_LEN + 1;
+	size_t plen = len - HEX_LEN - 1;
+	for (size_t i = 0; i < plen; i++)
+		if ((unsigned char)path[i] <= ' ' || path[i] == 0x7f)
+			return false;
+	struct record_entry *grown = realloc(r->entries, (r->n + 1) * sizeof(*grown));
+	if (!grown)
+		return false;
+	r->entries = grown;
+	struct record_entry *e = &r->entries[r->n];
+	e->path = strndup(path, plen);
+	if (!e->path)
+		return false;
+	memcpy(e->hex, line, HEX_LEN);
+	e->hex[HEX_LEN] = '\0';
+	r->n++;
+	return true;
+}
+
+static void parse_record(const char *text, size_t len, struct record *r)
+{
+	r->kind = REC_BAD;
+	size_t magic = strlen(RECORD_MAGIC);
+	static const char gen[] = "generator ";
+	size_t gen_len = sizeof(gen) - 1;
+	if (len < magic + gen_len + HEX_LEN + 1 || memcmp(text, RECORD_MAGIC, magic) != 0)
+		return;
+	const char *p = text + magic, *end = text + len;
+	if (memcmp(p, gen, gen_len) != 0 || !is_hex(p + gen_len, HEX_LEN) ||
+	    p[gen_len + HEX_LEN] != '\n')
+		return;
+	memcpy(r->spec_hash, p + gen_len, HEX_LEN);
+	r->spec_hash[HEX_LEN] = '\0';
+	p += gen_len + HEX_LEN + 1;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl || !parse_entry(p, (size_t)(nl - p), r))
+			return;
+		p = nl + 1;
+	}
+	r->kind = REC_COMMIT;
+}
+
+static char *record_rel(const char *machine, const struct vf_spec_generator *g,
+			const char *name)
+{
+	return vf_store_rel(machine, g->name, name, NULL);
+}
+
+/* The generator's record: .commit, else (an older store) .generator. */
+static enum vf_code read_record(const char *root, const char *machine,
+				const struct vf_spec_generator *g, struct record *r,
+				struct vf_error *err)
+{
+	memset(r, 0, sizeof(*r));
+	char *commit = record_rel(machine, g, ".commit");
+	char *legacy = record_rel(machine, g, ".generator");
+	uint8_t *data = NULL;
+	size_t len = 0;
+	enum vf_code rc = commit && legacy ? VF_OK : vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (rc == VF_OK)
+		rc = vf_store_read_at(root, commit, &data, &len, err);
+	if (rc == VF_OK && data) {
+		parse_record((const char *)data, len, r);
+	} else if (rc == VF_OK) {
+		rc = vf_store_read_at(root, legacy, &data, &len, err);
+		if (rc == VF_OK && data) {
+			r->kind = REC_LEGACY;
+			if (len == HEX_LEN + 1 && data[HEX_LEN] == '\n' &&
+			    is_hex((const char *)data, HEX_LEN))
+				memcpy(r->spec_hash, data, HEX_LEN);
+		}
+	}
+	free(data);
+	free(commit);
+	free(legacy);
+	return rc;
+}
+
+static const struct record_entry *record_find(const struct record *r, const char *file,
+					      enum leaf leaf)
+{
+	size_t flen = strlen(file);
+	for (size_t i = 0; i < r->n; i++) {
+		const char *p = r->entries[i].path;
+		if (!strncmp(p, file, flen) && p[flen] == '/' && !strcmp(p + flen + 1, leaf_names[leaf]))
+			return &r->entries[i];
+	}
+	return NULL;
+}
+
+/* ---- the state of stored files ----------------------------------------- */
+
+/* What a file's leaves hold: read once, for its state and its record. */
+struct file_facts {
+	enum vf_state st;
+	bool have[N_LEAVES];
+	char hex[N_LEAVES][HEX_LEN + 1];
+};
+
+static enum vf_code read_leaf(const char *root, const char *machine,
+			      const struct vf_spec_generator *g, const struct vf_spec_file *f,
+			      enum leaf leaf, struct file_facts *facts, uint8_t **data,
+			      size_t *len, struct vf_error *err)
+{
+	char *rel = vf_store_rel(machine, g->name, f->name, leaf_names[leaf]);
+	if (!rel)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_store_read_at(root, rel, data, len, err);
+	free(rel);
+	uint8_t sha[VF_SHA256_LEN];
+	if (rc == VF_OK && *data && (rc = vf_sha256(*data, *len, sha, err)) == VF_OK) {
+		facts->have[leaf] = true;
+		to_hex(sha, facts->hex[leaf]);
+	}
+	return rc;
+}
+
+/* A stored secret must at least be a well-formed age header. */
+static bool looks_sealed(const uint8_t *data, size_t len)
+{
+	struct vf_mem_src src;
 	struct vf_bufreader br;
 	struct vf_header h;
-	vf_fd_src_init(&src, fd, path);
+	vf_mem_src_init(&src, data, len);
 	bool ok = vf_bufreader_init(&br, &src.base, 16384, NULL) == VF_OK &&
 		  vf_header_parse(&h, &br, NULL) == VF_OK;
 	if (ok)
 		vf_header_free(&h);
 	vf_bufreader_free(&br);
-	close(fd);
 	return ok;
 }
 
-static enum vf_state secret_state(const char *root, const char *machine,
-				  const struct vf_spec_generator *g, const struct vf_spec_file *f,
-				  const char *expected_manifest)
+static enum vf_code secret_facts(const char *root, const char *machine,
+				 const struct vf_spec_generator *g, const struct vf_spec_file *f,
+				 const char *expected_manifest, struct file_facts *facts,
+				 struct vf_error *err)
 {
-	char *secret = vf_store_path(root, machine, g->name, f->name, "secret");
-	char *manifest = vf_store_path(root, machine, g->name, f->name, "recipients");
-	enum vf_state st = VF_STATE_OK;
-	uint8_t *have = NULL;
-	size_t have_len = 0;
-	if (!secret || !manifest)
-		st = VF_STATE_CORRUPT;
-	else if (!vf_store_exists(secret))
-		st = VF_STATE_MISSING;
-	else if (!looks_sealed(secret))
-		st = VF_STATE_CORRUPT;
+	uint8_t *secret = NULL, *manifest = NULL;
+	size_t len = 0, manifest_len = 0;
+	enum vf_code rc = read_leaf(root, machine, g, f, LEAF_SECRET, facts, &secret, &len, err);
+	if (rc == VF_OK && secret)
+		rc = read_leaf(root, machine, g, f, LEAF_RECIPIENTS, facts, &manifest,
+			       &manifest_len, err);
+	if (rc != VF_OK)
+		facts->st = VF_STATE_CORRUPT;
+	else if (!secret)
+		facts->st = VF_STATE_MISSING;
+	else if (!looks_sealed(secret, len))
+		facts->st = VF_STATE_CORRUPT;
 	else if (!expected_manifest)
-		st = VF_STATE_NO_KEY;
-	else if (vf_store_read(manifest, &have, &have_len, NULL) != VF_OK || !have ||
-		 strcmp((char *)have, expected_manifest) != 0)
-		st = VF_STATE_WRONG_RECIPIENTS;
-	free(have);
+		facts->st = VF_STATE_NO_KEY;
+	else if (!manifest || strcmp((char *)manifest, expected_manifest) != 0)
+		facts->st = VF_STATE_WRONG_RECIPIENTS;
+	else
+		facts->st = VF_STATE_OK;
 	free(secret);
 	free(manifest);
-	return st;
+	return rc;
 }
 
-static enum vf_state value_state(const char *root, const char *machine,
-				 const struct vf_spec_generator *g, const struct vf_spec_file *f)
+static enum vf_code value_facts(const char *root, const char *machine,
+				const struct vf_spec_generator *g, const struct vf_spec_file *f,
+				struct file_facts *facts, struct vf_error *err)
 {
-	char *value = vf_store_path(root, machine, g->name, f->name, "value");
-	enum vf_state st = !value ? VF_STATE_CORRUPT
-			   : vf_store_exists(value) ? VF_STATE_OK
-						    : VF_STATE_MISSING;
-	free(value);
-	return st;
-}
-
-static bool hash_matches(const char *root, const char *machine,
-			 const struct vf_spec_generator *g)
-{
-	char *path = vf_store_path(root, machine, g->name, ".generator", NULL);
-	uint8_t *have = NULL;
+	uint8_t *value = NULL;
 	size_t len = 0;
-	bool ok = path && vf_store_read(path, &have, &len, NULL) == VF_OK && have &&
-		  len == 65 && !memcmp(have, g->hash, 64) && have[64] == '\n';
-	free(have);
-	free(path);
-	return ok;
+	enum vf_code rc = read_leaf(root, machine, g, f, LEAF_VALUE, facts, &value, &len, err);
+	facts->st = rc != VF_OK ? VF_STATE_CORRUPT : value ? VF_STATE_OK : VF_STATE_MISSING;
+	free(value);
+	return rc;
+}
+
+static bool leaf_recorded(const struct record *r, const struct vf_spec_file *f,
+			  const struct file_facts *facts, enum leaf leaf)
+{
+	const struct record_entry *e = record_find(r, f->name, leaf);
+	return e && facts->have[leaf] && !strcmp(e->hex, facts->hex[leaf]);
+}
+
+/* Whether the record names exactly the bytes the file has. */
+static bool file_recorded(const struct record *r, const struct vf_spec_file *f,
+			  const struct file_facts *facts)
+{
+	if (!f->secret)
+		return leaf_recorded(r, f, facts, LEAF_VALUE);
+	return leaf_recorded(r, f, facts, LEAF_SECRET) && leaf_recorded(r, f, facts, LEAF_RECIPIENTS);
+}
+
+static enum vf_state judge(const struct record *r, const struct vf_spec_generator *g,
+			   const struct vf_spec_file *f, const struct file_facts *facts)
+{
+	enum vf_state st = facts->st;
+	if (st == VF_STATE_MISSING || st == VF_STATE_CORRUPT)
+		return st;
+	bool vouched = st == VF_STATE_OK || st == VF_STATE_WRONG_RECIPIENTS;
+	switch (r->kind) {
+	case REC_COMMIT:
+		if (!file_recorded(r, f, facts))
+			return VF_STATE_INCOMPLETE;
+		break;
+	case REC_LEGACY:
+		break; /* an older store: trusted as it was, by the hash alone */
+	case REC_BAD:
+	case REC_NONE:
+		/* Files but no record: a commit that did not finish. */
+		return vouched ? VF_STATE_INCOMPLETE : st;
+	}
+	if (vouched && strcmp(r->spec_hash, g->hash) != 0)
+		return VF_STATE_STALE;
+	return st;
 }
 
 enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const char *machine,
@@ -341,6 +551,7 @@ enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const c
 	char *manifest = NULL;
 	size_t len;
 	struct vf_error key_err;
+	struct record record = {0};
 	enum vf_code rc = vf_vars_recipients(spec, machine, g, &recipients, &key_err);
 	if (rc == VF_OK)
 		rc = vf_manifest_format(recipients.items, recipients.n, &manifest, &len, err);
@@ -348,15 +559,16 @@ enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const c
 		rc = VF_OK; /* reported per file as no-key */
 	else if (err)
 		*err = key_err;
-	bool fresh = hash_matches(root, machine, g);
+	if (rc == VF_OK)
+		rc = read_record(root, machine, g, &record, err);
 	for (size_t i = 0; rc == VF_OK && i < g->n_files; i++) {
 		const struct vf_spec_file *f = &g->files[i];
-		enum vf_state st = f->secret ? secret_state(root, machine, g, f, manifest)
-					     : value_state(root, machine, g, f);
-		if (!fresh && (st == VF_STATE_OK || st == VF_STATE_WRONG_RECIPIENTS))
-			st = VF_STATE_STALE;
-		states[i] = st;
+		struct file_facts facts = {0};
+		rc = f->secret ? secret_facts(root, machine, g, f, manifest, &facts, err)
+			       : value_facts(root, machine, g, f, &facts, err);
+		states[i] = judge(&record, g, f, &facts);
 	}
+	record_free(&record);
 	free(manifest);
 	vf_strings_free(&recipients);
 	return rc;
@@ -381,20 +593,26 @@ enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, s
 	return rc;
 }
 
-enum vf_code vf_unseal(const char *path, const struct vf_identities *ids, struct vf_value *out,
-		       struct vf_error *err)
+enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identities *ids,
+		       struct vf_value *out, struct vf_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd;
+	enum vf_code rc = vf_store_open(root, rel, &fd, err);
+	if (rc != VF_OK)
+		return rc;
 	if (fd < 0)
-		return vf_fail_errno(err, errno, "%s", path);
+		return vf_fail(err, VF_E_IO, "%s/%s: not generated yet (vargen generate)", root, rel);
 	struct vf_fd_src src;
-	vf_fd_src_init(&src, fd, path);
+	vf_fd_src_init(&src, fd, rel);
 	struct vf_buf plain;
 	vf_buf_init(&plain);
-	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, err);
+	struct vf_error e;
+	rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, &e);
 	close(fd);
 	if (rc == VF_OK)
 		rc = vf_value_set(out, plain.data, plain.len, err);
+	else
+		vf_fail(err, rc, "%s/%s: %s", root, rel, e.msg);
 	vf_buf_free(&plain);
 	return rc;
 }
@@ -403,26 +621,24 @@ enum vf_code vf_vars_read(const char *root, const char *owner, const struct vf_s
 			  const struct vf_spec_file *f, const struct vf_identities *ids,
 			  struct vf_value *out, struct vf_error *err)
 {
-	char *path = vf_store_path(root, owner, g->name, f->name, f->secret ? "secret" : "value");
-	if (!path)
+	char *rel = vf_store_rel(owner, g->name, f->name, f->secret ? "secret" : "value");
+	if (!rel)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	enum vf_code rc = VF_OK;
-	struct vf_error e;
-	if (!vf_store_exists(path)) {
-		rc = vf_fail(err, VF_E_IO, "%s: not generated yet (vargen generate)", path);
-	} else if (f->secret) {
-		rc = vf_unseal(path, ids, out, &e);
-		if (rc != VF_OK)
-			vf_fail(err, rc, "%s: %s", path, e.msg);
+	enum vf_code rc;
+	if (f->secret) {
+		rc = vf_unseal(root, rel, ids, out, err);
 	} else {
 		uint8_t *data;
 		size_t len;
-		rc = vf_store_read(path, &data, &len, err);
-		if (rc == VF_OK)
+		rc = vf_store_read_at(root, rel, &data, &len, err);
+		if (rc == VF_OK && !data)
+			rc = vf_fail(err, VF_E_IO, "%s/%s: not generated yet (vargen generate)", root,
+				     rel);
+		else if (rc == VF_OK)
 			rc = vf_value_set(out, data, len, err);
 		free(data);
 	}
-	free(path);
+	free(rel);
 	return rc;
 }
 
@@ -431,9 +647,9 @@ enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *
 				const struct vf_strings *recipients, const struct vf_value *v,
 				struct vf_error *err)
 {
-	char *secret = vf_store_path(root, machine, g->name, f->name, "secret");
-	char *manifest_path = vf_store_path(root, machine, g->name, f->name, "recipients");
-	char *value = vf_store_path(root, machine, g->name, f->name, "value");
+	char *secret = vf_store_rel(machine, g->name, f->name, "secret");
+	char *manifest_path = vf_store_rel(machine, g->name, f->name, "recipients");
+	char *value = vf_store_rel(machine, g->name, f->name, "value");
 	enum vf_code rc = secret && manifest_path && value
 				  ? VF_OK
 				  : vf_fail(err, VF_E_NOMEM, "out of memory");
@@ -446,19 +662,19 @@ enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *
 		if (rc == VF_OK)
 			rc = vf_manifest_format(recipients->items, recipients->n, &manifest, &len, err);
 		if (rc == VF_OK)
-			rc = vf_txn_write(t, secret, sealed.data, sealed.len, err);
+			rc = vf_txn_write(t, root, secret, sealed.data, sealed.len, err);
 		if (rc == VF_OK)
-			rc = vf_txn_write(t, manifest_path, manifest, len, err);
+			rc = vf_txn_write(t, root, manifest_path, manifest, len, err);
 		if (rc == VF_OK)
-			rc = vf_txn_remove(t, value, err);
+			rc = vf_txn_remove(t, root, value, err);
 		free(manifest);
 		vf_buf_free(&sealed);
 	} else if (rc == VF_OK) {
-		rc = vf_txn_write(t, value, v->data, v->len, err);
+		rc = vf_txn_write(t, root, value, v->data, v->len, err);
 		if (rc == VF_OK)
-			rc = vf_txn_remove(t, secret, err);
+			rc = vf_txn_remove(t, root, secret, err);
 		if (rc == VF_OK)
-			rc = vf_txn_remove(t, manifest_path, err);
+			rc = vf_txn_remove(t, root, manifest_path, err);
 	}
 	free(secret);
 	free(manifest_path);
@@ -466,17 +682,155 @@ enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *
 	return rc;
 }
 
+/* The hex SHA-256 a leaf will have after the transaction, into hex; false
+ * when it will not exist. What the transaction does not touch is taken
+ * from the old record, or (an older store, trusted as it was) read. */
+static enum vf_code leaf_after(struct vf_txn *t, const char *root, const char *machine,
+			       const struct vf_spec_generator *g, const struct vf_spec_file *f,
+			       enum leaf leaf, const struct record *old, bool *present,
+			       char hex[HEX_LEN + 1], struct vf_error *err)
+{
+	*present = false;
+	char *rel = vf_store_rel(machine, g->name, f->name, leaf_names[leaf]);
+	if (!rel)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = VF_OK;
+	bool removed;
+	uint8_t sha[VF_SHA256_LEN];
+	if (vf_txn_staged(t, rel, &removed, sha)) {
+		*present = !removed;
+		if (!removed)
+			to_hex(sha, hex);
+	} else if (old->kind == REC_COMMIT) {
+		const struct record_entry *e = record_find(old, f->name, leaf);
+		*present = e != NULL;
+		if (e)
+			memcpy(hex, e->hex, HEX_LEN + 1);
+	} else if (old->kind == REC_LEGACY) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		rc = vf_store_read_at(root, rel, &data, &len, err);
+		if (rc == VF_OK && data && (rc = vf_sha256(data, len, sha, err)) == VF_OK) {
+			*present = true;
+			to_hex(sha, hex);
+		}
+		free(data);
+	}
+	free(rel);
+	return rc;
+}
+
+static enum vf_code record_text(struct vf_txn *t, const char *root, const char *machine,
+				const struct vf_spec_generator *g, const char *spec_hash,
+				const struct record *old, struct vf_buf *out, struct vf_error *err)
+{
+	enum vf_code rc = vf_buf_append_str(out, RECORD_MAGIC "generator ", err);
+	if (rc == VF_OK)
+		rc = vf_buf_append_str(out, spec_hash, err);
+	if (rc == VF_OK)
+		rc = vf_buf_append_str(out, "\n", err);
+	for (size_t i = 0; rc == VF_OK && i < g->n_files; i++) {
+		const struct vf_spec_file *f = &g->files[i];
+		for (enum leaf leaf = 0; rc == VF_OK && leaf < N_LEAVES; leaf++) {
+			bool present;
+			char hex[HEX_LEN + 1];
+			rc = leaf_after(t, root, machine, g, f, leaf, old, &present, hex, err);
+			if (rc != VF_OK || !present)
+				continue;
+			char line[HEX_LEN + 2];
+			snprintf(line, sizeof(line), "%s ", hex);
+			rc = vf_buf_append_str(out, line, err);
+			if (rc == VF_OK)
+				rc = vf_buf_append_str(out, f->name, err);
+			if (rc == VF_OK)
+				rc = vf_buf_append_str(out, "/", err);
+			if (rc == VF_OK)
+				rc = vf_buf_append_str(out, leaf_names[leaf], err);
+			if (rc == VF_OK)
+				rc = vf_buf_append_str(out, "\n", err);
+		}
+	}
+	return rc;
+}
+
+/* Stages one record file in phase (data NULL: its removal). */
+static enum vf_code stage_record(struct vf_txn *t, const char *root, const char *machine,
+				 const struct vf_spec_generator *g, const char *name,
+				 enum vf_txn_phase phase, const void *data, size_t len,
+				 struct vf_error *err)
+{
+	char *rel = record_rel(machine, g, name);
+	if (!rel)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_txn_stage(t, root, rel, phase, data, len, err);
+	free(rel);
+	return rc;
+}
+
+/* The new records, both after every data file: .commit, then (when
+ * hash_line) .generator. In that order a kill between the two leaves the
+ * commit record, which vouches for the new files by their bytes, never a
+ * bare .generator, which is how a store from before commit records looks. */
+static enum vf_code stage_records(struct vf_txn *t, const char *root, const char *machine,
+				  const struct vf_spec_generator *g, const char *spec_hash,
+				  bool hash_line, const struct record *old, struct vf_error *err)
+{
+	struct vf_buf text;
+	vf_buf_init(&text);
+	enum vf_code rc = record_text(t, root, machine, g, spec_hash, old, &text, err);
+	if (rc == VF_OK)
+		rc = stage_record(t, root, machine, g, ".commit", VF_TXN_RECORD, text.data, text.len,
+				  err);
+	if (rc == VF_OK && hash_line) {
+		char line[HEX_LEN + 1];
+		memcpy(line, spec_hash, HEX_LEN);
+		line[HEX_LEN] = '\n';
+		rc = stage_record(t, root, machine, g, ".generator", VF_TXN_RECORD, line,
+				  sizeof(line), err);
+	}
+	vf_buf_free(&text);
+	return rc;
+}
+
 enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *machine,
 				const struct vf_spec_generator *g, struct vf_error *err)
 {
-	char *path = vf_store_path(root, machine, g->name, ".generator", NULL);
-	if (!path)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	char line[66];
-	memcpy(line, g->hash, 64);
-	line[64] = '\n';
-	enum vf_code rc = vf_txn_write(t, path, line, 65, err);
-	free(path);
+	/* Made anew: no file of the old generation outlives the commit, and
+	 * until it completes nothing vouches for the files (a kill leaves
+	 * them reported incomplete, and generate makes them again). */
+	struct record none = {0};
+	enum vf_code rc =
+		stage_record(t, root, machine, g, ".commit", VF_TXN_INVALIDATE, NULL, 0, err);
+	if (rc == VF_OK)
+		rc = stage_record(t, root, machine, g, ".generator", VF_TXN_INVALIDATE, NULL, 0, err);
+	if (rc == VF_OK)
+		rc = stage_records(t, root, machine, g, g->hash, true, &none, err);
+	return rc;
+}
+
+enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char *machine,
+				 const struct vf_spec_generator *g, bool fresh,
+				 struct vf_error *err)
+{
+	struct record old;
+	enum vf_code rc = read_record(root, machine, g, &old, err);
+	if (rc != VF_OK)
+		return rc;
+	/* Without fresh (rekey: same values, new seals) a generator with no
+	 * sound record keeps none: rewriting its seals vouches for nothing.
+	 * Changed in place, the files of a generation stay one generation,
+	 * so .generator may stay while the commit record is rewritten: a
+	 * kill in between leaves what an older store looks like. */
+	bool keep_hash = !fresh && (old.kind == REC_COMMIT || old.kind == REC_LEGACY) &&
+			 old.spec_hash[0];
+	if (fresh || keep_hash) {
+		char spec_hash[HEX_LEN + 1];
+		memcpy(spec_hash, fresh ? g->hash : old.spec_hash, HEX_LEN + 1);
+		rc = stage_record(t, root, machine, g, ".commit", VF_TXN_INVALIDATE, NULL, 0, err);
+		if (rc == VF_OK)
+			rc = stage_records(t, root, machine, g, spec_hash, fresh, &old, err);
+	}
+	record_free(&old);
 	return rc;
 }
 

@@ -48,11 +48,15 @@ enum vf_state {
 	VF_STATE_WRONG_RECIPIENTS, /* sealed to other keys than the spec says */
 	VF_STATE_NO_KEY,	   /* the machine has no key: cannot be sealed */
 	VF_STATE_CORRUPT,	   /* unreadable, or secret where a value belongs */
+	VF_STATE_INCOMPLETE,	   /* not what the generator's last complete
+				      commit made: an interrupted commit, or
+				      files of two generations put together */
 };
 const char *vf_state_name(enum vf_state s);
 
 /* State of one generator's files for one owner (machine, or NULL for
- * shared). states has g->n_files entries. */
+ * shared). states has g->n_files entries. A symlink or a special file where
+ * a store file belongs is an error (naming it), not a state. */
 enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const char *machine,
 			   const struct vf_spec_generator *g, enum vf_state *states,
 			   struct vf_error *err);
@@ -60,9 +64,11 @@ enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const c
 /* Seals plaintext to the recipient strings into out (an age file). */
 enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, size_t len,
 		     struct vf_buf *out, struct vf_error *err);
-/* Decrypts a stored secret with the identities into guarded memory. */
-enum vf_code vf_unseal(const char *path, const struct vf_identities *ids, struct vf_value *out,
-		       struct vf_error *err);
+/* Decrypts the stored secret rel (a store path relative to root, see
+ * vf_store_rel) with the identities into guarded memory. Messages name the
+ * file; a missing one is VF_E_IO "PATH: not generated yet". */
+enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identities *ids,
+		       struct vf_value *out, struct vf_error *err);
 
 /* Reads one stored var: a value as it is, a secret decrypted with ids.
  * A var not generated yet is VF_E_IO "PATH: not generated yet". */
@@ -77,9 +83,22 @@ enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *
 				const struct vf_spec_generator *g, const struct vf_spec_file *f,
 				const struct vf_strings *recipients, const struct vf_value *v,
 				struct vf_error *err);
-/* Stages the generator's hash record. */
+/* Stages the records of a generator made anew, once all its files are
+ * staged: both records of the old commit are removed before any file is
+ * replaced, and the hash record (.generator) and the commit record
+ * (.commit: the spec hash and the SHA-256 of every file) are renamed into
+ * place only after all files are durable. */
 enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *machine,
 				const struct vf_spec_generator *g, struct vf_error *err);
+/* Stages the records of a generator whose files were changed in place
+ * (varseal set, varseal rekey): the commit record is removed first and
+ * written again naming the files as they will be, others carried over
+ * from it. With fresh (set), the generator is recorded as made by the
+ * current spec; without (rekey), its recorded spec hash is kept, and a
+ * generator with no record at all gets none. */
+enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char *machine,
+				 const struct vf_spec_generator *g, bool fresh,
+				 struct vf_error *err);
 
 #endif
 

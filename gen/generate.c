@@ -274,7 +274,7 @@ static bool needs_making(const struct run *r, size_t i, bool *any_dep_made)
 		    vf_vars_state(&r->ctx.spec, r->ctx.root, it->machine, g, states, &err) != VF_OK;
 	for (size_t f = 0; !need && f < g->n_files; f++)
 		need = states[f] == VF_STATE_MISSING || states[f] == VF_STATE_STALE ||
-		       states[f] == VF_STATE_CORRUPT;
+		       states[f] == VF_STATE_CORRUPT || states[f] == VF_STATE_INCOMPLETE;
 	free(states);
 	return need;
 }

@@ -22,10 +22,15 @@ int cmd_get(int argc, char **argv)
 	struct vf_error err;
 	/* Keys are only needed, and asked for, when a secret is there to open. */
 	if (!status && f->secret) {
-		char *path = vf_store_path(v.root, owner, g->name, f->name, "secret");
-		if (path && vf_store_exists(path))
+		char *rel = vf_store_rel(owner, g->name, f->name, "secret");
+		bool exists = false;
+		if (!rel)
+			status = vs_error("out of memory");
+		else if (vf_store_exists(v.root, rel, &exists, &err) != VF_OK)
+			status = vs_fail(NULL, &err);
+		else if (exists)
 			status = vs_vars_identities(&v);
-		free(path);
+		free(rel);
 	}
 	if (!status && vf_vars_read(v.root, owner, g, f, &v.ids, &value, &err) != VF_OK)
 		status = vs_fail(NULL, &err);

@@ -118,25 +118,28 @@ static int keygen(struct vs_vars *v, const char *machine, bool force)
 	for (size_t i = 0; !status && i < v->spec.n_admins; i++)
 		if (vf_strings_add(&admins, v->spec.admins[i].recipient, &err) != VF_OK)
 			status = vs_fail(NULL, &err);
-	char *secret = vf_store_machine_key_path(v->root, machine, "secret");
-	char *manifest_path = vf_store_machine_key_path(v->root, machine, "recipients");
+	char *secret = vf_store_machine_key_rel(machine, "secret");
+	char *manifest_path = vf_store_machine_key_rel(machine, "recipients");
 	struct vf_buf sealed;
 	vf_buf_init(&sealed);
 	char *manifest = NULL;
 	size_t manifest_len = 0;
+	if (!status && (!secret || !manifest_path))
+		status = vs_error("out of memory");
 	if (!status && (vf_seal(&admins, text.data, text.len, &sealed, &err) != VF_OK ||
 			vf_manifest_format(admins.items, admins.n, &manifest, &manifest_len, &err) !=
 				VF_OK ||
-			vf_txn_write(&txn, secret, sealed.data, sealed.len, &err) != VF_OK ||
-			vf_txn_write(&txn, manifest_path, manifest, manifest_len, &err) != VF_OK ||
+			vf_txn_write(&txn, v->root, secret, sealed.data, sealed.len, &err) != VF_OK ||
+			vf_txn_write(&txn, v->root, manifest_path, manifest, manifest_len, &err) !=
+				VF_OK ||
 			vf_txn_commit(&txn, &err) != VF_OK))
 		status = vs_fail(NULL, &err);
 	if (!status)
 		status = write_spec(v, machine, recipient);
 	if (!status)
 		printf("machine %s: %s\n  recorded in %s; private key sealed to %zu admin(s) in "
-		       "%s\n",
-		       machine, recipient, v->spec_path, admins.n, secret);
+		       "%s/%s\n",
+		       machine, recipient, v->spec_path, admins.n, v->root, secret);
 	vf_txn_abort(&txn);
 	free(manifest);
 	vf_buf_free(&sealed);
@@ -153,27 +156,31 @@ static int print_key(struct vs_vars *v, const char *machine)
 {
 	if (!vf_spec_machine(&v->spec, machine))
 		return vs_error("%s: no machine named %s", v->spec_path, machine);
-	char *path = vf_store_machine_key_path(v->root, machine, "secret");
+	char *rel = vf_store_machine_key_rel(machine, "secret");
 	struct vf_value key = {0};
 	struct vf_error err;
-	int status = path ? 0 : vs_error("out of memory");
+	bool exists = false;
+	int status = rel ? 0 : vs_error("out of memory");
 	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
-	if (!status && !vf_store_exists(path))
-		status = m->key ? vs_error("%s: no key kept for machine %s: its key in the spec was "
-					   "not made by varseal machine keygen (an SSH host key "
-					   "stays on its host)",
-					   path, machine)
-				: vs_error("%s: no key kept for machine %s (varseal machine keygen %s)",
-					   path, machine, machine);
+	if (!status && vf_store_exists(v->root, rel, &exists, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	if (!status && !exists)
+		status = m->key ? vs_error("%s/%s: no key kept for machine %s: its key in the spec "
+					   "was not made by varseal machine keygen (an SSH host "
+					   "key stays on its host)",
+					   v->root, rel, machine)
+				: vs_error("%s/%s: no key kept for machine %s (varseal machine keygen "
+					   "%s)",
+					   v->root, rel, machine, machine);
 	if (!status)
 		status = vs_vars_identities(v);
-	if (!status && vf_unseal(path, &v->ids, &key, &err) != VF_OK)
-		status = vs_fail(path, &err);
+	if (!status && vf_unseal(v->root, rel, &v->ids, &key, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
 	if (!status && vf_write_all(STDOUT_FILENO, key.data, key.len, "standard output", &err) !=
 			       VF_OK)
 		status = vs_fail(NULL, &err);
 	vf_value_free(&key);
-	free(path);
+	free(rel);
 	return status;
 }
 

@@ -15,12 +15,20 @@
 static const char usage[] = "varseal rekey [-f SPEC] [--store DIR] [--machine M]... [--rotate] "
 			    "-i IDENTITY...";
 
-/* One secret to reseal: decided sequentially (cheap), done in parallel. */
+/* One secret to reseal: decided sequentially (cheap), done in parallel.
+ * Paths are relative to the store root. */
 struct reseal_job {
 	char *secret, *manifest_path;
 	char *manifest; /* the new manifest text */
 	size_t manifest_len;
 	const struct vf_strings *recipients;
+};
+
+/* A generator some of whose files are resealed: its commit record is
+ * rewritten to name their new bytes. */
+struct touched {
+	const char *owner;
+	const struct vf_spec_generator *g;
 };
 
 struct rekey {
@@ -33,6 +41,8 @@ struct rekey {
 	size_t n_sets;
 	struct reseal_job *jobs;
 	size_t n_jobs;
+	struct touched *touched;
+	size_t n_touched;
 	struct vf_error job_err;
 	atomic_flag job_failed;
 };
@@ -47,12 +57,17 @@ static int consider_file(struct rekey *r, const char *secret, const char *manife
 	size_t want_len;
 	uint8_t *have = NULL;
 	size_t have_len;
-	if (!vf_store_exists(secret))
+	bool exists;
+	if (vf_store_exists(r->v.root, secret, &exists, &err) != VF_OK)
+		return vs_fail(NULL, &err);
+	if (!exists)
 		return 0; /* missing: vargen generate's business */
 	r->checked++;
 	if (vf_manifest_format(recipients->items, recipients->n, &want, &want_len, &err) != VF_OK ||
-	    vf_store_read(manifest_path, &have, &have_len, &err) != VF_OK)
+	    vf_store_read_at(r->v.root, manifest_path, &have, &have_len, &err) != VF_OK) {
+		free(want);
 		return vs_fail(NULL, &err);
+	}
 	bool same = have && !strcmp((char *)have, want);
 	free(have);
 	if (same && !r->rotate) {
@@ -83,17 +98,21 @@ static int reseal_job(void *ctx, size_t i)
 	size_t file_len;
 	struct vf_buf out;
 	vf_buf_init(&out);
-	enum vf_code rc = vf_store_read(job->secret, &file, &file_len, &err);
+	const char *root = r->v.root;
+	enum vf_code rc = vf_store_read_at(root, job->secret, &file, &file_len, &err);
+	if (rc == VF_OK && !file)
+		rc = vf_fail(&err, VF_E_IO, "%s/%s: vanished", root, job->secret);
 	if (rc == VF_OK)
 		rc = vf_reseal(file, file_len, &r->v.ids, job->recipients, r->rotate, &out, &err);
 	if (rc != VF_OK && rc != VF_E_NOMEM && rc != VF_E_IO) {
 		struct vf_error why = err; /* name the file the reason is about */
-		vf_fail(&err, rc, "%s: %s", job->secret, why.msg);
+		vf_fail(&err, rc, "%s/%s: %s", root, job->secret, why.msg);
 	}
 	if (rc == VF_OK)
-		rc = vf_txn_write(&r->txn, job->secret, out.data, out.len, &err);
+		rc = vf_txn_write(&r->txn, root, job->secret, out.data, out.len, &err);
 	if (rc == VF_OK)
-		rc = vf_txn_write(&r->txn, job->manifest_path, job->manifest, job->manifest_len, &err);
+		rc = vf_txn_write(&r->txn, root, job->manifest_path, job->manifest, job->manifest_len,
+				  &err);
 	vf_buf_free(&out);
 	free(file);
 	if (rc == VF_OK)
@@ -128,18 +147,36 @@ static int rekey_generator(struct rekey *r, const char *owner, const struct vf_s
 	if (vf_vars_recipients(&r->v.spec, owner, g, recipients, &err) != VF_OK)
 		return vs_fail(NULL, &err);
 	int status = 0;
+	size_t jobs_before = r->n_jobs;
 	for (size_t f = 0; !status && f < g->n_files; f++) {
 		if (!g->files[f].secret)
 			continue;
-		char *secret = vf_store_path(r->v.root, owner, g->name, g->files[f].name, "secret");
-		char *manifest = vf_store_path(r->v.root, owner, g->name, g->files[f].name,
-					       "recipients");
+		char *secret = vf_store_rel(owner, g->name, g->files[f].name, "secret");
+		char *manifest = vf_store_rel(owner, g->name, g->files[f].name, "recipients");
 		status = secret && manifest ? consider_file(r, secret, manifest, recipients)
 					    : vs_error("out of memory");
 		free(secret);
 		free(manifest);
 	}
+	if (!status && r->n_jobs > jobs_before) {
+		struct touched *grown = realloc(r->touched, (r->n_touched + 1) * sizeof(*grown));
+		if (!grown)
+			return vs_error("out of memory");
+		r->touched = grown;
+		r->touched[r->n_touched++] = (struct touched){owner, g};
+	}
 	return status;
+}
+
+/* After the reseal jobs: the commit records of the generators touched. */
+static int stage_records(struct rekey *r)
+{
+	struct vf_error err;
+	for (size_t i = 0; i < r->n_touched; i++)
+		if (vf_vars_stage_amend(&r->txn, r->v.root, r->touched[i].owner, r->touched[i].g,
+					false, &err) != VF_OK)
+			return vs_fail(NULL, &err);
+	return 0;
 }
 
 /* A machine's own key is sealed to the admins alone. */
@@ -151,8 +188,8 @@ static int rekey_machine_key(struct rekey *r, const char *machine)
 	for (size_t i = 0; !status && i < r->v.spec.n_admins; i++)
 		if (vf_strings_add(admins, r->v.spec.admins[i].recipient, &err) != VF_OK)
 			status = vs_fail(NULL, &err);
-	char *secret = vf_store_machine_key_path(r->v.root, machine, "secret");
-	char *manifest = vf_store_machine_key_path(r->v.root, machine, "recipients");
+	char *secret = vf_store_machine_key_rel(machine, "secret");
+	char *manifest = vf_store_machine_key_rel(machine, "recipients");
 	if (!status)
 		status = secret && manifest ? consider_file(r, secret, manifest, admins)
 					    : vs_error("out of memory");
@@ -237,6 +274,8 @@ int cmd_rekey(int argc, char **argv)
 		status = vs_vars_identities(&r.v);
 	if (!status && vf_parallel_for(r.n_jobs, reseal_job, &r) != 0)
 		status = vs_fail(NULL, &r.job_err);
+	if (!status)
+		status = stage_records(&r);
 	if (!status && vf_txn_commit(&r.txn, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	if (!status)
@@ -249,6 +288,7 @@ int cmd_rekey(int argc, char **argv)
 		free(r.jobs[i].manifest);
 	}
 	free(r.jobs);
+	free(r.touched);
 	for (size_t i = 0; i < r.n_sets; i++) {
 		vf_strings_free(r.recipient_sets[i]);
 		free(r.recipient_sets[i]);

@@ -61,10 +61,11 @@ int cmd_set(int argc, char **argv)
 		status = vs_vars_lock(&v);
 	if (!status && vf_vars_recipients(&v.spec, owner, g, &recipients, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
-	/* The hash is recorded too: the value now belongs to this spec. */
+	/* The records are rewritten too: the value now belongs to this spec,
+	 * and the commit record names its bytes beside the other files'. */
 	if (!status && (vf_vars_stage_file(&txn, v.root, owner, g, f, &recipients, &value, &err) !=
 				VF_OK ||
-			vf_vars_stage_hash(&txn, v.root, owner, g, &err) != VF_OK ||
+			vf_vars_stage_amend(&txn, v.root, owner, g, true, &err) != VF_OK ||
 			vf_txn_commit(&txn, &err) != VF_OK))
 		status = vs_fail(NULL, &err);
 	vf_txn_abort(&txn);

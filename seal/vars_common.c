@@ -1,12 +1,9 @@
 /* What the vars store commands share. */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "secmem.h"
@@ -65,24 +62,11 @@ int vs_vars_identities(struct vs_vars *v)
 
 int vs_vars_lock(struct vs_vars *v)
 {
-	char *shared = vf_store_path(v->root, NULL, NULL, NULL, NULL);
-	if (!shared)
-		return vs_error("out of memory");
-	char *slash = strrchr(shared, '/');
-	if (slash)
-		*slash = '\0';
 	struct vf_error err;
-	int status = 0;
-	if (vf_mkdirs(shared, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	else if ((v->lock_fd = open(shared, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		status = vs_error("%s: %s", shared, strerror(errno));
-	else if (flock(v->lock_fd, LOCK_EX | LOCK_NB) != 0)
-		status = vs_error("%s: another vargen or varseal is writing this store", shared);
-	if (!status)
-		vf_store_clean_temps(v->root);
-	free(shared);
-	return status;
+	if (vf_store_lock(v->root, &v->lock_fd, &err) != VF_OK)
+		return vs_fail(NULL, &err);
+	vf_store_clean_temps(v->root);
+	return 0;
 }
 
 void vs_vars_free(struct vs_vars *v)

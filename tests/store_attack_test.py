@@ -1,12 +1,623 @@
 #!/usr/bin/env python3
-"""Issue 8 regression tests (placeholder, filled in by the work on issue 8)."""
+"""The vars store under kills, hostile trees and special files (issue 8).
+
+   6. Kills during a commit.  `vargen generate --regenerate` of an age key
+      pair, a WireGuard key pair and a script writing three related files is
+      SIGKILLed by strace's fault injection at its 1st, 2nd, ... rename
+      (rename, renameat, renameat2) and, separately, at its 1st, 2nd, ...
+      fsync (fsync, fdatasync, syncfs), until a run completes (the signal
+      comes on entry: the Nth call never happens).  After every
+      kill `vargen check` must not call a generator ok whose files do not
+      belong together (the identity is opened with the real age and turned
+      into its recipient with age-keygen -y; WireGuard's public key is
+      X25519 of the private one; the script's files are a value, its copy
+      and its SHA-256), and a following `vargen generate` must leave every
+      file ok and every pair matching.  Also: halves of two generations
+      put together by hand (as a git merge can) are reported `incomplete`;
+      `varseal set` and `varseal rekey` keep the commit record true, and
+      a rekey killed at any rename or sync never makes generate replace a
+      value; a store written before commit records existed still reads ok.
+   7. A symlink inside the store, planted by a real unprivileged user
+      (vtest-storeatk) through a world-writable vars/per-machine, as in a
+      shared repository: `varseal set`, `varseal rekey` and `vargen
+      generate` run by root write nothing where it points, and every
+      reader (`varseal get`, `vargen check`, `varinject install`) refuses
+      to follow it, each with one clear line; the same again with openat2
+      made to fail with ENOSYS (strace), as on kernels without it.  A store
+      root named through a symlink by the user still works.
+  10. A FIFO (and a device node) in place of a stored secret, a manifest, a
+      value or a commit record: `vargen check`, `varseal get` and
+      `varinject install` fail within a time limit with a message naming
+      the file, instead of blocking in open().
+
+Needs root (it creates the user vtest-storeatk and removes it at the end,
+even on failure), runuser and strace.  Binaries come from VARGEN, VARSEAL
+and VARINJECT (defaults under build/ of this checkout).  Run as
+`python3 tests/store_attack_test.py`.  Standard library only.
+"""
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
 import unittest
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from vars_test import (AGE, VARGEN, VARSEAL, VarsCase, b64_decode_strict,  # noqa: E402
+                       describe, read, run, write, x25519)
 
-class Placeholder(unittest.TestCase):
-    def test_nothing_yet(self):
-        self.skipTest("not written yet")
+VARINJECT = os.environ.get("VARINJECT", os.path.join(os.path.dirname(HERE), "build", "inject",
+                                                     "varinject"))
+AGE_KEYGEN = shutil.which("age-keygen") or "/usr/bin/age-keygen"
+STRACE = shutil.which("strace")
+
+
+def _strace_works():
+    """strace can trace here (ptrace may be forbidden in some containers)."""
+    return bool(STRACE) and subprocess.run(
+        [STRACE, "-f", "-qq", "-o", "/dev/null", "true"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL).returncode == 0
+
+
+HAVE_STRACE = _strace_works()
+ATTACKER = "vtest-storeatk"
+SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # varinject installs to RAM only
+PROMPT = 30  # seconds: far more than any of these runs needs, far less than forever
+MAX_INJECTIONS = 64  # a commit of one generator makes far fewer calls
+
+
+
+def traced_env():
+    """The environment for a tool run under strace: LeakSanitizer (in
+    sanitizer builds) cannot work under ptrace; the other checks still do."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+    return env
+
+
+STATE_RE = re.compile(r"^([^/\t]+)/([^/\t]+)/([^/\t]+)\t(secret|value)\t([a-z-]+)$")
+KILL_SETS = {
+    "rename": "rename,renameat,renameat2",
+    "fsync": "fsync,fdatasync,syncfs",
+}
+
+PAIRS_SPEC = """\
+admins:
+  alice: @ALICE@
+machines:
+  vm:
+    generators: [kp, wg, trio]
+generators:
+  kp:
+    kind: age-keypair
+  wg:
+    kind: wireguard
+  trio:
+    files:
+      seed: {}
+      copy: {}
+      digest: {secret: false}
+    script: |
+      openssl rand -hex 16 | tr -d '\\n' > "$out/seed"
+      cp "$out/seed" "$out/copy"
+      sha256sum "$out/seed" | cut -d' ' -f1 | tr -d '\\n' > "$out/digest"
+"""
+PAIR_FILES = {"kp": ("identity", "recipient"), "wg": ("private", "public"),
+              "trio": ("seed", "copy", "digest")}
+
+
+def parse_list(text):
+    """{owner/gen/file: state} from vargen list or check."""
+    states = {}
+    for line in text.splitlines():
+        if line.startswith("check: "):
+            continue
+        m = STATE_RE.match(line)
+        if not m:
+            raise AssertionError("unexpected state line %r" % line)
+        states["%s/%s/%s" % m.group(1, 2, 3)] = m.group(5)
+    return states
+
+
+def snapshot(top):
+    """Every entry under top (itself included): path -> (type, mode, uid, size, mtime, bytes)."""
+    out = {}
+    for d, dirs, files in os.walk(top):
+        for name in [""] + dirs + files:
+            path = os.path.join(d, name) if name else d
+            if not name and d != top:
+                continue
+            st = os.lstat(path)
+            data = read(path) if stat.S_ISREG(st.st_mode) else None
+            out[os.path.relpath(path, top)] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode),
+                                               st.st_uid, st.st_size, st.st_mtime_ns, data)
+    return out
+
+
+class StoreCase(VarsCase):
+    wrapper = ()  # put before every tool run (strace, to hide openat2)
+
+    def vargen(self, *args, stdin=None, expect=0, **kw):
+        return self.tool(VARGEN, args, stdin, expect, **kw)
+
+    def varseal(self, *args, stdin=None, expect=0, **kw):
+        return self.tool(VARSEAL, args, stdin, expect, **kw)
+
+    def tool(self, binary, args, stdin=None, expect=0, **kw):
+        if self.wrapper:
+            kw["env"] = traced_env()
+        p = run(list(self.wrapper) + [binary] + list(args), cwd=self.dir, stdin=stdin, **kw)
+        if expect is not None:
+            self.assertEqual(p.returncode, expect, describe(p))
+        return p
+
+    def assert_refusal(self, p, tool, *needles):
+        """Exit 1, one `tool: error:` line naming every needle."""
+        line = self.assert_one_line_error(p, tool)
+        for n in needles:
+            self.assertIn(n, line)
+        return line
+
+    def list_states(self, *args):
+        p = self.vargen("list", *args, expect=None)
+        self.assertEqual(p.returncode, 0, describe(p))
+        return parse_list(p.stdout.decode())
+
+
+# ---- 6. kills during a commit ----------------------------------------------------------
+
+@unittest.skipUnless(HAVE_STRACE, "needs strace, allowed to trace (scripts/deps.sh)")
+class T6KillDuringCommit(StoreCase):
+    def setUp(self):
+        super().setUp()
+        self.admins("alice")
+        self.write_spec(PAIRS_SPEC, alice=self.alice_r)
+        self.machine_keygen("vm")
+        self.vargen("generate")
+        self.vargen("check")
+        self.pristine = os.path.join(self.dir, "pristine")
+        shutil.copytree(self.vars, self.pristine, symlinks=True)
+
+    def restore(self):
+        shutil.rmtree(self.vars)
+        shutil.copytree(self.pristine, self.vars, symlinks=True)
+
+    def secret(self, gen, f):
+        path = self.path("vm", gen, f)
+        if not os.path.exists(path):
+            return None
+        p = run([AGE, "-d", "-i", self.alice, path])
+        self.assertEqual(p.returncode, 0, describe(p))
+        return p.stdout
+
+    def value(self, gen, f):
+        path = self.path("vm", gen, f, "value")
+        return read(path) if os.path.exists(path) else None
+
+    def matches(self, gen):
+        """Whether gen's files belong together (None when one is missing)."""
+        if gen == "kp":
+            identity, recipient = self.secret("kp", "identity"), self.value("kp", "recipient")
+            if identity is None or recipient is None:
+                return None
+            p = run([AGE_KEYGEN, "-y"], stdin=identity)
+            self.assertEqual(p.returncode, 0, describe(p))
+            return p.stdout.strip() == recipient.strip()
+        if gen == "wg":
+            private, public = self.secret("wg", "private"), self.value("wg", "public")
+            if private is None or public is None:
+                return None
+            return x25519(b64_decode_strict(private.decode()),
+                          (9).to_bytes(32, "little")) == b64_decode_strict(public.decode())
+        seed, copy, digest = (self.secret("trio", "seed"), self.secret("trio", "copy"),
+                              self.value("trio", "digest"))
+        if seed is None or copy is None or digest is None:
+            return None
+        return copy == seed and digest == hashlib.sha256(seed).hexdigest().encode()
+
+    def contents(self, gen):
+        return tuple(self.secret(gen, f) if f not in ("recipient", "public", "digest")
+                     else self.value(gen, f) for f in PAIR_FILES[gen])
+
+    def killed_run(self, syscalls, n, cmd):
+        """cmd under strace, SIGKILLed at its n-th call of syscalls; True when killed."""
+        p = run([STRACE, "-f", "-qq", "-o", "/dev/null", "-e",
+                 "inject=%s:signal=SIGKILL:when=%d" % (syscalls, n)] + cmd, cwd=self.dir,
+                env=traced_env())
+        if p.returncode == 0:
+            return False
+        self.assertIn(p.returncode, (-9, 137), describe(p))
+        return True
+
+    def verify_after_kill(self, gen, what, pristine):
+        """check never ok for mixed files; generate then repairs everything.
+        pristine: gen's contents before the killed run."""
+        p = self.vargen("check", expect=None)
+        self.assertIn(p.returncode, (0, 1), describe(p))
+        self.assertNotIn(".tmp", p.stdout.decode() + p.stderr.decode())
+        states = self.list_states()
+        mine = {k: v for k, v in states.items() if k.startswith("vm/%s/" % gen)}
+        self.assertEqual(len(mine), len(PAIR_FILES[gen]), states)
+        match = self.matches(gen)
+        all_ok = all(v == "ok" for v in mine.values())
+        if all_ok:
+            self.assertTrue(match, "%s: check says %s is ok, but its files do not belong "
+                            "together: %s" % (what, gen, mine))
+            self.assertEqual(p.returncode, 0, describe(p))
+            # New files are ok on the strength of a commit record naming
+            # their bytes, not of the hash record alone (as in an older store).
+            if self.contents(gen) != pristine:
+                self.assertTrue(os.path.exists(os.path.join(self.vars, "per-machine", "vm", gen,
+                                                            ".commit")),
+                                "%s: new files ok without a commit record" % what)
+        else:
+            self.assertEqual(p.returncode, 1, describe(p))
+            for k, v in mine.items():
+                self.assertIn(v, ("ok", "incomplete", "missing"), "%s: %s is %s" % (what, k, v))
+        # The other generators were not touched.
+        for k, v in states.items():
+            if not k.startswith("vm/%s/" % gen):
+                self.assertEqual(v, "ok", "%s: %s" % (what, k))
+        before = self.contents(gen)
+        self.vargen("generate")
+        p = self.vargen("check")
+        self.assertTrue(self.matches(gen), "%s: after generate, %s's files differ" % (what, gen))
+        if all_ok:
+            self.assertEqual(self.contents(gen), before, "%s: generate remade an ok %s"
+                             % (what, gen))
+        return all_ok
+
+    def kill_everywhere(self, gen, kind):
+        pristine = None
+        outcomes = []
+        for n in range(1, MAX_INJECTIONS + 1):
+            self.restore()
+            if pristine is None:
+                pristine = self.contents(gen)
+            what = "%s, killed at %s call %d" % (gen, kind, n)
+            if not self.killed_run(KILL_SETS[kind], n, [VARGEN, "generate", "--regenerate",
+                                                        "--generator", gen]):
+                self.assertNotEqual(self.contents(gen), pristine, "regenerate changed nothing")
+                self.verify_after_kill(gen, what + " (completed)", pristine)
+                return outcomes
+            outcomes.append(self.verify_after_kill(gen, what, pristine))
+        self.fail("generate still had %s calls after %d" % (kind, MAX_INJECTIONS))
+
+    def test_kills_at_every_rename(self):
+        for gen in PAIR_FILES:
+            with self.subTest(gen=gen):
+                outcomes = self.kill_everywhere(gen, "rename")
+                # Renames are where a commit can mix generations: there are several.
+                self.assertGreaterEqual(len(outcomes), len(PAIR_FILES[gen]))
+
+    def test_kills_at_every_sync(self):
+        for gen in PAIR_FILES:
+            with self.subTest(gen=gen):
+                outcomes = self.kill_everywhere(gen, "fsync")
+                self.assertGreaterEqual(len(outcomes), 1)
+
+    def test_halves_of_two_generations(self):
+        """What a merge can do: one file from another generation."""
+        old_identity = read(self.path("vm", "kp", "identity"))
+        old_manifest = read(self.path("vm", "kp", "identity", "recipients"))
+        self.vargen("generate", "--regenerate", "--generator", "kp")
+        self.assertNotEqual(read(self.path("vm", "kp", "identity")), old_identity)
+        write(self.path("vm", "kp", "identity"), old_identity)
+        write(self.path("vm", "kp", "identity", "recipients"), old_manifest)
+        self.assertFalse(self.matches("kp"))
+        states = self.list_states()
+        self.assertEqual(states["vm/kp/identity"], "incomplete", states)
+        p = self.vargen("check", expect=1)
+        self.assertIn("vm/kp/identity\tsecret\tincomplete", p.stdout.decode())
+        self.vargen("generate")
+        self.vargen("check")
+        self.assertTrue(self.matches("kp"))
+
+    def test_set_keeps_the_record(self):
+        self.varseal("set", "vm", "trio/digest", stdin=b"not the digest")
+        # The record now names the value set: not incomplete, ok.
+        self.assertEqual(self.list_states()["vm/trio/digest"], "ok")
+        self.vargen("check")
+        p = self.vargen("generate")
+        self.assertIn("up to date", p.stdout.decode())
+
+    def test_rekey_keeps_the_record(self):
+        self.admins("bob")
+        text = read(self.spec).decode()
+        write(self.spec, text.replace("  alice: %s\n" % self.alice_r,
+                                      "  alice: %s\n  bob: %s\n" % (self.alice_r, self.bob_r)))
+        self.vargen("check", expect=1)
+        self.varseal("rekey", "-i", self.alice)
+        self.vargen("check")
+        self.varseal("rekey", "--rotate", "-i", self.alice)
+        self.vargen("check")
+
+    def test_rekey_killed_anywhere_keeps_values(self):
+        self.admins("bob")
+        text = read(self.spec).decode()
+        write(self.spec, text.replace("  alice: %s\n" % self.alice_r,
+                                      "  alice: %s\n  bob: %s\n" % (self.alice_r, self.bob_r)))
+        shutil.rmtree(self.pristine)
+        shutil.copytree(self.vars, self.pristine, symlinks=True)
+        values = {g: self.contents(g) for g in PAIR_FILES}
+        for kind in KILL_SETS:
+            for n in range(1, MAX_INJECTIONS + 1):
+                self.restore()
+                what = "rekey killed at %s call %d" % (kind, n)
+                done = not self.killed_run(KILL_SETS[kind], n,
+                                           [VARSEAL, "rekey", "-i", self.alice])
+                states = self.list_states()
+                bad = {k: v for k, v in states.items()
+                       if v not in ("ok", "wrong-recipients")}
+                self.assertEqual(bad, {}, what)
+                self.varseal("rekey", "-i", self.alice)
+                self.vargen("check")
+                p = self.vargen("generate")
+                self.assertIn("up to date", p.stdout.decode(), what)
+                self.assertEqual({g: self.contents(g) for g in PAIR_FILES}, values, what)
+                if done:
+                    break
+            else:
+                self.fail("rekey still had %s calls after %d" % (kind, MAX_INJECTIONS))
+
+    def test_store_without_commit_records(self):
+        """A store made before commit records: ok as it was, recorded when next written."""
+        records = [os.path.join(d, ".commit") for d, _, files in os.walk(self.vars)
+                   if ".commit" in files]
+        self.assertEqual(len(records), len(PAIR_FILES))
+        for r in records:
+            os.unlink(r)
+        self.vargen("check")
+        p = self.vargen("generate")
+        self.assertIn("up to date", p.stdout.decode())
+        self.vargen("generate", "--regenerate", "--generator", "kp")
+        self.assertTrue(os.path.exists(os.path.join(self.vars, "per-machine", "vm", "kp",
+                                                    ".commit")))
+        self.vargen("check")
+
+
+# ---- 7. symlinks inside the store ------------------------------------------------------
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _remove_attacker():
+    if _user_exists(ATTACKER):
+        subprocess.run(["userdel", ATTACKER], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
+class T7SymlinkInStore(StoreCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0 or not shutil.which("runuser"):
+            raise unittest.SkipTest("needs root and runuser")
+        cls.addClassCleanup(_remove_attacker)
+        # Other tests may hold the lock on /etc/passwd for a moment: retry.
+        for _ in range(20):
+            if _user_exists(ATTACKER):
+                break
+            p = run(["useradd", "-M", "-N", "-s", "/usr/sbin/nologin", ATTACKER])
+            if p.returncode != 0:
+                time.sleep(0.5)
+        if not _user_exists(ATTACKER):
+            raise AssertionError(describe(p))
+
+    def setUp(self):
+        super().setUp()
+        os.chmod(self.dir, 0o755)
+        self.admins("alice", "bob")
+        self.write_spec(PAIRS_SPEC, alice=self.alice_r)
+        self.machine = self.machine_keygen("vm")
+        self.vargen("generate")
+        # A shared repository: anyone may add machines.
+        os.chmod(self.vars, 0o755)
+        os.chmod(os.path.join(self.vars, "per-machine"), 0o777)
+        # Root's directory elsewhere, here a copy of the machine's vars (so
+        # that a rekey or regenerate following a link finds work to do there).
+        elsewhere = tempfile.mkdtemp(prefix="vtest-victim.")
+        self.addCleanup(shutil.rmtree, elsewhere)
+        self.victim = os.path.join(elsewhere, "victim")
+        shutil.copytree(os.path.join(self.vars, "per-machine", "vm"), self.victim)
+        write(os.path.join(self.victim, "precious"), b"root's file\n")
+        self.link = os.path.join(self.vars, "per-machine", "vm")
+
+    def as_attacker(self, script, *args):
+        p = run(["runuser", "-u", ATTACKER, "--", "/bin/sh", "-ec", script, "sh"] + list(args))
+        self.assertEqual(p.returncode, 0, describe(p))
+
+    def plant(self, link, target):
+        """The attacker moves link's directory aside and puts a symlink there."""
+        self.as_attacker('mv "$1" "$1.moved" && ln -s "$2" "$1"', link, target)
+        self.assertTrue(os.path.islink(link))
+        self.assertEqual(os.lstat(link).st_uid, pwd.getpwnam(ATTACKER).pw_uid)
+
+    def assert_symlink_refused(self, p, tool, where):
+        line = self.assert_refusal(p, tool, where)
+        self.assertIn("symlink", line)
+        return line
+
+    def test_writers_do_not_follow(self):
+        self.plant(self.link, self.victim)
+        before = snapshot(self.victim)
+        where = os.path.join("vars", "per-machine", "vm")
+        p = self.varseal("set", "vm", "trio/seed", stdin=b"planted", expect=None)
+        self.assert_symlink_refused(p, "varseal", where)
+        self.assertEqual(snapshot(self.victim), before)
+        p = self.varseal("set", "vm", "trio/digest", stdin=b"planted", expect=None)
+        self.assert_symlink_refused(p, "varseal", where)
+        self.assertEqual(snapshot(self.victim), before)
+
+        # bob joins: every secret needs resealing, the victim's copies too.
+        text = read(self.spec).decode()
+        write(self.spec, text.replace("  alice: %s\n" % self.alice_r,
+                                      "  alice: %s\n  bob: %s\n" % (self.alice_r, self.bob_r)))
+        p = self.varseal("rekey", "-i", self.alice, expect=None)
+        self.assert_symlink_refused(p, "varseal", where)
+        self.assertEqual(snapshot(self.victim), before)
+        p = self.varseal("rekey", "--rotate", "-i", self.alice, expect=None)
+        self.assert_symlink_refused(p, "varseal", where)
+        self.assertEqual(snapshot(self.victim), before)
+
+        for args in (("generate",), ("generate", "--regenerate")):
+            p = self.vargen(*args, expect=None)
+            self.assert_symlink_refused(p, "vargen", where)
+            self.assertEqual(snapshot(self.victim), before)
+        self.assertEqual(os.readlink(self.link), self.victim)
+
+    def test_readers_do_not_follow(self):
+        self.plant(self.link, self.victim)
+        where = os.path.join("vars", "per-machine", "vm")
+        for args in (("get", "vm", "trio/seed", "-i", self.alice), ("get", "vm", "trio/digest")):
+            p = self.varseal(*args, expect=None)
+            self.assert_symlink_refused(p, "varseal", where)
+            self.assertEqual(p.stdout, b"")
+        for cmd in ("check", "list"):
+            p = self.vargen(cmd, expect=None)
+            self.assert_symlink_refused(p, "vargen", where)
+        if not SHM:
+            return
+        shm = tempfile.mkdtemp(prefix="vtest-storeatk.", dir=SHM)
+        self.addCleanup(shutil.rmtree, shm, ignore_errors=True)
+        p = self.tool(VARINJECT, ["install", "-f", self.spec, "--machine", "vm", "-i",
+                                  self.machine, os.path.join(shm, "vm")], expect=None,
+                      timeout=PROMPT)
+        self.assert_symlink_refused(p, "varinject", where)
+        self.assertFalse(os.path.exists(os.path.join(shm, "vm")))
+
+    def test_symlinked_leaf_and_vars(self):
+        # The last component: a secret and a value that are symlinks.
+        outside = write(os.path.join(self.dir, "outside"), b"outside\n")
+        for gen, f, leaf in (("trio", "seed", "secret"), ("trio", "digest", "value")):
+            path = self.path("vm", gen, f, leaf)
+            where = os.path.relpath(path, self.dir)
+            os.rename(path, path + ".moved")
+            os.symlink(outside, path)
+            args = ("get", "vm", "%s/%s" % (gen, f)) + (("-i", self.alice) if leaf == "secret"
+                                                        else ())
+            p = self.varseal(*args, expect=None)
+            self.assert_symlink_refused(p, "varseal", where)
+            p = self.vargen("check", expect=None)
+            self.assert_symlink_refused(p, "vargen", where)
+            os.unlink(path)
+            os.rename(path + ".moved", path)
+        self.vargen("check")
+        # vars itself a symlink to a copy of the store's vars.
+        copy = os.path.join(self.dir, "vars-copy")
+        shutil.copytree(self.vars, copy, symlinks=True)
+        shutil.rmtree(self.vars)
+        os.symlink(copy, self.vars)
+        before = snapshot(copy)
+        p = self.varseal("set", "vm", "trio/seed", stdin=b"planted", expect=None)
+        self.assert_symlink_refused(p, "varseal", "./vars:")
+        p = self.vargen("check", expect=None)
+        self.assert_symlink_refused(p, "vargen", "./vars:")
+        self.assertEqual(snapshot(copy), before)
+
+    def test_root_through_a_symlink(self):
+        """The user may name the store root through a symlink: only the root."""
+        alias = os.path.join(tempfile.mkdtemp(prefix="vtest-alias."), "store")
+        self.addCleanup(shutil.rmtree, os.path.dirname(alias))
+        os.symlink(self.dir, alias)
+        spec = os.path.join(alias, "vars.yaml")
+        p = self.vargen("check", "-f", spec)
+        self.assertIn("ok", p.stdout.decode())
+        self.varseal("set", "-f", spec, "vm", "trio/digest", stdin=b"via the alias")
+        self.assertEqual(self.varseal("get", "--store", alias, "vm", "trio/digest").stdout,
+                         b"via the alias")
+        self.vargen("generate", "-f", spec, "--regenerate", "--generator", "kp")
+        self.vargen("check", "--store", alias)
+
+
+@unittest.skipUnless(HAVE_STRACE, "needs strace, allowed to trace (scripts/deps.sh)")
+class T7SymlinkInStoreWithoutOpenat2(T7SymlinkInStore):
+    """The same, on a kernel without openat2 (strace makes it fail with
+    ENOSYS): the component-by-component walk must refuse just the same."""
+    wrapper = (STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=openat2", "-e",
+               "inject=openat2:error=ENOSYS")
+
+
+# ---- 10. special files in the store ----------------------------------------------------
+
+class T10SpecialFiles(StoreCase):
+    def setUp(self):
+        super().setUp()
+        self.admins("alice")
+        self.write_spec(PAIRS_SPEC, alice=self.alice_r)
+        self.machine = self.machine_keygen("vm")
+        self.vargen("generate")
+
+    def prompt(self, cmd):
+        """Runs cmd; a process still blocked after PROMPT seconds fails the test."""
+        try:
+            return run(cmd, cwd=self.dir, timeout=PROMPT)
+        except subprocess.TimeoutExpired:
+            self.fail("%r blocked for %d s on a special file" % (cmd, PROMPT))
+
+    def replace_with(self, path, kind):
+        """Puts a FIFO or a character device at path; returns the undo."""
+        os.rename(path, path + ".saved")
+        if kind == "fifo":
+            os.mkfifo(path, 0o600)
+        else:
+            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's
+
+        def undo():
+            os.unlink(path)
+            os.rename(path + ".saved", path)
+        return undo
+
+    def readers(self, gen, f, leaf):
+        yield "vargen check", "vargen", self.prompt([VARGEN, "check"])
+        if leaf == "recipients":
+            return  # only check reads manifests
+        yield "varseal get", "varseal", self.prompt([VARSEAL, "get", "vm", "%s/%s" % (gen, f),
+                                                     "-i", self.alice])
+        if not SHM:
+            return
+        shm = tempfile.mkdtemp(prefix="vtest-storeatk.", dir=SHM)
+        self.addCleanup(shutil.rmtree, shm, ignore_errors=True)
+        yield "varinject install", "varinject", self.prompt(
+            [VARINJECT, "install", "-f", self.spec, "--machine", "vm", "-i", self.machine,
+             os.path.join(shm, "vm")])
+
+    def test_special_files_refused_promptly(self):
+        cases = [("trio", "seed", "secret"), ("trio", "seed", "recipients"),
+                 ("trio", "digest", "value"), ("kp", "identity", "secret")]
+        for kind in ("fifo", "chardev"):
+            for gen, f, leaf in cases:
+                with self.subTest(kind=kind, leaf="%s/%s/%s" % (gen, f, leaf)):
+                    path = self.path("vm", gen, f, leaf)
+                    undo = self.replace_with(path, kind)
+                    try:
+                        for name, tool, p in self.readers(gen, f, leaf):
+                            line = self.assert_refusal(p, tool, os.path.relpath(path, self.dir))
+                            self.assertIn("not a regular file", line, name)
+                    finally:
+                        undo()
+        self.vargen("check")
+        # A commit record that is a FIFO.
+        record = os.path.join(self.vars, "per-machine", "vm", "trio", ".commit")
+        self.replace_with(record, "fifo")
+        p = self.prompt([VARGEN, "check"])
+        self.assertIn("not a regular file",
+                      self.assert_refusal(p, "vargen", os.path.relpath(record, self.dir)))
 
 
 if __name__ == "__main__":
-    unittest.main()
+    for tool in (VARGEN, VARSEAL, VARINJECT, AGE):
+        if not os.access(tool, os.X_OK):
+            sys.exit("store_attack_test: %s is not an executable" % tool)
+    unittest.main(verbosity=2)

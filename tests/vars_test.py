@@ -49,7 +49,7 @@ TIMEOUT = 120  # seconds, for any single process
 RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 STATE_RE = re.compile(r"^([^/\t]+)/([^/\t]+)/([^/\t]+)\t(secret|value)\t"
-                      r"(ok|missing|stale|wrong-recipients|no-key|corrupt)$")
+                      r"(ok|missing|stale|wrong-recipients|no-key|corrupt|incomplete)$")
 SPEC_ERROR_RE = re.compile(r"^vargen: error: vars\.yaml:(\d+):(\d+): (.+)$")
 
 
@@ -1171,13 +1171,13 @@ class T11Kill(VarsCase):
         return p.returncode == -signal.SIGKILL
 
     def verify_generated(self, lengths=None):
-        """After a kill during generate: check reports only missing or stale,
+        """After a kill during generate: check reports only missing, stale or incomplete,
         every secret and manifest is whole, and a generator's hash record is
         only there when all its files are (it says "these files are from
         this spec": committed before them, a kill would leave old values
         looking fresh). lengths: {file: decoded length} for ok files."""
         problems = []
-        states = self.check_states(("ok", "missing", "stale"), problems)
+        states = self.check_states(("ok", "missing", "stale", "incomplete"), problems)
         jobs = []
         n_sealed = 0
         for m, (key, r) in self.machine_keys.items():
@@ -1272,7 +1272,7 @@ class T11Kill(VarsCase):
         leftovers = [n for _, _, files in os.walk(self.vars) for n in files
                      if n.startswith(".") and n.endswith(".tmp")]
         sys.stderr.write("[%d temporaries left] " % len(leftovers))
-        self.check_states(("ok", "missing", "stale"))
+        self.check_states(("ok", "missing", "stale", "incomplete"))
         self.vargen("generate")
         self.check_states(())
         self.verify_generated()
