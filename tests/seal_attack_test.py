@@ -41,6 +41,8 @@ TIMEOUT = 120     # seconds, for any process that should just finish
 INTERRUPT = 10    # seconds: generous; the unfixed tools wait for Enter forever
 NOGROUP = 65534   # Debian's nogroup / nobody
 
+SANITIZER_MARKERS = ("Sanitizer", "runtime error")
+
 PASS = b"correct horse battery staple"
 PLAINTEXT = b"the new plaintext\n"
 
@@ -48,10 +50,17 @@ PLAINTEXT = b"the new plaintext\n"
 def run(cmd, cwd=None, stdin=None, check=True):
     p = subprocess.run(cmd, cwd=cwd, input=stdin or b"", stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=TIMEOUT, start_new_session=True)
+    err = p.stderr.decode(errors="replace")
     if check and p.returncode != 0:
-        raise AssertionError("%r exited %d: %s" % (cmd, p.returncode,
-                                                    p.stderr.decode(errors="replace")))
+        raise AssertionError("%r exited %d: %s" % (cmd, p.returncode, err))
+    assert_clean(err)
     return p
+
+
+def assert_clean(stderr):
+    for marker in SANITIZER_MARKERS:
+        if marker in stderr:
+            raise AssertionError("sanitizer report: %s" % stderr)
 
 
 def read(path):
@@ -178,6 +187,32 @@ class OutputFile(unittest.TestCase):
                 self.assertEqual(meta(real), (0o640, 0, NOGROUP))
         self.assertEqual(self.leftovers(self.dir, self.p("sub")), [])
 
+    def test_owner_that_cannot_be_kept_is_refused(self):
+        # nobody may replace root's world-writable file in its own
+        # directory, but cannot give the new file to root: it must refuse
+        # rather than hand root's file over to itself.
+        box = self.p("box")
+        os.mkdir(box, 0o755)
+        os.chown(box, NOGROUP, NOGROUP)
+        os.chmod(self.dir, 0o755)
+        key = self.p("box", "key")
+        shutil.copy(self.key, key)
+        os.chown(key, NOGROUP, NOGROUP)
+        os.chmod(self.ct, 0o644)
+        out = self.existing(self.p("box", "out"), mode=0o666, uid=0, gid=0)
+        before = os.stat(out)
+        p = subprocess.run([VARSEAL, "decrypt", "-i", key, "-o", out, self.ct],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=TIMEOUT, user=NOGROUP,
+                           group=NOGROUP, extra_groups=[])
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(b"owner and group", p.stderr)
+        after = os.stat(out)
+        self.assertEqual((after.st_ino, after.st_mode, after.st_uid, after.st_gid),
+                         (before.st_ino, before.st_mode, 0, 0))
+        self.assertEqual(read(out), b"old contents\n")
+        self.assertEqual(self.leftovers(box), [])
+
     def test_symlink_loop_is_refused(self):
         os.symlink("loop-b", self.p("loop-a"))
         os.symlink("loop-a", self.p("loop-b"))
@@ -301,7 +336,10 @@ class PtyJob:
         return bool(termios.tcgetattr(self.slave)[3] & termios.ECHO)
 
     def stderr(self):
-        return self.proc.stderr.read().decode(errors="replace")
+        if not hasattr(self, "_stderr"):
+            self._stderr = self.proc.stderr.read().decode(errors="replace")
+            assert_clean(self._stderr)
+        return self._stderr
 
     def close(self):
         if self.proc.poll() is None:
@@ -350,6 +388,7 @@ class PromptCase(unittest.TestCase):
             want = 143
         rc = job.wait(INTERRUPT)
         self.assertEqual(shell_status(rc), want, job.stderr())
+        self.assertEqual(job.stderr(), "")
         self.assertTrue(job.echo(), "the terminal's echo is still off")
         if hidden:
             self.assertNotIn(typed, job.screen)
