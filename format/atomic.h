@@ -15,11 +15,29 @@ struct vf_atomic {
 	int dir_fd;
 	char *dir, *base;
 	char *temp; /* the temporary name, while one exists (else NULL) */
+	/* What the replaced file had, given to the new one at commit. */
+	struct {
+		bool set;
+		uid_t uid;
+		gid_t gid;
+		mode_t mode;
+	} keep;
 };
 
-/* Creates the temporary file (mode, further restricted by the umask). */
+/* Creates the temporary file (mode, further restricted by the umask).
+ * A symlink at path is replaced itself, not followed. */
 enum vf_code vf_atomic_open(struct vf_atomic *a, const char *path, mode_t mode,
 			    struct vf_error *err);
+
+/* The same for an output file the user named (varseal -o), as age treats
+ * it: a symlink at path is followed (at most VF_MAX_LINK_HOPS of them) to
+ * the file it finally names, which is replaced in its own directory; the
+ * link stays. If that file exists, the new one gets its owner, group and
+ * permission bits (not set-id bits, ACLs or extended attributes), or the
+ * commit fails if it cannot; a new file gets new_mode, less the umask. */
+#define VF_MAX_LINK_HOPS 40 /* the kernel's own limit for one path */
+enum vf_code vf_atomic_open_output(struct vf_atomic *a, const char *path, mode_t new_mode,
+				   struct vf_error *err);
 /* fsync, rename over the target (replace) or fail if it exists
  * (!replace), fsync the directory; closes everything. */
 enum vf_code vf_atomic_commit(struct vf_atomic *a, bool replace, struct vf_error *err);

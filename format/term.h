@@ -10,7 +10,16 @@
 #include "error.h"
 
 /* Prompts on /dev/tty with echo off and reads one line into guarded
- * memory (free with vf_secure_free). VF_E_IO when there is no terminal. */
+ * memory (free with vf_secure_free). VF_E_IO when there is no terminal.
+ *
+ * Ctrl-C (SIGINT), SIGTERM, SIGHUP and SIGQUIT during the read restore
+ * the terminal, wipe what was read, and are then handed back to the
+ * program's own disposition: with the default one the program dies of the
+ * signal there and then (a shell reports 128+N), as age does. If it
+ * survives (its handler returns, or it had the signal blocked, which the
+ * prompt lifts while it waits), the result is VF_E_CANCELED. Ctrl-Z
+ * (SIGTSTP) stops the program with the terminal restored, and the
+ * question is asked again when it continues. Ignored signals stay ignored. */
 enum vf_code vf_tty_read_secret(const char *prompt, uint8_t **secret, size_t *len,
 				struct vf_error *err);
 

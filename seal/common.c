@@ -106,11 +106,11 @@ enum vf_code vs_output_open(struct vs_output *o, const char *path, struct vf_err
 		vf_fd_sink_init(&o->sink, o->direct_fd, path);
 		return VF_OK;
 	}
-	/* Through a symlink, the file it points to is replaced, not the link. */
-	char *resolved = realpath(path, NULL);
+	/* As age: through a symlink (even a dangling one) the file it names
+	 * is written, and the link stays; an existing file keeps its owner,
+	 * group and mode. A new one is private: it may hold plaintext. */
 	watch_signals();
-	enum vf_code rc = vf_atomic_open(&o->file, resolved ? resolved : path, 0600, err);
-	free(resolved);
+	enum vf_code rc = vf_atomic_open_output(&o->file, path, 0600, err);
 	if (rc != VF_OK)
 		return rc;
 	track_temp(o);
