@@ -21,6 +21,8 @@
      launch, and the maximum it accepts boots a busybox guest that receives
      every credential (and QEMU itself aborts where varinject used to send
      it on).
+  And what fuzz/fuzz_cmdline found: argv mode with --oem-string read
+  beyond its value (a crash).
 
 Run as root (`python3 tests/inject_attack_test.py`); binaries from VARINJECT,
 VARGEN, VARSEAL (defaults under build/), QEMU from QEMU (default
@@ -462,6 +464,19 @@ class T2Escaping(Case):
         if "bios-geometry" not in text and run_.p.poll() is None:
             return None
         return [(m.group(1), int(m.group(2))) for m in TRACE_RE.finditer(text)] or None
+
+
+class TFuzzFindings(Case):
+    def test_argv_mode_with_a_static_oem_string(self):
+        # fuzz_cmdline: argv mode printed --oem-string values with %s from
+        # guarded memory without a terminator (a crash, or bytes beyond).
+        creds = self.cred_dir({"ok": b"value-ok"})
+        p = self.dry_run(["--from-credentials-dir=" + creds, "--argv", "--oem-string",
+                          "io.example=1"], [STANDIN, "--kernel", "/x"])
+        self.assertEqual(p.returncode, 0, describe(p))
+        argv, _ = parse_dry_run(p.stdout)
+        self.assertEqual(options_of(argv, "--platform"),
+                         ["oem_strings=[io.example=1,io.systemd.credential:OK=<secret: 8 bytes>]"])
 
 
 # ---- 3. names a transport cannot carry ------------------------------------------------
