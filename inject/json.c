@@ -307,16 +307,20 @@ static void merge(struct out *o, struct scan *s, const struct vf_value *strings,
 	put(o, "}}");
 }
 
-int vi_vm_config(const char *path, const struct vf_value *strings, char *const *shown, size_t n,
-		 struct vf_value *body, char **shown_body)
+int vi_vm_config_read(const char *path, uint8_t **text, size_t *len)
 {
-	uint8_t *text;
-	size_t len;
 	struct vf_error err;
-	if (vf_store_read(path, &text, &len, &err) != VF_OK)
+	if (vf_store_read(path, text, len, &err) != VF_OK)
 		return vi_error("--vm-config %s", err.msg);
-	if (!text)
+	if (!*text)
 		return vi_error("--vm-config %s: no such file", path);
+	return 0;
+}
+
+int vi_vm_config(const char *path, const uint8_t *text, size_t len, const struct vf_value *strings,
+		 char *const *shown, size_t n, struct vf_value *body, char **shown_body)
+{
+	struct vf_error err;
 	struct scan s = {(const char *)text, (const char *)text + len, NULL};
 	struct out o = {.ok = true};
 	vf_buf_init(&o.real);
@@ -333,6 +337,5 @@ int vi_vm_config(const char *path, const struct vf_value *strings, char *const *
 		status = vi_error("out of memory");
 	vf_buf_free(&o.real);
 	vf_buf_free(&o.shown);
-	free(text);
 	return status;
 }

@@ -65,20 +65,19 @@ void vi_strings_free(struct vi_strings *s)
 	memset(s, 0, sizeof(*s));
 }
 
-/* QEMU's option syntax doubles commas inside a value. */
-static int qemu_option(struct vi_argv *argv, const char *flag, const char *fmt_prefix,
-		       const char *path)
+/* flag, then the option string built from pairs {k1, v1, ...}: every
+ * value escaped for QemuOpts, so that no name or path can add options. */
+static int qemu_option(struct vi_argv *argv, const char *flag, const char *const *kv, size_t pairs,
+		       const char *shown)
 {
-	char value[8192];
-	size_t o = (size_t)snprintf(value, sizeof(value), "%s", fmt_prefix);
-	for (const char *p = path; *p && o + 3 < sizeof(value); p++) {
-		value[o++] = *p;
-		if (*p == ',')
-			value[o++] = ',';
-	}
-	value[o] = '\0';
+	char *value = vi_qemu_opts(kv, pairs);
+	if (!value)
+		return vi_error("out of memory");
 	int status = vi_argv_add(argv, flag, NULL);
-	return status ? status : vi_argv_add(argv, value, NULL);
+	if (!status)
+		status = vi_argv_add(argv, value, shown);
+	free(value);
+	return status;
 }
 
 static void show_file(const struct vi_launch *l, const char *path, const char *shown)
@@ -87,12 +86,32 @@ static void show_file(const struct vi_launch *l, const char *path, const char *s
 		printf("file: %s (0400): %s\n", path, shown);
 }
 
-static int qemu_fw_cfg(struct vi_launch *l, struct vi_argv *argv)
+/* Before anything is written: QEMU aborts on an assertion when its fw_cfg
+ * file slots run out. */
+static int check_fw_cfg_room(const struct vi_launch *l, char *const *args, size_t n)
 {
-	for (size_t i = 0; i < l->creds->n; i++) {
+	struct vi_fw_cfg_room room;
+	int status = vi_qemu_fw_cfg_room(args, n, &room);
+	if (status || l->creds->n <= room.credentials)
+		return status;
+	return vi_error("%zu fw_cfg credentials do not fit: at most %zu on QEMU's %s machine (%u "
+			"fw_cfg file slots, up to %u used by QEMU itself, %u kept for files its "
+			"options add, %u taken by -fw_cfg/-option-rom): %s",
+			l->creds->n, room.credentials, room.machine, room.slots, room.own,
+			room.headroom, room.given,
+			strcmp(room.machine, "microvm")
+				? "use SMBIOS (no --fw-cfg), or more slots with -global "
+				  "fw_cfg_io.x-file-slots=N"
+				: "use fewer, or more slots with -global fw_cfg_io.x-file-slots=N");
+}
+
+static int qemu_fw_cfg(struct vi_launch *l, struct vi_argv *argv, size_t given)
+{
+	int status = check_fw_cfg_room(l, argv->v, given);
+	for (size_t i = 0; !status && i < l->creds->n; i++) {
 		const struct vi_cred *c = &l->creds->items[i];
 		const char *why;
-		if (!vf_credential_name_valid(c->name, &why))
+		if (!vi_name_valid(c->name, &why))
 			return vi_error("credential name '%s': %s", c->name, why);
 		if (strlen(c->name) > VF_FWCFG_NAME_MAX)
 			return vi_error("credential name '%s' is %zu characters: fw_cfg names allow "
@@ -100,25 +119,43 @@ static int qemu_fw_cfg(struct vi_launch *l, struct vi_argv *argv)
 					c->name, strlen(c->name), VF_FWCFG_NAME_MAX);
 		if (c->value.len > VF_CREDENTIAL_MAX)
 			return vi_error("credential %s: above systemd's 1 MiB", c->name);
-		char file[32], prefix[128];
+		char file[32], entry[sizeof(VF_FWCFG_PREFIX) + VF_FWCFG_NAME_MAX];
 		const char *path;
 		snprintf(file, sizeof(file), "fwcfg-%zu", i);
-		int status = vi_runtime_write(l->rt, file, c->value.data, c->value.len, &path,
-					      l->dry_run);
+		status = vi_runtime_write(l->rt, file, c->value.data, c->value.len, &path,
+					  l->dry_run);
 		if (status)
 			return status;
 		char placeholder[64];
 		vi_secret_placeholder(c->value.len, placeholder, sizeof(placeholder));
 		show_file(l, path, placeholder);
-		snprintf(prefix, sizeof(prefix), "name=" VF_FWCFG_PREFIX "%s,file=", c->name);
-		if ((status = qemu_option(argv, "-fw_cfg", prefix, path)))
-			return status;
+		snprintf(entry, sizeof(entry), VF_FWCFG_PREFIX "%s", c->name);
+		const char *kv[] = {"name", entry, "file", path};
+		status = qemu_option(argv, "-fw_cfg", kv, 2, NULL);
 	}
-	return check_total(l->creds);
+	return status ? status : check_total(l->creds);
+}
+
+/* QEMU's monitor on a socket varinject holds the other end of: no path
+ * anyone else could connect to. Its answer tells that QEMU has read its
+ * files (run.c). */
+static int qemu_monitor(const struct vi_launch *l, struct vi_argv *argv)
+{
+	/* Constants and a number: nothing to escape. */
+	char chardev[64];
+	snprintf(chardev, sizeof(chardev), "socket,id=varinject-qmp,fd=%d", l->qmp_fd);
+	int status = vi_argv_add(argv, "-chardev", NULL);
+	if (!status)
+		status = vi_argv_add(argv, chardev,
+				     l->dry_run ? "socket,id=varinject-qmp,fd=<qmp>" : NULL);
+	const char *mon[] = {"chardev", "varinject-qmp", "mode", "control"};
+	return status ? status : qemu_option(argv, "-mon", mon, 2, NULL);
 }
 
 int vi_qemu_args(struct vi_launch *l, struct vi_argv *argv)
 {
+	/* What the user gave QEMU: argv so far. */
+	size_t given = argv->n;
 	struct vi_strings strings = {0};
 	/* In fw_cfg mode only the static strings go through SMBIOS. */
 	struct vi_creds none = {0}, *creds = l->creds;
@@ -134,12 +171,15 @@ int vi_qemu_args(struct vi_launch *l, struct vi_argv *argv)
 					  &path, l->dry_run);
 		if (!status) {
 			show_file(l, path, strings.shown[i]);
-			status = qemu_option(argv, "-smbios", "type=11,path=", path);
+			const char *kv[] = {"type", "11", "path", path};
+			status = qemu_option(argv, "-smbios", kv, 2, NULL);
 		}
 	}
 	vi_strings_free(&strings);
 	if (!status && l->fw_cfg)
-		status = qemu_fw_cfg(l, argv);
+		status = qemu_fw_cfg(l, argv, given);
+	if (!status && (l->qmp_fd >= 0 || l->dry_run))
+		status = qemu_monitor(l, argv);
 	return status;
 }
 
@@ -164,6 +204,11 @@ int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv)
 					l->creds->items[i].name);
 	struct vi_strings strings = {0};
 	int status = vi_build_strings(l, VF_TRANSPORT_CH_ARGV, &strings);
+	/* "oem_strings=[]" would read back as one empty string. */
+	if (!status && !strings.n) {
+		vi_strings_free(&strings);
+		return 0;
+	}
 	size_t cap = 32;
 	for (size_t i = 0; i < strings.n; i++)
 		cap += strings.items[i].len + strlen(strings.shown[i]) + 2;
@@ -175,8 +220,11 @@ int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv)
 		size_t a = (size_t)snprintf(arg, cap, "oem_strings=[");
 		size_t s = (size_t)snprintf(shown, cap, "oem_strings=[");
 		for (size_t i = 0; i < strings.n; i++) {
-			a += (size_t)snprintf(arg + a, cap - a, "%s%s", i ? "," : "",
-					      (const char *)strings.items[i].data);
+			/* By length: a value from vf_value_set has no terminator. */
+			if (i)
+				arg[a++] = ',';
+			memcpy(arg + a, strings.items[i].data, strings.items[i].len);
+			a += strings.items[i].len;
 			s += (size_t)snprintf(shown + s, cap - s, "%s%s", i ? "," : "",
 					      strings.shown[i]);
 		}
@@ -195,4 +243,30 @@ int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv)
 	free(shown);
 	vi_strings_free(&strings);
 	return status;
+}
+
+/* cloud-hypervisor's option grammar splits on ',' outside [] and "", trims
+ * spaces and counts brackets; a value in quotes is taken as it is, less the
+ * quotes (OptionParser::get dequotes). A '"' of its own cannot be written. */
+char *vi_ch_api_socket_arg(const char *socket_path)
+{
+	if (strchr(socket_path, '"')) {
+		vi_error("%s: a '\"' in the API socket's path cannot pass cloud-hypervisor's option "
+			 "grammar (choose another --credentials-dir)",
+			 socket_path);
+		return NULL;
+	}
+	bool plain = *socket_path != '\0';
+	for (const char *p = socket_path; *p && plain; p++)
+		plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+			       "/._+@%:~=-",
+			       *p) != NULL;
+	size_t len = strlen(socket_path) + sizeof("path=\"\"");
+	char *arg = malloc(len);
+	if (!arg) {
+		vi_error("out of memory");
+		return NULL;
+	}
+	snprintf(arg, len, plain ? "path=%s" : "path=\"%s\"", socket_path);
+	return arg;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,7 +40,11 @@ struct run {
 	struct vi_creds creds;
 	struct vi_runtime rt;
 	struct vi_argv argv;
+	/* QEMU: varinject's end of its monitor socket, and QEMU's */
+	int qmp[2];
 	/* API mode */
+	uint8_t *vm_text; /* the --vm-config file */
+	size_t vm_len;
 	char *socket;
 	struct vf_value body;
 	char *body_shown;
@@ -79,6 +84,15 @@ static int parse_hypervisor(const char *arg, enum vi_hv *out)
 	return 0;
 }
 
+/* A name in $CREDENTIALS_DIRECTORY, never a path out of it. */
+static int identity_name(const char *name)
+{
+	const char *why;
+	if (!vf_credential_name_valid(name, &why))
+		return vi_error("--identity-credential %s: not a credential name: %s", name, why);
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct run *r)
 {
 	static const struct option opts[] = {
@@ -115,7 +129,10 @@ static int parse(int argc, char **argv, struct run *r)
 		case 'S': r->store.store_opt = optarg; break;
 		case 'm': r->store.machine = optarg; break;
 		case 'i': r->store.identity_file = optarg; break;
-		case 'I': r->store.identity_credential = optarg; break;
+		case 'I':
+			r->store.identity_credential = optarg;
+			status = identity_name(optarg);
+			break;
 		case 'P': r->store.insecure = true; break;
 		case 'F': r->store.passphrase_file = optarg; break;
 		case 'D':
@@ -155,20 +172,6 @@ static int parse(int argc, char **argv, struct run *r)
 	return 0;
 }
 
-static bool has_arg(const struct run *r, const char *a, const char *b)
-{
-	for (int i = 1; i < r->hv_argc; i++) {
-		if (!strcmp(r->hv_argv[i], a) || (b && !strcmp(r->hv_argv[i], b))) {
-			if (i + 1 < r->hv_argc && strstr(r->hv_argv[i + 1], "microvm"))
-				return true;
-		} else if (!strncmp(r->hv_argv[i], "-machine=", 9) &&
-			   strstr(r->hv_argv[i], "microvm")) {
-			return true;
-		}
-	}
-	return false;
-}
-
 /* By file name, unless told. */
 static int detect(struct run *r)
 {
@@ -186,8 +189,15 @@ static int detect(struct run *r)
 		if (r->argv_mode || r->vm_config)
 			return vi_error("--argv and --vm-config are for cloud-hypervisor");
 		/* microvm has no SMBIOS: fw_cfg is the only way in. */
-		if (has_arg(r, "-M", "-machine"))
+		if (vi_qemu_is_microvm(r->hv_argv, (size_t)r->hv_argc))
 			r->fw_cfg = true;
+		/* QEMU's daemon would be no child of ours: unsupervised, and
+		 * beyond the reach of PR_SET_PDEATHSIG. */
+		for (int i = 1; i < r->hv_argc; i++)
+			if (!strcmp(r->hv_argv[i], "-daemonize") ||
+			    !strcmp(r->hv_argv[i], "--daemonize"))
+				return vi_error("%s: varinject supervises QEMU: it cannot daemonize",
+						r->hv_argv[i]);
 	} else {
 		if (r->fw_cfg)
 			return vi_error("--fw-cfg is for QEMU (cloud-hypervisor's fw_cfg is off in "
@@ -209,8 +219,15 @@ static int detect(struct run *r)
 	return 0;
 }
 
+/* Everything read from files the user names: any of them may block (a
+ * FIFO, a hung network file system), so while stop signals still end us. */
 static int gather(struct run *r)
 {
+	if (r->vm_config && !r->argv_mode) {
+		int status = vi_vm_config_read(r->vm_config, &r->vm_text, &r->vm_len);
+		if (status)
+			return status;
+	}
 	if (r->from_dir)
 		return vi_load_from_dir(r->dir, &r->pick, r->store.style, &r->creds);
 	return vi_load_from_store(&r->store, &r->creds);
@@ -316,21 +333,47 @@ static int prepare_api(struct run *r, struct vi_launch *l)
 	struct vi_strings strings = {0};
 	int status = vi_build_strings(l, VF_TRANSPORT_CH_API, &strings);
 	if (!status)
-		status = vi_vm_config(r->vm_config, strings.items, strings.shown, strings.n, &r->body,
-				      &r->body_shown);
+		status = vi_vm_config(r->vm_config, r->vm_text, r->vm_len, strings.items,
+				      strings.shown, strings.n, &r->body, &r->body_shown);
 	vi_strings_free(&strings);
 	size_t len = strlen(r->rt.dir) + sizeof("/api.sock");
 	if (!status && !(r->socket = malloc(len)))
 		status = vi_error("out of memory");
 	if (!status) {
 		snprintf(r->socket, len, "%s/api.sock", r->rt.dir);
-		char path[4200];
-		snprintf(path, sizeof(path), "path=%s", r->socket);
-		status = vi_argv_add(&r->argv, "--api-socket", NULL);
+		char *path = vi_ch_api_socket_arg(r->socket);
+		status = path ? vi_argv_add(&r->argv, "--api-socket", NULL) : 1;
 		if (!status)
 			status = vi_argv_add(&r->argv, path, NULL);
+		free(path);
 	}
 	return status;
+}
+
+/* QEMU is up once its monitor answers: it has read its files, which go
+ * at once instead of staying on the RAM disk while the VM runs. */
+static int qemu_started(void *ctx, pid_t child)
+{
+	(void)child;
+	struct run *r = ctx;
+	close(r->qmp[1]);
+	r->qmp[1] = -1;
+	switch (vi_qmp_wait_ready(r->qmp[0], r->api_timeout)) {
+	case VI_QMP_READY:
+		vi_runtime_remove_files(&r->rt);
+		break;
+	case VI_QMP_TIMEOUT:
+		vi_warn("QEMU did not answer on its monitor within %.0f s (--api-timeout): the "
+			"credential files stay until it exits",
+			r->api_timeout);
+		break;
+	case VI_QMP_GONE:
+	case VI_QMP_STOP:
+		break; /* the supervisor sees to it */
+	}
+	close(r->qmp[0]);
+	r->qmp[0] = -1;
+	return 0;
 }
 
 static int launch(struct run *r)
@@ -341,16 +384,23 @@ static int launch(struct run *r)
 		.rt = &r->rt,
 		.dry_run = r->dry_run,
 		.fw_cfg = r->fw_cfg,
+		.qmp_fd = -1,
 		.vm_config = r->vm_config,
 	};
 	int status = base_argv(r);
 	bool api = r->hv == VI_HV_CH && !r->argv_mode;
-	if (!status && r->hv == VI_HV_QEMU)
+	bool qemu = r->hv == VI_HV_QEMU;
+	if (!status && qemu && !r->dry_run) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, r->qmp) != 0)
+			status = vi_error("socketpair: %s", strerror(errno));
+		l.qmp_fd = r->qmp[1];
+	}
+	if (!status && qemu)
 		status = vi_qemu_args(&l, &r->argv);
 	if (!status && r->hv == VI_HV_CH && r->argv_mode) {
 		size_t ours = r->argv.n;
 		status = vi_ch_argv_args(&l, &r->argv);
-		if (!status)
+		if (!status && r->argv.n > ours)
 			status = merge_platform(r, ours);
 	}
 	if (!status && api)
@@ -371,42 +421,51 @@ static int launch(struct run *r)
 		vf_arena_free(&vi_arena);
 	}
 	struct vi_child_hooks hooks = {
-		.started = api ? api_started : NULL,
+		.started = api ? api_started : qemu ? qemu_started : NULL,
 		.stopping = api ? api_stopping : NULL,
 		.ctx = r,
 		.stop_timeout = r->stop_timeout,
+		.pass_fd = qemu ? r->qmp[1] : -1,
 	};
 	return vi_supervise(&r->argv, &hooks);
 }
 
 int vi_run(int argc, char **argv)
 {
-	struct run r = {.api_timeout = 10, .stop_timeout = 30};
-	/* Stop requests are taken with sigwaitinfo from here on, so that a
-	 * signal at any moment still ends with the files removed. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	struct run r = {.api_timeout = 10, .stop_timeout = 30, .qmp = {-1, -1}};
 	int status = parse(argc, argv, &r);
 	if (status == 2)
 		fprintf(stderr, "Usage: %s\n", usage);
 	if (!status)
 		status = detect(&r);
+	/* A stop signal ends us at once while we gather: reading may block (a
+	 * FIFO, a slow disk), and nothing of ours is on disk yet. */
 	if (!status)
 		status = gather(&r);
-	if (!status)
+	/* From here on stop requests are taken with sigwaitinfo, so that a
+	 * signal at any moment still ends with the files removed and the VM
+	 * stopped. Nothing below waits without a bound before supervising. */
+	if (!status) {
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGCHLD);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+		sigprocmask(SIG_BLOCK, &set, NULL);
 		status = vi_runtime_open(&r.rt, r.credentials_dir, r.allow_persistent, r.dry_run);
+	}
 	if (!status)
 		status = launch(&r);
+	for (int i = 0; i < 2; i++)
+		if (r.qmp[i] >= 0)
+			close(r.qmp[i]);
 	vi_runtime_close(&r.rt);
 	vi_creds_wipe(&r.creds);
 	vf_arena_free(&vi_arena);
 	vf_value_free(&r.body);
 	free(r.body_shown);
+	free(r.vm_text);
 	free(r.socket);
 	vi_argv_free(&r.argv);
 	vf_strings_free(&r.pick);

@@ -1,12 +1,17 @@
 /* The private runtime directory for credential files: on a RAM file
- * system, 0700, files 0400, removed when varinject ends. */
+ * system, 0700, files 0400, removed once the hypervisor has read them and
+ * the directory when varinject ends (or, after a kill, at the next start). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -30,34 +35,139 @@ static const char *default_parent(void)
 	return "/run";
 }
 
+/* "varinject.PID.XXXXXX": the pid of the run that made it. */
+#define RUNTIME_PREFIX "varinject."
+
+static bool runtime_name(const char *name, pid_t *pid)
+{
+	if (strncmp(name, RUNTIME_PREFIX, strlen(RUNTIME_PREFIX)))
+		return false;
+	const char *p = name + strlen(RUNTIME_PREFIX);
+	char *end;
+	errno = 0;
+	long v = strtol(p, &end, 10);
+	if (end == p || *p == '0' || *p == '-' || *p == '+' || errno || v <= 0 || v > INT_MAX ||
+	    *end != '.' || strlen(end + 1) != 6)
+		return false;
+	for (const char *c = end + 1; *c; c++)
+		if (!isalnum((unsigned char)*c))
+			return false;
+	*pid = (pid_t)v;
+	return true;
+}
+
+/* Removes what is in the directory fd (files, sockets: no subdirectories
+ * are ever made there). */
+static void empty_dir(int fd)
+{
+	int copy = dup(fd);
+	DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
+	if (!d) {
+		if (copy >= 0)
+			close(copy);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(fd, e->d_name, 0);
+	closedir(d);
+}
+
+/* Ours, private, and not in use: the runs that made them are gone. */
+static void remove_stale(int parent_fd, const char *parent, const char *name, pid_t pid)
+{
+	if (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+		return;
+	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700 &&
+	    flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		empty_dir(fd);
+		if (unlinkat(parent_fd, name, AT_REMOVEDIR) == 0)
+			vi_info("removed %s/%s, left behind by a run that was killed (pid %d)", parent,
+				name, (int)pid);
+	}
+	close(fd);
+}
+
+static void clean_stale(int parent_fd, const char *parent)
+{
+	int copy = dup(parent_fd);
+	DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
+	if (!d) {
+		if (copy >= 0)
+			close(copy);
+		return;
+	}
+	struct dirent *e;
+	pid_t pid;
+	while ((e = readdir(d)))
+		if (runtime_name(e->d_name, &pid))
+			remove_stale(parent_fd, parent, e->d_name, pid);
+	closedir(d);
+}
+
+/* A parent others may write to could have our directory renamed away and
+ * another put in its place: only with the sticky bit, as /dev/shm has. */
+static int check_parent(int fd, const char *parent)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode))
+		return vi_error("%s: not a directory (--credentials-dir)", parent);
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+		return vi_error("%s is writable by others and not sticky: choose another "
+				"--credentials-dir",
+				parent);
+	return 0;
+}
+
+static int make_dir(struct vi_runtime *rt, const char *parent)
+{
+	if (!mkdtemp(rt->dir))
+		return vi_error("creating a directory in %s: %s", parent, strerror(errno));
+	rt->created = true;
+	const char *base = strrchr(rt->dir, '/') + 1;
+	rt->fd = openat(rt->parent_fd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (rt->fd < 0 || fstat(rt->fd, &st) != 0 || st.st_uid != geteuid() ||
+	    (st.st_mode & 07777) != 0700)
+		return vi_error("%s: not the directory just made", rt->dir);
+	/* Held until varinject ends: a later run leaves it alone meanwhile. */
+	if (flock(rt->fd, LOCK_EX | LOCK_NB) != 0)
+		return vi_error("%s: cannot lock: %s", rt->dir, strerror(errno));
+	return 0;
+}
+
 int vi_runtime_open(struct vi_runtime *rt, const char *parent, bool allow_persistent,
 		    bool dry_run)
 {
 	memset(rt, 0, sizeof(*rt));
+	rt->fd = rt->parent_fd = -1;
+	rt->opened = true;
 	if (!parent)
 		parent = default_parent();
-	struct stat st;
-	if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+	rt->parent_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rt->parent_fd < 0)
 		return vi_error("%s: not a directory (--credentials-dir)", parent);
+	int status = check_parent(rt->parent_fd, parent);
+	if (status)
+		return status;
 	if (!vi_on_ram(parent) && !allow_persistent)
 		return vi_error("%s is not a RAM file system: credentials would reach a persistent "
 				"disk (choose a tmpfs with --credentials-dir, or --allow-persistent)",
 				parent);
-	size_t len = strlen(parent) + sizeof("/varinject.XXXXXX");
+	size_t len = strlen(parent) + sizeof("/" RUNTIME_PREFIX ".XXXXXX") + 12;
 	rt->dir = malloc(len);
 	if (!rt->dir)
 		return vi_error("out of memory");
-	snprintf(rt->dir, len, "%s/varinject.XXXXXX", parent);
+	snprintf(rt->dir, len, "%s/" RUNTIME_PREFIX "%d.XXXXXX", parent, (int)getpid());
 	if (dry_run)
 		return 0;
-	if (!mkdtemp(rt->dir)) {
-		int e = errno;
-		free(rt->dir);
-		rt->dir = NULL;
-		return vi_error("creating a directory in %s: %s", parent, strerror(e));
-	}
-	rt->created = true;
-	return 0;
+	clean_stale(rt->parent_fd, parent);
+	return make_dir(rt, parent);
 }
 
 int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *data, size_t len,
@@ -68,12 +178,13 @@ int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *dat
 	struct vf_error err;
 	if (n < 0 || (size_t)n >= sizeof(full))
 		return vi_error("%s/%s: path too long", rt->dir, name);
-	if (vf_strings_add(&rt->files, full, &err) != VF_OK)
+	if (vf_strings_add(&rt->files, full, &err) != VF_OK ||
+	    vf_strings_add(&rt->names, name, &err) != VF_OK)
 		return vi_fail(&err);
 	*path = rt->files.items[rt->files.n - 1];
 	if (dry_run)
 		return 0;
-	int fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	int fd = openat(rt->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
 	if (fd < 0)
 		return vi_error("%s: %s", full, strerror(errno));
 	enum vf_code rc = vf_write_all(fd, data, len, full, &err);
@@ -82,37 +193,33 @@ int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *dat
 	return rc == VF_OK ? 0 : vi_fail(&err);
 }
 
-/* The directory is ours alone: whatever is in it goes, our files and what
- * the hypervisor left (its API socket and lock). */
-static void empty_dir(const char *dir)
+void vi_runtime_remove_files(struct vi_runtime *rt)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    unlinkat(fd, e->d_name, 0) != 0 && errno == EISDIR)
-			unlinkat(fd, e->d_name, AT_REMOVEDIR);
-	closedir(d);
+	for (size_t i = 0; rt->fd >= 0 && i < rt->names.n; i++)
+		if (unlinkat(rt->fd, rt->names.items[i], 0) != 0 && errno != ENOENT)
+			vi_warn("%s: %s", rt->files.items[i], strerror(errno));
+	vf_strings_free(&rt->names);
 }
 
+/* The directory is ours alone: whatever is in it goes, our files and what
+ * the hypervisor left (its API socket and lock). */
 void vi_runtime_close(struct vi_runtime *rt)
 {
-	for (size_t i = 0; rt->dir && i < rt->files.n; i++)
-		unlink(rt->files.items[i]);
-	if (rt->created) {
-		empty_dir(rt->dir);
-		rmdir(rt->dir);
+	if (!rt->opened)
+		return;
+	vi_runtime_remove_files(rt);
+	if (rt->created && rt->fd >= 0) {
+		empty_dir(rt->fd);
+		unlinkat(rt->parent_fd, strrchr(rt->dir, '/') + 1, AT_REMOVEDIR);
 	}
+	if (rt->fd >= 0)
+		close(rt->fd);
+	if (rt->parent_fd >= 0)
+		close(rt->parent_fd);
 	vf_strings_free(&rt->files);
 	free(rt->dir);
-	rt->dir = NULL;
-	rt->created = false;
+	memset(rt, 0, sizeof(*rt));
+	rt->fd = rt->parent_fd = -1;
 }
 
 int vi_argv_add(struct vi_argv *a, const char *arg, const char *shown)

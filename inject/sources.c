@@ -20,8 +20,24 @@
 
 struct vf_arena vi_arena;
 
+bool vi_name_valid(const char *name, const char **why)
+{
+	if (!vf_credential_name_valid(name, why))
+		return false;
+	if (strchr(name, '=')) {
+		if (why)
+			*why = "contains '=' (systemd takes the name up to the first '=', the rest "
+			       "as value)";
+		return false;
+	}
+	return true;
+}
+
 int vi_creds_add(struct vi_creds *c, const char *name, struct vf_value *value)
 {
+	const char *why;
+	if (!vi_name_valid(name, &why))
+		return vi_error("credential name '%s': %s", name, why);
 	for (size_t i = 0; i < c->n; i++)
 		if (!strcmp(c->items[i].name, name))
 			return vi_error("two credentials named %s: pick names with the spec's "
@@ -190,13 +206,17 @@ int vi_load_from_store(const struct vi_store_source *src, struct vi_creds *out)
 	return status;
 }
 
-static int read_cred_file(const char *dir, const char *name, struct vf_value *out)
+/* One file of the directory: a regular file, opened without following a
+ * link or blocking on a FIFO. */
+static int read_cred_file(int dir_fd, const char *dir, const char *name, struct vf_value *out)
 {
 	char path[4096];
 	int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return vi_error("%s/%s: path too long", dir, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0 && errno == ELOOP)
+		return vi_error("%s: not a regular file (a symbolic link)", path);
 	if (fd < 0)
 		return vi_error("%s: %s", path, strerror(errno));
 	struct stat st;
@@ -231,6 +251,34 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Every entry but hidden ones and directories, sorted; anything else that
+ * is not a regular file is refused when read. */
+static int list_dir(int dir_fd, const char *dir, struct vf_strings *names)
+{
+	int copy = dup(dir_fd);
+	DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
+	if (!d) {
+		if (copy >= 0)
+			close(copy);
+		return vi_error("%s: %s", dir, strerror(errno));
+	}
+	struct vf_error err;
+	struct dirent *e;
+	int status = 0;
+	while (!status && (e = readdir(d))) {
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			continue;
+		if (vf_strings_add(names, e->d_name, &err) != VF_OK)
+			status = vi_fail(&err);
+	}
+	closedir(d);
+	qsort(names->items, names->n, sizeof(char *), cmp_names);
+	return status;
+}
+
 int vi_load_from_dir(const char *dir, const struct vf_strings *pick, enum vi_style style,
 		     struct vi_creds *out)
 {
@@ -242,38 +290,35 @@ int vi_load_from_dir(const char *dir, const struct vf_strings *pick, enum vi_sty
 	struct vf_strings names = {0};
 	struct vf_error err;
 	int status = 0;
+	int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0)
+		return vi_error("%s: %s", dir, strerror(errno));
 	if (pick->n) {
 		for (size_t i = 0; !status && i < pick->n; i++)
 			if (vf_strings_add(&names, pick->items[i], &err) != VF_OK)
 				status = vi_fail(&err);
 	} else {
-		DIR *d = opendir(dir);
-		if (!d)
-			return vi_error("%s: %s", dir, strerror(errno));
-		struct dirent *e;
-		while (!status && (e = readdir(d))) {
-			struct stat st;
-			char path[4096];
-			if (e->d_name[0] == '.')
-				continue;
-			int n = snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			if (n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0 &&
-			    S_ISREG(st.st_mode) && vf_strings_add(&names, e->d_name, &err) != VF_OK)
-				status = vi_fail(&err);
-		}
-		closedir(d);
-		qsort(names.items, names.n, sizeof(char *), cmp_names);
+		status = list_dir(dir_fd, dir, &names);
+	}
+	/* A file name is a credential name: never a path, nothing a transport
+	 * would read differently. */
+	for (size_t i = 0; !status && i < names.n; i++) {
+		const char *why;
+		if (!vi_name_valid(names.items[i], &why))
+			status = vi_error("%s/%s: not a credential name: %s", dir, names.items[i], why);
 	}
 	for (size_t i = 0; !status && i < names.n; i++) {
 		struct vf_value v = {0};
 		char *name = style == VI_STYLE_VERBATIM ? strdup(names.items[i])
 							: upper("", names.items[i]);
-		status = name ? read_cred_file(dir, names.items[i], &v) : vi_error("out of memory");
+		status = name ? read_cred_file(dir_fd, dir, names.items[i], &v)
+			      : vi_error("out of memory");
 		if (!status)
 			status = vi_creds_add(out, name, &v);
 		vf_value_free(&v);
 		free(name);
 	}
+	close(dir_fd);
 	if (!status && !out->n)
 		status = vi_error("%s: no credentials found", dir);
 	vf_strings_free(&names);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,14 +31,29 @@ static void handled_signals(sigset_t *set)
 	sigaddset(set, SIGHUP);
 }
 
+/* In the child: it dies with varinject. Without this a SIGKILLed
+ * varinject leaves the VM running unsupervised, and a service restart
+ * starts a second one on the same disk. SIGKILL, not SIGTERM: QEMU can be
+ * told to only pause on SIGTERM (-no-shutdown, -action shutdown=pause). */
+static void die_with_parent(pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		_exit(127);
+	/* The parent may have died before the line above. */
+	if (getppid() != parent)
+		_exit(127);
+}
+
 /* Starts argv; returns the pid, or -1 having reported why (exec failures
- * included: a CLOEXEC pipe carries the child's errno back). */
-static pid_t spawn(const struct vi_argv *argv)
+ * included: a CLOEXEC pipe carries the child's errno back). The child
+ * keeps pass_fd (unless -1) open across exec. */
+static pid_t spawn(const struct vi_argv *argv, int pass_fd)
 {
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) != 0)
 		return vi_error("pipe: %s", strerror(errno)), -1;
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		close(pipefd[0]);
@@ -45,10 +61,13 @@ static pid_t spawn(const struct vi_argv *argv)
 		return vi_error("fork: %s", strerror(errno)), -1;
 	}
 	if (pid == 0) {
+		die_with_parent(parent);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		close(pipefd[0]);
+		if (pass_fd >= 0 && fcntl(pass_fd, F_SETFD, 0) != 0)
+			_exit(127);
 		execvp(argv->v[0], argv->v);
 		int e = errno;
 		(void)!write(pipefd[1], &e, sizeof(e));
@@ -121,7 +140,7 @@ static int stop(pid_t pid, int sig, const struct vi_child_hooks *hooks)
 
 int vi_supervise(const struct vi_argv *argv, const struct vi_child_hooks *hooks)
 {
-	pid_t pid = spawn(argv);
+	pid_t pid = spawn(argv, hooks->pass_fd);
 	if (pid < 0)
 		return 1;
 	vi_notify("STATUS=Started %s (pid %d)", argv->v[0], (int)pid);

@@ -31,6 +31,9 @@ struct vi_creds {
 	struct vi_cred *items;
 	size_t n;
 };
+/* systemd's rules for credential names, and no '=': systemd splits an
+ * OEM string "io.systemd.credential:NAME=VALUE" at the first '='. */
+bool vi_name_valid(const char *name, const char **why);
 int vi_creds_add(struct vi_creds *c, const char *name, struct vf_value *value);
 /* Credentials and their encodings share one guarded arena. */
 extern struct vf_arena vi_arena;
@@ -54,17 +57,23 @@ int vi_read_var(const char *root, const char *owner, const struct vf_spec_genera
 int vi_load_from_dir(const char *dir, const struct vf_strings *pick, enum vi_style style,
 		     struct vi_creds *out);
 
-/* The private runtime directory (runtime.c). */
+/* The private runtime directory (runtime.c): PARENT/varinject.PID.XXXXXX,
+ * locked (flock) while in use. Opening it first removes those that killed
+ * runs left behind (ours, unlocked, their pid gone). */
 struct vi_runtime {
 	char *dir;
-	bool created; /* not in --dry-run, where dir is only a name */
-	struct vf_strings files;
+	bool opened, created; /* created: not in --dry-run, where dir is only a name */
+	int fd, parent_fd; /* the directory (holding the lock) and its parent */
+	struct vf_strings files; /* full paths, as the hypervisor is given them */
+	struct vf_strings names; /* the same files, by name in fd */
 };
 int vi_runtime_open(struct vi_runtime *rt, const char *parent, bool allow_persistent,
 		    bool dry_run);
 /* Writes a 0400 file; returns its path in *path (owned by rt). */
 int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *data, size_t len,
 		     const char **path, bool dry_run);
+/* Removes the files written so far (the hypervisor has read them). */
+void vi_runtime_remove_files(struct vi_runtime *rt);
 void vi_runtime_close(struct vi_runtime *rt);
 bool vi_on_ram(const char *dir);
 
@@ -85,19 +94,58 @@ struct vi_launch {
 	const struct vf_strings *static_strings;
 	struct vi_runtime *rt;
 	bool dry_run, fw_cfg;
+	int qmp_fd; /* QEMU: its end of the monitor socket (-1 in --dry-run) */
 	const char *vm_config; /* cloud-hypervisor API mode */
 	double api_timeout, stop_timeout;
 };
 int vi_qemu_args(struct vi_launch *l, struct vi_argv *argv);
 int vi_ch_argv_args(struct vi_launch *l, struct vi_argv *argv);
+/* "path=SOCKET" for --api-socket, quoted where cloud-hypervisor's option
+ * grammar would split it; refused (NULL, reported) if it holds a '"'. */
+char *vi_ch_api_socket_arg(const char *socket_path);
+
+/* QEMU (qemu.c). Its option syntax: "k=v,k=v", with a ',' inside a value
+ * written ",,". vi_qemu_opts builds it from pairs {k1, v1, k2, v2, ...}. */
+char *vi_qemu_opts(const char *const *kv, size_t pairs);
+struct vi_qemu_opt {
+	char *name, *value;
+};
+struct vi_qemu_opts {
+	struct vi_qemu_opt *items;
+	size_t n;
+};
+/* As QEMU reads it (implied: the name of a first part without '='). */
+int vi_qemu_opts_parse(const char *s, const char *implied, struct vi_qemu_opts *out);
+const char *vi_qemu_opts_get(const struct vi_qemu_opts *o, const char *name);
+void vi_qemu_opts_free(struct vi_qemu_opts *o);
+bool vi_qemu_is_microvm(char *const *args, size_t n);
+/* fw_cfg file slots: QEMU asserts (aborts) when they run out. Free slots
+ * are counted as slots - QEMU's own (measured per machine type) - a
+ * headroom for files its options add (-boot menu=on, a TPM, KVM's MSR
+ * file, ...) - the -fw_cfg/-option-rom the command line gives. */
+#define VI_FWCFG_HEADROOM 4
+struct vi_fw_cfg_room {
+	char machine[64];
+	unsigned slots, own, headroom, given;
+	size_t credentials; /* how many fw_cfg credentials fit */
+};
+int vi_qemu_fw_cfg_room(char *const *args, size_t n, struct vi_fw_cfg_room *room);
+/* Waits (up to timeout seconds) until QEMU answers a command on its
+ * monitor: it has built the machine, and so read its -smbios and -fw_cfg
+ * files. Returns early when a stop signal is pending. */
+enum vi_qmp_result { VI_QMP_READY, VI_QMP_TIMEOUT, VI_QMP_GONE, VI_QMP_STOP };
+enum vi_qmp_result vi_qmp_wait_ready(int fd, double timeout);
 
 /* cloud-hypervisor's REST API over its UNIX socket (chapi.c). */
 int vi_ch_api_request(const char *socket, const char *method, const char *path,
 		      const char *body, size_t body_len, int *status, char *reply, size_t reply_cap);
-/* The vm.create body: the user's VmConfig with platform.oem_strings
- * merged in (json.c); the redacted twin for --dry-run. Guarded memory. */
-int vi_vm_config(const char *path, const struct vf_value *strings, char *const *shown, size_t n,
-		 struct vf_value *body, char **shown_body);
+/* The VmConfig file (--vm-config), read whole (NUL-terminated, free()). */
+int vi_vm_config_read(const char *path, uint8_t **text, size_t *len);
+/* The vm.create body: the user's VmConfig (text, read from path) with
+ * platform.oem_strings merged in (json.c); the redacted twin for
+ * --dry-run. Guarded memory. */
+int vi_vm_config(const char *path, const uint8_t *text, size_t len, const struct vf_value *strings,
+		 char *const *shown, size_t n, struct vf_value *body, char **shown_body);
 
 /* The OEM strings for a launch: static ones first, then the encoded
  * credentials; shown[i] is what --dry-run prints in their place
@@ -119,6 +167,7 @@ struct vi_child_hooks {
 	bool (*stopping)(void *ctx, pid_t child);
 	void *ctx;
 	double stop_timeout;
+	int pass_fd; /* a descriptor the child keeps (-1: none) */
 };
 int vi_supervise(const struct vi_argv *argv, const struct vi_child_hooks *hooks);
 
