@@ -462,6 +462,7 @@ struct script {
 	bool reaped;
 	int stop_signal;	 /* what stopped vargen, or 0 */
 	bool timed_out;
+	int tty_stop;		 /* SIGTTIN/SIGTTOU that stopped the shell, or 0 */
 	bool terminating;	 /* a signal went to the group; SIGKILL at kill_at */
 	bool term_sent, killed;
 	struct timespec kill_at;
@@ -503,11 +504,18 @@ static void reap(struct script *sc)
 {
 	int wstatus;
 	pid_t pid;
-	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0)
-		if (pid == sc->pid) {
-			sc->wstatus = wstatus;
-			sc->reaped = true;
+	while ((pid = waitpid(-1, &wstatus, WNOHANG | WUNTRACED)) > 0) {
+		if (pid != sc->pid)
+			continue;
+		if (WIFSTOPPED(wstatus)) {
+			int sig = WSTOPSIG(wstatus);
+			if (sig == SIGTTIN || sig == SIGTTOU)
+				sc->tty_stop = sig;
+			continue;
 		}
+		sc->wstatus = wstatus;
+		sc->reaped = true;
+	}
 }
 
 static bool group_alive(const struct script *sc)
@@ -551,6 +559,10 @@ static void supervise(struct script *sc, const struct signals *s, unsigned timeo
 		/* Leftovers of a finished script (background jobs) are stopped:
 		 * nothing may outlive its directory. */
 		if (sc->reaped && !sc->term_sent && !sc->killed)
+			terminate(sc, SIGTERM);
+		/* Not the terminal's foreground group, the script cannot use
+		 * the terminal: fail now rather than at the time limit. */
+		if (sc->tty_stop && !sc->terminating)
 			terminate(sc, SIGTERM);
 		const struct timespec *next = sc->terminating ? &sc->kill_at : &deadline;
 		if (reached(next)) {
@@ -599,6 +611,10 @@ static int run_shell(const struct private_dir *pd, const struct vf_spec_generato
 	*stop_signal = sc.stop_signal;
 	if (sc.stop_signal)
 		return 1;
+	if (sc.tty_stop)
+		return vg_error("generator %s: script stopped by %s: it tried to use the terminal "
+				"(scripts get their input from prompts:)",
+				g->name, sc.tty_stop == SIGTTIN ? "SIGTTIN" : "SIGTTOU");
 	if (sc.timed_out) {
 		if (g->timeout_seconds)
 			return vg_error("generator %s: script killed after %u s (timeout: %u in "

@@ -15,7 +15,9 @@ vargen while a script sleeps, and let scripts leave special files in $out:
    4. `timeout:` kills a script that runs too long, with a clear error
       (skipped while the spec parser does not know `timeout:`);
    5. a FIFO, a directory, a symlink or an over-long file in $out, and
-      $out itself replaced by a symlink: one clear line, no hang.
+      $out itself replaced by a symlink: one clear line, no hang;
+   6. a script that reads the terminal (not its foreground group's any
+      more) fails at once with a clear line.
 
 Every run gets its own XDG_RUNTIME_DIR on /dev/shm, so the private
 directories it makes are known and other runs on the machine are not.
@@ -33,6 +35,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ptyrun import run_pty  # noqa: E402
 from vars_test import VARGEN, VarsCase, describe, read, tree, write  # noqa: E402
 
 TIMEOUT = 60  # seconds: for what would otherwise hang forever
@@ -197,6 +200,21 @@ class ScriptCase(VarsCase):
             if alive(pid, start):
                 os.kill(pid, signal.SIGKILL)
 
+    def kill_script(self):
+        """Kills what is left of the script; whether anything was."""
+        try:
+            sh = int(read(os.path.join(self.side, "pid")))
+        except (FileNotFoundError, ValueError):
+            return False
+        st = proc_stat(sh)
+        procs = descendants(sh)
+        if st and st[0] != "Z":
+            procs[sh] = st[3]
+        for pid, start in procs.items():
+            if alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
+        return bool(procs)
+
     def assert_processes_gone(self):
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
@@ -342,23 +360,6 @@ class T4Timeout(ScriptCase):
         self.assertEqual(self.leftovers(), [])
         self.assertEqual(tree(self.vars), self.pristine)
 
-
-    def kill_script(self):
-        """Kills what is left of the script; whether anything was."""
-        try:
-            sh = int(read(os.path.join(self.side, "pid")))
-        except (FileNotFoundError, ValueError):
-            return False
-        st = proc_stat(sh)
-        procs = descendants(sh)
-        if st and st[0] != "Z":
-            procs[sh] = st[3]
-        for pid, start in procs.items():
-            if alive(pid, start):
-                os.kill(pid, signal.SIGKILL)
-        return bool(procs)
-
-
 class T5SpecialOutputs(ScriptCase):
     def failing(self, script, *expected):
         self.use_script(script)
@@ -394,6 +395,23 @@ class T5SpecialOutputs(ScriptCase):
         # The bound predates issue 8: kept here so it stays.
         self.failing('head -c 1048577 /dev/zero > "$out/f"',
                      "generator g: $out/f is larger than 1 MiB")
+
+
+class T6Terminal(ScriptCase):
+    def test_script_reading_the_terminal(self):
+        # Outside the terminal's foreground group, a script reading it is
+        # stopped (SIGTTIN): a clear error at once, not a wait for the
+        # time limit (nor, before, a read waiting for a user).
+        self.use_script('echo $$ > "@SIDE@/pid"\nread x < /dev/tty\nprintf "$x" > "$out/f"')
+        self.addCleanup(self.kill_script)
+        rc, _, err, _ = run_pty(["env", "XDG_RUNTIME_DIR=" + self.runtime, VARGEN]
+                                + self.generate + ["-f", self.spec], [], timeout=TIMEOUT)
+        err = err.decode(errors="replace")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("generator g: script stopped by SIGTTIN: it tried to use the terminal",
+                      err)
+        self.assertEqual(self.leftovers(), [])
+        self.assertEqual(tree(self.vars), self.pristine)
 
 
 if __name__ == "__main__":
