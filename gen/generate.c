@@ -419,6 +419,9 @@ int cmd_generate(int argc, char **argv)
 {
 	struct run r = {.lock_fd = -1, .job_failed = ATOMIC_FLAG_INIT};
 	int status = parse(argc, argv, &r);
+	/* Plaintext that killed runs left on the RAM file system goes first. */
+	if (!status)
+		vg_clean_stale_script_dirs();
 	if (!status)
 		status = lock_store(&r);
 	if (!status)

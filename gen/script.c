@@ -1,24 +1,59 @@
 /* Script generators, with clan's contract: the script runs with $out,
  * $in/<dependency>/<file> and $prompts/<name> in a private directory on a
  * RAM file system (never a persistent disk), and that directory is removed
- * afterwards whatever happens. */
+ * afterwards whatever happens:
+ *
+ * - the script runs in its own process group, under a time limit;
+ *   SIGINT, SIGTERM and SIGHUP sent to vargen are forwarded to the group,
+ *   SIGKILL follows after a grace period, and vargen exits 128+N after
+ *   removing the directory;
+ * - a run killed outright (SIGKILL, power cut aside) leaves a directory
+ *   named vargen.<pid>.<random>, which the next run removes once that pid
+ *   is dead;
+ * - everything in the directory is reached through directory descriptors,
+ *   never following a symlink, and $out must hold regular files only.
+ *
+ * Signals are taken synchronously (blocked, then sigtimedwait), so no work
+ * happens in a signal handler. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/magic.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "atomic.h"
+#include "crypto.h"
 #include "secmem.h"
 #include "vargen.h"
 
+/* Per $out file: secrets are small; the whole value is held in guarded
+ * (locked) memory. */
 #define MAX_OUTPUT (1u << 20)
+/* The script's time limit when the spec gives no `timeout:`. */
+#define DEFAULT_TIMEOUT 300u
+/* Between SIGTERM (or the forwarded signal) and SIGKILL to the group. */
+#define KILL_GRACE 5
+/* After SIGKILL, how long to wait for the group to be reaped before
+ * going on (a member's zombie may belong to a parent outside it). */
+#define REAP_LIMIT 2
+/* Bytes of each file overwritten with zeros before it is unlinked. */
+#define WIPE_LIMIT (16u << 20)
+/* Directory levels walked when removing: one descriptor each. */
+#define MAX_DEPTH 256
+
+#define PREFIX "vargen."
+#define RANDOM_HEX 16
 
 /* dir/name into out; an over-long path is an error, never a truncation. */
 static int child_path(char *out, size_t cap, const char *dir, const char *name)
@@ -29,57 +64,277 @@ static int child_path(char *out, size_t cap, const char *dir, const char *name)
 	return 0;
 }
 
-static bool on_ram(const char *dir)
+/* ---- removing trees --------------------------------------------------- */
+
+/* Overwrites a file's contents: on a RAM file system unlinking frees the
+ * pages without clearing them. Only a file with one link (else the zeros
+ * would land in another name's contents) and only a regular file. */
+static void wipe_file(int dir_fd, const char *name, const struct stat *seen)
 {
-	struct statfs fs;
-	return statfs(dir, &fs) == 0 &&
-	       (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+	static const uint8_t zeros[65536];
+	if (seen->st_nlink != 1 || seen->st_size <= 0)
+		return;
+	int fd = openat(dir_fd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	    st.st_ino == seen->st_ino && st.st_dev == seen->st_dev) {
+		size_t left = (size_t)st.st_size < WIPE_LIMIT ? (size_t)st.st_size : WIPE_LIMIT;
+		off_t at = 0;
+		while (left) {
+			size_t chunk = left < sizeof(zeros) ? left : sizeof(zeros);
+			ssize_t n = pwrite(fd, zeros, chunk, at);
+			if (n <= 0)
+				break;
+			left -= (size_t)n;
+			at += n;
+		}
+	}
+	close(fd);
 }
 
-/* $XDG_RUNTIME_DIR, then /dev/shm, then /run: the first that is RAM. */
-static int private_dir(char *out, size_t cap)
+/* Opens a directory seen as `seen` beneath dir_fd, without following a
+ * symlink, and makes sure its entries can be removed (a script may have
+ * taken its own permissions away). */
+static int open_dir_beneath(int dir_fd, const char *name, const struct stat *seen)
 {
-	const char *candidates[] = {getenv("XDG_RUNTIME_DIR"), "/dev/shm", "/run"};
-	for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
-		if (!candidates[i] || !on_ram(candidates[i]))
-			continue;
-		if (child_path(out, cap, candidates[i], "vargen.XXXXXX"))
-			continue;
-		if (mkdtemp(out))
-			return 0;
+	int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(dir_fd, name, flags);
+	if (fd < 0 && errno == EACCES &&
+	    fchmodat(dir_fd, name, S_IRWXU, AT_SYMLINK_NOFOLLOW) == 0)
+		fd = openat(dir_fd, name, flags);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_ino != seen->st_ino || st.st_dev != seen->st_dev) {
+		close(fd);
+		return -1;
 	}
+	if ((st.st_mode & S_IRWXU) != S_IRWXU)
+		(void)fchmod(fd, (st.st_mode & 07777) | S_IRWXU);
+	return fd;
+}
+
+static int remove_entry(int dir_fd, const char *name, dev_t dev, unsigned depth);
+
+/* Removes everything in the directory fd (and closes fd). */
+static int empty_dir(int fd, dev_t dev, unsigned depth)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	int status = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+		    remove_entry(dirfd(d), e->d_name, dev, depth) != 0)
+			status = -1;
+	closedir(d);
+	return status;
+}
+
+/* Removes dir_fd/name and, for a directory, everything below it, on the
+ * file system dev only; symlinks are removed, never followed. 0 or -1. */
+static int remove_entry(int dir_fd, const char *name, dev_t dev, unsigned depth)
+{
+	struct stat st;
+	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode)) {
+		if (S_ISREG(st.st_mode))
+			wipe_file(dir_fd, name, &st);
+		return unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
+	}
+	if (st.st_dev != dev || depth >= MAX_DEPTH)
+		return -1;
+	int fd = open_dir_beneath(dir_fd, name, &st);
+	if (fd < 0)
+		return -1;
+	int status = empty_dir(fd, dev, depth + 1);
+	if (unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+		status = -1;
+	return status;
+}
+
+/* ---- where scripts run ------------------------------------------------ */
+
+static bool on_ram(int fd)
+{
+	struct statfs fs;
+	return fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+}
+
+/* Where script directories may be: $XDG_RUNTIME_DIR, then /dev/shm, then
+ * /run, those of them that are on RAM, in order. */
+#define N_BASES 3
+static const char *base_candidate(size_t i)
+{
+	if (i == 0) {
+		const char *xdg = getenv("XDG_RUNTIME_DIR");
+		/* Relative or empty: not a runtime directory. */
+		return xdg && xdg[0] == '/' ? xdg : NULL;
+	}
+	return i == 1 ? "/dev/shm" : "/run";
+}
+
+static int open_ram_base(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && !on_ram(fd)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct private_dir {
+	int base_fd;		      /* the RAM directory it is in */
+	int fd;			      /* the private directory */
+	char name[64];		      /* vargen.<pid>.<random hex> */
+	char path[PATH_MAX];	      /* base/name: for $out, $in and messages */
+};
+
+/* Recognisably ours: vargen.<pid>.<RANDOM_HEX hex digits>; the pid. */
+static pid_t private_dir_pid(const char *name)
+{
+	if (strncmp(name, PREFIX, strlen(PREFIX)))
+		return 0;
+	const char *p = name + strlen(PREFIX);
+	long pid = 0;
+	size_t digits = 0;
+	for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+		pid = pid * 10 + (*p - '0');
+	if (!digits || *p != '.' || pid <= 0 || pid > INT_MAX)
+		return 0;
+	p++;
+	size_t hex = strspn(p, "0123456789abcdef");
+	return hex == RANDOM_HEX && p[hex] == '\0' ? (pid_t)pid : 0;
+}
+
+static int make_private_dir_in(const char *base, struct private_dir *pd)
+{
+	pd->base_fd = open_ram_base(base);
+	if (pd->base_fd < 0)
+		return -1;
+	for (int attempt = 0; attempt < 8; attempt++) {
+		uint8_t rnd[RANDOM_HEX / 2];
+		char hex[RANDOM_HEX + 1];
+		struct vf_error err;
+		if (vf_random(rnd, sizeof(rnd), &err) != VF_OK)
+			break;
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(pd->name, sizeof(pd->name), PREFIX "%ld.%s", (long)getpid(), hex);
+		if (mkdirat(pd->base_fd, pd->name, 0700) != 0) {
+			if (errno == EEXIST)
+				continue;
+			break;
+		}
+		struct stat st;
+		pd->fd = openat(pd->base_fd, pd->name,
+				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* Ours and private, checked on what was opened. */
+		if (pd->fd >= 0 && fstat(pd->fd, &st) == 0 && st.st_uid == geteuid() &&
+		    !(st.st_mode & 077) &&
+		    child_path(pd->path, sizeof(pd->path), base, pd->name) == 0)
+			return 0;
+		if (pd->fd >= 0)
+			close(pd->fd);
+		pd->fd = -1;
+		break;
+	}
+	close(pd->base_fd);
+	pd->base_fd = -1;
+	return -1;
+}
+
+static int make_private_dir(struct private_dir *pd)
+{
+	*pd = (struct private_dir){.base_fd = -1, .fd = -1};
+	for (size_t i = 0; i < N_BASES; i++)
+		if (base_candidate(i) && make_private_dir_in(base_candidate(i), pd) == 0)
+			return 0;
 	return vg_error("no RAM file system to run generator scripts in "
 			"(tried $XDG_RUNTIME_DIR, /dev/shm, /run)");
 }
 
-static void remove_tree(const char *path)
+/* Removes the private directory; an error when anything is left, since
+ * it may hold plaintext. */
+static int remove_private_dir(struct private_dir *pd)
 {
-	DIR *d = opendir(path);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			char child[4096];
-			struct stat st;
-			if (child_path(child, sizeof(child), path, e->d_name) != 0)
-				continue;
-			if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-				remove_tree(child);
-			else
-				unlink(child);
-		}
-		closedir(d);
+	if (pd->fd < 0)
+		return 0;
+	struct stat st;
+	int status = fstat(pd->fd, &st);
+	if (status == 0) {
+		status = empty_dir(pd->fd, st.st_dev, 1);
+		if (unlinkat(pd->base_fd, pd->name, AT_REMOVEDIR) != 0)
+			status = -1;
+	} else {
+		close(pd->fd);
 	}
-	rmdir(path);
+	pd->fd = -1;
+	close(pd->base_fd);
+	pd->base_fd = -1;
+	if (status != 0)
+		return vg_error("%s: could not remove the script's directory (it may hold "
+				"secrets): remove it by hand",
+				pd->path);
+	return 0;
 }
 
-static int write_file(const char *dir, const char *name, const struct vf_value *v)
+/* A directory left by a run that was killed outright: ours by name and
+ * owner, and its pid is gone. */
+static void remove_if_stale(int base_fd, const char *name)
 {
-	char path[4096];
-	if (child_path(path, sizeof(path), dir, name) != 0)
-		return 1;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	pid_t pid = private_dir_pid(name);
+	struct stat st;
+	if (!pid || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+		return;
+	if (fstatat(base_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid())
+		return;
+	(void)remove_entry(base_fd, name, st.st_dev, 0);
+}
+
+void vg_clean_stale_script_dirs(void)
+{
+	for (size_t i = 0; i < N_BASES; i++) {
+		int fd = base_candidate(i) ? open_ram_base(base_candidate(i)) : -1;
+		if (fd < 0)
+			continue;
+		DIR *d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			continue;
+		}
+		struct dirent *e;
+		while ((e = readdir(d)))
+			remove_if_stale(dirfd(d), e->d_name);
+		closedir(d);
+	}
+}
+
+/* ---- the script's inputs ---------------------------------------------- */
+
+static int make_dir(int parent, const char *name, const char *shown, int *fd)
+{
+	if (mkdirat(parent, name, 0700) != 0 && errno != EEXIST)
+		return vg_error("%s/%s: %s", shown, name, strerror(errno));
+	*fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0)
+		return vg_error("%s/%s: %s", shown, name, strerror(errno));
+	return 0;
+}
+
+static int write_file(int dir_fd, const char *shown, const char *name, const struct vf_value *v)
+{
+	char path[PATH_MAX + 256];
+	snprintf(path, sizeof(path), "%s/%s", shown, name);
+	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return vg_error("%s: %s", path, strerror(errno));
 	struct vf_error err;
@@ -88,82 +343,364 @@ static int write_file(const char *dir, const char *name, const struct vf_value *
 	return rc == VF_OK ? 0 : vg_fail(&err);
 }
 
-static int make_dir(const char *base, const char *name, char *out, size_t cap)
+static int stage_dependency(int in_fd, const char *in_path, const struct vf_spec_generator *dep,
+			    const struct vf_value *values)
 {
-	if (child_path(out, cap, base, name) != 0)
-		return 1;
-	if (mkdir(out, 0700) != 0 && errno != EEXIST)
-		return vg_error("%s: %s", out, strerror(errno));
-	return 0;
-}
-
-static int stage_inputs(const char *dir, const struct vf_spec *spec,
-			const struct vf_spec_generator *g, const struct vf_value *const *deps_values,
-			const struct vf_value *prompts)
-{
-	char sub[4096], dep_dir[4096];
-	int status = make_dir(dir, "out", sub, sizeof(sub));
-	if (!status)
-		status = make_dir(dir, "in", sub, sizeof(sub));
-	for (size_t d = 0; !status && d < g->n_dependencies; d++) {
-		const struct vf_spec_generator *dep = vf_spec_generator(spec, g->dependencies[d]);
-		status = make_dir(sub, dep->name, dep_dir, sizeof(dep_dir));
-		for (size_t f = 0; !status && f < dep->n_files; f++)
-			status = write_file(dep_dir, dep->files[f].name, &deps_values[d][f]);
-	}
-	if (!status)
-		status = make_dir(dir, "prompts", sub, sizeof(sub));
-	for (size_t p = 0; !status && p < g->n_prompts; p++)
-		status = write_file(sub, g->prompts[p].name, &prompts[p]);
+	char shown[PATH_MAX + 256];
+	int fd = -1;
+	snprintf(shown, sizeof(shown), "%s/%s", in_path, dep->name);
+	int status = make_dir(in_fd, dep->name, in_path, &fd);
+	for (size_t f = 0; !status && f < dep->n_files; f++)
+		status = write_file(fd, shown, dep->files[f].name, &values[f]);
+	if (fd >= 0)
+		close(fd);
 	return status;
 }
 
-static int run_shell(const char *dir, const struct vf_spec_generator *g)
+static int stage_inputs(const struct private_dir *pd, const struct vf_spec *spec,
+			const struct vf_spec_generator *g, const struct vf_value *const *deps_values,
+			const struct vf_value *prompts)
 {
-	char out[4096], in[4096], prompts[4096];
-	if (child_path(out, sizeof(out), dir, "out") || child_path(in, sizeof(in), dir, "in") ||
-	    child_path(prompts, sizeof(prompts), dir, "prompts"))
-		return 1;
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
-		return vg_error("fork: %s", strerror(errno));
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, STDIN_FILENO);
-		/* The script's chatter goes to stderr: stdout is ours. */
-		dup2(STDERR_FILENO, STDOUT_FILENO);
-		if (chdir(dir) != 0 || setenv("out", out, 1) || setenv("in", in, 1) ||
-		    setenv("prompts", prompts, 1))
-			_exit(127);
-		execl("/bin/sh", "sh", "-e", "-c", g->script, (char *)NULL);
-		_exit(127);
-	}
-	int wstatus;
-	while (waitpid(pid, &wstatus, 0) < 0)
-		if (errno != EINTR)
-			return vg_error("waitpid: %s", strerror(errno));
-	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
-		return 0;
-	if (WIFSIGNALED(wstatus))
-		return vg_error("generator %s: script killed by signal %d", g->name,
-				WTERMSIG(wstatus));
-	return vg_error("generator %s: script failed with exit status %d", g->name,
-			WEXITSTATUS(wstatus));
+	char in_path[PATH_MAX + 8], prompts_path[PATH_MAX + 16];
+	snprintf(in_path, sizeof(in_path), "%s/in", pd->path);
+	snprintf(prompts_path, sizeof(prompts_path), "%s/prompts", pd->path);
+	int out_fd = -1, in_fd = -1, prompts_fd = -1;
+	int status = make_dir(pd->fd, "out", pd->path, &out_fd);
+	if (!status)
+		status = make_dir(pd->fd, "in", pd->path, &in_fd);
+	for (size_t d = 0; !status && d < g->n_dependencies; d++)
+		status = stage_dependency(in_fd, in_path, vf_spec_generator(spec, g->dependencies[d]),
+					  deps_values[d]);
+	if (!status)
+		status = make_dir(pd->fd, "prompts", pd->path, &prompts_fd);
+	for (size_t p = 0; !status && p < g->n_prompts; p++)
+		status = write_file(prompts_fd, prompts_path, g->prompts[p].name, &prompts[p]);
+	if (out_fd >= 0)
+		close(out_fd);
+	if (in_fd >= 0)
+		close(in_fd);
+	if (prompts_fd >= 0)
+		close(prompts_fd);
+	return status;
 }
 
-static int read_output(const char *dir, const struct vf_spec_generator *g, size_t i,
+/* ---- running the script ----------------------------------------------- */
+
+/* SIGINT, SIGTERM and SIGHUP are blocked while a script's directory
+ * exists and taken with sigtimedwait; a signal the caller ignores (nohup)
+ * stays ignored. SIGCHLD is blocked too, to wake the wait. */
+struct signals {
+	sigset_t stop;	   /* the stopping signals that are not ignored */
+	sigset_t old_mask; /* restored afterwards, and in the script */
+	struct sigaction old_chld;
+};
+
+static void block_signals(struct signals *s)
+{
+	static const int stopping[] = {SIGINT, SIGTERM, SIGHUP};
+	sigemptyset(&s->stop);
+	for (size_t i = 0; i < sizeof(stopping) / sizeof(stopping[0]); i++) {
+		struct sigaction sa;
+		if (sigaction(stopping[i], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
+			sigaddset(&s->stop, stopping[i]);
+	}
+	sigset_t block = s->stop;
+	sigaddset(&block, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &block, &s->old_mask);
+	/* An inherited SIG_IGN would have the kernel reap the script. */
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigaction(SIGCHLD, &dfl, &s->old_chld);
+}
+
+/* The first stopping signal that arrived (and is now consumed), or 0. */
+static int pending_stop(const struct signals *s)
+{
+	static const struct timespec now = {0, 0};
+	int sig = sigtimedwait(&s->stop, NULL, &now);
+	return sig > 0 ? sig : 0;
+}
+
+static void restore_signals(const struct signals *s)
+{
+	sigaction(SIGCHLD, &s->old_chld, NULL);
+	pthread_sigmask(SIG_SETMASK, &s->old_mask, NULL);
+}
+
+static const char *signal_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+}
+
+/* In the child: its own process group, killed with vargen, the caller's
+ * signal state, stdin from /dev/null, stdout to stderr (stdout is
+ * vargen's), then sh. */
+static void exec_script(const struct private_dir *pd, const struct vf_spec_generator *g,
+			const struct signals *s, pid_t parent)
+{
+	char out[PATH_MAX], in[PATH_MAX], prompts[PATH_MAX];
+	setpgid(0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(127);
+	restore_signals(s);
+	int devnull = open("/dev/null", O_RDONLY);
+	if (devnull >= 0)
+		dup2(devnull, STDIN_FILENO);
+	dup2(STDERR_FILENO, STDOUT_FILENO);
+	if (child_path(out, sizeof(out), pd->path, "out") ||
+	    child_path(in, sizeof(in), pd->path, "in") ||
+	    child_path(prompts, sizeof(prompts), pd->path, "prompts") || fchdir(pd->fd) != 0 ||
+	    setenv("out", out, 1) || setenv("in", in, 1) || setenv("prompts", prompts, 1))
+		_exit(127);
+	execl("/bin/sh", "sh", "-e", "-c", g->script, (char *)NULL);
+	_exit(127);
+}
+
+/* The script's process group while it runs and while it is stopped. */
+struct script {
+	pid_t pid; /* the shell: leader of the group, so also its id */
+	int wstatus;
+	bool reaped;
+	int stop_signal;	 /* what stopped vargen, or 0 */
+	bool timed_out;
+	int tty_stop;		 /* SIGTTIN/SIGTTOU that stopped the shell, or 0 */
+	bool terminating;	 /* a signal went to the group; SIGKILL at kill_at */
+	bool term_sent, killed;
+	struct timespec kill_at;
+};
+
+static struct timespec now_plus(long seconds)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += seconds;
+	return t;
+}
+
+static bool reached(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static struct timespec until(const struct timespec *t)
+{
+	struct timespec now, left = {0, 0};
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (reached(t))
+		return left;
+	left.tv_sec = t->tv_sec - now.tv_sec;
+	left.tv_nsec = t->tv_nsec - now.tv_nsec;
+	if (left.tv_nsec < 0) {
+		left.tv_sec--;
+		left.tv_nsec += 1000000000L;
+	}
+	return left;
+}
+
+/* Reaps every child: the shell, and members of its group orphaned to us
+ * (vargen is their subreaper while the script runs). */
+static void reap(struct script *sc)
+{
+	int wstatus;
+	pid_t pid;
+	while ((pid = waitpid(-1, &wstatus, WNOHANG | WUNTRACED)) > 0) {
+		if (pid != sc->pid)
+			continue;
+		if (WIFSTOPPED(wstatus)) {
+			int sig = WSTOPSIG(wstatus);
+			if (sig == SIGTTIN || sig == SIGTTOU)
+				sc->tty_stop = sig;
+			continue;
+		}
+		sc->wstatus = wstatus;
+		sc->reaped = true;
+	}
+}
+
+static bool group_alive(const struct script *sc)
+{
+	return killpg(sc->pid, 0) == 0 || errno == EPERM;
+}
+
+/* sig to the group (continued, in case it is stopped); SIGKILL follows
+ * after the grace. */
+static void terminate(struct script *sc, int sig)
+{
+	killpg(sc->pid, sig);
+	killpg(sc->pid, SIGCONT);
+	if (sig == SIGTERM)
+		sc->term_sent = true;
+	if (!sc->terminating) {
+		sc->terminating = true;
+		sc->kill_at = now_plus(KILL_GRACE);
+	}
+}
+
+static void kill_group(struct script *sc)
+{
+	killpg(sc->pid, SIGKILL);
+	sc->killed = true;
+	sc->kill_at = now_plus(REAP_LIMIT);
+}
+
+/* Waits until the script's whole group is gone (or, after SIGKILL, for at
+ * most REAP_LIMIT), acting on the time limit and on stopping signals. */
+static void supervise(struct script *sc, const struct signals *s, unsigned timeout)
+{
+	struct timespec deadline = now_plus(timeout);
+	sigset_t wake = s->stop;
+	sigaddset(&wake, SIGCHLD);
+	for (;;) {
+		reap(sc);
+		bool alive = group_alive(sc);
+		if (sc->reaped && !alive)
+			return;
+		/* Leftovers of a finished script (background jobs) are stopped:
+		 * nothing may outlive its directory. */
+		if (sc->reaped && !sc->term_sent && !sc->killed)
+			terminate(sc, SIGTERM);
+		/* Not the terminal's foreground group, the script cannot use
+		 * the terminal: fail now rather than at the time limit. */
+		if (sc->tty_stop && !sc->terminating)
+			terminate(sc, SIGTERM);
+		const struct timespec *next = sc->terminating ? &sc->kill_at : &deadline;
+		if (reached(next)) {
+			if (!sc->terminating) {
+				sc->timed_out = true;
+				terminate(sc, SIGTERM);
+			} else if (!sc->killed) {
+				kill_group(sc);
+			} else {
+				return; /* only zombies can be left */
+			}
+			continue;
+		}
+		struct timespec left = until(next);
+		int sig = sigtimedwait(&wake, NULL, &left);
+		if (sig <= 0 || sig == SIGCHLD)
+			continue;
+		if (!sc->stop_signal)
+			sc->stop_signal = sig;
+		if (!sc->terminating)
+			terminate(sc, sig);
+		else if (!sc->killed)
+			kill_group(sc); /* asked twice: no more patience */
+	}
+}
+
+static int run_shell(const struct private_dir *pd, const struct vf_spec_generator *g,
+		     const struct signals *s, int *stop_signal)
+{
+	unsigned timeout = g->timeout_seconds ? g->timeout_seconds : DEFAULT_TIMEOUT;
+	pid_t parent = getpid();
+	fflush(NULL);
+	/* Orphans of the script come to us, so SIGCHLD tells when they end. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	struct script sc = {.pid = fork()};
+	if (sc.pid < 0) {
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
+		return vg_error("fork: %s", strerror(errno));
+	}
+	if (sc.pid == 0)
+		exec_script(pd, g, s, parent);
+	/* Also here: the group must exist before a signal is forwarded to it. */
+	setpgid(sc.pid, sc.pid);
+	supervise(&sc, s, timeout);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	*stop_signal = sc.stop_signal;
+	if (sc.stop_signal)
+		return 1;
+	if (sc.tty_stop)
+		return vg_error("generator %s: script stopped by %s: it tried to use the terminal "
+				"(scripts get their input from prompts:)",
+				g->name, sc.tty_stop == SIGTTIN ? "SIGTTIN" : "SIGTTOU");
+	if (sc.timed_out) {
+		if (g->timeout_seconds)
+			return vg_error("generator %s: script killed after %u s (timeout: %u in "
+					"the spec)",
+					g->name, timeout, timeout);
+		return vg_error("generator %s: script killed after %u s (the default limit; "
+				"set timeout: in the spec for longer)",
+				g->name, timeout);
+	}
+	if (!sc.reaped)
+		return vg_error("generator %s: script could not be reaped", g->name);
+	if (WIFEXITED(sc.wstatus) && WEXITSTATUS(sc.wstatus) == 0)
+		return 0;
+	if (WIFSIGNALED(sc.wstatus))
+		return vg_error("generator %s: script killed by signal %d", g->name,
+				WTERMSIG(sc.wstatus));
+	return vg_error("generator %s: script failed with exit status %d", g->name,
+			WEXITSTATUS(sc.wstatus));
+}
+
+/* ---- the script's outputs --------------------------------------------- */
+
+static const char *type_name(mode_t mode)
+{
+	return S_ISDIR(mode)    ? "a directory"
+	       : S_ISFIFO(mode) ? "a FIFO"
+	       : S_ISSOCK(mode) ? "a socket"
+	       : S_ISCHR(mode)  ? "a character device"
+	       : S_ISBLK(mode)  ? "a block device"
+				: "a special file";
+}
+
+/* $out itself: a directory, not a symlink the script put in its place. */
+static int open_out(const struct private_dir *pd, const struct vf_spec_generator *g, int *fd)
+{
+	struct stat st;
+	if (fstatat(pd->fd, "out", &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return vg_error("generator %s: the script removed $out", g->name);
+	if (S_ISLNK(st.st_mode))
+		return vg_error("generator %s: $out is a symlink (not followed)", g->name);
+	if (!S_ISDIR(st.st_mode))
+		return vg_error("generator %s: $out is %s, not a directory", g->name,
+				type_name(st.st_mode));
+	*fd = openat(pd->fd, "out", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0)
+		return vg_error("generator %s: $out: %s", g->name, strerror(errno));
+	return 0;
+}
+
+/* A regular file, opened without following a symlink and without
+ * blocking (a FIFO would block open() until a writer came). */
+static int open_output(int out_fd, const struct vf_spec_generator *g, const char *name,
+		       int *fd)
+{
+	struct stat st;
+	if (fstatat(out_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno == ENOENT)
+			return vg_error("generator %s: the script did not write $out/%s", g->name,
+					name);
+		return vg_error("generator %s: $out/%s: %s", g->name, name, strerror(errno));
+	}
+	if (S_ISLNK(st.st_mode))
+		return vg_error("generator %s: $out/%s is a symlink (not followed)", g->name, name);
+	if (!S_ISREG(st.st_mode))
+		return vg_error("generator %s: $out/%s is %s, not a regular file", g->name, name,
+				type_name(st.st_mode));
+	if (st.st_size > (off_t)MAX_OUTPUT)
+		return vg_error("generator %s: $out/%s is larger than 1 MiB", g->name, name);
+	*fd = openat(out_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (*fd < 0)
+		return vg_error("generator %s: $out/%s: %s", g->name, name, strerror(errno));
+	if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(*fd);
+		return vg_error("generator %s: $out/%s changed while being opened", g->name, name);
+	}
+	return 0;
+}
+
+/* Into guarded memory, at most MAX_OUTPUT bytes. */
+static int read_output(int out_fd, const struct vf_spec_generator *g, size_t i,
 		       struct vf_value *v)
 {
-	char out[4096], path[4096];
-	if (child_path(out, sizeof(out), dir, "out") ||
-	    child_path(path, sizeof(path), out, g->files[i].name))
+	const char *name = g->files[i].name;
+	int fd = -1;
+	if (open_output(out_fd, g, name, &fd) != 0)
 		return 1;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return vg_error("generator %s: the script did not write $out/%s", g->name,
-				g->files[i].name);
 	uint8_t *buf = vf_secure_alloc(MAX_OUTPUT + 1);
 	size_t len = 0;
 	ssize_t n = 0;
@@ -175,10 +712,9 @@ static int read_output(const char *dir, const struct vf_spec_generator *g, size_
 	if (!buf)
 		status = vg_error("out of memory");
 	else if (n < 0)
-		status = vg_error("%s: %s", path, strerror(errno));
+		status = vg_error("generator %s: $out/%s: %s", g->name, name, strerror(errno));
 	else if (len > MAX_OUTPUT)
-		status = vg_error("generator %s: $out/%s is larger than 1 MiB", g->name,
-				  g->files[i].name);
+		status = vg_error("generator %s: $out/%s is larger than 1 MiB", g->name, name);
 	else if (vf_value_set(v, buf, len, &err) != VF_OK)
 		status = vg_fail(&err);
 	vf_secure_free(buf);
@@ -187,14 +723,15 @@ static int read_output(const char *dir, const struct vf_spec_generator *g, size_
 
 /* Everything in $out must be declared: a typo in a file name must not
  * silently drop a secret. */
-static int check_no_extra(const char *dir, const struct vf_spec_generator *g)
+static int check_no_extra(int out_fd, const struct vf_spec_generator *g)
 {
-	char path[4096];
-	if (child_path(path, sizeof(path), dir, "out"))
-		return 1;
-	DIR *d = opendir(path);
-	if (!d)
-		return vg_error("%s: %s", path, strerror(errno));
+	int fd = dup(out_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return vg_error("generator %s: $out: %s", g->name, strerror(errno));
+	}
 	int status = 0;
 	struct dirent *e;
 	while (!status && (e = readdir(d))) {
@@ -212,20 +749,49 @@ static int check_no_extra(const char *dir, const struct vf_spec_generator *g)
 	return status;
 }
 
+static int read_outputs(const struct private_dir *pd, const struct vf_spec_generator *g,
+			struct vf_value *values)
+{
+	int out_fd = -1;
+	if (open_out(pd, g, &out_fd) != 0)
+		return 1;
+	int status = check_no_extra(out_fd, g);
+	for (size_t i = 0; !status && i < g->n_files; i++)
+		status = read_output(out_fd, g, i, &values[i]);
+	close(out_fd);
+	return status;
+}
+
 int vg_run_script(const struct vf_spec *spec, const struct vf_spec_generator *g,
 		  const struct vf_value *const *deps_values, const struct vf_value *prompts,
 		  struct vf_value *values)
 {
-	char dir[4096];
-	if (private_dir(dir, sizeof(dir)) != 0)
-		return 1;
-	int status = stage_inputs(dir, spec, g, deps_values, prompts);
+	struct signals s;
+	struct private_dir pd;
+	int stop_signal = 0;
+	/* From before the directory exists until it is gone, a stopping
+	 * signal only marks the run as interrupted. */
+	block_signals(&s);
+	int status = make_private_dir(&pd);
 	if (!status)
-		status = run_shell(dir, g);
+		status = stage_inputs(&pd, spec, g, deps_values, prompts);
 	if (!status)
-		status = check_no_extra(dir, g);
-	for (size_t i = 0; !status && i < g->n_files; i++)
-		status = read_output(dir, g, i, &values[i]);
-	remove_tree(dir);
-	return status;
+		stop_signal = pending_stop(&s);
+	if (!status && !stop_signal)
+		status = run_shell(&pd, g, &s, &stop_signal);
+	if (!status && !stop_signal)
+		status = read_outputs(&pd, g, values);
+	if (remove_private_dir(&pd) != 0 && !status)
+		status = 1;
+	if (!stop_signal)
+		stop_signal = pending_stop(&s);
+	restore_signals(&s);
+	if (!stop_signal)
+		return status;
+	for (size_t i = 0; i < g->n_files; i++)
+		vf_value_free(&values[i]);
+	vg_error("generator %s: interrupted by %s: script stopped, its directory removed, "
+		 "nothing committed",
+		 g->name, signal_name(stop_signal));
+	return 128 + stop_signal;
 }

@@ -44,9 +44,17 @@ int vg_items(const struct vg_context *ctx, struct vg_item **items, size_t *n);
 
 /* Runs a generator's script in a private directory on a RAM file system
  * with $out, $in/<dep>/<file> and $prompts/<name>; values[i] receives
- * g->files[i]. deps_values[d][f] are the files of g's d-th dependency. */
+ * g->files[i]. deps_values[d][f] are the files of g's d-th dependency.
+ * Returns 0, 1 on error (reported), or 128+N when signal N (SIGINT,
+ * SIGTERM, SIGHUP) stopped vargen meanwhile: the script's process group
+ * was stopped and its directory removed; the caller commits nothing and
+ * exits with that status. */
 int vg_run_script(const struct vf_spec *spec, const struct vf_spec_generator *g,
 		  const struct vf_value *const *deps_values, const struct vf_value *prompts,
 		  struct vf_value *values);
+
+/* Removes the script directories that runs killed outright left behind:
+ * named as vg_run_script names them, owned by this user, of a dead pid. */
+void vg_clean_stale_script_dirs(void);
 
 #endif
