@@ -321,9 +321,11 @@ static int stage_all(struct run *r)
 	 * jobs already running may fail too, but only the first one reports. */
 	if (vf_parallel_for(r->n_jobs, seal_job, r))
 		return vg_fail(&r->job_err);
-	/* The hash records go last: the transaction renames in order, so a
-	 * run killed half-way leaves files new under an old record (reported
-	 * stale, made again), never old files under a new one. */
+	/* The records go last: the transaction first removes the old commit
+	 * records, then renames the files, then puts the new records in
+	 * place (store.h), so a run killed half-way leaves files without a
+	 * record that names them (reported incomplete, made again), never a
+	 * record over a mix of old and new files. */
 	for (size_t i = 0; i < r->n; i++)
 		if (r->made[i] && vf_vars_stage_hash(&r->txn, r->ctx.root, r->items[i].machine,
 						     r->items[i].g, &err) != VF_OK)
