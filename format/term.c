@@ -38,7 +38,7 @@ static int next_byte(int fd, int wake, uint8_t *c, int *sig)
 				continue;
 		}
 		ssize_t got = read(fd, c, 1);
-		if (got < 0 && errno == EINTR)
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue; /* the signal, if it was one, is in the pipe */
 		return got < 0 ? -1 : (int)got;
 	}
@@ -203,8 +203,18 @@ static enum vf_code ask(int fd, const struct termios *old, const struct termios 
 		rc = vf_fail_errno(err, errno, "/dev/tty");
 	if (rc == VF_OK)
 		rc = vf_write_all(fd, prompt, strlen(prompt), "/dev/tty", err);
+	/* Non-blocking while reading: poll can call the terminal readable
+	 * and a Ctrl-C then flush the line before read runs; a blocking read
+	 * would then sleep with the signal already noted in the pipe, and the
+	 * prompt would ignore Ctrl-C until Enter. This descriptor is our own
+	 * open of /dev/tty, so the flag touches no one else's. */
+	int flags = fcntl(fd, F_GETFL);
+	if (rc == VF_OK && (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0))
+		rc = vf_fail_errno(err, errno, "/dev/tty");
 	if (rc == VF_OK)
 		rc = read_until(fd, wake, sig, "terminal input", multiline, secret, len, err);
+	if (flags >= 0)
+		(void)fcntl(fd, F_SETFL, flags);
 	tcsetattr(fd, TCSAFLUSH, old);
 	if (!echo || *sig)
 		(void)!write(fd, "\n", 1);
