@@ -35,6 +35,7 @@
 #include "atomic.h"
 #include "crypto.h"
 #include "secmem.h"
+#include "tree.h"
 #include "vargen.h"
 
 /* Per $out file: secrets are small; the whole value is held in guarded
@@ -47,8 +48,6 @@
 /* After SIGKILL, how long to wait for the group to be reaped before
  * going on (a member's zombie may belong to a parent outside it). */
 #define REAP_LIMIT 2
-/* Bytes of each file overwritten with zeros before it is unlinked. */
-#define WIPE_LIMIT (16u << 20)
 /* Directory levels walked when removing: one descriptor each. */
 #define MAX_DEPTH 256
 
@@ -64,100 +63,15 @@ static int child_path(char *out, size_t cap, const char *dir, const char *name)
 	return 0;
 }
 
-/* ---- removing trees --------------------------------------------------- */
-
-/* Overwrites a file's contents: on a RAM file system unlinking frees the
- * pages without clearing them. Only a file with one link (else the zeros
- * would land in another name's contents) and only a regular file. */
-static void wipe_file(int dir_fd, const char *name, const struct stat *seen)
-{
-	static const uint8_t zeros[65536];
-	if (seen->st_nlink != 1 || seen->st_size <= 0)
-		return;
-	int fd = openat(dir_fd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-	    st.st_ino == seen->st_ino && st.st_dev == seen->st_dev) {
-		size_t left = (size_t)st.st_size < WIPE_LIMIT ? (size_t)st.st_size : WIPE_LIMIT;
-		off_t at = 0;
-		while (left) {
-			size_t chunk = left < sizeof(zeros) ? left : sizeof(zeros);
-			ssize_t n = pwrite(fd, zeros, chunk, at);
-			if (n <= 0)
-				break;
-			left -= (size_t)n;
-			at += n;
-		}
-	}
-	close(fd);
-}
-
-/* Opens a directory seen as `seen` beneath dir_fd, without following a
- * symlink, and makes sure its entries can be removed (a script may have
- * taken its own permissions away). */
-static int open_dir_beneath(int dir_fd, const char *name, const struct stat *seen)
-{
-	int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(dir_fd, name, flags);
-	if (fd < 0 && errno == EACCES &&
-	    fchmodat(dir_fd, name, S_IRWXU, AT_SYMLINK_NOFOLLOW) == 0)
-		fd = openat(dir_fd, name, flags);
-	if (fd < 0)
-		return -1;
-	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_ino != seen->st_ino || st.st_dev != seen->st_dev) {
-		close(fd);
-		return -1;
-	}
-	if ((st.st_mode & S_IRWXU) != S_IRWXU)
-		(void)fchmod(fd, (st.st_mode & 07777) | S_IRWXU);
-	return fd;
-}
-
-static int remove_entry(int dir_fd, const char *name, dev_t dev, unsigned depth);
-
-/* Removes everything in the directory fd (and closes fd). */
-static int empty_dir(int fd, dev_t dev, unsigned depth)
-{
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	int status = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-		    remove_entry(dirfd(d), e->d_name, dev, depth) != 0)
-			status = -1;
-	closedir(d);
-	return status;
-}
-
-/* Removes dir_fd/name and, for a directory, everything below it, on the
- * file system dev only; symlinks are removed, never followed. 0 or -1. */
-static int remove_entry(int dir_fd, const char *name, dev_t dev, unsigned depth)
-{
-	struct stat st;
-	if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(st.st_mode)) {
-		if (S_ISREG(st.st_mode))
-			wipe_file(dir_fd, name, &st);
-		return unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
-	}
-	if (st.st_dev != dev || depth >= MAX_DEPTH)
-		return -1;
-	int fd = open_dir_beneath(dir_fd, name, &st);
-	if (fd < 0)
-		return -1;
-	int status = empty_dir(fd, dev, depth + 1);
-	if (unlinkat(dir_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-		status = -1;
-	return status;
-}
+/* A script's directory may hold secrets and whatever the script made of
+ * it: files are wiped before they go, the script's own removal of its
+ * permissions is undone, and a mount or a symlink it left leads nowhere. */
+static const struct vf_tree_opts script_tree = {
+	.wipe = true,
+	.one_fs = true,
+	.restore_access = true,
+	.max_depth = MAX_DEPTH,
+};
 
 /* ---- where scripts run ------------------------------------------------ */
 
@@ -198,20 +112,21 @@ struct private_dir {
 };
 
 /* Recognisably ours: vargen.<pid>.<RANDOM_HEX hex digits>; the pid. */
-static pid_t private_dir_pid(const char *name)
+static bool private_dir_pid(const char *name, pid_t *pid)
 {
 	if (strncmp(name, PREFIX, strlen(PREFIX)))
-		return 0;
+		return false;
 	const char *p = name + strlen(PREFIX);
-	long pid = 0;
+	long n = 0;
 	size_t digits = 0;
 	for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
-		pid = pid * 10 + (*p - '0');
-	if (!digits || *p != '.' || pid <= 0 || pid > INT_MAX)
-		return 0;
+		n = n * 10 + (*p - '0');
+	if (!digits || *p != '.' || n <= 0 || n > INT_MAX)
+		return false;
 	p++;
 	size_t hex = strspn(p, "0123456789abcdef");
-	return hex == RANDOM_HEX && p[hex] == '\0' ? (pid_t)pid : 0;
+	*pid = (pid_t)n;
+	return hex == RANDOM_HEX && p[hex] == '\0';
 }
 
 static int make_private_dir_in(const char *base, struct private_dir *pd)
@@ -267,15 +182,10 @@ static int remove_private_dir(struct private_dir *pd)
 {
 	if (pd->fd < 0)
 		return 0;
-	struct stat st;
-	int status = fstat(pd->fd, &st);
-	if (status == 0) {
-		status = empty_dir(pd->fd, st.st_dev, 1);
-		if (unlinkat(pd->base_fd, pd->name, AT_REMOVEDIR) != 0)
-			status = -1;
-	} else {
-		close(pd->fd);
-	}
+	int status = vf_tree_empty(pd->fd, &script_tree);
+	close(pd->fd);
+	if (status == 0 && unlinkat(pd->base_fd, pd->name, AT_REMOVEDIR) != 0)
+		status = -1;
 	pd->fd = -1;
 	close(pd->base_fd);
 	pd->base_fd = -1;
@@ -286,35 +196,21 @@ static int remove_private_dir(struct private_dir *pd)
 	return 0;
 }
 
-/* A directory left by a run that was killed outright: ours by name and
- * owner, and its pid is gone. */
-static void remove_if_stale(int base_fd, const char *name)
-{
-	pid_t pid = private_dir_pid(name);
-	struct stat st;
-	if (!pid || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
-		return;
-	if (fstatat(base_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != geteuid())
-		return;
-	(void)remove_entry(base_fd, name, st.st_dev, 0);
-}
-
+/* Directories left by runs killed outright: ours by name and owner, and
+ * their pid is gone. Not necessarily 0700: the script may have changed
+ * that. */
 void vg_clean_stale_script_dirs(void)
 {
+	const struct vf_tree_stale stale = {
+		.parse = private_dir_pid,
+		.tree = script_tree,
+	};
 	for (size_t i = 0; i < N_BASES; i++) {
 		int fd = base_candidate(i) ? open_ram_base(base_candidate(i)) : -1;
 		if (fd < 0)
 			continue;
-		DIR *d = fdopendir(fd);
-		if (!d) {
-			close(fd);
-			continue;
-		}
-		struct dirent *e;
-		while ((e = readdir(d)))
-			remove_if_stale(dirfd(d), e->d_name);
-		closedir(d);
+		vf_tree_sweep_stale(fd, &stale);
+		close(fd);
 	}
 }
 

@@ -32,6 +32,7 @@
 #include "safedir.h"
 #include "secmem.h"
 #include "store.h"
+#include "tree.h"
 #include "varinject.h"
 
 static const char usage[] = "varinject install [-f SPEC] [--store DIR] --machine M -i IDENTITY "
@@ -484,6 +485,24 @@ static int switch_link(struct install *in)
 	return 0;
 }
 
+/* Directory levels removed: generations are three deep; anything deeper
+ * is not a tree install made. */
+#define GENERATION_MAX_DEPTH 16
+
+/* A generation and what is in it, entering only directories install's
+ * user owns: one that is not was put there by someone else, and from
+ * there a planted symlink or directory could lead root's removal to what
+ * is not install's. Returns 0, or -1 with errno (EPERM, ELOOP, ...). */
+static int remove_generation(const struct install *in, const char *name)
+{
+	const struct vf_tree_opts o = {
+		.check_owner = true,
+		.owner = in->self,
+		.max_depth = GENERATION_MAX_DEPTH,
+	};
+	return vf_tree_remove_at(in->gens, name, &o);
+}
+
 static void remove_old(struct install *in)
 {
 	int list = openat(in->gens, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -499,7 +518,7 @@ static void remove_old(struct install *in)
 	while ((e = readdir(d))) {
 		if (!generation_number(e->d_name, &n) || n == in->number)
 			continue;
-		if (vi_remove_tree_at(in->gens, e->d_name, in->self) != 0)
+		if (remove_generation(in, e->d_name) != 0)
 			vi_warn("%s/%s: old generation not removed: %s", in->gens_path, e->d_name,
 				strerror(errno));
 	}
@@ -513,7 +532,7 @@ static void undo(struct install *in, bool made_generation)
 {
 	char number[32];
 	snprintf(number, sizeof(number), "%lu", in->number);
-	if (made_generation && in->gens >= 0 && vi_remove_tree_at(in->gens, number, in->self) != 0)
+	if (made_generation && in->gens >= 0 && remove_generation(in, number) != 0)
 		vi_warn("%s/%s: not removed: %s", in->gens_path, number, strerror(errno));
 	if (in->made_gens && in->parent >= 0)
 		unlinkat(in->parent, in->gens_name, AT_REMOVEDIR);

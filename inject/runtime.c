@@ -2,12 +2,10 @@
  * system, 0700, files 0400, removed once the hypervisor has read them and
  * the directory when varinject ends (or, after a kill, at the next start). */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "tree.h"
 #include "varinject.h"
 
 bool vi_on_ram(const char *dir)
@@ -56,58 +55,30 @@ static bool runtime_name(const char *name, pid_t *pid)
 	return true;
 }
 
-/* Removes what is in the directory fd (files, sockets: no subdirectories
- * are ever made there). */
-static void empty_dir(int fd)
+/* What is in a runtime directory: our files and what the hypervisor left
+ * (its API socket and lock). No subdirectories are ever made there, so
+ * none is entered (max_depth 1): one there is not ours to remove. */
+static const struct vf_tree_opts runtime_tree = {.max_depth = 1};
+
+static void report_stale(const char *name, pid_t pid, void *ctx)
 {
-	int copy = dup(fd);
-	DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
-	if (!d) {
-		if (copy >= 0)
-			close(copy);
-		return;
-	}
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlinkat(fd, e->d_name, 0);
-	closedir(d);
+	vi_info("removed %s/%s, left behind by a run that was killed (pid %d)",
+		(const char *)ctx, name, (int)pid);
 }
 
-/* Ours, private, and not in use: the runs that made them are gone. */
-static void remove_stale(int parent_fd, const char *parent, const char *name, pid_t pid)
-{
-	if (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
-		return;
-	int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 07777) == 0700 &&
-	    flock(fd, LOCK_EX | LOCK_NB) == 0) {
-		empty_dir(fd);
-		if (unlinkat(parent_fd, name, AT_REMOVEDIR) == 0)
-			vi_info("removed %s/%s, left behind by a run that was killed (pid %d)", parent,
-				name, (int)pid);
-	}
-	close(fd);
-}
-
+/* Ours, private, and not in use (a live run holds its lock): the runs
+ * that made them are gone. */
 static void clean_stale(int parent_fd, const char *parent)
 {
-	int copy = dup(parent_fd);
-	DIR *d = copy >= 0 ? fdopendir(copy) : NULL;
-	if (!d) {
-		if (copy >= 0)
-			close(copy);
-		return;
-	}
-	struct dirent *e;
-	pid_t pid;
-	while ((e = readdir(d)))
-		if (runtime_name(e->d_name, &pid))
-			remove_stale(parent_fd, parent, e->d_name, pid);
-	closedir(d);
+	const struct vf_tree_stale stale = {
+		.parse = runtime_name,
+		.private_mode = true,
+		.locked = true,
+		.tree = runtime_tree,
+		.removed = report_stale,
+		.ctx = (void *)parent,
+	};
+	vf_tree_sweep_stale(parent_fd, &stale);
 }
 
 /* A parent others may write to could have our directory renamed away and
@@ -209,7 +180,7 @@ void vi_runtime_close(struct vi_runtime *rt)
 		return;
 	vi_runtime_remove_files(rt);
 	if (rt->created && rt->fd >= 0) {
-		empty_dir(rt->fd);
+		(void)vf_tree_empty(rt->fd, &runtime_tree);
 		unlinkat(rt->parent_fd, strrchr(rt->dir, '/') + 1, AT_REMOVEDIR);
 	}
 	if (rt->fd >= 0)

@@ -1,9 +1,8 @@
-/* Descriptor-based resolution and removal (safedir.h). The rule for a path
+/* Descriptor-based resolution (safedir.h). The rule for a path
  * is systemd-tmpfiles' "unsafe path transition": a step from something
  * root owns may lead anywhere, a step from something a user owns must
  * stay with that user, or the user could point a privileged process at
  * files that are not theirs. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -224,75 +223,4 @@ int vi_open_dir_path(const char *path, int *out)
 	if (w.fd >= 0)
 		close(w.fd);
 	return status;
-}
-
-static int remove_at(int dirfd, const char *name, uid_t owner, unsigned depth);
-
-/* Unlinks everything in the directory FD; subdirectories recursively. The
- * stream is read again until a pass removes nothing, so entries the
- * directory position skipped while it shrank are not left behind. */
-static int empty_dir(int fd, uid_t owner, unsigned depth)
-{
-	int failed = 0;
-	bool removed = true;
-	while (removed && !failed) {
-		removed = false;
-		int list = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = list >= 0 ? fdopendir(list) : NULL;
-		if (!d) {
-			failed = errno;
-			if (list >= 0)
-				close(list);
-			break;
-		}
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			struct stat st;
-			int rc = fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW);
-			if (rc == 0 && S_ISDIR(st.st_mode))
-				rc = remove_at(fd, e->d_name, owner, depth + 1);
-			else if (rc == 0)
-				rc = unlinkat(fd, e->d_name, 0);
-			if (rc == 0)
-				removed = true;
-			else if (errno != ENOENT && !failed)
-				failed = errno;
-		}
-		closedir(d);
-	}
-	if (failed)
-		errno = failed;
-	return failed ? -1 : 0;
-}
-
-static int remove_at(int dirfd, const char *name, uid_t owner, unsigned depth)
-{
-	if (depth >= VI_SAFEDIR_MAX_DEPTH) {
-		errno = ELOOP;
-		return -1;
-	}
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	struct stat st;
-	int rc = fstat(fd, &st);
-	if (rc == 0 && st.st_uid != owner) {
-		errno = EPERM;
-		rc = -1;
-	}
-	if (rc == 0)
-		rc = empty_dir(fd, owner, depth);
-	int e = errno;
-	close(fd);
-	if (rc == 0)
-		return unlinkat(dirfd, name, AT_REMOVEDIR);
-	errno = e;
-	return -1;
-}
-
-int vi_remove_tree_at(int dirfd, const char *name, uid_t owner)
-{
-	return remove_at(dirfd, name, owner, 0);
 }

@@ -1,6 +1,7 @@
 /* Directories a root process works in although other users may write
- * nearby: resolved once to a descriptor, walked and removed only through
- * descriptors, never by following a path someone else could redirect. */
+ * nearby: resolved once to a descriptor, then walked (and removed, with
+ * format/tree.h) only through descriptors, never by following a path
+ * someone else could redirect. */
 #ifndef VI_SAFEDIR_H
 #define VI_SAFEDIR_H
 
@@ -10,9 +11,6 @@
 
 /* Symlinks followed while resolving one path, as the kernel's own limit. */
 #define VI_SAFEDIR_MAX_SYMLINKS 40
-/* Directory levels vi_remove_tree_at enters: install's generations are
- * three deep; anything deeper is not a tree it made. */
-#define VI_SAFEDIR_MAX_DEPTH 16
 
 /* "root", "alice (uid 1000)" or "uid 1234": an owner in a message. */
 const char *vi_owner_name(uid_t uid, char *buf, size_t cap);
@@ -24,11 +22,5 @@ const char *vi_owner_name(uid_t uid, char *buf, size_t cap);
  * may write must be sticky, or they could swap the next step. Errors are
  * reported (one line naming the path and the reason); returns 0 or 1. */
 int vi_open_dir_path(const char *path, int *out);
-
-/* Removes the directory NAME beneath DIRFD and everything in it, entering
- * only directories owned by OWNER opened with O_NOFOLLOW; symlinks and
- * other entries are unlinked, never followed. Returns 0, or -1 with errno
- * (EPERM: a directory not owned by OWNER; ELOOP: too deep). */
-int vi_remove_tree_at(int dirfd, const char *name, uid_t owner);
 
 #endif
