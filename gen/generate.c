@@ -51,14 +51,14 @@ static int parse(int argc, char **argv, struct run *r)
 {
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},
-		{"store", required_argument, NULL, 'S'},
+		{"store", required_argument, NULL, OPT_STORE},
 		{"machine", required_argument, NULL, 'm'},
 		{"generator", required_argument, NULL, 'g'},
-		{"regenerate", no_argument, NULL, 'R'},
-		{"prompt", required_argument, NULL, 'p'},
+		{"regenerate", no_argument, NULL, OPT_REGENERATE},
+		{"prompt", required_argument, NULL, OPT_PROMPT},
 		{"identity", required_argument, NULL, 'i'},
-		{"insecure-permissions", no_argument, NULL, 'P'},
-		{"passphrase-file", required_argument, NULL, 'F'},
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -68,18 +68,18 @@ static int parse(int argc, char **argv, struct run *r)
 	while ((c = getopt_long(argc, argv, "f:m:g:i:h", opts, NULL)) != -1 && rc == VF_OK) {
 		switch (c) {
 		case 'f': r->ctx.spec_path = optarg; break;
-		case 'S': r->ctx.store_opt = optarg; break;
+		case OPT_STORE: r->ctx.store_opt = optarg; break;
 		case 'm': rc = vf_strings_add(&r->ctx.machines, optarg, &err); break;
 		case 'g': rc = vf_strings_add(&r->ctx.generators, optarg, &err); break;
-		case 'R': r->regenerate = true; break;
-		case 'p':
+		case OPT_REGENERATE: r->regenerate = true; break;
+		case OPT_PROMPT:
 			if (!strstr(optarg, "=@"))
 				return vg_error("--prompt %s: expected NAME=@FILE", optarg);
 			rc = vf_strings_add(&r->prompt_args, optarg, &err);
 			break;
 		case 'i': rc = vf_strings_add(&r->identity_files, optarg, &err); break;
-		case 'P': r->insecure = true; break;
-		case 'F': r->passphrase_file = optarg; break;
+		case OPT_INSECURE_PERMISSIONS: r->insecure = true; break;
+		case OPT_PASSPHRASE_FILE: r->passphrase_file = optarg; break;
 		case 'h': printf("Usage: %s\n", usage); return -1;
 		default: return vg_usage(usage);
 		}

@@ -16,7 +16,7 @@ static int parse(int argc, char **argv, struct vg_context *ctx, const char *usag
 {
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},
-		{"store", required_argument, NULL, 'S'},
+		{"store", required_argument, NULL, OPT_STORE},
 		{"machine", required_argument, NULL, 'm'},
 		{"generator", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
@@ -27,7 +27,7 @@ static int parse(int argc, char **argv, struct vg_context *ctx, const char *usag
 	while ((c = getopt_long(argc, argv, "f:m:g:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': ctx->spec_path = optarg; break;
-		case 'S': ctx->store_opt = optarg; break;
+		case OPT_STORE: ctx->store_opt = optarg; break;
 		case 'm':
 			if (vf_strings_add(&ctx->machines, optarg, &err) != VF_OK)
 				return vg_fail(&err);

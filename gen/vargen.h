@@ -10,6 +10,16 @@
 #include "values.h"
 #include "vars.h"
 
+/* Codes of the long options that have no short form: above every char,
+ * so no letter can collide with them. */
+enum vg_long_option {
+	OPT_STORE = 256,
+	OPT_REGENERATE,
+	OPT_PROMPT,
+	OPT_INSECURE_PERMISSIONS,
+	OPT_PASSPHRASE_FILE,
+};
+
 int cmd_generate(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_check(int argc, char **argv);

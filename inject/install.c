@@ -578,13 +578,13 @@ int vi_install(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},
-		{"store", required_argument, NULL, 'S'},
+		{"store", required_argument, NULL, OPT_STORE},
 		{"machine", required_argument, NULL, 'm'},
 		{"identity", required_argument, NULL, 'i'},
-		{"identity-credential", required_argument, NULL, 'I'},
-		{"insecure-permissions", no_argument, NULL, 'P'},
-		{"passphrase-file", required_argument, NULL, 'F'},
-		{"allow-persistent", no_argument, NULL, 'A'},
+		{"identity-credential", required_argument, NULL, OPT_IDENTITY_CREDENTIAL},
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+		{"allow-persistent", no_argument, NULL, OPT_ALLOW_PERSISTENT},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -593,13 +593,13 @@ int vi_install(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "f:m:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': in.src.spec_path = optarg; break;
-		case 'S': in.src.store_opt = optarg; break;
+		case OPT_STORE: in.src.store_opt = optarg; break;
 		case 'm': in.src.machine = optarg; break;
 		case 'i': in.src.identity_file = optarg; break;
-		case 'I': in.src.identity_credential = optarg; break;
-		case 'P': in.src.insecure = true; break;
-		case 'F': in.src.passphrase_file = optarg; break;
-		case 'A': in.allow_persistent = true; break;
+		case OPT_IDENTITY_CREDENTIAL: in.src.identity_credential = optarg; break;
+		case OPT_INSECURE_PERMISSIONS: in.src.insecure = true; break;
+		case OPT_PASSPHRASE_FILE: in.src.passphrase_file = optarg; break;
+		case OPT_ALLOW_PERSISTENT: in.allow_persistent = true; break;
 		case 'h': printf("Usage: %s\n", usage); return 0;
 		default: fprintf(stderr, "Usage: %s\n", usage); return 2;
 		}

@@ -97,25 +97,25 @@ static int parse(int argc, char **argv, struct run *r)
 {
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},
-		{"store", required_argument, NULL, 'S'},
+		{"store", required_argument, NULL, OPT_STORE},
 		{"machine", required_argument, NULL, 'm'},
 		{"identity", required_argument, NULL, 'i'},
-		{"identity-credential", required_argument, NULL, 'I'},
-		{"insecure-permissions", no_argument, NULL, 'P'},
-		{"passphrase-file", required_argument, NULL, 'F'},
-		{"from-credentials-dir", optional_argument, NULL, 'D'},
-		{"credential", required_argument, NULL, 'c'},
-		{"name-style", required_argument, NULL, 'n'},
-		{"oem-string", required_argument, NULL, 'O'},
-		{"credentials-dir", required_argument, NULL, 'C'},
-		{"allow-persistent", no_argument, NULL, 'A'},
-		{"hypervisor", required_argument, NULL, 'H'},
-		{"argv", no_argument, NULL, 'a'},
-		{"vm-config", required_argument, NULL, 'V'},
-		{"fw-cfg", no_argument, NULL, 'W'},
-		{"api-timeout", required_argument, NULL, 'T'},
-		{"stop-timeout", required_argument, NULL, 't'},
-		{"dry-run", no_argument, NULL, 'n' + 256},
+		{"identity-credential", required_argument, NULL, OPT_IDENTITY_CREDENTIAL},
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+		{"from-credentials-dir", optional_argument, NULL, OPT_FROM_CREDENTIALS_DIR},
+		{"credential", required_argument, NULL, OPT_CREDENTIAL},
+		{"name-style", required_argument, NULL, OPT_NAME_STYLE},
+		{"oem-string", required_argument, NULL, OPT_OEM_STRING},
+		{"credentials-dir", required_argument, NULL, OPT_CREDENTIALS_DIR},
+		{"allow-persistent", no_argument, NULL, OPT_ALLOW_PERSISTENT},
+		{"hypervisor", required_argument, NULL, OPT_HYPERVISOR},
+		{"argv", no_argument, NULL, OPT_ARGV},
+		{"vm-config", required_argument, NULL, OPT_VM_CONFIG},
+		{"fw-cfg", no_argument, NULL, OPT_FW_CFG},
+		{"api-timeout", required_argument, NULL, OPT_API_TIMEOUT},
+		{"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -126,37 +126,37 @@ static int parse(int argc, char **argv, struct run *r)
 	while (!status && (c = getopt_long(argc, argv, "+f:m:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': r->store.spec_path = optarg; break;
-		case 'S': r->store.store_opt = optarg; break;
+		case OPT_STORE: r->store.store_opt = optarg; break;
 		case 'm': r->store.machine = optarg; break;
 		case 'i': r->store.identity_file = optarg; break;
-		case 'I':
+		case OPT_IDENTITY_CREDENTIAL:
 			r->store.identity_credential = optarg;
 			status = identity_name(optarg);
 			break;
-		case 'P': r->store.insecure = true; break;
-		case 'F': r->store.passphrase_file = optarg; break;
-		case 'D':
+		case OPT_INSECURE_PERMISSIONS: r->store.insecure = true; break;
+		case OPT_PASSPHRASE_FILE: r->store.passphrase_file = optarg; break;
+		case OPT_FROM_CREDENTIALS_DIR:
 			r->from_dir = true;
 			r->dir = optarg;
 			break;
-		case 'c':
+		case OPT_CREDENTIAL:
 			if (vf_strings_add(&r->pick, optarg, &err) != VF_OK)
 				status = vi_fail(&err);
 			break;
-		case 'n': status = parse_style(optarg, &r->store.style); break;
-		case 'O':
+		case OPT_NAME_STYLE: status = parse_style(optarg, &r->store.style); break;
+		case OPT_OEM_STRING:
 			if (vf_strings_add(&r->static_strings, optarg, &err) != VF_OK)
 				status = vi_fail(&err);
 			break;
-		case 'C': r->credentials_dir = optarg; break;
-		case 'A': r->allow_persistent = true; break;
-		case 'H': status = parse_hypervisor(optarg, &r->hv); break;
-		case 'a': r->argv_mode = true; break;
-		case 'V': r->vm_config = optarg; break;
-		case 'W': r->fw_cfg = true; break;
-		case 'T': status = parse_seconds(optarg, &r->api_timeout); break;
-		case 't': status = parse_seconds(optarg, &r->stop_timeout); break;
-		case 'n' + 256: r->dry_run = true; break;
+		case OPT_CREDENTIALS_DIR: r->credentials_dir = optarg; break;
+		case OPT_ALLOW_PERSISTENT: r->allow_persistent = true; break;
+		case OPT_HYPERVISOR: status = parse_hypervisor(optarg, &r->hv); break;
+		case OPT_ARGV: r->argv_mode = true; break;
+		case OPT_VM_CONFIG: r->vm_config = optarg; break;
+		case OPT_FW_CFG: r->fw_cfg = true; break;
+		case OPT_API_TIMEOUT: status = parse_seconds(optarg, &r->api_timeout); break;
+		case OPT_STOP_TIMEOUT: status = parse_seconds(optarg, &r->stop_timeout); break;
+		case OPT_DRY_RUN: r->dry_run = true; break;
 		case 'h': printf("Usage: %s\n", usage); return -1;
 		default: return 2;
 		}

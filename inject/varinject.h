@@ -171,6 +171,29 @@ struct vi_child_hooks {
 };
 int vi_supervise(const struct vi_argv *argv, const struct vi_child_hooks *hooks);
 
+/* Codes of the long options that have no short form: above every char,
+ * so no letter can collide with them, and none needs a trick such as
+ * 'n' + 256 to stay apart from another. */
+enum vi_long_option {
+	OPT_STORE = 256,
+	OPT_IDENTITY_CREDENTIAL,
+	OPT_INSECURE_PERMISSIONS,
+	OPT_PASSPHRASE_FILE,
+	OPT_FROM_CREDENTIALS_DIR,
+	OPT_CREDENTIAL,
+	OPT_NAME_STYLE,
+	OPT_OEM_STRING,
+	OPT_CREDENTIALS_DIR,
+	OPT_ALLOW_PERSISTENT,
+	OPT_HYPERVISOR,
+	OPT_ARGV,
+	OPT_VM_CONFIG,
+	OPT_FW_CFG,
+	OPT_API_TIMEOUT,
+	OPT_STOP_TIMEOUT,
+	OPT_DRY_RUN,
+};
+
 int vi_run(int argc, char **argv);
 int vi_install(int argc, char **argv);
 

@@ -30,9 +30,9 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 	static const struct option opts[] = {
 		{"identity", required_argument, NULL, 'i'},
 		{"output", required_argument, NULL, 'o'},
-		{"passphrase-file", required_argument, NULL, 'F'},
-		{"max-work-factor", required_argument, NULL, 'W'},
-		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+		{"max-work-factor", required_argument, NULL, OPT_MAX_WORK_FACTOR},
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -45,9 +45,9 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 			o->identity_files[o->n_identity_files++] = optarg;
 			break;
 		case 'o': o->output = optarg; break;
-		case 'F': o->passphrase_file = optarg; break;
-		case 'P': o->insecure = true; break;
-		case 'W': {
+		case OPT_PASSPHRASE_FILE: o->passphrase_file = optarg; break;
+		case OPT_INSECURE_PERMISSIONS: o->insecure = true; break;
+		case OPT_MAX_WORK_FACTOR: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*end || v < 1 || v > 40)

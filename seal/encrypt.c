@@ -79,8 +79,8 @@ static int parse_args(int argc, char **argv, struct encrypt_opts *o)
 		{"recipient", required_argument, NULL, 'r'},
 		{"recipients-file", required_argument, NULL, 'R'},
 		{"passphrase", no_argument, NULL, 'p'},
-		{"passphrase-file", required_argument, NULL, 'F'},
-		{"work-factor", required_argument, NULL, 'W'},
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+		{"work-factor", required_argument, NULL, OPT_WORK_FACTOR},
 		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -93,9 +93,9 @@ static int parse_args(int argc, char **argv, struct encrypt_opts *o)
 		case 'r': status = add_recipient_arg(o, optarg); break;
 		case 'R': status = add_recipients_file(o, optarg); break;
 		case 'p': o->passphrase = true; break;
-		case 'F': o->passphrase_file = optarg; break;
+		case OPT_PASSPHRASE_FILE: o->passphrase_file = optarg; break;
 		case 'o': o->output = optarg; break;
-		case 'W': {
+		case OPT_WORK_FACTOR: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (*end || v < 1 || v > VF_SCRYPT_MAX_LOG_N)

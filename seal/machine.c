@@ -188,7 +188,7 @@ int cmd_machine(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		VS_VARS_OPTIONS,
-		{"force", no_argument, NULL, 'F'},
+		{"force", no_argument, NULL, OPT_FORCE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -210,7 +210,7 @@ int cmd_machine(int argc, char **argv)
 			status = 1;
 		else if (used)
 			continue;
-		else if (c == 'F')
+		else if (c == OPT_FORCE)
 			force = true;
 		else if (c == 'h') {
 			printf("Usage: %s\n", usage);

@@ -13,14 +13,14 @@ static const char usage[] = "varseal pubkey [--insecure-permissions] [FILE|-]";
 int cmd_pubkey(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"insecure-permissions", no_argument, NULL, 'P'},
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	bool insecure = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'P')
+		if (c == OPT_INSECURE_PERMISSIONS)
 			insecure = true;
 		else if (c == 'h') {
 			printf("Usage: %s\n", usage);

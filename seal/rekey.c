@@ -233,7 +233,7 @@ int cmd_rekey(int argc, char **argv)
 	static const struct option opts[] = {
 		VS_VARS_OPTIONS,
 		{"machine", required_argument, NULL, 'm'},
-		{"rotate", no_argument, NULL, 'r'},
+		{"rotate", no_argument, NULL, OPT_ROTATE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -249,7 +249,7 @@ int cmd_rekey(int argc, char **argv)
 		else if (c == 'm') {
 			if (vf_strings_add(&r.machines, optarg, &err) != VF_OK)
 				status = vs_fail(NULL, &err);
-		} else if (c == 'r')
+		} else if (c == OPT_ROTATE)
 			r.rotate = true;
 		else if (c == 'h') {
 			printf("Usage: %s\n", usage);

@@ -16,9 +16,9 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg)
 	struct vf_error err;
 	switch (c) {
 	case 'f': v->spec_path = arg; return 1;
-	case 'S': v->store_opt = arg; return 1;
-	case 'P': v->insecure = true; return 1;
-	case 'F': v->passphrase_file = arg; return 1;
+	case OPT_STORE: v->store_opt = arg; return 1;
+	case OPT_INSECURE_PERMISSIONS: v->insecure = true; return 1;
+	case OPT_PASSPHRASE_FILE: v->passphrase_file = arg; return 1;
 	case 'i':
 		if (vf_strings_add(&v->identity_files, arg, &err) != VF_OK)
 			return vs_fail(NULL, &err), -1;

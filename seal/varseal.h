@@ -59,15 +59,29 @@ struct vs_vars {
 	struct vf_identities ids;
 	int lock_fd;
 };
+/* Codes of the long options that have no short form: above every char, so
+ * no letter can collide with them (getopt_long returns a letter for a
+ * short option, and two options sharing one letter cannot be told apart:
+ * --force once read as --passphrase-file). */
+enum vs_long_option {
+	OPT_STORE = 256,
+	OPT_INSECURE_PERMISSIONS,
+	OPT_PASSPHRASE_FILE,
+	OPT_WORK_FACTOR,
+	OPT_MAX_WORK_FACTOR,
+	OPT_FORCE,
+	OPT_ROTATE,
+};
+
 /* Handles -f, --store, -i, --insecure-permissions and --passphrase-file
  * (for passphrase-protected identity files); returns 1 if c was
  * one of them (consumed), 0 if not, -1 on error. */
 int vs_vars_option(struct vs_vars *v, int c, const char *arg);
 #define VS_VARS_OPTIONS                                                                   \
-	{"file", required_argument, NULL, 'f'}, {"store", required_argument, NULL, 'S'},  \
+	{"file", required_argument, NULL, 'f'}, {"store", required_argument, NULL, OPT_STORE},  \
 		{"identity", required_argument, NULL, 'i'},                               \
-		{"insecure-permissions", no_argument, NULL, 'P'},                         \
-		{"passphrase-file", required_argument, NULL, 'F'}
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},    \
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE}
 /* Parses just those options (and --help): 0, -1 after --help, or the
  * exit status of a usage error. */
 int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage);
