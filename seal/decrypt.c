@@ -23,6 +23,10 @@ struct decrypt_opts {
 	size_t n_identity_files;
 	bool insecure;
 	unsigned max_work_factor;
+	/* Where the passphrase of a passphrase-encrypted file comes from; the
+	 * scrypt identity asks through it only when it meets such a file, so
+	 * it lives as long as the options. */
+	struct vf_passphrase_source passphrase;
 };
 
 static int parse_args(int argc, char **argv, struct decrypt_opts *o)
@@ -76,15 +80,7 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 	return 0;
 }
 
-static enum vf_code ask_passphrase(void *ctx, uint8_t **pass, size_t *len, struct vf_error *err)
-{
-	const struct decrypt_opts *o = ctx;
-	if (o->passphrase_file)
-		return vf_file_read_secret(o->passphrase_file, pass, len, err);
-	return vf_tty_read_secret("Enter passphrase: ", pass, len, err);
-}
-
-static int load_identities(const struct decrypt_opts *o, struct vf_identities *ids)
+static int load_identities(struct decrypt_opts *o, struct vf_identities *ids)
 {
 	struct vf_error err;
 	for (size_t i = 0; i < o->n_identity_files; i++) {
@@ -96,7 +92,8 @@ static int load_identities(const struct decrypt_opts *o, struct vf_identities *i
 	if (o->n_identity_files == 0 || o->passphrase_file) {
 		struct vf_identity *id;
 		unsigned max = o->max_work_factor ? o->max_work_factor : VF_SCRYPT_MAX_LOG_N;
-		if (vf_scrypt_identity_new(ask_passphrase, (void *)o, max, &id, &err) != VF_OK ||
+		o->passphrase = (struct vf_passphrase_source){o->passphrase_file, NULL};
+		if (vf_scrypt_identity_new(vf_passphrase_ask, &o->passphrase, max, &id, &err) != VF_OK ||
 		    vf_identities_add(ids, id, &err) != VF_OK)
 			return vs_fail(NULL, &err);
 	}
