@@ -417,6 +417,18 @@ static void free_run(struct run *r)
 		close(r->lock_fd);
 }
 
+/* One row of values per item. Every row is checked, not only the last;
+ * the rows made before a failure are left for free_run, which skips the
+ * NULL ones (r->values is zeroed). */
+static bool alloc_values(struct run *r)
+{
+	r->values = calloc(r->n + 1, sizeof(*r->values));
+	for (size_t i = 0; r->values && i < r->n; i++)
+		if (!(r->values[i] = calloc(r->items[i].g->n_files + 1, sizeof(struct vf_value))))
+			return false;
+	return r->values != NULL;
+}
+
 int cmd_generate(int argc, char **argv)
 {
 	struct run r = {.lock_fd = -1, .job_failed = ATOMIC_FLAG_INIT};
@@ -433,10 +445,7 @@ int cmd_generate(int argc, char **argv)
 	if (!status) {
 		r.wanted = calloc(r.n + 1, sizeof(bool));
 		r.made = calloc(r.n + 1, sizeof(bool));
-		r.values = calloc(r.n + 1, sizeof(*r.values));
-		for (size_t i = 0; r.values && i < r.n; i++)
-			r.values[i] = calloc(r.items[i].g->n_files + 1, sizeof(struct vf_value));
-		if (!r.wanted || !r.made || !r.values || (r.n && !r.values[r.n - 1]))
+		if (!r.wanted || !r.made || !alloc_values(&r))
 			status = vg_error("out of memory");
 	}
 	if (!status) {

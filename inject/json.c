@@ -24,6 +24,13 @@ static void ws(struct scan *s)
 		s->p++;
 }
 
+/* c is one of the characters of set. Not strchr alone: it also finds
+ * set's terminator, and a NUL byte in the file is never valid JSON. */
+static bool one_of(const char *set, char c)
+{
+	return c != '\0' && strchr(set, c) != NULL;
+}
+
 static bool fail(struct scan *s, const char *why)
 {
 	if (!s->why)
@@ -48,9 +55,9 @@ static bool skip_string(struct scan *s)
 				break;
 			if (*s->p == 'u') {
 				for (int i = 0; i < 4; i++)
-					if (++s->p >= s->end || !strchr("0123456789abcdefABCDEF", *s->p))
+					if (++s->p >= s->end || !one_of("0123456789abcdefABCDEF", *s->p))
 						return fail(s, "bad \\u escape");
-			} else if (!strchr("\"\\/bfnrt", *s->p)) {
+			} else if (!one_of("\"\\/bfnrt", *s->p)) {
 				return fail(s, "bad escape");
 			}
 		}
@@ -106,7 +113,7 @@ static bool skip_value(struct scan *s, int depth)
 	default: break;
 	}
 	const char *start = s->p;
-	while (s->p < s->end && strchr("+-0123456789.eEtruefalsn", *s->p))
+	while (s->p < s->end && one_of("+-0123456789.eEtruefalsn", *s->p))
 		s->p++;
 	size_t n = (size_t)(s->p - start);
 	if (n == 4 && (!memcmp(start, "true", 4) || !memcmp(start, "null", 4)))

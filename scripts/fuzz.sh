@@ -2,8 +2,10 @@
 # Builds the libFuzzer targets with clang (ASan+UBSan) and runs each for
 # SECONDS (default 60), seeded with the bodies of the CCTV age vectors (read
 # in place from ../shared, decompressed into a temporary corpus), the spec
-# loader seeded with the example specs, and varinject's command-line
-# builders from an empty corpus.
+# loader seeded with the example specs, varinject's command-line
+# builders from an empty corpus and its VmConfig JSON scanner seeded with
+# fuzz/corpus/vmconfig/. For each target the log shows its executions per
+# second, the new inputs it found and the corpus size at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -11,12 +13,14 @@ shared=${SHARED_DIR:-$PWD/../shared}
 
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVARS_FUZZ=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline \
+	fuzz_vmconfig >/dev/null
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/decrypt" "$corpus/keys" "$corpus/spec" "$corpus/cmdline"
+mkdir -p "$corpus/decrypt" "$corpus/keys" "$corpus/spec" "$corpus/cmdline" "$corpus/vmconfig"
 cp examples/*.yaml "$corpus/spec/"
+cp fuzz/corpus/vmconfig/* "$corpus/vmconfig/"
 python3 - "$shared/testdata/cctv-age" "$corpus" <<'PY'
 import os, sys, zlib
 src, out = sys.argv[1], sys.argv[2]
@@ -36,11 +40,17 @@ for name in sorted(os.listdir(src)):
                 b"# seed\n" + line[10:] + b"\r\n")
 PY
 
-for target in fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline; do
+for target in fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline fuzz_vmconfig; do
 	dir=$corpus/${target#fuzz_}
+	# The VmConfig scanner prints a line for each input it refuses; its
+	# own checks and the sanitizers report on the fuzzer's copy of stderr.
+	quiet=()
+	[ "$target" = fuzz_vmconfig ] && quiet=(-close_fd_mask=2)
 	echo "== $target for ${seconds}s ($(ls "$dir" | wc -l) seeds)"
 	build-fuzz/fuzz/$target -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-		-print_final_stats=1 "$dir" 2>&1 | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|SUMMARY)' || true
+		"${quiet[@]}" -print_final_stats=1 "$dir" 2>&1 |
+		grep -E '^(#[0-9]+[[:space:]]+DONE|stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|==[0-9]+==|SUMMARY|fuzz_[a-z]+:)' || true
+	echo "$target: corpus of $(ls "$dir" | wc -l) inputs at the end"
 	# libFuzzer exits non-zero and writes crash-* files on any finding.
 	build-fuzz/fuzz/$target -runs=0 "$dir" >/dev/null 2>&1
 done

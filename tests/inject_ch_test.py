@@ -874,6 +874,28 @@ class T1ApiMode(InjectCase):
             self.assertNotIn(("PUT", "/api/v1/vm.boot"), self.requests(rec))
         self.assert_cleaned(rec)
 
+    def test_vm_config_nul_byte_refused(self):
+        # A NUL byte is never valid JSON. varinject's scanner once took it
+        # as an escape character, a \u hex digit and part of a number
+        # (strchr finds the terminator of its character set), and passed the
+        # file on. Each must be refused before the hypervisor starts, in one
+        # line naming the byte where the NUL is.
+        base = json.dumps({"memory": {"size": 268435456},
+                           "payload": {"kernel": "/boot/vmlinuz", "cmdline": "console=ttyS0"}})
+        places = {
+            "after a backslash": ('"console=ttyS0"', '"console=\\\x00ttyS0"'),
+            "in a \\u escape": ('"console=ttyS0"', '"console=\\u00\x001ttyS0"'),
+            "in a number": ("268435456", "268435456\x00"),
+        }
+        for where, (old, new) in places.items():
+            with self.subTest(where):
+                raw = base.replace(old, new).encode()
+                self.assertEqual(raw.count(b"\0"), 1)
+                path = write(os.path.join(self.dir, "nul.json"), raw, 0o644)
+                p, out, err = self.launch(self.store_args() + ["--vm-config", path])
+                self.assert_refused(p, out, err,
+                                    r"not a VmConfig JSON object: .* at byte %d$" % raw.index(b"\0"))
+
 
 class T1bNameStyles(InjectCase):
     FILES = {"HOST-API-KEY": "api-key", "HOST-DB-PASSWORD": "db-password",
