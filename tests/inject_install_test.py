@@ -197,19 +197,8 @@ def snapshot(d):
     snap = {"parent": sorted(n for n in os.listdir(parent)
                              if n == base or n.startswith(base + "."))}
     snap["link"] = os.readlink(d) if os.path.islink(d) else None
-    tree = {}
-    gens = d + ".generations"
-    for root, dirs, files in os.walk(gens):
-        for n in dirs + files:
-            p = os.path.join(root, n)
-            st = os.lstat(p)
-            data = None
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            tree[os.path.relpath(p, gens)] = (st.st_ino, st.st_mode, st.st_uid,
-                                              st.st_gid, data)
-    snap["tree"] = tree
+    snap["tree"] = {name: (st.st_ino, st.st_mode, st.st_uid, st.st_gid, data)
+                    for name, st, data in testkit.walk_entries(d + ".generations")}
     return snap
 
 
@@ -225,9 +214,8 @@ def _remove_test_accounts():
 def setUpModule():
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root (creates users, chowns files)")
-    for b in (VARINJECT, VARGEN, VARSEAL):
-        if not os.access(b, os.X_OK):
-            raise unittest.SkipTest("%s not built (cmake -S . -B build "
+    for b in testkit.not_executable(VARINJECT, VARGEN, VARSEAL):
+        raise unittest.SkipTest("%s not built (cmake -S . -B build "
                                     "&& cmake --build build -j2)" % b)
     if not shutil.which("runuser") or not os.path.isdir("/dev/shm") or not on_ram("/dev/shm"):
         raise unittest.SkipTest("needs runuser and /dev/shm on tmpfs")

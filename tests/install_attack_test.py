@@ -88,20 +88,8 @@ def as_attacker(*cmd):
 def tree(path):
     """Every entry under path (not following symlinks): relative name ->
     (type, uid, mode, content of regular files, target of symlinks)."""
-    out = {}
-    for root, dirs, files in os.walk(path):
-        for n in dirs + files:
-            p = os.path.join(root, n)
-            st = os.lstat(p)
-            data = None
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            elif stat.S_ISLNK(st.st_mode):
-                data = os.readlink(p)
-            out[os.path.relpath(p, path)] = (stat.S_IFMT(st.st_mode), st.st_uid,
-                                             stat.S_IMODE(st.st_mode), data)
-    return out
+    return {name: (stat.S_IFMT(st.st_mode), st.st_uid, stat.S_IMODE(st.st_mode), data)
+            for name, st, data in testkit.walk_entries(path, read_links=True)}
 
 
 # ---- the attacker, the store ---------------------------------------------------------
@@ -125,9 +113,8 @@ def write_spec(name, owner="root", group="root", owner2="root", group2="root"):
 def setUpModule():
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root (creates a user, runs install as root)")
-    for b in (VARINJECT, VARGEN, VARSEAL):
-        if not os.access(b, os.X_OK):
-            raise unittest.SkipTest("%s not built (cmake -S . -B build "
+    for b in testkit.not_executable(VARINJECT, VARGEN, VARSEAL):
+        raise unittest.SkipTest("%s not built (cmake -S . -B build "
                                     "&& cmake --build build -j2)" % b)
     for tool in ("runuser", "useradd", "userdel"):
         if not shutil.which(tool):

@@ -4,8 +4,9 @@ What every test file needs and used to copy: where the built tools are
 (VARSEAL, VARGEN, VARINJECT and SHARED_DIR, as tests/CMakeLists.txt sets
 them, with defaults under build/ of this checkout), running a tool and
 describing a run that went wrong, reading and writing small files, a
-temporary store (an admin key, a spec naming it, machine keys), and
-temporary unprivileged users acted through with runuser.
+temporary store (an admin key, a spec naming it, machine keys),
+temporary unprivileged users acted through with runuser, a temporary
+directory per test, and random payloads.
 
 Nothing here asserts what a test is about: a helper that checks raises
 AssertionError with the run's description, so a failure reads the same
@@ -15,8 +16,11 @@ wherever it happens.
 import grp
 import os
 import pwd
+import stat
 import subprocess
+import tempfile
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -35,6 +39,11 @@ VARINJECT = tool_path("VARINJECT", "inject/varinject")
 SHARED_DIR = os.path.abspath(os.environ.get("SHARED_DIR", os.path.join(ROOT, "..", "shared")))
 
 TIMEOUT = 120  # seconds: a default for any one run that should end by itself
+
+
+def not_executable(*paths):
+    """The paths (tools) that are not executable files, in order."""
+    return [p for p in paths if not os.access(p, os.X_OK)]
 
 
 # ---- running tools ----------------------------------------------------------------
@@ -98,6 +107,34 @@ def write(path, data, mode=0o600, exclusive=False):
         f.write(data)
     os.chmod(path, mode)
     return path
+
+
+def walk_entries(top, read_links=False):
+    """(name relative to top, lstat result, data) for every entry under top,
+    not following symlinks: data is a regular file's content, with
+    read_links a symlink's target, else None."""
+    for root, dirs, files in os.walk(top):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            st = os.lstat(p)
+            data = None
+            if stat.S_ISREG(st.st_mode):
+                data = read(p)
+            elif read_links and stat.S_ISLNK(st.st_mode):
+                data = os.readlink(p)
+            yield os.path.relpath(p, top), st, data
+
+
+def state_lines(text, state_re):
+    """(owner/gen/file, match of state_re) for each line of vargen list or
+    check output (its "check: " summary skipped); any other line fails."""
+    for line in text.splitlines():
+        if line.startswith("check: "):
+            continue
+        m = state_re.match(line)
+        if not m:
+            raise AssertionError("unexpected state line %r" % line)
+        yield "%s/%s/%s" % m.group(1, 2, 3), m
 
 
 def fs_type(path):
@@ -195,3 +232,34 @@ def remove_users(*names, groups=()):
 def as_user(user, *cmd, **kw):
     """Runs cmd as user through runuser; returns the CompletedProcess."""
     return run(["runuser", "-u", user, "--"] + list(cmd), **kw)
+
+
+# ---- per-test temporary directories and payloads --------------------------------------
+
+_payloads = {}
+
+
+def payload(size):
+    """Random bytes of the given size, the same within one run."""
+    if size not in _payloads:
+        _payloads[size] = os.urandom(size)
+    return _payloads[size]
+
+
+class TempDirCase(unittest.TestCase):
+    """A fresh temporary directory per test (self.dir, named PREFIX...), and
+    path(name): a new numbered name in it."""
+
+    PREFIX = "vtest-"
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix=self.PREFIX)
+        self.dir = self._tmp.name
+        self._n = 0
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        self._n += 1
+        return os.path.join(self.dir, "%03d-%s" % (self._n, name))
