@@ -271,13 +271,9 @@ class InjectCase(unittest.TestCase):
             raise unittest.SkipTest("not executable: %s" % ", ".join(missing_tools()))
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="inject_ch_test.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "inject_ch_test.")
         # The private directory must be on a RAM file system.
-        shm = tempfile.TemporaryDirectory(prefix="inject_ch_test.", dir="/dev/shm")
-        self.addCleanup(shm.cleanup)
-        self.rundir = shm.name
+        self.rundir = testkit.temp_dir(self, "inject_ch_test.", "/dev/shm")
         self.record = os.path.join(self.dir, "record.json")
         self.expected = STORE["expected"]
         self.procs = []
@@ -432,9 +428,7 @@ class T0StandIn(unittest.TestCase):
     """The stand-in follows cloud-hypervisor's documented behaviour."""
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="inject_ch_test.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "inject_ch_test.")
         self.record = os.path.join(self.dir, "record.json")
         self.sock = os.path.join(self.dir, "api.sock")
 

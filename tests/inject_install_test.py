@@ -214,9 +214,7 @@ def _remove_test_accounts():
 def setUpModule():
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root (creates users, chowns files)")
-    for b in testkit.not_executable(VARINJECT, VARGEN, VARSEAL):
-        raise unittest.SkipTest("%s not built (cmake -S . -B build "
-                                    "&& cmake --build build -j2)" % b)
+    testkit.skip_unless_built(VARINJECT, VARGEN, VARSEAL)
     if not shutil.which("runuser") or not os.path.isdir("/dev/shm") or not on_ram("/dev/shm"):
         raise unittest.SkipTest("needs runuser and /dev/shm on tmpfs")
 

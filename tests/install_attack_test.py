@@ -113,9 +113,7 @@ def write_spec(name, owner="root", group="root", owner2="root", group2="root"):
 def setUpModule():
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root (creates a user, runs install as root)")
-    for b in testkit.not_executable(VARINJECT, VARGEN, VARSEAL):
-        raise unittest.SkipTest("%s not built (cmake -S . -B build "
-                                    "&& cmake --build build -j2)" % b)
+    testkit.skip_unless_built(VARINJECT, VARGEN, VARSEAL)
     for tool in ("runuser", "useradd", "userdel"):
         if not shutil.which(tool):
             raise unittest.SkipTest("needs " + tool)

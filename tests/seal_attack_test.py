@@ -27,7 +27,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 import unittest
@@ -80,9 +79,7 @@ class OutputFile(unittest.TestCase):
     """varseal's -o against the real age on the same files."""
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="seal_attack.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "seal_attack.")
         self.key = os.path.join(self.dir, "key")
         run([VARSEAL, "keygen", "-o", self.key])
         self.recipient = run([VARSEAL, "pubkey", self.key]).stdout.decode().strip()
@@ -345,9 +342,7 @@ class PtyJob:
 
 class PromptCase(unittest.TestCase):
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="seal_attack.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "seal_attack.")
         self.input = write(self.p("input"), PLAINTEXT)
 
     def p(self, *names):

@@ -46,6 +46,13 @@ def not_executable(*paths):
     return [p for p in paths if not os.access(p, os.X_OK)]
 
 
+def skip_unless_built(*tools):
+    """Skips the module or class when a built tool is missing."""
+    for tool in not_executable(*tools):
+        raise unittest.SkipTest("%s not built (cmake -S . -B build "
+                                "&& cmake --build build -j2)" % tool)
+
+
 # ---- running tools ----------------------------------------------------------------
 
 def run(cmd, stdin=None, timeout=TIMEOUT, check=False, **kw):
@@ -244,6 +251,13 @@ def payload(size):
     if size not in _payloads:
         _payloads[size] = os.urandom(size)
     return _payloads[size]
+
+
+def temp_dir(case, prefix, parent=None):
+    """A temporary directory removed when the test case ends; its path."""
+    tmp = tempfile.TemporaryDirectory(prefix=prefix, dir=parent)
+    case.addCleanup(tmp.cleanup)
+    return tmp.name
 
 
 class TempDirCase(unittest.TestCase):

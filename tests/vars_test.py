@@ -176,9 +176,7 @@ class VarsCase(unittest.TestCase):
     maxDiff = None
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="vars_test.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "vars_test.")
         self.vars = os.path.join(self.dir, "vars")
         self.spec = os.path.join(self.dir, "vars.yaml")
 
