@@ -11,7 +11,6 @@ OUT byte-for-byte untouched, and leave no temporary file beside it.
 Standard library only. The binary comes from $VARSEAL.
 """
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import random
 import signal
 import stat
@@ -22,7 +21,10 @@ import threading
 import time
 import unittest
 
-VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testkit import VARSEAL, write  # noqa: E402
+
 TIMEOUT = 30  # seconds; a run that takes longer counts as a hang
 CHUNK = 65536
 TAG = 16
@@ -57,13 +59,6 @@ def header_len(data):
     """Length of the binary header, through the "--- MAC\\n" line."""
     mac = data.index(b"\n--- ") + 1
     return data.index(b"\n", mac) + 1
-
-
-def write(path, data, mode=0o600):
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
 
 
 def setUpModule():

@@ -35,8 +35,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from ptyrun import run_pty  # noqa: E402
-from vars_test import VARGEN, VarsCase, describe, read, tree, write  # noqa: E402
+from testkit import VARGEN, describe, read, write  # noqa: E402
+from vars_test import VarsCase, tree  # noqa: E402
 
 TIMEOUT = 60  # seconds: for what would otherwise hang forever
 GRACE = 5     # vargen's grace between SIGTERM and SIGKILL

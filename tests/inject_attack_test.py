@@ -30,6 +30,7 @@ qemu-system-x86_64), the busybox guest from tests/guest/ cached in
 GUEST_CACHE. One guest boot (TCG); the other QEMU runs stop before the guest
 starts (-S). Standard library only.
 """
+import functools
 import hashlib
 import os
 import re
@@ -46,14 +47,15 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_BUILD = os.path.join(os.path.dirname(HERE), "build")
-VARINJECT = os.path.abspath(os.environ.get("VARINJECT", _BUILD + "/inject/varinject"))
-VARGEN = os.path.abspath(os.environ.get("VARGEN", _BUILD + "/gen/vargen"))
-VARSEAL = os.path.abspath(os.environ.get("VARSEAL", _BUILD + "/seal/varseal"))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import testkit  # noqa: E402
+from testkit import BUILD, VARGEN, VARINJECT, VARSEAL  # noqa: E402
+
 QEMU = (os.environ.get("QEMU") or shutil.which("qemu-system-x86_64")
         or "/usr/bin/qemu-system-x86_64")
 STANDIN = os.path.join(HERE, "ch", "cloud-hypervisor")
-GUEST_CACHE = os.environ.get("GUEST_CACHE", _BUILD + "/guest-cache")
+GUEST_CACHE = os.environ.get("GUEST_CACHE", BUILD + "/guest-cache")
 
 TIMEOUT = 60            # any one run that should end by itself (generous: TCG, shared CPUs)
 BOOT_TIMEOUT = 240      # a busybox guest boots to poweroff in seconds under TCG
@@ -140,18 +142,8 @@ class QemuOptsModel(unittest.TestCase):
 
 # ---- helpers -----------------------------------------------------------------------
 
-def run(cmd, cwd=None, stdin=None, timeout=TIMEOUT, env=None):
-    kw = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
-    return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, env=env, **kw)
-
-
-def describe(p, out=None, err=None):
-    out = p.stdout if out is None else out
-    err = p.stderr if err is None else err
-    return "%r exited %s\nstdout: %s\nstderr: %s" % (
-        p.args, p.returncode, (out or b"").decode(errors="replace")[-4000:],
-        (err or b"").decode(errors="replace")[-4000:])
+run = functools.partial(testkit.run, timeout=TIMEOUT)
+describe = functools.partial(testkit.describe, keep=-4000)
 
 
 def clean_env(**extra):
@@ -163,12 +155,7 @@ def clean_env(**extra):
     return env
 
 
-def write(path, data, mode=0o600):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-    os.chmod(path, mode)
-    return path
+write = functools.partial(testkit.write, exclusive=True)
 
 
 def ppid_of(pid):
@@ -282,17 +269,14 @@ class Started:
         return None
 
     def describe(self):
-        return "%r exited %s\nstdout: %s\nstderr: %s" % (
-            self.p.args, self.p.returncode, self.stdout.decode(errors="replace")[-4000:],
-            self.stderr.decode(errors="replace")[-4000:])
+        return describe(self.p, self.stdout, self.stderr)
 
 
 def setUpModule():
     if os.geteuid() != 0:
         raise RuntimeError("run as root: the stale-directory test uses another owner")
-    for tool in (VARINJECT, VARGEN, VARSEAL, QEMU):
-        if not os.access(tool, os.X_OK):
-            raise RuntimeError("%s is not an executable" % tool)
+    for tool in testkit.not_executable(VARINJECT, VARGEN, VARSEAL, QEMU):
+        raise RuntimeError("%s is not an executable" % tool)
 
 
 class Case(unittest.TestCase):
@@ -718,25 +702,13 @@ class T10Fifos(Case):
 
 def make_store(d):
     """A store with test-vm's gen/api-key set by varseal; (spec, machine key)."""
-    admin = os.path.join(d, "admin.key")
-
-    def tool(*cmd, stdin=None):
-        p = run(list(cmd), cwd=d, stdin=stdin, timeout=120)
-        if p.returncode != 0:
-            raise RuntimeError(describe(p))
-        return p
-
-    tool(VARSEAL, "keygen", "-o", admin)
-    recipient = tool(VARSEAL, "pubkey", admin).stdout.decode().strip()
-    spec = os.path.join(d, "vars.yaml")
-    with open(spec, "w") as f:
-        f.write("admins:\n  admin: %s\nmachines:\n  test-vm:\n    generators: [gen]\n"
-                "generators:\n  gen:\n    files:\n      api-key: { secret: true }\n"
-                "    script: \"false\"\n" % recipient)
-    tool(VARSEAL, "machine", "keygen", "test-vm")
-    key = tool(VARSEAL, "machine", "key", "test-vm", "-i", admin).stdout
-    key_path = write(os.path.join(d, "test-vm.key"), key)
-    tool(VARSEAL, "set", "test-vm", "gen/api-key", stdin=b"api-key-value")
+    store = testkit.TempStore(d, timeout=120)
+    store.make_admin()
+    spec = store.write_spec("admins:\n  admin: @ADMIN@\nmachines:\n  test-vm:\n"
+                            "    generators: [gen]\ngenerators:\n  gen:\n    files:\n"
+                            "      api-key: { secret: true }\n    script: \"false\"\n")
+    key_path = store.machine_key("test-vm", os.path.join(d, "test-vm.key"))
+    store.tool(VARSEAL, "set", "test-vm", "gen/api-key", stdin=b"api-key-value")
     return spec, key_path
 
 

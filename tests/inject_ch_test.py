@@ -44,10 +44,10 @@ private directories go under /dev/shm (a RAM file system).  Without the
 binaries only parts 0 and 3 run.  Standard library only.
 """
 import base64
+import functools
 import http.client
 import json
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
 import shutil
 import signal
@@ -63,10 +63,10 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "ch"))
 import option_parser  # noqa: E402
+sys.path.insert(0, HERE)
+import testkit  # noqa: E402
+from testkit import VARGEN, VARINJECT, VARSEAL, write  # noqa: E402
 
-VARINJECT = os.environ.get("VARINJECT", _BUILD + "/inject/varinject")
-VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 STANDIN = os.path.join(HERE, "ch", "cloud-hypervisor")
 
 TIMEOUT = 30        # seconds, for any one process that should end by itself
@@ -114,30 +114,8 @@ AWKWARD = {
 
 # ---- helpers -------------------------------------------------------------------
 
-def run(cmd, stdin=None, timeout=TIMEOUT, **kw):
-    if stdin is None:
-        kw["stdin"] = subprocess.DEVNULL
-    else:
-        kw["input"] = stdin
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, **kw)
-
-
-def describe(p, out=None, err=None):
-    out = p.stdout if out is None else out
-    err = p.stderr if err is None else err
-    return "%r exited %s\nstdout: %s\nstderr: %s" % (
-        p.args, p.returncode, (out or b"").decode(errors="replace")[:3000],
-        (err or b"").decode(errors="replace")[:3000])
-
-
-def write(path, data, mode=0o600):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
+run = functools.partial(testkit.run, timeout=TIMEOUT)
+describe = functools.partial(testkit.describe, keep=3000)
 
 
 def read_record(path):
@@ -242,7 +220,7 @@ STORE = {}
 
 
 def missing_tools():
-    return [t for t in (VARINJECT, VARGEN, VARSEAL) if not os.access(t, os.X_OK)]
+    return testkit.not_executable(VARINJECT, VARGEN, VARSEAL)
 
 
 def setUpModule():
@@ -250,27 +228,21 @@ def setUpModule():
         return          # the stand-in's own tests still run; the rest skip
     tmp = tempfile.mkdtemp(prefix="inject_ch_test.")
     STORE["dir"] = tmp
-    spec = os.path.join(tmp, "vars.yaml")
-    admin = os.path.join(tmp, "admin.key")
+    store = testkit.TempStore(tmp, timeout=TIMEOUT)
+    spec, admin = store.spec, store.admin
 
     def tool(*cmd, stdin=None):
-        p = run(list(cmd), stdin=stdin, cwd=tmp)
-        if p.returncode != 0:
-            raise RuntimeError(describe(p))
-        return p.stdout
+        return store.tool(*cmd, stdin=stdin).stdout
 
-    tool(VARSEAL, "keygen", "-o", admin)
-    recipient = tool(VARSEAL, "pubkey", admin).decode().strip()
-    text = (SPEC.replace("@ADMIN@", recipient)
+    store.make_admin()
+    text = (SPEC
             .replace("@AWKWARD_MAP@", "\n".join("      %s: awkward/%s" % (n, f)
                                                 for n, (f, _) in AWKWARD.items()))
             .replace("@AWKWARD_FILES@", "\n".join("      %s: {}" % f
                                                   for f, _ in AWKWARD.values()))
             .replace("@AWKWARD_LIST@", " ".join(f for f, _ in AWKWARD.values())))
-    write(spec, text, 0o644)
-    tool(VARSEAL, "machine", "keygen", "test-vm")
-    machine_key = write(os.path.join(tmp, "machine.key"),
-                        tool(VARSEAL, "machine", "key", "test-vm", "-i", admin), 0o600)
+    store.write_spec(text, 0o644)
+    machine_key = store.machine_key("test-vm", os.path.join(tmp, "machine.key"))
     tool(VARGEN, "generate")
     for name, (f, value) in AWKWARD.items():
         tool(VARSEAL, "set", "test-vm", "awkward/" + f, stdin=value)
@@ -299,13 +271,9 @@ class InjectCase(unittest.TestCase):
             raise unittest.SkipTest("not executable: %s" % ", ".join(missing_tools()))
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="inject_ch_test.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "inject_ch_test.")
         # The private directory must be on a RAM file system.
-        shm = tempfile.TemporaryDirectory(prefix="inject_ch_test.", dir="/dev/shm")
-        self.addCleanup(shm.cleanup)
-        self.rundir = shm.name
+        self.rundir = testkit.temp_dir(self, "inject_ch_test.", "/dev/shm")
         self.record = os.path.join(self.dir, "record.json")
         self.expected = STORE["expected"]
         self.procs = []
@@ -460,9 +428,7 @@ class T0StandIn(unittest.TestCase):
     """The stand-in follows cloud-hypervisor's documented behaviour."""
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="inject_ch_test.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "inject_ch_test.")
         self.record = os.path.join(self.dir, "record.json")
         self.sock = os.path.join(self.dir, "api.sock")
 

@@ -47,10 +47,10 @@ VARGEN and VARSEAL (defaults under build/ of this checkout).  Run as
 only.
 """
 import base64
+import functools
 import grp
 import json
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import pwd
 import shutil
 import stat
@@ -62,9 +62,9 @@ import unittest
 
 sys.dont_write_bytecode = True
 
-VARINJECT = os.environ.get("VARINJECT", _BUILD + "/inject/varinject")
-VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testkit  # noqa: E402
+from testkit import VARGEN, VARINJECT, VARSEAL, as_user, on_ram, remove_users  # noqa: E402
 
 TIMEOUT = 30
 MACHINE = "host1"
@@ -184,30 +184,9 @@ print(json.dumps(t), flush=True)
 
 # ---- helpers -------------------------------------------------------------------
 
-def run(cmd, timeout=TIMEOUT, **kw):
-    return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout, **kw)
-
-
-def describe(p):
-    return "%r exited %s\nstdout: %s\nstderr: %s" % (
-        p.args, p.returncode, p.stdout.decode(errors="replace")[:2000],
-        p.stderr.decode(errors="replace")[:2000])
-
-
-def checked(cmd, **kw):
-    p = run(cmd, **kw)
-    if p.returncode != 0:
-        raise AssertionError(describe(p))
-    return p
-
-
-def fs_type(path):
-    return run(["stat", "-f", "-c", "%T", path]).stdout.decode().strip()
-
-
-def on_ram(path):
-    return fs_type(path) in ("tmpfs", "ramfs")
+run = functools.partial(testkit.run, timeout=TIMEOUT)
+checked = functools.partial(testkit.checked, timeout=TIMEOUT)
+describe = functools.partial(testkit.describe, keep=2000)
 
 
 def snapshot(d):
@@ -218,19 +197,8 @@ def snapshot(d):
     snap = {"parent": sorted(n for n in os.listdir(parent)
                              if n == base or n.startswith(base + "."))}
     snap["link"] = os.readlink(d) if os.path.islink(d) else None
-    tree = {}
-    gens = d + ".generations"
-    for root, dirs, files in os.walk(gens):
-        for n in dirs + files:
-            p = os.path.join(root, n)
-            st = os.lstat(p)
-            data = None
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            tree[os.path.relpath(p, gens)] = (st.st_ino, st.st_mode, st.st_uid,
-                                              st.st_gid, data)
-    snap["tree"] = tree
+    snap["tree"] = {name: (st.st_ino, st.st_mode, st.st_uid, st.st_gid, data)
+                    for name, st, data in testkit.walk_entries(d + ".generations")}
     return snap
 
 
@@ -240,41 +208,23 @@ W = {}  # work directory, keys and the two value sets
 
 
 def _remove_test_accounts():
-    for u in USERS:
-        if _exists(pwd.getpwnam, u):
-            subprocess.run(["userdel", u], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    for g in (GROUP,) + USERS:   # USERGROUPS_ENAB may leave a per-user group
-        if _exists(grp.getgrnam, g):
-            subprocess.run(["groupdel", g], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-
-
-def _exists(lookup, name):
-    try:
-        lookup(name)
-        return True
-    except KeyError:
-        return False
+    remove_users(*USERS, groups=(GROUP,))  # USERGROUPS_ENAB may leave a per-user group
 
 
 def setUpModule():
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root (creates users, chowns files)")
-    for b in (VARINJECT, VARGEN, VARSEAL):
-        if not os.access(b, os.X_OK):
-            raise unittest.SkipTest("%s not built (cmake -S . -B build "
-                                    "&& cmake --build build -j2)" % b)
+    testkit.skip_unless_built(VARINJECT, VARGEN, VARSEAL)
     if not shutil.which("runuser") or not os.path.isdir("/dev/shm") or not on_ram("/dev/shm"):
         raise unittest.SkipTest("needs runuser and /dev/shm on tmpfs")
 
     # Cleanups first, so that whatever happens below is undone.
     unittest.addModuleCleanup(_remove_test_accounts)
     _remove_test_accounts()  # leftovers of an interrupted run
-    checked(["groupadd", GROUP])
-    checked(["useradd", "-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", OWNER])
-    checked(["useradd", "-M", "-N", "-g", GROUP, "-s", "/usr/sbin/nologin", MEMBER])
-    checked(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", OTHER])
+    testkit.add_group(GROUP)
+    testkit.add_user(OWNER, "-N", "-g", GROUP)
+    testkit.add_user(MEMBER, "-N", "-g", GROUP)
+    testkit.add_user(OTHER, "-U")
 
     work = tempfile.mkdtemp(prefix="vtest-install.", dir="/dev/shm")
     unittest.addModuleCleanup(shutil.rmtree, work, ignore_errors=True)
@@ -286,16 +236,10 @@ def setUpModule():
     W["a"] = os.path.join(work, "store-a")
     W["b"] = os.path.join(work, "store-b")
 
-    checked([VARSEAL, "keygen", "-o", W["admin"]])
-    admin_pub = checked([VARSEAL, "pubkey", W["admin"]]).stdout.decode().strip()
-    with open(W["spec"], "w") as f:
-        f.write(SPEC.replace("@ADMIN@", admin_pub).replace("@OWNER_DB@", OWNER)
-                .replace("@GROUP_DB@", GROUP))
-    checked([VARSEAL, "machine", "keygen", "-f", W["spec"], MACHINE])
-    with open(W["host"], "wb") as f:
-        f.write(checked([VARSEAL, "machine", "key", "-f", W["spec"], "-i", W["admin"],
-                         MACHINE]).stdout)
-    os.chmod(W["host"], 0o600)
+    store = testkit.TempStore(work, timeout=TIMEOUT)
+    store.make_admin()
+    store.write_spec(SPEC.replace("@OWNER_DB@", OWNER).replace("@GROUP_DB@", GROUP))
+    store.machine_key(MACHINE, W["host"])
 
     checked([VARGEN, "generate", "-f", W["spec"]])
     os.mkdir(W["a"])
@@ -408,7 +352,7 @@ class T2Permissions(Base):
             raise AssertionError(describe(p))
 
     def read_as(self, user, g, f):
-        return run(["runuser", "-u", user, "--", "cat", os.path.join(self.dir, g, f)])
+        return as_user(user, "cat", os.path.join(self.dir, g, f), timeout=TIMEOUT)
 
     def assert_reads(self, user, g, f):
         p = self.read_as(user, g, f)
@@ -441,7 +385,7 @@ class T2Permissions(Base):
         self.assert_reads(OTHER, "app", "client-id")
 
     def test_directories_not_listable(self):
-        p = run(["runuser", "-u", OTHER, "--", "ls", os.path.join(self.dir, "app")])
+        p = as_user(OTHER, "ls", os.path.join(self.dir, "app"), timeout=TIMEOUT)
         self.assertNotEqual(p.returncode, 0, describe(p))
         self.assertIn(b"Permission denied", p.stderr, describe(p))
 

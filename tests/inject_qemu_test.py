@@ -31,9 +31,9 @@ VARGEN, VARSEAL (defaults under build/ of this checkout), QEMU from QEMU
 (default build/guest-cache of this checkout). Standard library only.
 """
 import base64
+import functools
 import hashlib
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
 import secrets
 import shutil
@@ -47,10 +47,11 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = _BUILD
-VARINJECT = os.environ.get("VARINJECT", BUILD + "/inject/varinject")
-VARGEN = os.environ.get("VARGEN", BUILD + "/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", BUILD + "/seal/varseal")
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import testkit  # noqa: E402
+from testkit import BUILD, VARGEN, VARINJECT, VARSEAL  # noqa: E402
+
 QEMU = os.environ.get("QEMU") or shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
 GUEST_DIR = os.path.join(HERE, "guest")
 GUEST_CACHE = os.environ.get("GUEST_CACHE", BUILD + "/guest-cache")
@@ -126,16 +127,8 @@ def awkward_values():
 
 # ---- helpers -----------------------------------------------------------------
 
-def run(cmd, cwd=None, stdin=None, timeout=TOOL_TIMEOUT, env=None):
-    kw = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
-    return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, env=env, **kw)
-
-
-def describe(p, rc=None):
-    return "%r exited %s\nstdout: %s\nstderr: %s" % (
-        p.args, p.returncode if rc is None else rc,
-        p.stdout.decode(errors="replace")[-6000:], p.stderr.decode(errors="replace")[-6000:])
+run = functools.partial(testkit.run, timeout=TOOL_TIMEOUT)
+describe = functools.partial(testkit.describe, keep=-6000)
 
 
 def digest(value):
@@ -256,31 +249,17 @@ STORE = Store()
 def setUpModule():
     if os.geteuid() != 0:
         raise RuntimeError("run as root: the test reads every process's environ")
-    for tool in (VARINJECT, VARGEN, VARSEAL, QEMU):
-        if not os.access(tool, os.X_OK):
-            raise RuntimeError("%s is not an executable" % tool)
+    for tool in testkit.not_executable(VARINJECT, VARGEN, VARSEAL, QEMU):
+        raise RuntimeError("%s is not an executable" % tool)
     d = tempfile.mkdtemp(prefix="inject_qemu_test.")
     STORE.dir = d
-    STORE.spec = os.path.join(d, "vars.yaml")
-    STORE.admin = os.path.join(d, "admin.key")
-    STORE.machine_key = os.path.join(d, "machine.key")
-
-    def tool(*cmd, stdin=None):
-        p = run(list(cmd), cwd=d, stdin=stdin)
-        if p.returncode != 0:
-            raise RuntimeError(describe(p))
-        return p
-
-    tool(VARSEAL, "keygen", "-o", STORE.admin)
-    recipient = tool(VARSEAL, "pubkey", STORE.admin).stdout.decode().strip()
-    with open(STORE.spec, "w") as f:
-        f.write(SPEC.replace("@ADMIN@", recipient))
-    tool(VARSEAL, "machine", "keygen", "test-vm")
-    key = tool(VARSEAL, "machine", "key", "test-vm", "-i", STORE.admin).stdout
-    fd = os.open(STORE.machine_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    os.chmod(STORE.machine_key, 0o600)
+    store = testkit.TempStore(d, timeout=TOOL_TIMEOUT)
+    tool = store.tool
+    STORE.spec = store.spec
+    STORE.admin = store.admin
+    store.make_admin()
+    store.write_spec(SPEC)
+    STORE.machine_key = store.machine_key("test-vm", os.path.join(d, "machine.key"))
 
     STORE.cores = {}
     planted = {}

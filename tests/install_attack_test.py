@@ -40,22 +40,20 @@ VARINJECT, VARGEN and VARSEAL (defaults under build/ of this checkout).  Run
 as `python3 tests/install_attack_test.py` (a few seconds).  Standard library
 only.
 """
-import grp
+import functools
 import os
 import pwd
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.dont_write_bytecode = True
-
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
-VARINJECT = os.environ.get("VARINJECT", _BUILD + "/inject/varinject")
-VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testkit  # noqa: E402
+from testkit import (VARGEN, VARINJECT, VARSEAL, as_user, checked, group_exists,  # noqa: E402
+                     on_ram, remove_users, user_exists)
 
 TIMEOUT = 30
 MACHINE = "host1"
@@ -77,58 +75,21 @@ generators:
 
 # ---- helpers ---------------------------------------------------------------------
 
-def run(cmd, timeout=TIMEOUT, **kw):
-    return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, timeout=timeout, **kw)
-
-
-def describe(p):
-    return "%r exited %s\nstdout: %s\nstderr: %s" % (
-        p.args, p.returncode, p.stdout.decode(errors="replace")[:2000],
-        p.stderr.decode(errors="replace")[:2000])
-
-
-def checked(cmd, **kw):
-    p = run(cmd, **kw)
-    if p.returncode != 0:
-        raise AssertionError(describe(p))
-    return p
+run = functools.partial(testkit.run, timeout=TIMEOUT)
+checked = functools.partial(checked, timeout=TIMEOUT)
+describe = functools.partial(testkit.describe, keep=2000)
 
 
 def as_attacker(*cmd):
     """Runs cmd as the unprivileged attacker; it must succeed."""
-    return checked(["runuser", "-u", ATTACKER, "--"] + list(cmd))
-
-
-def on_ram(path):
-    return run(["stat", "-f", "-c", "%T", path]).stdout.decode().strip() in ("tmpfs", "ramfs")
+    return as_user(ATTACKER, *cmd, timeout=TIMEOUT, check=True)
 
 
 def tree(path):
     """Every entry under path (not following symlinks): relative name ->
     (type, uid, mode, content of regular files, target of symlinks)."""
-    out = {}
-    for root, dirs, files in os.walk(path):
-        for n in dirs + files:
-            p = os.path.join(root, n)
-            st = os.lstat(p)
-            data = None
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            elif stat.S_ISLNK(st.st_mode):
-                data = os.readlink(p)
-            out[os.path.relpath(p, path)] = (stat.S_IFMT(st.st_mode), st.st_uid,
-                                             stat.S_IMODE(st.st_mode), data)
-    return out
-
-
-def _exists(lookup, name):
-    try:
-        lookup(name)
-        return True
-    except KeyError:
-        return False
+    return {name: (stat.S_IFMT(st.st_mode), st.st_uid, stat.S_IMODE(st.st_mode), data)
+            for name, st, data in testkit.walk_entries(path, read_links=True)}
 
 
 # ---- the attacker, the store ---------------------------------------------------------
@@ -137,12 +98,7 @@ W = {}
 
 
 def _remove_attacker():
-    if _exists(pwd.getpwnam, ATTACKER):
-        subprocess.run(["userdel", ATTACKER], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    if _exists(grp.getgrnam, ATTACKER):
-        subprocess.run(["groupdel", ATTACKER], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    remove_users(ATTACKER)
 
 
 def write_spec(name, owner="root", group="root", owner2="root", group2="root"):
@@ -157,10 +113,7 @@ def write_spec(name, owner="root", group="root", owner2="root", group2="root"):
 def setUpModule():
     if os.geteuid() != 0:
         raise unittest.SkipTest("needs root (creates a user, runs install as root)")
-    for b in (VARINJECT, VARGEN, VARSEAL):
-        if not os.access(b, os.X_OK):
-            raise unittest.SkipTest("%s not built (cmake -S . -B build "
-                                    "&& cmake --build build -j2)" % b)
+    testkit.skip_unless_built(VARINJECT, VARGEN, VARSEAL)
     for tool in ("runuser", "useradd", "userdel"):
         if not shutil.which(tool):
             raise unittest.SkipTest("needs " + tool)
@@ -169,7 +122,7 @@ def setUpModule():
 
     unittest.addModuleCleanup(_remove_attacker)
     _remove_attacker()   # a leftover of an interrupted run
-    checked(["useradd", "-M", "-U", "-s", "/usr/sbin/nologin", ATTACKER])
+    testkit.add_user(ATTACKER, "-U")
     W["uid"] = pwd.getpwnam(ATTACKER).pw_uid
     W["gid"] = pwd.getpwnam(ATTACKER).pw_gid
 
@@ -179,14 +132,10 @@ def setUpModule():
     W["work"] = work
     W["admin"] = os.path.join(work, "admin.key")
     W["host"] = os.path.join(work, "host.key")
-    checked([VARSEAL, "keygen", "-o", W["admin"]])
-    W["admin_pub"] = checked([VARSEAL, "pubkey", W["admin"]]).stdout.decode().strip()
+    store = testkit.TempStore(work, timeout=TIMEOUT)
+    W["admin_pub"] = store.make_admin()
     W["spec"] = write_spec("vars.yaml")
-    checked([VARSEAL, "machine", "keygen", "-f", W["spec"], MACHINE])
-    with open(W["host"], "wb") as f:
-        f.write(checked([VARSEAL, "machine", "key", "-f", W["spec"], "-i", W["admin"],
-                         MACHINE]).stdout)
-    os.chmod(W["host"], 0o600)
+    store.machine_key(MACHINE, W["host"])
     checked([VARGEN, "generate", "-f", W["spec"]])
     W["values"] = {
         f: checked([VARSEAL, "get", "-f", W["spec"], "-i", W["admin"], MACHINE,
@@ -417,7 +366,7 @@ class T5PlantedAfterInstall(Base):
 class T7NumericIds(Base):
     def test_numeric_owner_and_group(self):
         for n in ("65534", "54321"):
-            self.assertFalse(_exists(pwd.getpwnam, n) or _exists(grp.getgrnam, n),
+            self.assertFalse(user_exists(n) or group_exists(n),
                              "%s names a user or group on this host" % n)
         spec = write_spec("numeric.yaml", "65534", "65534", "54321", "54321")
         d = os.path.join(self.workdir("t7"), "secrets")

@@ -15,18 +15,17 @@ Run as `python3 tests/interop_test.py`; the varseal binary comes from the
 environment variable VARSEAL (ctest sets it). Standard library only.
 """
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
 import shutil
 import stat
-import subprocess
 import sys
-import tempfile
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from ptyrun import run_pty
+import testkit
+from testkit import VARSEAL, payload
 
-VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
 AGE = shutil.which("age") or "/usr/bin/age"
 AGE_KEYGEN = shutil.which("age-keygen") or "/usr/bin/age-keygen"
 
@@ -39,60 +38,20 @@ ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 
 RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 
-_payloads = {}
-
-
-def payload(size):
-    """Random bytes of the given size, the same within one run."""
-    if size not in _payloads:
-        _payloads[size] = os.urandom(size)
-    return _payloads[size]
-
-
 def run(cmd, stdin=None, check=True, **kw):
-    """Runs cmd with stdin bytes; returns the CompletedProcess (bytes)."""
-    p = subprocess.run(
-        cmd,
-        input=stdin if stdin is not None else b"",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        timeout=TIMEOUT,
-        **kw,
-    )
-    if check and p.returncode != 0:
-        raise AssertionError(
-            "%r exited %d\nstderr: %s"
-            % (cmd, p.returncode, p.stderr.decode(errors="replace"))
-        )
-    return p
+    """Runs cmd with stdin bytes (an empty pipe if None); returns the
+    CompletedProcess (bytes)."""
+    return testkit.run(cmd, b"" if stdin is None else stdin, TIMEOUT, check, **kw)
 
 
-def write_file(path, data, mode=0o600):
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
+write_file = testkit.write
+read_file = testkit.read
 
 
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-class Tmp(unittest.TestCase):
+class Tmp(testkit.TempDirCase):
     """A fresh temporary directory per test, and helpers on it."""
 
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="varseal-interop-")
-        self.dir = self._tmp.name
-        self._n = 0
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def path(self, name):
-        self._n += 1
-        return os.path.join(self.dir, "%03d-%s" % (self._n, name))
+    PREFIX = "varseal-interop-"
 
     # Keys ----------------------------------------------------------------
 

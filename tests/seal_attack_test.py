@@ -20,7 +20,6 @@ own process group is orphaned, and the kernel discards Ctrl-Z there).
 Standard library only. The binaries come from $VARSEAL and $VARGEN.
 """
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import fcntl
 import select
 import shutil
@@ -28,13 +27,15 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import termios
 import time
 import unittest
 
-VARSEAL = os.path.abspath(os.environ.get("VARSEAL", _BUILD + "/seal/varseal"))
-VARGEN = os.path.abspath(os.environ.get("VARGEN", _BUILD + "/gen/vargen"))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testkit  # noqa: E402
+from testkit import VARGEN, VARSEAL, read, write  # noqa: E402
+
 AGE = shutil.which("age") or "/usr/bin/age"
 
 TIMEOUT = 120     # seconds, for any process that should just finish
@@ -48,12 +49,10 @@ PLAINTEXT = b"the new plaintext\n"
 
 
 def run(cmd, cwd=None, stdin=None, check=True):
-    p = subprocess.run(cmd, cwd=cwd, input=stdin or b"", stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=TIMEOUT, start_new_session=True)
-    err = p.stderr.decode(errors="replace")
-    if check and p.returncode != 0:
-        raise AssertionError("%r exited %d: %s" % (cmd, p.returncode, err))
-    assert_clean(err)
+    """Runs cmd in its own session with stdin bytes (an empty pipe if None);
+    a sanitizer report on stderr fails."""
+    p = testkit.run(cmd, stdin or b"", TIMEOUT, check, cwd=cwd, start_new_session=True)
+    assert_clean(p.stderr.decode(errors="replace"))
     return p
 
 
@@ -61,18 +60,6 @@ def assert_clean(stderr):
     for marker in SANITIZER_MARKERS:
         if marker in stderr:
             raise AssertionError("sanitizer report: %s" % stderr)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write(path, data, mode=0o600):
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
 
 
 def meta(path):
@@ -92,9 +79,7 @@ class OutputFile(unittest.TestCase):
     """varseal's -o against the real age on the same files."""
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="seal_attack.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "seal_attack.")
         self.key = os.path.join(self.dir, "key")
         run([VARSEAL, "keygen", "-o", self.key])
         self.recipient = run([VARSEAL, "pubkey", self.key]).stdout.decode().strip()
@@ -357,9 +342,7 @@ class PtyJob:
 
 class PromptCase(unittest.TestCase):
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="seal_attack.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "seal_attack.")
         self.input = write(self.p("input"), PLAINTEXT)
 
     def p(self, *names):

@@ -28,21 +28,20 @@ Run as `python3 tests/ssh_test.py`; binaries from VARSEAL, VARGEN and
 VARINJECT. Standard library only.
 """
 import base64
+import functools
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from ptyrun import run_pty
+import testkit
+from testkit import VARGEN, VARINJECT, VARSEAL, payload, read, write
 
-VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
-VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
-VARINJECT = os.environ.get("VARINJECT", _BUILD + "/inject/varinject")
 AGE = shutil.which("age") or "/usr/bin/age"
 AGE_KEYGEN = shutil.which("age-keygen") or "/usr/bin/age-keygen"
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
@@ -58,48 +57,8 @@ ERROR_PREFIX = "varseal: error: "
 AGE_PASS_PROMPT = b"Enter passphrase (leave empty to autogenerate a secure one):"
 AGE_CONFIRM_PROMPT = b"Confirm passphrase:"
 
-_payloads = {}
-
-
-def payload(size):
-    """Random bytes of the given size, the same within one run."""
-    if size not in _payloads:
-        _payloads[size] = os.urandom(size)
-    return _payloads[size]
-
-
-def run(cmd, stdin=None, check=True, **kw):
-    """Runs cmd with stdin bytes (or /dev/null); returns the CompletedProcess."""
-    if stdin is None:
-        kw.setdefault("stdin", subprocess.DEVNULL)
-    else:
-        kw["input"] = stdin
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=TIMEOUT, **kw)
-    if check and p.returncode != 0:
-        raise AssertionError(describe(p))
-    return p
-
-
-def describe(p):
-    out = p.stdout if len(p.stdout) < 2000 else p.stdout[:2000] + b"..."
-    return "%r exited %d\nstdout: %s\nstderr: %s" % (
-        p.args, p.returncode, out.decode(errors="replace"),
-        p.stderr.decode(errors="replace"))
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write(path, data, mode=0o600):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
+run = functools.partial(testkit.run, timeout=TIMEOUT, check=True)
+describe = functools.partial(testkit.describe, keep=2000)
 
 
 def stanza_types(ct):
@@ -116,20 +75,10 @@ def split_header(ct):
     return ct[:end + 1], ct[end + 1:]
 
 
-class Tmp(unittest.TestCase):
+class Tmp(testkit.TempDirCase):
     """A fresh temporary directory per test, and key helpers."""
 
-    def setUp(self):
-        self._tmp = tempfile.TemporaryDirectory(prefix="varseal-ssh-")
-        self.dir = self._tmp.name
-        self._n = 0
-
-    def tearDown(self):
-        self._tmp.cleanup()
-
-    def path(self, name):
-        self._n += 1
-        return os.path.join(self.dir, "%03d-%s" % (self._n, name))
+    PREFIX = "varseal-ssh-"
 
     def ssh_keygen(self, kind, bits=None, passphrase="", comment=None, name=None):
         """(private key path, .pub line) made by ssh-keygen."""

@@ -44,17 +44,16 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from vars_test import (AGE, VARGEN, VARSEAL, VarsCase, b64_decode_strict,  # noqa: E402
-                       describe, read, run, write, x25519)
+import testkit  # noqa: E402
+from testkit import (VARGEN, VARINJECT, VARSEAL, as_user, describe, read,  # noqa: E402
+                     remove_users, run, user_exists, write)
+from vars_test import AGE, VarsCase, b64_decode_strict, x25519  # noqa: E402
 
-VARINJECT = os.environ.get("VARINJECT", os.path.join(os.path.dirname(HERE), "build", "inject",
-                                                     "varinject"))
 AGE_KEYGEN = shutil.which("age-keygen") or "/usr/bin/age-keygen"
 STRACE = shutil.which("strace")
 
@@ -115,15 +114,7 @@ PAIR_FILES = {"kp": ("identity", "recipient"), "wg": ("private", "public"),
 
 def parse_list(text):
     """{owner/gen/file: state} from vargen list or check."""
-    states = {}
-    for line in text.splitlines():
-        if line.startswith("check: "):
-            continue
-        m = STATE_RE.match(line)
-        if not m:
-            raise AssertionError("unexpected state line %r" % line)
-        states["%s/%s/%s" % m.group(1, 2, 3)] = m.group(5)
-    return states
+    return {name: m.group(5) for name, m in testkit.state_lines(text, STATE_RE)}
 
 
 def snapshot(top):
@@ -385,18 +376,8 @@ class T6KillDuringCommit(StoreCase):
 
 # ---- 7. symlinks inside the store ------------------------------------------------------
 
-def _user_exists(name):
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
 def _remove_attacker():
-    if _user_exists(ATTACKER):
-        subprocess.run(["userdel", ATTACKER], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    remove_users(ATTACKER)
 
 
 class T7SymlinkInStore(StoreCase):
@@ -405,15 +386,8 @@ class T7SymlinkInStore(StoreCase):
         if os.geteuid() != 0 or not shutil.which("runuser"):
             raise unittest.SkipTest("needs root and runuser")
         cls.addClassCleanup(_remove_attacker)
-        # Other tests may hold the lock on /etc/passwd for a moment: retry.
-        for _ in range(20):
-            if _user_exists(ATTACKER):
-                break
-            p = run(["useradd", "-M", "-N", "-s", "/usr/sbin/nologin", ATTACKER])
-            if p.returncode != 0:
-                time.sleep(0.5)
-        if not _user_exists(ATTACKER):
-            raise AssertionError(describe(p))
+        if not user_exists(ATTACKER):
+            testkit.add_user(ATTACKER, "-N")  # retries while /etc/passwd is locked
 
     def setUp(self):
         super().setUp()
@@ -435,7 +409,7 @@ class T7SymlinkInStore(StoreCase):
         self.link = os.path.join(self.vars, "per-machine", "vm")
 
     def as_attacker(self, script, *args):
-        p = run(["runuser", "-u", ATTACKER, "--", "/bin/sh", "-ec", script, "sh"] + list(args))
+        p = as_user(ATTACKER, "/bin/sh", "-ec", script, "sh", *args)
         self.assertEqual(p.returncode, 0, describe(p))
 
     def plant(self, link, target):

@@ -28,7 +28,6 @@ import base64
 import concurrent.futures
 import hashlib
 import os
-_BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
 import random
 import re
 import shutil
@@ -40,8 +39,11 @@ import tempfile
 import time
 import unittest
 
-VARGEN = os.environ.get("VARGEN", _BUILD + "/gen/vargen")
-VARSEAL = os.environ.get("VARSEAL", _BUILD + "/seal/varseal")
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testkit  # noqa: E402
+from testkit import VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
+
 AGE = shutil.which("age") or "/usr/bin/age"
 
 TIMEOUT = 120  # seconds, for any single process
@@ -54,36 +56,6 @@ SPEC_ERROR_RE = re.compile(r"^vargen: error: vars\.yaml:(\d+):(\d+): (.+)$")
 
 
 # ---- helpers -----------------------------------------------------------------
-
-def run(cmd, cwd=None, stdin=None, timeout=TIMEOUT, **kw):
-    """Runs cmd (stdin bytes, or /dev/null); returns the CompletedProcess."""
-    if stdin is None:
-        kw["stdin"] = subprocess.DEVNULL
-    else:
-        kw["input"] = stdin
-    return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=timeout, **kw)
-
-
-def describe(p):
-    return "%r exited %d\nstdout: %s\nstderr: %s" % (
-        p.args, p.returncode, p.stdout.decode(errors="replace"),
-        p.stderr.decode(errors="replace"))
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write(path, data, mode=0o600):
-    if isinstance(data, str):
-        data = data.encode()
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
-
 
 def age_decrypt(keyfile, path):
     """(returncode, plaintext, stderr) of the real age."""
@@ -123,15 +95,7 @@ def files_named(root, leaf):
 
 def parse_states(text):
     """{owner/gen/file: (secret|value, state)} from list/check output."""
-    states = {}
-    for line in text.splitlines():
-        if line.startswith("check: "):
-            continue
-        m = STATE_RE.match(line)
-        if not m:
-            raise AssertionError("unexpected state line %r" % line)
-        states["%s/%s/%s" % m.group(1, 2, 3)] = (m.group(4), m.group(5))
-    return states
+    return {name: (m.group(4), m.group(5)) for name, m in testkit.state_lines(text, STATE_RE)}
 
 
 def b64_decode_strict(text, urlsafe=False):
@@ -212,9 +176,7 @@ class VarsCase(unittest.TestCase):
     maxDiff = None
 
     def setUp(self):
-        tmp = tempfile.TemporaryDirectory(prefix="vars_test.")
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = testkit.temp_dir(self, "vars_test.")
         self.vars = os.path.join(self.dir, "vars")
         self.spec = os.path.join(self.dir, "vars.yaml")
 

@@ -1,0 +1,279 @@
+"""Helpers shared by the Python tests (imported like ptyrun, from this folder).
+
+What every test file needs and used to copy: where the built tools are
+(VARSEAL, VARGEN, VARINJECT and SHARED_DIR, as tests/CMakeLists.txt sets
+them, with defaults under build/ of this checkout), running a tool and
+describing a run that went wrong, reading and writing small files, a
+temporary store (an admin key, a spec naming it, machine keys),
+temporary unprivileged users acted through with runuser, a temporary
+directory per test, and random payloads.
+
+Nothing here asserts what a test is about: a helper that checks raises
+AssertionError with the run's description, so a failure reads the same
+wherever it happens.
+"""
+
+import grp
+import os
+import pwd
+import stat
+import subprocess
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUILD = os.path.join(ROOT, "build")
+
+
+def tool_path(variable, default):
+    """The absolute path in the environment variable, or default under build/."""
+    return os.path.abspath(os.environ.get(variable, os.path.join(BUILD, default)))
+
+
+VARSEAL = tool_path("VARSEAL", "seal/varseal")
+VARGEN = tool_path("VARGEN", "gen/vargen")
+VARINJECT = tool_path("VARINJECT", "inject/varinject")
+# CMake's default, ${CMAKE_SOURCE_DIR}/../shared, is beside the checkout.
+SHARED_DIR = os.path.abspath(os.environ.get("SHARED_DIR", os.path.join(ROOT, "..", "shared")))
+
+TIMEOUT = 120  # seconds: a default for any one run that should end by itself
+
+
+def not_executable(*paths):
+    """The paths (tools) that are not executable files, in order."""
+    return [p for p in paths if not os.access(p, os.X_OK)]
+
+
+def skip_unless_built(*tools):
+    """Skips the module or class when a built tool is missing."""
+    for tool in not_executable(*tools):
+        raise unittest.SkipTest("%s not built (cmake -S . -B build "
+                                "&& cmake --build build -j2)" % tool)
+
+
+# ---- running tools ----------------------------------------------------------------
+
+def run(cmd, stdin=None, timeout=TIMEOUT, check=False, **kw):
+    """Runs cmd with stdin bytes (or /dev/null); returns the CompletedProcess
+    with stdout and stderr captured.  check: a non-zero exit raises
+    AssertionError with describe()."""
+    if stdin is None:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+    else:
+        kw["input"] = stdin
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(describe(p))
+    return p
+
+
+def checked(cmd, **kw):
+    """run() that must succeed."""
+    return run(cmd, check=True, **kw)
+
+
+def _text(data, keep):
+    text = (data or b"").decode(errors="replace")
+    if keep is None:
+        return text
+    return text[:keep] if keep > 0 else text[keep:]
+
+
+def describe(p, out=None, err=None, rc=None, keep=None):
+    """A run for a failure message: its argv, exit status, stdout and stderr.
+    out, err, rc replace what p holds (output read separately, a status
+    waited for elsewhere); keep > 0 keeps the first keep characters of each
+    stream, keep < 0 the last -keep, None all."""
+    return "%r exited %s\nstdout: %s\nstderr: %s" % (
+        p.args, p.returncode if rc is None else rc,
+        _text(p.stdout if out is None else out, keep),
+        _text(p.stderr if err is None else err, keep))
+
+
+# ---- files ------------------------------------------------------------------------
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write(path, data, mode=0o600, exclusive=False):
+    """Writes data (bytes or str) to path with mode; returns path.
+    exclusive: path must not exist yet (O_EXCL)."""
+    if isinstance(data, str):
+        data = data.encode()
+    if exclusive:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        f = os.fdopen(fd, "wb")
+    else:
+        f = open(path, "wb")
+    with f:
+        f.write(data)
+    os.chmod(path, mode)
+    return path
+
+
+def walk_entries(top, read_links=False):
+    """(name relative to top, lstat result, data) for every entry under top,
+    not following symlinks: data is a regular file's content, with
+    read_links a symlink's target, else None."""
+    for root, dirs, files in os.walk(top):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            st = os.lstat(p)
+            data = None
+            if stat.S_ISREG(st.st_mode):
+                data = read(p)
+            elif read_links and stat.S_ISLNK(st.st_mode):
+                data = os.readlink(p)
+            yield os.path.relpath(p, top), st, data
+
+
+def state_lines(text, state_re):
+    """(owner/gen/file, match of state_re) for each line of vargen list or
+    check output (its "check: " summary skipped); any other line fails."""
+    for line in text.splitlines():
+        if line.startswith("check: "):
+            continue
+        m = state_re.match(line)
+        if not m:
+            raise AssertionError("unexpected state line %r" % line)
+        yield "%s/%s/%s" % m.group(1, 2, 3), m
+
+
+def fs_type(path):
+    """The file system type of path as stat -f names it (tmpfs, ramfs, ext2/ext3...)."""
+    return run(["stat", "-f", "-c", "%T", path], timeout=30).stdout.decode().strip()
+
+
+def on_ram(path):
+    return fs_type(path) in ("tmpfs", "ramfs")
+
+
+# ---- a temporary store -------------------------------------------------------------
+
+class TempStore:
+    """A store in an existing directory: an admin key (admin.key), a spec
+    (vars.yaml) naming it, and machine keys.  The tools run in the
+    directory; a failing step raises AssertionError with its description."""
+
+    def __init__(self, directory, timeout=TIMEOUT):
+        self.dir = directory
+        self.timeout = timeout
+        self.spec = os.path.join(directory, "vars.yaml")
+        self.admin = os.path.join(directory, "admin.key")
+        self.admin_pub = None
+
+    def tool(self, *cmd, stdin=None):
+        return checked(list(cmd), stdin=stdin, cwd=self.dir, timeout=self.timeout)
+
+    def make_admin(self):
+        """varseal keygen for the admin; returns its recipient."""
+        self.tool(VARSEAL, "keygen", "-o", self.admin)
+        self.admin_pub = self.tool(VARSEAL, "pubkey", self.admin).stdout.decode().strip()
+        return self.admin_pub
+
+    def write_spec(self, text, mode=0o644):
+        """The spec, with @ADMIN@ replaced by the admin's recipient."""
+        return write(self.spec, text.replace("@ADMIN@", self.admin_pub), mode)
+
+    def machine_key(self, machine, path):
+        """varseal machine keygen, then the machine's identity into path (0600)."""
+        self.tool(VARSEAL, "machine", "keygen", "-f", self.spec, machine)
+        key = self.tool(VARSEAL, "machine", "key", "-f", self.spec, "-i", self.admin,
+                        machine).stdout
+        return write(path, key, 0o600, exclusive=True)
+
+
+# ---- temporary unprivileged users -----------------------------------------------------
+
+def user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def group_exists(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def add_group(name):
+    checked(["groupadd", name], timeout=30)
+
+
+def add_user(name, *options):
+    """useradd without a home and with no login shell, plus options (-U, -N,
+    -g GROUP...).  Other tests may hold the lock on /etc/passwd for a
+    moment: retried for ten seconds."""
+    for _ in range(20):
+        p = run(["useradd", "-M", "-s", "/usr/sbin/nologin"] + list(options) + [name],
+                timeout=30)
+        if p.returncode == 0 or user_exists(name):
+            return
+        time.sleep(0.5)
+    raise AssertionError(describe(p))
+
+
+def remove_users(*names, groups=()):
+    """Removes the users and groups that exist, and a group of a user's own
+    name (USERGROUPS_ENAB may leave one); quiet, so cleanups may run twice."""
+    for name in names:
+        if user_exists(name):
+            subprocess.run(["userdel", name], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    for name in tuple(groups) + names:
+        if group_exists(name):
+            subprocess.run(["groupdel", name], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+
+def as_user(user, *cmd, **kw):
+    """Runs cmd as user through runuser; returns the CompletedProcess."""
+    return run(["runuser", "-u", user, "--"] + list(cmd), **kw)
+
+
+# ---- per-test temporary directories and payloads --------------------------------------
+
+_payloads = {}
+
+
+def payload(size):
+    """Random bytes of the given size, the same within one run."""
+    if size not in _payloads:
+        _payloads[size] = os.urandom(size)
+    return _payloads[size]
+
+
+def temp_dir(case, prefix, parent=None):
+    """A temporary directory removed when the test case ends; its path."""
+    tmp = tempfile.TemporaryDirectory(prefix=prefix, dir=parent)
+    case.addCleanup(tmp.cleanup)
+    return tmp.name
+
+
+class TempDirCase(unittest.TestCase):
+    """A fresh temporary directory per test (self.dir, named PREFIX...), and
+    path(name): a new numbered name in it."""
+
+    PREFIX = "vtest-"
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix=self.PREFIX)
+        self.dir = self._tmp.name
+        self._n = 0
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def path(self, name):
+        self._n += 1
+        return os.path.join(self.dir, "%03d-%s" % (self._n, name))
