@@ -15,12 +15,12 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "age.h"
-#include "armor.h"
-#include "crypto.h"
-#include "io.h"
-#include "recipient.h"
-#include "secmem.h"
+#include "base/crypto.h"
+#include "base/io.h"
+#include "base/secmem.h"
+#include "age/age.h"
+#include "age/armor.h"
+#include "age/recipient.h"
 
 #define MAX_KEYS 8
 

@@ -28,11 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "oem.h"
-#include "recipient.h"
-#include "secmem.h"
-#include "spec.h"
-#include "vars.h"
+#include "base/secmem.h"
+#include "age/recipient.h"
+#include "vars/oem.h"
+#include "vars/spec.h"
+#include "vars/vars.h"
 
 static int passed, failed;
 static char dir[64];

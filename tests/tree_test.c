@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tree.h"
+#include "base/tree.h"
 
 static int passed, failed;
 static char dir[64];

@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto.h"
-#include "error.h"
-#include "secmem.h"
+#include "base/crypto.h"
+#include "base/error.h"
+#include "base/secmem.h"
 
 /* ---- JSON reader ---------------------------------------------------- */
 

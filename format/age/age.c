@@ -1,10 +1,10 @@
-#include "age.h"
+#include "age/age.h"
 
 #include <string.h>
 
-#include "armor.h"
-#include "crypto.h"
-#include "secmem.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
+#include "age/armor.h"
 
 /* Big enough for any line of any known stanza (post-quantum arguments are
  * about 1.5 KB), small enough to bound what a hostile header costs. */

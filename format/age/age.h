@@ -4,10 +4,10 @@
 
 #include <stddef.h>
 
-#include "header.h"
-#include "io.h"
-#include "recipient.h"
-#include "stream.h"
+#include "base/io.h"
+#include "age/header.h"
+#include "age/recipient.h"
+#include "age/stream.h"
 
 /* Writes the header for the recipients, then the payload read from in.
  * Armor is the caller's choice of sink (struct vf_armor_writer). The sink

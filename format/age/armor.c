@@ -1,10 +1,10 @@
-#include "armor.h"
+#include "age/armor.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "base64.h"
-#include "secmem.h"
+#include "base/base64.h"
+#include "base/secmem.h"
 
 #define COLUMNS 64
 #define BYTES_PER_LINE 48

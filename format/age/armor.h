@@ -2,7 +2,7 @@
 #ifndef VF_ARMOR_H
 #define VF_ARMOR_H
 
-#include "io.h"
+#include "base/io.h"
 
 #define VF_ARMOR_BEGIN "-----BEGIN AGE ENCRYPTED FILE-----"
 #define VF_ARMOR_END "-----END AGE ENCRYPTED FILE-----"

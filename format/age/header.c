@@ -1,11 +1,11 @@
-#include "header.h"
+#include "age/header.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "base64.h"
-#include "crypto.h"
-#include "secmem.h"
+#include "base/base64.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
 
 #define BYTES_PER_LINE 48
 #define COLUMNS 64

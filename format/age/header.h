@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "io.h"
+#include "base/error.h"
+#include "base/io.h"
 
 #define VF_FILE_KEY_LEN 16
 #define VF_MAC_LEN 32

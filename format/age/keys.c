@@ -1,4 +1,4 @@
-#include "keys.h"
+#include "age/keys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "age.h"
-#include "secmem.h"
-#include "term.h"
+#include "base/secmem.h"
+#include "base/term.h"
+#include "age/age.h"
 
 #define MAX_KEY_FILE (1u << 20)
 

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "recipient.h"
+#include "age/recipient.h"
 
 struct vf_identities {
 	struct vf_identity **items;

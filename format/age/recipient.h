@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "header.h"
+#include "age/header.h"
 
 struct vf_recipient;
 struct vf_identity;

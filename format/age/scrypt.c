@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base64.h"
-#include "crypto.h"
-#include "recipient.h"
-#include "secmem.h"
+#include "base/base64.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
+#include "age/recipient.h"
 
 #define LABEL "age-encryption.org/v1/scrypt"
 #define SALT_LEN 16

@@ -13,10 +13,10 @@
 #include <openssl/rsa.h>
 #include <sodium.h>
 
-#include "base64.h"
-#include "crypto.h"
-#include "recipient.h"
-#include "secmem.h"
+#include "base/base64.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
+#include "age/recipient.h"
 
 #define ED25519_LABEL "age-encryption.org/v1/ssh-ed25519"
 #define RSA_LABEL "age-encryption.org/v1/ssh-rsa"

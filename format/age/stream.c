@@ -1,4 +1,4 @@
-#include "stream.h"
+#include "age/stream.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crypto.h"
-#include "secmem.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
 
 #define ENC_CHUNK_SIZE (VF_CHUNK_SIZE + VF_AEAD_TAG_LEN)
 /* Chunks per batch. Two batches are in flight (one being sealed or opened,

@@ -10,9 +10,9 @@
 
 #include <stdint.h>
 
-#include "error.h"
-#include "header.h"
-#include "io.h"
+#include "base/error.h"
+#include "base/io.h"
+#include "age/header.h"
 
 #define VF_CHUNK_SIZE 65536
 #define VF_PAYLOAD_NONCE_LEN 16

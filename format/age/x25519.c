@@ -2,11 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base64.h"
-#include "bech32.h"
-#include "crypto.h"
-#include "recipient.h"
-#include "secmem.h"
+#include "base/base64.h"
+#include "base/bech32.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
+#include "age/recipient.h"
 
 #define LABEL "age-encryption.org/v1/X25519"
 #define WRAPPED_LEN (VF_FILE_KEY_LEN + VF_AEAD_TAG_LEN)

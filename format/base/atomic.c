@@ -1,4 +1,4 @@
-#include "atomic.h"
+#include "base/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crypto.h"
+#include "base/crypto.h"
 
 enum vf_code vf_write_all(int fd, const void *buf, size_t len, const char *name,
 			  struct vf_error *err)

@@ -1,8 +1,8 @@
-#include "bech32.h"
+#include "base/bech32.h"
 
 #include <string.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 
 static const char charset[] = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 

@@ -1,4 +1,4 @@
-#include "crypto.h"
+#include "base/crypto.h"
 
 #include <limits.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "base/error.h"
 
 #define VF_X25519_LEN 32
 #define VF_AEAD_KEY_LEN 32

@@ -1,4 +1,4 @@
-#include "io.h"
+#include "base/io.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 
 enum vf_code vf_sink_write(struct vf_sink *sink, const void *buf, size_t len,
 			   struct vf_error *err)

@@ -10,7 +10,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "error.h"
+#include "base/error.h"
 
 struct vf_src {
 	/* Returns the number of bytes read (> 0), 0 at the end of input, or

@@ -1,10 +1,10 @@
-#include "parallel.h"
+#include "base/parallel.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 
 #define MAX_THREADS 8
 

@@ -1,4 +1,4 @@
-#include "secmem.h"
+#include "base/secmem.h"
 
 #include <stdint.h>
 #include <sys/prctl.h>

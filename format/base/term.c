@@ -1,4 +1,4 @@
-#include "term.h"
+#include "base/term.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,8 +9,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "secmem.h"
+#include "base/atomic.h"
+#include "base/secmem.h"
 
 #define MAX_SECRET 4096
 

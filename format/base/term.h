@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "base/error.h"
 
 /* Prompts on /dev/tty with echo off and reads one line into guarded
  * memory (free with vf_secure_free). VF_E_IO when there is no terminal.

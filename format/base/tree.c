@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tree.h"
+#include "base/tree.h"
 
 /* One removal: the options and the file system it stays on. */
 struct walk {

@@ -1,9 +1,10 @@
-#include "oem.h"
+#include "vars/oem.h"
 
 #include <string.h>
 
-#include "base64.h"
-#include "secmem.h"
+#include "base/base64.h"
+#include "base/secmem.h"
+#include "vars/values.h"
 
 bool vf_credential_name_valid(const char *name, const char **why)
 {

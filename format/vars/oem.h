@@ -10,8 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "values.h"
+#include "base/error.h"
+
+struct vf_value; /* vars/values.h */
 
 #define VF_OEM_PREFIX "io.systemd.credential:"
 #define VF_OEM_BINARY_PREFIX "io.systemd.credential.binary:"

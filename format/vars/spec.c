@@ -8,7 +8,7 @@
  * generators (whose names are all known before any body is read, so that
  * dependencies can be checked where they are written), then machines
  * (which refer to generators and their files). */
-#include "spec.h"
+#include "vars/spec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "crypto.h"
-#include "keys.h"
+#include "base/crypto.h"
+#include "age/keys.h"
 
 /* Limits on what is handed to libyaml, whose scanner slows down with
  * every level of nesting on every token (80,000 nested flow sequences,

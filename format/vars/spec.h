@@ -32,7 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "error.h"
+#include "base/error.h"
 
 enum vf_kind {
 	VF_KIND_SCRIPT = 0,  /* the generator's script writes the file */
@@ -162,8 +162,6 @@ void vf_spec_free(struct vf_spec *spec);
 const struct vf_spec_generator *vf_spec_generator(const struct vf_spec *spec, const char *name);
 const struct vf_spec_machine *vf_spec_machine(const struct vf_spec *spec, const char *name);
 
-#endif
-
 /* Returns the text of the spec file at spec->path with machine's `key:`
  * set to recipient: the existing value replaced in place, or a `key:` line
  * inserted under the machine's name, everything else (comments, order)
@@ -171,3 +169,5 @@ const struct vf_spec_machine *vf_spec_machine(const struct vf_spec *spec, const 
 enum vf_code vf_spec_edit_machine_key(const struct vf_spec *spec, const char *machine,
 				      const char *recipient, char **text, size_t *len,
 				      struct vf_error *err);
+
+#endif

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spec.h"
-#include "store.h"
+#include "vars/spec.h"
+#include "vars/store.h"
 
 /* Offset of the start of 1-based line `line`, or len if past the end. */
 static size_t line_start(const char *text, size_t len, unsigned line)

@@ -1,4 +1,4 @@
-#include "store.h"
+#include "vars/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "atomic.h"
+#include "base/atomic.h"
 
 struct vf_txn_item {
 	char *rel;  /* where it goes, beneath the root */

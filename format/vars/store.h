@@ -32,8 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crypto.h"
-#include "error.h"
+#include "base/crypto.h"
+#include "base/error.h"
 
 /* The largest file read from the store (or as a spec or config): far above
  * any secret (values are at most 16 MiB), far below what would hurt. */

@@ -1,13 +1,14 @@
-#include "values.h"
+#include "vars/values.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base64.h"
-#include "crypto.h"
-#include "recipient.h"
-#include "secmem.h"
+#include "base/base64.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
+#include "age/recipient.h"
+#include "vars/spec.h"
 
 void vf_value_free(struct vf_value *v)
 {

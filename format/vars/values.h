@@ -8,8 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "spec.h"
+#include "base/error.h"
+
+/* Only pointers to the spec's types pass through here. */
+struct vf_spec_file;
+struct vf_spec_generator;
 
 /* A value in guarded memory (free with vf_value_free). */
 struct vf_value {

@@ -1,4 +1,4 @@
-#include "vars.h"
+#include "vars/vars.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "age.h"
-#include "header.h"
-#include "secmem.h"
-#include "store.h"
+#include "base/secmem.h"
+#include "age/age.h"
+#include "age/header.h"
+#include "vars/store.h"
 
 enum vf_code vf_strings_add(struct vf_strings *l, const char *s, struct vf_error *err)
 {

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "io.h"
-#include "keys.h"
-#include "spec.h"
-#include "values.h"
+#include "base/io.h"
+#include "age/keys.h"
+#include "vars/spec.h"
+#include "vars/values.h"
 
 /* A list of strings (malloc'd, owned). */
 struct vf_strings {
@@ -100,8 +100,6 @@ enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char 
 				 const struct vf_spec_generator *g, bool fresh,
 				 struct vf_error *err);
 
-#endif
-
 /* Re-seals an age file to new recipients keeping its payload: the file key
  * is unwrapped with ids, wrapped again for recipients, and the new header
  * is followed by the old payload bytes unchanged. With rotate, a new file
@@ -109,3 +107,5 @@ enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char 
 enum vf_code vf_reseal(const uint8_t *file, size_t len, const struct vf_identities *ids,
 		       const struct vf_strings *recipients, bool rotate, struct vf_buf *out,
 		       struct vf_error *err);
+
+#endif
