@@ -5,6 +5,7 @@
 #include "base/crypto.h"
 #include "base/secmem.h"
 #include "age/armor.h"
+#include "age/header_internal.h"
 
 /* Big enough for any line of any known stanza (post-quantum arguments are
  * about 1.5 KB), small enough to bound what a hostile header costs. */

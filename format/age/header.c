@@ -6,6 +6,7 @@
 #include "base/base64.h"
 #include "base/crypto.h"
 #include "base/secmem.h"
+#include "age/header_internal.h"
 
 #define BYTES_PER_LINE 48
 #define COLUMNS 64

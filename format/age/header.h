@@ -30,15 +30,6 @@ struct vf_header {
 	size_t macced_len;
 };
 
-/* Builds a stanza from its type, arguments and body (copied). */
-enum vf_code vf_stanza_init(struct vf_stanza *s, const char *type, const char *const *args,
-			    size_t nargs, const uint8_t *body, size_t body_len,
-			    struct vf_error *err);
-void vf_stanza_free(struct vf_stanza *s);
-
-/* Appends a stanza to the header (takes ownership of its contents). */
-enum vf_code vf_header_add(struct vf_header *h, struct vf_stanza *s, struct vf_error *err);
-
 /* Reads and strictly parses a header from br, leaving br at the payload.
  * Every malformation is VF_E_HEADER. */
 enum vf_code vf_header_parse(struct vf_header *h, struct vf_bufreader *br, struct vf_error *err);
@@ -47,10 +38,6 @@ enum vf_code vf_header_parse(struct vf_header *h, struct vf_bufreader *br, struc
  * "---" (the MAC input), true appends " " MAC "\n". */
 enum vf_code vf_header_marshal(const struct vf_header *h, int with_mac, struct vf_buf *out,
 			       struct vf_error *err);
-
-/* MAC = HMAC-SHA-256(HKDF(file key, "", "header"), msg). */
-enum vf_code vf_header_mac(const uint8_t file_key[VF_FILE_KEY_LEN], const uint8_t *msg,
-			   size_t len, uint8_t mac[VF_MAC_LEN], struct vf_error *err);
 
 void vf_header_free(struct vf_header *h);
 

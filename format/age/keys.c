@@ -11,6 +11,7 @@
 #include "base/secmem.h"
 #include "base/term.h"
 #include "age/age.h"
+#include "age/recipient_internal.h"
 
 #define MAX_KEY_FILE (1u << 20)
 

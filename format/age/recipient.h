@@ -65,9 +65,6 @@ static inline void vf_identity_free(struct vf_identity *id)
 /* X25519 (x25519.c). */
 #define VF_X25519_RECIPIENT_HRP "age"
 #define VF_X25519_IDENTITY_HRP "AGE-SECRET-KEY-"
-/* Parses "age1..."; VF_E_KEY when malformed. */
-enum vf_code vf_x25519_recipient_parse(const char *s, struct vf_recipient **out,
-				       struct vf_error *err);
 /* Parses "AGE-SECRET-KEY-1..." (s_len characters). */
 enum vf_code vf_x25519_identity_parse(const char *s, size_t s_len, struct vf_identity **out,
 				      struct vf_error *err);
@@ -94,14 +91,9 @@ typedef enum vf_code (*vf_passphrase_fn)(void *ctx, uint8_t **pass, size_t *pass
 enum vf_code vf_scrypt_identity_new(vf_passphrase_fn get, void *ctx, unsigned max_log_n,
 				    struct vf_identity **out, struct vf_error *err);
 
-/* SSH keys (ssh.c): a public key line as in authorized_keys or a .pub
- * file (options and comment allowed), ssh-ed25519 or ssh-rsa (2048 bits or
- * more); an unencrypted OpenSSH private key file. */
-enum vf_code vf_ssh_recipient_parse(const char *line, struct vf_recipient **out,
-				    struct vf_error *err);
-bool vf_ssh_is_private_key(const char *text, size_t len);
-enum vf_code vf_ssh_identity_parse(const char *text, size_t len, struct vf_identity **out,
-				   struct vf_error *err);
+/* SSH keys (ssh.c) and X25519 recipients are parsed through keys.h
+ * (vf_recipient_parse, vf_identities_parse); the per-type parsers are
+ * in recipient_internal.h. */
 
 #define VF_SCRYPT_DEFAULT_LOG_N 18
 #define VF_SCRYPT_MAX_LOG_N 22

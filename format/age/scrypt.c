@@ -6,6 +6,7 @@
 #include "base/base64.h"
 #include "base/crypto.h"
 #include "base/secmem.h"
+#include "age/header_internal.h"
 #include "age/recipient.h"
 
 #define LABEL "age-encryption.org/v1/scrypt"

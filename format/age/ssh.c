@@ -16,7 +16,8 @@
 #include "base/base64.h"
 #include "base/crypto.h"
 #include "base/secmem.h"
-#include "age/recipient.h"
+#include "age/header_internal.h"
+#include "age/recipient_internal.h"
 
 #define ED25519_LABEL "age-encryption.org/v1/ssh-ed25519"
 #define RSA_LABEL "age-encryption.org/v1/ssh-rsa"

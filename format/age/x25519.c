@@ -6,7 +6,8 @@
 #include "base/bech32.h"
 #include "base/crypto.h"
 #include "base/secmem.h"
-#include "age/recipient.h"
+#include "age/header_internal.h"
+#include "age/recipient_internal.h"
 
 #define LABEL "age-encryption.org/v1/X25519"
 #define WRAPPED_LEN (VF_FILE_KEY_LEN + VF_AEAD_TAG_LEN)

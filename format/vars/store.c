@@ -1,4 +1,4 @@
-#include "vars/store.h"
+#include "vars/store_internal.h"
 
 #include <dirent.h>
 #include <errno.h>

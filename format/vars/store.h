@@ -56,10 +56,9 @@ char *vf_store_machine_key_rel(const char *machine, const char *leaf);
 enum vf_code vf_store_read(const char *path, uint8_t **data, size_t *len, struct vf_error *err);
 
 /* Store files, by path relative to the root (see vf_store_rel). A missing
- * file is not an error: *fd is -1, *data NULL, *exists false. A symlink at
+ * file is not an error: *data NULL, *exists false. A symlink at
  * or above it (beneath the root), a non-regular file or one larger than
  * VF_STORE_MAX_FILE are errors naming the path. */
-enum vf_code vf_store_open(const char *root, const char *rel, int *fd, struct vf_error *err);
 enum vf_code vf_store_read_at(const char *root, const char *rel, uint8_t **data, size_t *len,
 			      struct vf_error *err);
 enum vf_code vf_store_exists(const char *root, const char *rel, bool *exists,
@@ -86,23 +85,12 @@ struct vf_txn {
 	size_t *index, n_indexed, n_data;
 };
 
-/* Stages rel's new contents (data) or its removal (data NULL) in phase.
- * Parents are created 0700 beneath the root as needed, never through a
- * symlink. Safe to call from several threads on one transaction. */
-enum vf_code vf_txn_stage(struct vf_txn *t, const char *root, const char *rel,
-			  enum vf_txn_phase phase, const void *data, size_t len,
-			  struct vf_error *err);
-/* vf_txn_stage in phase VF_TXN_DATA. */
+/* Stages rel's new contents in phase VF_TXN_DATA (vf_txn_stage in
+ * store_internal.h does the other phases and removals). Parents are
+ * created 0700 beneath the root as needed, never through a symlink. Safe
+ * to call from several threads on one transaction. */
 enum vf_code vf_txn_write(struct vf_txn *t, const char *root, const char *rel, const void *data,
 			  size_t len, struct vf_error *err);
-enum vf_code vf_txn_remove(struct vf_txn *t, const char *root, const char *rel,
-			   struct vf_error *err);
-/* What the transaction will leave at rel, if it stages anything there in
- * phase VF_TXN_DATA: false when it does not (or when memory runs out);
- * else *removed, or the SHA-256 of the new contents in sha. Not to be
- * called while others stage. */
-bool vf_txn_staged(struct vf_txn *t, const char *rel, bool *removed,
-		   uint8_t sha[VF_SHA256_LEN]);
 /* Makes everything durable and visible: invalidations, sync, data, sync,
  * records, sync (a phase with nothing staged costs nothing). */
 enum vf_code vf_txn_commit(struct vf_txn *t, struct vf_error *err);

@@ -11,7 +11,7 @@
 #include "base/secmem.h"
 #include "age/age.h"
 #include "age/header.h"
-#include "vars/store.h"
+#include "vars/store_internal.h"
 
 enum vf_code vf_strings_add(struct vf_strings *l, const char *s, struct vf_error *err)
 {
