@@ -1,4 +1,4 @@
-/* Checks the vars spec parser (format/spec.h):
+/* Checks the vars spec parser (format/vars/spec.h):
  *  1. the seed scenario parses with every field and default as expected;
  *  2. built-in file kinds, key-pair generators, shared generators,
  *     dependencies and prompts parse with the right values;

@@ -1,4 +1,4 @@
-/* Errors returned by the format library.
+/* Errors returned by the format libraries (base, age and vars).
  *
  * The library never prints and never exits: every fallible function takes a
  * struct vf_error and returns one of the codes below, with a one-line reason
