@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "age.h"
-#include "secmem.h"
+#include "base/secmem.h"
+#include "age/age.h"
 
 #define TEST_IDENTITY "AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0"
 

@@ -3,8 +3,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "keys.h"
-#include "secmem.h"
+#include "base/secmem.h"
+#include "age/keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

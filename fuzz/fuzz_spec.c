@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "secmem.h"
-#include "spec.h"
-#include "vars.h"
+#include "base/secmem.h"
+#include "vars/spec.h"
+#include "vars/vars.h"
 
 #define REPEAT_MARK 0xff
 #define REPEAT_MAX (2u << 20)

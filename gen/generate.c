@@ -12,10 +12,10 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "parallel.h"
-#include "secmem.h"
-#include "store.h"
-#include "term.h"
+#include "base/parallel.h"
+#include "base/secmem.h"
+#include "base/term.h"
+#include "vars/store.h"
 #include "vargen.h"
 
 static const char usage[] =

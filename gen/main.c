@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 #include "vargen.h"
 
 static const struct {

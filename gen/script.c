@@ -32,10 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "crypto.h"
-#include "secmem.h"
-#include "tree.h"
+#include "base/atomic.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
+#include "base/tree.h"
 #include "vargen.h"
 
 /* Per $out file: secrets are small; the whole value is held in guarded

@@ -4,11 +4,11 @@
 
 #include <stdbool.h>
 
-#include "error.h"
-#include "keys.h"
-#include "spec.h"
-#include "values.h"
-#include "vars.h"
+#include "base/error.h"
+#include "age/keys.h"
+#include "vars/spec.h"
+#include "vars/values.h"
+#include "vars/vars.h"
 
 /* Codes of the long options that have no short form: above every char,
  * so no letter can collide with them. */

@@ -28,11 +28,11 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "atomic.h"
+#include "base/atomic.h"
 #include "safedir.h"
-#include "secmem.h"
-#include "store.h"
-#include "tree.h"
+#include "base/secmem.h"
+#include "base/tree.h"
+#include "vars/store.h"
 #include "varinject.h"
 
 static const char usage[] = "varinject install [-f SPEC] [--store DIR] --machine M -i IDENTITY "

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io.h"
-#include "store.h"
+#include "base/io.h"
+#include "vars/store.h"
 #include "varinject.h"
 
 struct scan {

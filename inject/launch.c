@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 #include "varinject.h"
 
 /* systemd imports at most 1 MiB of credentials in all. */

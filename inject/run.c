@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 #include "varinject.h"
 
 bool vi_ch_api_up(const char *socket_path);

@@ -14,8 +14,8 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "tree.h"
+#include "base/atomic.h"
+#include "base/tree.h"
 #include "varinject.h"
 
 bool vi_on_ram(const char *dir)

@@ -1,6 +1,6 @@
 /* Directories a root process works in although other users may write
  * nearby: resolved once to a descriptor, then walked (and removed, with
- * format/tree.h) only through descriptors, never by following a path
+ * format/base/tree.h) only through descriptors, never by following a path
  * someone else could redirect. */
 #ifndef VI_SAFEDIR_H
 #define VI_SAFEDIR_H

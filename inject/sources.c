@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "keys.h"
-#include "secmem.h"
-#include "spec.h"
-#include "store.h"
-#include "term.h"
+#include "base/secmem.h"
+#include "base/term.h"
+#include "age/keys.h"
+#include "vars/spec.h"
+#include "vars/store.h"
 #include "varinject.h"
 
 struct vf_arena vi_arena;

@@ -6,12 +6,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "error.h"
-#include "keys.h"
-#include "oem.h"
-#include "spec.h"
-#include "values.h"
-#include "vars.h"
+#include "base/error.h"
+#include "age/keys.h"
+#include "vars/oem.h"
+#include "vars/spec.h"
+#include "vars/values.h"
+#include "vars/vars.h"
 
 /* Messages: to the journal when systemd runs us, to stderr otherwise. */
 void vi_log_init(void);

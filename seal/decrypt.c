@@ -7,10 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "age.h"
-#include "keys.h"
-#include "secmem.h"
-#include "term.h"
+#include "base/secmem.h"
+#include "base/term.h"
+#include "age/age.h"
+#include "age/keys.h"
 #include "varseal.h"
 
 static const char usage[] =

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "vars/store.h"
 #include "varseal.h"
 
 static const char usage[] =

@@ -8,9 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "recipient.h"
-#include "secmem.h"
+#include "base/atomic.h"
+#include "base/secmem.h"
+#include "age/recipient.h"
 #include "varseal.h"
 
 static const char usage[] = "varseal keygen [-o FILE]";

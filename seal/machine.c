@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atomic.h"
-#include "secmem.h"
-#include "store.h"
+#include "base/atomic.h"
+#include "base/secmem.h"
+#include "vars/store.h"
 #include "varseal.h"
 
 static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--force] MACHINE\n"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 #include "varseal.h"
 
 static const struct {

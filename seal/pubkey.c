@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keys.h"
-#include "secmem.h"
+#include "base/secmem.h"
+#include "age/keys.h"
 #include "varseal.h"
 
 static const char usage[] = "varseal pubkey [--insecure-permissions] [FILE|-]";

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parallel.h"
-#include "store.h"
+#include "base/parallel.h"
+#include "vars/store.h"
 #include "varseal.h"
 
 static const char usage[] = "varseal rekey [-f SPEC] [--store DIR] [--machine M]... [--rotate] "

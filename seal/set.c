@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "secmem.h"
-#include "store.h"
+#include "base/secmem.h"
+#include "vars/store.h"
 #include "varseal.h"
 
 #define MAX_VALUE (16u << 20)

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "secmem.h"
-#include "store.h"
-#include "term.h"
+#include "base/secmem.h"
+#include "base/term.h"
+#include "vars/store.h"
 #include "varseal.h"
 
 int vs_vars_option(struct vs_vars *v, int c, const char *arg)

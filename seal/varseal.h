@@ -4,9 +4,9 @@
 
 #include <stdbool.h>
 
-#include "atomic.h"
-#include "error.h"
-#include "io.h"
+#include "base/atomic.h"
+#include "base/error.h"
+#include "base/io.h"
 
 int cmd_keygen(int argc, char **argv);
 int cmd_pubkey(int argc, char **argv);
@@ -44,9 +44,9 @@ int vs_open_input(const char *path, const char **name);
 
 /* The vars store commands (get, set, rekey, machine): the spec, the store
  * root beside it (or --store), admin identities from -i. */
-#include "keys.h"
-#include "spec.h"
-#include "vars.h"
+#include "age/keys.h"
+#include "vars/spec.h"
+#include "vars/vars.h"
 
 struct vs_vars {
 	const char *spec_path; /* -f, default ./vars.yaml */

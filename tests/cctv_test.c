@@ -15,12 +15,12 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "age.h"
-#include "armor.h"
-#include "crypto.h"
-#include "io.h"
-#include "recipient.h"
-#include "secmem.h"
+#include "base/crypto.h"
+#include "base/io.h"
+#include "base/secmem.h"
+#include "age/age.h"
+#include "age/armor.h"
+#include "age/recipient.h"
 
 #define MAX_KEYS 8
 
@@ -327,7 +327,7 @@ static int run_vector(const struct vector *v, char *why, size_t why_len)
 	vf_buf_free(&out);
 	if (ok && v->armored && rc != VF_E_ARMOR)
 		ok = check_armor_roundtrip(v, why, why_len);
-	if (ok && !strcmp(v->expect, "header failure") == 0)
+	if (ok && strcmp(v->expect, "header failure") != 0)
 		ok = check_header_roundtrip(v, why, why_len);
 	return ok;
 }

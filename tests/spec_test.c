@@ -1,4 +1,4 @@
-/* Checks the vars spec parser (format/spec.h):
+/* Checks the vars spec parser (format/vars/spec.h):
  *  1. the seed scenario parses with every field and default as expected;
  *  2. built-in file kinds, key-pair generators, shared generators,
  *     dependencies and prompts parse with the right values;
@@ -28,11 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "oem.h"
-#include "recipient.h"
-#include "secmem.h"
-#include "spec.h"
-#include "vars.h"
+#include "base/secmem.h"
+#include "age/recipient.h"
+#include "vars/oem.h"
+#include "vars/spec.h"
+#include "vars/vars.h"
 
 static int passed, failed;
 static char dir[64];

@@ -1,4 +1,4 @@
-/* Checks the tree remover all three tools use (format/tree.h):
+/* Checks the tree remover all three tools use (format/base/tree.h):
  *  1. a tree with files, FIFOs, nested directories and symlinks goes; what
  *     the symlinks point to stays;
  *  2. a file with one link is zero-filled before it goes (seen through a
@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tree.h"
+#include "base/tree.h"
 
 static int passed, failed;
 static char dir[64];

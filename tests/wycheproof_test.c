@@ -1,4 +1,4 @@
-/* Checks the primitive wrappers of format/crypto.h against the Wycheproof
+/* Checks the primitive wrappers of format/base/crypto.h against the Wycheproof
  * vectors (../shared/testdata/wycheproof, passed as argv[1], read in place):
  *  - x25519_test.json: vf_x25519 gives `shared`; an all-zero `shared` (a
  *    low-order peer) must instead be refused with VF_E_KEY, as age requires;
@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto.h"
-#include "error.h"
-#include "secmem.h"
+#include "base/crypto.h"
+#include "base/error.h"
+#include "base/secmem.h"
 
 /* ---- JSON reader ---------------------------------------------------- */
 

@@ -1,0 +1,302 @@
+#include "age/keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/secmem.h"
+#include "base/term.h"
+#include "age/age.h"
+#include "age/recipient_internal.h"
+
+#define MAX_KEY_FILE (1u << 20)
+
+enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct vf_error *err)
+{
+	if (strncmp(s, "age1", 4) == 0)
+		return vf_x25519_recipient_parse(s, out, err);
+	/* An SSH public key line, possibly with authorized_keys options. */
+	if (strstr(s, "ssh-ed25519") || strstr(s, "ssh-rsa") || strncmp(s, "ssh-", 4) == 0)
+		return vf_ssh_recipient_parse(s, out, err);
+	return vf_fail(err, VF_E_KEY,
+		       "unknown recipient type (expected age1..., ssh-ed25519 or ssh-rsa)");
+}
+
+static enum vf_code grow(void **items, size_t n, struct vf_error *err)
+{
+	void **p = realloc(*items, (n + 1) * sizeof(void *));
+	if (!p)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	*items = p;
+	return VF_OK;
+}
+
+enum vf_code vf_identities_add(struct vf_identities *l, struct vf_identity *id,
+			       struct vf_error *err)
+{
+	enum vf_code rc = grow((void **)&l->items, l->n, err);
+	if (rc != VF_OK) {
+		vf_identity_free(id);
+		return rc;
+	}
+	l->items[l->n++] = id;
+	return VF_OK;
+}
+
+enum vf_code vf_recipients_add(struct vf_recipients *l, struct vf_recipient *r,
+			       struct vf_error *err)
+{
+	enum vf_code rc = grow((void **)&l->items, l->n, err);
+	if (rc != VF_OK) {
+		vf_recipient_free(r);
+		return rc;
+	}
+	l->items[l->n++] = r;
+	return VF_OK;
+}
+
+void vf_identities_free(struct vf_identities *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		vf_identity_free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+void vf_recipients_free(struct vf_recipients *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		vf_recipient_free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+/* Calls fn on each meaningful line (comments, blank lines and CR
+ * stripped); stops at the first error, which is prefixed "name:line: ". */
+typedef enum vf_code (*line_fn)(void *ctx, const char *line, size_t len, struct vf_error *err);
+
+static enum vf_code each_line(const char *text, size_t len, const char *name, line_fn fn,
+			      void *ctx, struct vf_error *err)
+{
+	size_t pos = 0, lineno = 0;
+	while (pos < len) {
+		const char *start = text + pos;
+		const char *nl = memchr(start, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - start) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		lineno++;
+		if (n && start[n - 1] == '\r')
+			n--;
+		while (n && (start[n - 1] == ' ' || start[n - 1] == '\t'))
+			n--;
+		size_t skip = 0;
+		while (skip < n && (start[skip] == ' ' || start[skip] == '\t'))
+			skip++;
+		if (skip == n || start[skip] == '#')
+			continue;
+		struct vf_error e;
+		enum vf_code rc = fn(ctx, start + skip, n - skip, &e);
+		if (rc != VF_OK)
+			return vf_fail(err, rc, "%s:%zu: %s", name, lineno, e.msg);
+	}
+	return VF_OK;
+}
+
+static enum vf_code add_identity_line(void *ctx, const char *line, size_t len,
+				      struct vf_error *err)
+{
+	struct vf_identity *id;
+	enum vf_code rc;
+	if (len > 15 && strncmp(line, "AGE-SECRET-KEY-1", 16) == 0)
+		rc = vf_x25519_identity_parse(line, len, &id, err);
+	else if (len > 18 && strncmp(line, "AGE-SECRET-KEY-PQ-", 18) == 0)
+		rc = vf_fail(err, VF_E_KEY, "post-quantum (AGE-SECRET-KEY-PQ-) identities are not "
+					    "supported yet");
+	else
+		rc = vf_fail(err, VF_E_KEY, "not an identity (expected AGE-SECRET-KEY-1...)");
+	if (rc == VF_OK)
+		rc = vf_identities_add(ctx, id, err);
+	return rc;
+}
+
+enum vf_code vf_identities_parse(const char *text, size_t len, const char *name,
+				 struct vf_identities *out, struct vf_error *err)
+{
+	/* An OpenSSH private key file (ssh-keygen's, or a host key) is one
+	 * identity spanning the whole file. */
+	if (vf_ssh_is_private_key(text, len)) {
+		struct vf_identity *id;
+		struct vf_error e;
+		if (vf_ssh_identity_parse(text, len, &id, &e) != VF_OK)
+			return vf_fail(err, e.code, "%s: %s", name, e.msg);
+		return vf_identities_add(out, id, err);
+	}
+	size_t before = out->n;
+	enum vf_code rc = each_line(text, len, name, add_identity_line, out, err);
+	if (rc == VF_OK && out->n == before)
+		rc = vf_fail(err, VF_E_KEY, "%s: no identities found", name);
+	return rc;
+}
+
+static enum vf_code add_recipient_line(void *ctx, const char *line, size_t len,
+				       struct vf_error *err)
+{
+	char *s = strndup(line, len);
+	if (!s)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	struct vf_recipient *r;
+	enum vf_code rc = vf_recipient_parse(s, &r, err);
+	free(s);
+	if (rc == VF_OK)
+		rc = vf_recipients_add(ctx, r, err);
+	return rc;
+}
+
+enum vf_code vf_recipients_parse(const char *text, size_t len, const char *name,
+				 struct vf_recipients *out, struct vf_error *err)
+{
+	size_t before = out->n;
+	enum vf_code rc = each_line(text, len, name, add_recipient_line, out, err);
+	if (rc == VF_OK && out->n == before)
+		rc = vf_fail(err, VF_E_KEY, "%s: no recipients found", name);
+	return rc;
+}
+
+static enum vf_code read_all(int fd, const char *path, char **text, size_t *len,
+			     struct vf_error *err)
+{
+	char *buf = vf_secure_alloc(MAX_KEY_FILE + 1);
+	if (!buf)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	size_t n = 0;
+	for (;;) {
+		ssize_t got = read(fd, buf + n, MAX_KEY_FILE + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			vf_secure_free(buf);
+			return vf_fail_errno(err, errno, "%s", path);
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+		if (n > MAX_KEY_FILE) {
+			vf_secure_free(buf);
+			return vf_fail(err, VF_E_KEY, "%s: larger than 1 MiB, not a key file", path);
+		}
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return VF_OK;
+}
+
+enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
+			      char **text, size_t *len, struct vf_error *err)
+{
+	if (strcmp(path, "-") == 0)
+		return read_all(STDIN_FILENO, "standard input", text, len, err);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return vf_fail_errno(err, errno, "%s", path);
+	struct stat st;
+	enum vf_code rc = VF_OK;
+	if (fstat(fd, &st) != 0)
+		rc = vf_fail_errno(err, errno, "%s", path);
+	else if (S_ISDIR(st.st_mode))
+		rc = vf_fail(err, VF_E_KEY, "%s: is a directory", path);
+	else if (check_perms && !insecure_ok && S_ISREG(st.st_mode) && (st.st_mode & 077))
+		rc = vf_fail(err, VF_E_KEY,
+			     "%s: permissions %04o are too open: a key file must not be "
+			     "accessible by group or others (chmod 600 it, or pass "
+			     "--insecure-permissions)",
+			     path, (unsigned)(st.st_mode & 07777));
+	if (rc == VF_OK)
+		rc = read_all(fd, path, text, len, err);
+	close(fd);
+	return rc;
+}
+
+static bool is_age_file(const char *text, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+		i++;
+	return (len - i >= strlen(VF_INTRO) && !memcmp(text + i, VF_INTRO, strlen(VF_INTRO))) ||
+	       (len - i >= 34 && !memcmp(text + i, "-----BEGIN AGE ENCRYPTED FILE-----", 34));
+}
+
+/* The plaintext of a passphrase-protected identity file, guarded. */
+static enum vf_code unlock(const char *path, const char *text, size_t len, vf_passphrase_fn get,
+			   void *ctx, char **plain, size_t *plain_len, struct vf_error *err)
+{
+	if (!get)
+		return vf_fail(err, VF_E_KEY, "%s: the identity file is passphrase-protected", path);
+	struct vf_identity *scrypt;
+	enum vf_code rc = vf_scrypt_identity_new(get, ctx, VF_SCRYPT_MAX_LOG_N, &scrypt, err);
+	if (rc != VF_OK)
+		return rc;
+	struct vf_mem_src src;
+	struct vf_buf out;
+	vf_mem_src_init(&src, (const uint8_t *)text, len);
+	vf_buf_init(&out);
+	struct vf_error e;
+	rc = vf_decrypt(&scrypt, 1, &src.base, VF_ARMOR_AUTO, &out.sink, &e);
+	vf_identity_free(scrypt);
+	if (rc != VF_OK)
+		rc = vf_fail(err, rc, "%s: cannot unlock the identity file: %s", path, e.msg);
+	if (rc == VF_OK) {
+		*plain = vf_secure_alloc(out.len + 1);
+		if (!*plain)
+			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+		else {
+			memcpy(*plain, out.data, out.len);
+			(*plain)[out.len] = '\0';
+			*plain_len = out.len;
+		}
+	}
+	vf_buf_free(&out);
+	return rc;
+}
+
+enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool insecure_ok,
+				   vf_passphrase_fn get, void *ctx, struct vf_identities *out,
+				   struct vf_error *err)
+{
+	char *text;
+	size_t len;
+	const char *name = strcmp(path, "-") ? path : "standard input";
+	enum vf_code rc = vf_read_key_file(path, check_perms, insecure_ok, &text, &len, err);
+	if (rc != VF_OK)
+		return rc;
+	if (is_age_file(text, len)) {
+		char *plain;
+		size_t plain_len;
+		rc = unlock(name, text, len, get, ctx, &plain, &plain_len, err);
+		vf_secure_free(text);
+		if (rc != VF_OK)
+			return rc;
+		text = plain;
+		len = plain_len;
+	}
+	rc = vf_identities_parse(text, len, name, out, err);
+	vf_secure_free(text);
+	return rc;
+}
+
+enum vf_code vf_load_identities(const char *path, bool check_perms, bool insecure_ok,
+				const char *passphrase_file, struct vf_identities *out,
+				struct vf_error *err)
+{
+	char prompt[4200];
+	snprintf(prompt, sizeof(prompt), "Enter passphrase for identity file %s: ", path);
+	struct vf_passphrase_source src = {passphrase_file, prompt};
+	return vf_load_identity_file(path, check_perms, insecure_ok, vf_passphrase_ask, &src, out,
+				     err);
+}

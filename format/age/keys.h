@@ -1,0 +1,60 @@
+/* Key files: identity files (age-keygen's format) and recipient lists,
+ * and the dispatch from a recipient string to its type. */
+#ifndef VF_KEYS_H
+#define VF_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "age/recipient.h"
+
+struct vf_identities {
+	struct vf_identity **items;
+	size_t n;
+};
+
+struct vf_recipients {
+	struct vf_recipient **items;
+	size_t n;
+};
+
+/* Parses one recipient string of any supported type. */
+enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct vf_error *err);
+
+/* Parses identity file text: one key per line, '#' comments and blank
+ * lines ignored, CRLF accepted. Errors name "name:line". Appends to out. */
+enum vf_code vf_identities_parse(const char *text, size_t len, const char *name,
+				 struct vf_identities *out, struct vf_error *err);
+/* Same for a recipients file (age1... lines). */
+enum vf_code vf_recipients_parse(const char *text, size_t len, const char *name,
+				 struct vf_recipients *out, struct vf_error *err);
+
+enum vf_code vf_identities_add(struct vf_identities *l, struct vf_identity *id,
+			       struct vf_error *err);
+enum vf_code vf_recipients_add(struct vf_recipients *l, struct vf_recipient *r,
+			       struct vf_error *err);
+void vf_identities_free(struct vf_identities *l);
+void vf_recipients_free(struct vf_recipients *l);
+
+/* Reads a whole key file into guarded memory (NUL-terminated; free with
+ * vf_secure_free). "-" is standard input. Unless insecure_ok, a regular
+ * file that group or others can read is refused, as ssh refuses such keys.
+ * Files over 1 MiB are refused. */
+enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
+			      char **text, size_t *len, struct vf_error *err);
+
+/* Reads an identity file (vf_read_key_file) and parses it; an identity file
+ * that is itself an age file sealed with a passphrase (what `age -p` or
+ * `varseal encrypt -p` makes of a key file) is decrypted first, get being
+ * asked for the passphrase once. get may be NULL: such files are refused. */
+enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool insecure_ok,
+				   vf_passphrase_fn get, void *ctx, struct vf_identities *out,
+				   struct vf_error *err);
+
+/* vf_load_identity_file with the passphrase of a protected file read from
+ * passphrase_file when given, else asked on the terminal, naming path. */
+enum vf_code vf_load_identities(const char *path, bool check_perms, bool insecure_ok,
+				const char *passphrase_file, struct vf_identities *out,
+				struct vf_error *err);
+
+#endif

@@ -1,0 +1,526 @@
+#include "age/stream.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/crypto.h"
+#include "base/secmem.h"
+
+#define ENC_CHUNK_SIZE (VF_CHUNK_SIZE + VF_AEAD_TAG_LEN)
+/* Chunks per batch. Two batches are in flight (one being sealed or opened,
+ * the next being read), so memory is 2 x 2 x 12 x 64 KiB = 3 MiB at most,
+ * whatever the input size (more buys no speed on two cores). Small inputs (most secrets) first get buffers
+ * of one chunk, and only grow if more input follows. */
+#define BATCH 12
+#define MAX_THREADS 4
+
+static unsigned configured_threads;
+
+void vf_stream_set_threads(unsigned n)
+{
+	configured_threads = n;
+}
+
+static unsigned thread_count(void)
+{
+	unsigned n = configured_threads;
+	if (n == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+}
+
+enum chunk_result { CHUNK_OK, CHUNK_LAST, CHUNK_BAD, CHUNK_EMPTY_LAST };
+
+/* One batch of chunks: its input, output and per-chunk outcome. Threads
+ * claim chunks through `next` and count them off in `done`, so whichever
+ * thread is free does the work. */
+struct batch {
+	uint8_t *in, *out;
+	size_t have;	  /* bytes in `in` */
+	size_t used;	  /* bytes of `in` that belong to this batch's chunks */
+	size_t nchunks;
+	bool final_short; /* decrypt: last chunk is short, at the end of input;
+			     encrypt: last chunk ends the stream */
+	size_t last_len;  /* input length of the last chunk */
+	uint64_t counter; /* index of the first chunk */
+	atomic_size_t next, done;
+	enum chunk_result result[BATCH];
+};
+
+struct stream {
+	int encrypt;
+	unsigned threads;
+	struct vf_aead *aead[MAX_THREADS];
+	struct batch batches[2];
+	size_t chunks; /* batch capacity in chunks: 1, then BATCH */
+	bool eof;
+
+	/* Workers: started on the first batch with more than one chunk. */
+	pthread_t workers[MAX_THREADS - 1];
+	unsigned n_workers;
+	pthread_mutex_t mu;
+	pthread_cond_t wake, idle;
+	struct batch *current; /* published batch, NULL when none */
+	unsigned active;       /* workers inside work_on(current) */
+	uint64_t generation;
+	bool quit;
+};
+
+static void chunk_nonce(uint64_t counter, bool last, uint8_t nonce[VF_AEAD_NONCE_LEN])
+{
+	memset(nonce, 0, 3);
+	for (int i = 0; i < 8; i++)
+		nonce[3 + i] = (uint8_t)(counter >> (56 - 8 * i));
+	nonce[11] = last ? 1 : 0;
+}
+
+static void seal_chunk(struct stream *st, struct batch *b, unsigned slot, size_t i)
+{
+	bool last = b->final_short && i == b->nchunks - 1;
+	size_t len = last ? b->last_len : VF_CHUNK_SIZE;
+	uint8_t nonce[VF_AEAD_NONCE_LEN];
+	chunk_nonce(b->counter + i, last, nonce);
+	b->result[i] = vf_aead_seal_chunk(st->aead[slot], nonce, b->in + i * VF_CHUNK_SIZE, len,
+					  b->out + i * ENC_CHUNK_SIZE) == VF_OK
+			       ? CHUNK_OK
+			       : CHUNK_BAD;
+}
+
+static void open_chunk(struct stream *st, struct batch *b, unsigned slot, size_t i)
+{
+	bool short_final = b->final_short && i == b->nchunks - 1;
+	size_t len = short_final ? b->last_len : ENC_CHUNK_SIZE;
+	const uint8_t *src = b->in + i * ENC_CHUNK_SIZE;
+	uint8_t *dst = b->out + i * VF_CHUNK_SIZE;
+	uint64_t index = b->counter + i;
+	uint8_t nonce[VF_AEAD_NONCE_LEN];
+	/* The last chunk may be short but not empty, unless it is the whole
+	 * payload. */
+	if (short_final && len == VF_AEAD_TAG_LEN && index != 0) {
+		b->result[i] = CHUNK_EMPTY_LAST;
+		return;
+	}
+	/* A full chunk is tried as a middle chunk first, then as the last one
+	 * (a payload that is a multiple of 64 KiB), as the reference does. */
+	if (!short_final) {
+		chunk_nonce(index, false, nonce);
+		if (vf_aead_open_chunk(st->aead[slot], nonce, src, len, dst) == VF_OK) {
+			b->result[i] = CHUNK_OK;
+			return;
+		}
+	}
+	chunk_nonce(index, true, nonce);
+	b->result[i] = vf_aead_open_chunk(st->aead[slot], nonce, src, len, dst) == VF_OK
+			       ? CHUNK_LAST
+			       : CHUNK_BAD;
+}
+
+/* Claims and processes chunks of b until none are left. */
+static void work_on(struct stream *st, struct batch *b, unsigned slot)
+{
+	for (;;) {
+		size_t i = atomic_fetch_add(&b->next, 1);
+		if (i >= b->nchunks)
+			return;
+		if (st->encrypt)
+			seal_chunk(st, b, slot, i);
+		else
+			open_chunk(st, b, slot, i);
+		atomic_fetch_add_explicit(&b->done, 1, memory_order_release);
+	}
+}
+
+struct worker_arg {
+	struct stream *st;
+	unsigned slot;
+};
+
+static void *worker_main(void *p)
+{
+	struct worker_arg arg = *(struct worker_arg *)p;
+	free(p);
+	struct stream *st = arg.st;
+	uint64_t seen = 0;
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (!st->quit && st->generation == seen)
+			pthread_cond_wait(&st->wake, &st->mu);
+		if (st->quit)
+			break;
+		seen = st->generation;
+		struct batch *b = st->current;
+		if (!b)
+			continue; /* finished without us */
+		st->active++;
+		pthread_mutex_unlock(&st->mu);
+		work_on(st, b, arg.slot);
+		pthread_mutex_lock(&st->mu);
+		if (--st->active == 0)
+			pthread_cond_signal(&st->idle);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+/* Workers are an optimisation: if they cannot be started, the calling
+ * thread does all the work. */
+static void start_workers(struct stream *st)
+{
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->wake, NULL);
+	pthread_cond_init(&st->idle, NULL);
+	for (unsigned i = 0; i + 1 < st->threads; i++) {
+		struct worker_arg *arg = malloc(sizeof(*arg));
+		if (!arg)
+			break;
+		arg->st = st;
+		arg->slot = i + 1;
+		if (pthread_create(&st->workers[i], NULL, worker_main, arg) != 0) {
+			free(arg);
+			break;
+		}
+		st->n_workers++;
+	}
+}
+
+static void stop_workers(struct stream *st)
+{
+	if (!st->n_workers)
+		return;
+	pthread_mutex_lock(&st->mu);
+	st->quit = true;
+	pthread_cond_broadcast(&st->wake);
+	pthread_mutex_unlock(&st->mu);
+	for (unsigned i = 0; i < st->n_workers; i++)
+		pthread_join(st->workers[i], NULL);
+	pthread_cond_destroy(&st->wake);
+	pthread_cond_destroy(&st->idle);
+	pthread_mutex_destroy(&st->mu);
+	st->n_workers = 0;
+}
+
+/* Lets the workers start on b while the caller does other things. */
+static void publish(struct stream *st, struct batch *b)
+{
+	atomic_store(&b->next, 0);
+	atomic_store(&b->done, 0);
+	if (b->nchunks > 1 && st->threads > 1 && !st->n_workers && !st->generation)
+		start_workers(st);
+	if (!st->n_workers || b->nchunks < 2)
+		return;
+	pthread_mutex_lock(&st->mu);
+	st->current = b;
+	st->generation++;
+	pthread_cond_broadcast(&st->wake);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* Joins in on b and returns once every chunk is done and no worker holds
+ * b any more, so that its buffers can be reused. */
+static void finish(struct stream *st, struct batch *b)
+{
+	work_on(st, b, 0);
+	while (atomic_load_explicit(&b->done, memory_order_acquire) < b->nchunks)
+		sched_yield();
+	if (!st->n_workers)
+		return;
+	pthread_mutex_lock(&st->mu);
+	while (st->active)
+		pthread_cond_wait(&st->idle, &st->mu);
+	st->current = NULL;
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void free_batch(struct stream *st, struct batch *b, size_t chunks)
+{
+	size_t pt = chunks * VF_CHUNK_SIZE;
+	if (st->encrypt) {
+		vf_scratch_free(b->in, pt);
+		free(b->out);
+	} else {
+		free(b->in);
+		vf_scratch_free(b->out, pt);
+	}
+	b->in = b->out = NULL;
+}
+
+/* Plaintext sides are guarded memory: locked, so never swapped out, and
+ * wiped on release. A one-chunk batch comes from the scratch stack (no
+ * system calls: most secrets are that small); the second batch only
+ * exists once the input turns out to be larger. Batch 0's contents are
+ * kept when growing. */
+static enum vf_code alloc_batches(struct stream *st, size_t chunks, struct vf_error *err)
+{
+	size_t pt = chunks * VF_CHUNK_SIZE, ct = chunks * ENC_CHUNK_SIZE;
+	size_t old = st->chunks;
+	struct batch fresh[2] = {0};
+	int count = chunks > 1 ? 2 : 1;
+	for (int i = 0; i < count; i++) {
+		struct batch *b = &fresh[i];
+		b->in = st->encrypt ? vf_scratch_alloc(pt) : malloc(ct);
+		b->out = st->encrypt ? malloc(ct) : vf_scratch_alloc(pt);
+		if (!b->in || !b->out) {
+			for (int j = i; j >= 0; j--)
+				free_batch(st, &fresh[j], chunks);
+			return vf_fail(err, VF_E_NOMEM, "out of memory");
+		}
+	}
+	/* Released in reverse order of allocation, as the scratch stack needs. */
+	for (int i = 1; i >= 0; i--) {
+		struct batch *b = &st->batches[i];
+		if (i < count && b->in && b->have)
+			memcpy(fresh[i].in, b->in, b->have);
+		if (b->in || b->out)
+			free_batch(st, b, old);
+		if (i < count) {
+			b->in = fresh[i].in;
+			b->out = fresh[i].out;
+		}
+	}
+	st->chunks = chunks;
+	return VF_OK;
+}
+
+static enum vf_code stream_open(struct stream *st, const uint8_t file_key[VF_FILE_KEY_LEN],
+				const uint8_t nonce[VF_PAYLOAD_NONCE_LEN], int encrypt,
+				struct vf_error *err)
+{
+	memset(st, 0, sizeof(*st));
+	st->encrypt = encrypt;
+	st->threads = thread_count();
+	uint8_t *key = vf_scratch_alloc(VF_AEAD_KEY_LEN);
+	if (!key)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_hkdf_sha256(file_key, VF_FILE_KEY_LEN, nonce, VF_PAYLOAD_NONCE_LEN,
+					 "payload", 7, key, VF_AEAD_KEY_LEN, err);
+	for (unsigned i = 0; rc == VF_OK && i < st->threads; i++)
+		rc = vf_aead_new(&st->aead[i], key, encrypt, err);
+	vf_scratch_free(key, VF_AEAD_KEY_LEN);
+	if (rc == VF_OK)
+		rc = alloc_batches(st, 1, err);
+	return rc;
+}
+
+static void stream_close(struct stream *st)
+{
+	stop_workers(st);
+	for (unsigned i = 0; i < st->threads; i++)
+		vf_aead_free(st->aead[i]);
+	for (int i = 1; i >= 0; i--)
+		if (st->batches[i].in || st->batches[i].out)
+			free_batch(st, &st->batches[i], st->chunks);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Reads the next batch into b, after the bytes prev left over. Stops when
+ * b is full, at the end of input, or once `enough` bytes are in and more
+ * would block (so that slow pipes are answered promptly). */
+static enum vf_code fill(struct stream *st, struct batch *prev, struct batch *b,
+			 struct vf_src *in, struct vf_error *err)
+{
+	size_t cap = st->chunks * (st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE);
+	size_t enough = st->encrypt ? VF_CHUNK_SIZE + 1 : ENC_CHUNK_SIZE;
+	if (prev == b) {
+		/* Topping up after growing: keep what is there. */
+	} else if (prev) {
+		b->have = prev->have - prev->used;
+		memcpy(b->in, prev->in + prev->used, b->have);
+		b->counter = prev->counter + prev->nchunks;
+	} else {
+		b->have = 0;
+		b->counter = 0;
+	}
+	while (b->have < cap && !st->eof) {
+		ssize_t n = in->read(in, b->in + b->have, cap - b->have, err);
+		if (n < 0)
+			return err ? err->code : VF_E_IO;
+		if (n == 0)
+			st->eof = true;
+		b->have += (size_t)n;
+		if (b->have >= enough && !in->ready(in))
+			break;
+	}
+	return VF_OK;
+}
+
+/* Splits an encrypt batch into chunks. Without the end of input, the last
+ * (partial or full) chunk is held back for the next batch: a chunk is only
+ * known not to be the last when something follows it. Holding back a whole
+ * chunk rather than one byte keeps the next read aligned. */
+static void plan_seal(struct stream *st, struct batch *b)
+{
+	size_t n = st->eof ? (b->have + VF_CHUNK_SIZE - 1) / VF_CHUNK_SIZE
+			   : (b->have ? (b->have - 1) / VF_CHUNK_SIZE : 0);
+	if (st->eof && n == 0 && b->counter == 0)
+		n = 1; /* the empty payload: one empty final chunk */
+	b->nchunks = n;
+	b->final_short = st->eof;
+	b->used = st->eof ? b->have : n * VF_CHUNK_SIZE;
+	b->last_len = st->eof && n ? b->have - (n - 1) * VF_CHUNK_SIZE : VF_CHUNK_SIZE;
+}
+
+static void plan_open(struct stream *st, struct batch *b)
+{
+	size_t full = b->have / ENC_CHUNK_SIZE, rest = b->have % ENC_CHUNK_SIZE;
+	b->final_short = st->eof && rest;
+	b->nchunks = full + (b->final_short ? 1 : 0);
+	b->last_len = b->final_short ? rest : ENC_CHUNK_SIZE;
+	b->used = b->final_short ? b->have : full * ENC_CHUNK_SIZE;
+}
+
+static enum vf_code read_batch(struct stream *st, struct batch *prev, struct batch *b,
+			       struct vf_src *in, struct vf_error *err)
+{
+	enum vf_code rc = fill(st, prev, b, in, err);
+	if (rc == VF_OK) {
+		if (st->encrypt)
+			plan_seal(st, b);
+		else
+			plan_open(st, b);
+	}
+	return rc;
+}
+
+static enum vf_code release_sealed(struct batch *b, struct vf_sink *out, struct vf_error *err)
+{
+	for (size_t i = 0; i < b->nchunks; i++)
+		if (b->result[i] != CHUNK_OK)
+			return vf_fail(err, VF_E_CRYPTO, "sealing a payload chunk failed");
+	size_t len = b->used + b->nchunks * VF_AEAD_TAG_LEN;
+	return vf_sink_write(out, b->out, len, err);
+}
+
+/* Nothing may follow the last chunk: not in this batch, not read ahead,
+ * not still in the input. */
+static enum vf_code expect_end(struct stream *st, size_t rest, struct batch *ahead,
+			       struct vf_src *in, struct vf_error *err)
+{
+	if (!rest && ahead)
+		rest = ahead->have;
+	if (!rest && !st->eof) {
+		uint8_t probe;
+		ssize_t n = in->read(in, &probe, 1, err);
+		if (n < 0)
+			return err ? err->code : VF_E_IO;
+		rest = (size_t)n;
+	}
+	return rest ? vf_fail(err, VF_E_PAYLOAD, "trailing data after the end of the payload")
+		    : VF_OK;
+}
+
+/* Releases the batch's authenticated chunks in order; stops at the first
+ * bad one or after the last one (*done). */
+static enum vf_code release_opened(struct stream *st, struct batch *b, struct batch *ahead,
+				   struct vf_src *in, struct vf_sink *out, bool *done,
+				   struct vf_error *err)
+{
+	size_t ok = 0;
+	enum chunk_result stop = CHUNK_OK;
+	while (ok < b->nchunks && stop == CHUNK_OK) {
+		stop = b->result[ok];
+		if (stop == CHUNK_OK || stop == CHUNK_LAST)
+			ok++;
+	}
+	size_t bytes = ok ? (ok - 1) * VF_CHUNK_SIZE : 0;
+	if (ok)
+		bytes += (b->final_short && ok == b->nchunks) ? b->last_len - VF_AEAD_TAG_LEN
+							      : VF_CHUNK_SIZE;
+	enum vf_code rc = vf_sink_write(out, b->out, bytes, err);
+	if (rc != VF_OK)
+		return rc;
+	switch (stop) {
+	case CHUNK_OK:
+		return VF_OK;
+	case CHUNK_LAST: {
+		*done = true;
+		size_t consumed = (ok - 1) * ENC_CHUNK_SIZE +
+				  ((b->final_short && ok == b->nchunks) ? b->last_len : ENC_CHUNK_SIZE);
+		return expect_end(st, b->have - consumed, ahead, in, err);
+	}
+	case CHUNK_EMPTY_LAST:
+		return vf_fail(err, VF_E_PAYLOAD, "the payload's last chunk is empty");
+	case CHUNK_BAD:
+		break;
+	}
+	return vf_fail(err, VF_E_PAYLOAD, "payload chunk %llu is corrupt or truncated",
+		       (unsigned long long)(b->counter + ok));
+}
+
+/* The pipeline: while the workers seal or open batch k, this thread reads
+ * batch k+1 (when input is at hand), then helps with k, then writes k. */
+static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *out,
+			struct vf_error *err)
+{
+	struct batch *cur = &st->batches[0], *next = &st->batches[1];
+	enum vf_code rc = read_batch(st, NULL, cur, in, err);
+	if (rc == VF_OK && !st->eof) {
+		/* More than a chunk: worth full-size batches. */
+		rc = alloc_batches(st, BATCH, err);
+		if (rc == VF_OK)
+			rc = read_batch(st, cur, cur, in, err);
+	}
+	bool done = false;
+	while (rc == VF_OK && !done) {
+		if (cur->nchunks == 0) {
+			if (!st->eof) { /* a partial chunk so far: read on */
+				rc = read_batch(st, cur, next, in, err);
+				struct batch *t = cur;
+				cur = next;
+				next = t;
+				continue;
+			}
+			return vf_fail(err, VF_E_PAYLOAD, "the payload is truncated (no final chunk)");
+		}
+		publish(st, cur);
+		bool ahead = !st->eof && in->ready(in);
+		enum vf_code read_rc = ahead ? read_batch(st, cur, next, in, err) : VF_OK;
+		finish(st, cur);
+		if (read_rc != VF_OK)
+			return read_rc;
+		if (st->encrypt) {
+			rc = release_sealed(cur, out, err);
+			done = st->eof && cur->used == cur->have && !ahead;
+		} else {
+			rc = release_opened(st, cur, ahead ? next : NULL, in, out, &done, err);
+		}
+		if (rc != VF_OK || done)
+			break;
+		if (!ahead)
+			rc = read_batch(st, cur, next, in, err);
+		struct batch *t = cur;
+		cur = next;
+		next = t;
+	}
+	return rc;
+}
+
+enum vf_code vf_stream_encrypt(const uint8_t file_key[VF_FILE_KEY_LEN],
+			       const uint8_t nonce[VF_PAYLOAD_NONCE_LEN], struct vf_src *in,
+			       struct vf_sink *out, struct vf_error *err)
+{
+	struct stream st;
+	enum vf_code rc = stream_open(&st, file_key, nonce, 1, err);
+	if (rc == VF_OK)
+		rc = run(&st, in, out, err);
+	stream_close(&st);
+	return rc;
+}
+
+enum vf_code vf_stream_decrypt(const uint8_t file_key[VF_FILE_KEY_LEN],
+			       const uint8_t nonce[VF_PAYLOAD_NONCE_LEN], struct vf_src *in,
+			       struct vf_sink *out, struct vf_error *err)
+{
+	struct stream st;
+	enum vf_code rc = stream_open(&st, file_key, nonce, 0, err);
+	if (rc == VF_OK)
+		rc = run(&st, in, out, err);
+	stream_close(&st);
+	return rc;
+}

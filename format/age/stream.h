@@ -1,0 +1,33 @@
+/* The age payload: STREAM over ChaCha20-Poly1305 in 64 KiB chunks.
+ *
+ * Memory stays constant whatever the size (a batch of chunks in, a batch
+ * out), and since chunks are independent a batch is sealed or opened by
+ * several threads at once. Decryption releases each chunk only once it has
+ * authenticated, in order, and stops at the first failure, as the age
+ * reference does. */
+#ifndef VF_STREAM_H
+#define VF_STREAM_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/io.h"
+#include "age/header.h"
+
+#define VF_CHUNK_SIZE 65536
+#define VF_PAYLOAD_NONCE_LEN 16
+
+/* How many threads to use (0 = one per online CPU, at most 4). */
+void vf_stream_set_threads(unsigned n);
+
+enum vf_code vf_stream_encrypt(const uint8_t file_key[VF_FILE_KEY_LEN],
+			       const uint8_t nonce[VF_PAYLOAD_NONCE_LEN], struct vf_src *in,
+			       struct vf_sink *out, struct vf_error *err);
+
+/* Errors: VF_E_PAYLOAD for truncation, bad chunks and trailing data; the
+ * source's own code (VF_E_IO, VF_E_ARMOR) when reading fails. */
+enum vf_code vf_stream_decrypt(const uint8_t file_key[VF_FILE_KEY_LEN],
+			       const uint8_t nonce[VF_PAYLOAD_NONCE_LEN], struct vf_src *in,
+			       struct vf_sink *out, struct vf_error *err);
+
+#endif

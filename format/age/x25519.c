@@ -1,0 +1,253 @@
+/* The X25519 recipient type (age.md, "X25519 recipient stanza"). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base64.h"
+#include "base/bech32.h"
+#include "base/crypto.h"
+#include "base/secmem.h"
+#include "age/header_internal.h"
+#include "age/recipient_internal.h"
+
+#define LABEL "age-encryption.org/v1/X25519"
+#define WRAPPED_LEN (VF_FILE_KEY_LEN + VF_AEAD_TAG_LEN)
+
+struct x25519_recipient {
+	struct vf_recipient base;
+	uint8_t pub[VF_X25519_LEN];
+};
+
+struct x25519_identity {
+	struct vf_identity base;
+	uint8_t *secret; /* guarded */
+	uint8_t pub[VF_X25519_LEN];
+	struct vf_x25519_key *key; /* imported once, for every stanza */
+};
+
+/* wrap key = HKDF(shared, salt = ephemeral share || recipient, LABEL). */
+static enum vf_code wrap_key(const uint8_t *shared, const uint8_t share[VF_X25519_LEN],
+			     const uint8_t recipient[VF_X25519_LEN], uint8_t *key,
+			     struct vf_error *err)
+{
+	uint8_t salt[2 * VF_X25519_LEN];
+	memcpy(salt, share, VF_X25519_LEN);
+	memcpy(salt + VF_X25519_LEN, recipient, VF_X25519_LEN);
+	return vf_hkdf_sha256(shared, VF_X25519_LEN, salt, sizeof(salt), LABEL, strlen(LABEL), key,
+			      VF_AEAD_KEY_LEN, err);
+}
+
+static enum vf_code recipient_wrap(const struct vf_recipient *base,
+				   const uint8_t file_key[VF_FILE_KEY_LEN], struct vf_stanza *out,
+				   struct vf_error *err)
+{
+	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
+	const struct x25519_recipient *r = (const struct x25519_recipient *)base;
+	/* One guarded block: shared secret | wrap key. */
+	uint8_t *sec = vf_scratch_alloc(2 * 32);
+	if (!sec)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	uint8_t *shared = sec, *key = sec + 32;
+	uint8_t share[VF_X25519_LEN], body[WRAPPED_LEN];
+	enum vf_code rc = vf_x25519_ephemeral(r->pub, share, shared, err);
+	if (rc == VF_OK)
+		rc = wrap_key(shared, share, r->pub, key, err);
+	if (rc == VF_OK)
+		rc = vf_aead_seal(key, zero_nonce, sizeof(zero_nonce), NULL, 0, file_key,
+				  VF_FILE_KEY_LEN, body, body + VF_FILE_KEY_LEN, err);
+	vf_scratch_free(sec, 2 * 32);
+	if (rc != VF_OK)
+		return rc;
+	char arg[64];
+	arg[vf_b64_encode(share, sizeof(share), arg, false)] = '\0';
+	const char *args[] = {arg};
+	return vf_stanza_init(out, "X25519", args, 1, body, sizeof(body), err);
+}
+
+static void recipient_free(struct vf_recipient *base)
+{
+	free(base);
+}
+
+static const struct vf_recipient_ops recipient_ops = {
+	.type = "X25519",
+	.must_be_alone = false,
+	.wrap = recipient_wrap,
+	.free = recipient_free,
+};
+
+static bool has_case(const char *s, size_t n, char lo, char hi)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] >= lo && s[i] <= hi)
+			return true;
+	return false;
+}
+
+enum vf_code vf_x25519_recipient_parse(const char *s, struct vf_recipient **out,
+				       struct vf_error *err)
+{
+	char hrp[16];
+	uint8_t pub[VF_X25519_LEN + 1];
+	size_t len = strlen(s), n = 0;
+	if (has_case(s, len, 'A', 'Z') ||
+	    !vf_bech32_decode(s, len, hrp, sizeof(hrp), pub, sizeof(pub), &n) ||
+	    strcmp(hrp, VF_X25519_RECIPIENT_HRP) != 0 || n != VF_X25519_LEN)
+		return vf_fail(err, VF_E_KEY, "malformed X25519 recipient");
+	struct x25519_recipient *r = calloc(1, sizeof(*r));
+	if (!r)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	r->base.ops = &recipient_ops;
+	memcpy(r->pub, pub, VF_X25519_LEN);
+	*out = &r->base;
+	return VF_OK;
+}
+
+static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_stanza *s,
+				    uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
+{
+	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
+	struct x25519_identity *id = (struct x25519_identity *)base;
+	if (strcmp(s->type, "X25519") != 0)
+		return VF_E_NO_MATCH;
+	uint8_t share[VF_X25519_LEN + 1];
+	size_t n = 0;
+	if (s->nargs != 1 ||
+	    !vf_b64_decode(s->args[0], strlen(s->args[0]), share, sizeof(share), &n, false) ||
+	    n != VF_X25519_LEN)
+		return vf_fail(err, VF_E_HEADER, "malformed X25519 stanza");
+	if (s->body_len != WRAPPED_LEN)
+		return vf_fail(err, VF_E_HEADER, "X25519 stanza body is not a wrapped 16-byte key");
+	uint8_t *sec = vf_scratch_alloc(2 * 32);
+	if (!sec)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	uint8_t *shared = sec, *key = sec + 32;
+	enum vf_code rc = vf_x25519_key_dh(id->key, share, shared, err);
+	if (rc == VF_E_KEY)
+		rc = vf_fail(err, VF_E_HEADER, "X25519 stanza with a low-order share");
+	if (rc == VF_OK)
+		rc = wrap_key(shared, share, id->pub, key, err);
+	if (rc == VF_OK)
+		rc = vf_aead_open(key, zero_nonce, sizeof(zero_nonce), NULL, 0, s->body,
+				  VF_FILE_KEY_LEN, s->body + VF_FILE_KEY_LEN, file_key, err);
+	if (rc == VF_E_AUTH) {
+		/* Not for us: no reason to report, the caller tries the rest. */
+		rc = VF_E_NO_MATCH;
+		if (err)
+			err->msg[0] = '\0';
+	}
+	vf_scratch_free(sec, 2 * 32);
+	return rc;
+}
+
+static void identity_free(struct vf_identity *base)
+{
+	struct x25519_identity *id = (struct x25519_identity *)base;
+	vf_x25519_key_free(id->key);
+	vf_secure_free(id->secret);
+	free(id);
+}
+
+static enum vf_code identity_recipient(const struct vf_identity *id, char **out,
+				       struct vf_error *err);
+
+static const struct vf_identity_ops identity_ops = {
+	.type = "X25519",
+	.unwrap = identity_unwrap,
+	.recipient = identity_recipient,
+	.free = identity_free,
+};
+
+bool vf_is_x25519_identity(const struct vf_identity *id)
+{
+	return id && id->ops == &identity_ops;
+}
+
+/* Takes a guarded 32-byte secret. */
+static enum vf_code identity_from_secret(uint8_t *secret, struct vf_identity **out,
+					 struct vf_error *err)
+{
+	struct x25519_identity *id = calloc(1, sizeof(*id));
+	if (!id) {
+		vf_secure_free(secret);
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	id->base.ops = &identity_ops;
+	id->secret = secret;
+	enum vf_code rc = vf_x25519_public(secret, id->pub, err);
+	if (rc == VF_OK)
+		rc = vf_x25519_key_new(&id->key, secret, err);
+	if (rc != VF_OK) {
+		identity_free(&id->base);
+		return rc;
+	}
+	*out = &id->base;
+	return VF_OK;
+}
+
+enum vf_code vf_x25519_identity_parse(const char *s, size_t s_len, struct vf_identity **out,
+				      struct vf_error *err)
+{
+	char hrp[32];
+	size_t n = 0;
+	uint8_t *secret = vf_secure_alloc(VF_X25519_LEN + 1);
+	if (!secret)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (has_case(s, s_len, 'a', 'z') ||
+	    !vf_bech32_decode(s, s_len, hrp, sizeof(hrp), secret, VF_X25519_LEN + 1, &n) ||
+	    strcmp(hrp, "age-secret-key-") != 0 || n != VF_X25519_LEN) {
+		vf_secure_free(secret);
+		return vf_fail(err, VF_E_KEY, "malformed X25519 identity");
+	}
+	return identity_from_secret(secret, out, err);
+}
+
+enum vf_code vf_x25519_identity_generate(struct vf_identity **out, struct vf_error *err)
+{
+	uint8_t *secret = vf_secure_alloc(VF_X25519_LEN);
+	if (!secret)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_random(secret, VF_X25519_LEN, err);
+	if (rc != VF_OK) {
+		vf_secure_free(secret);
+		return rc;
+	}
+	return identity_from_secret(secret, out, err);
+}
+
+enum vf_code vf_x25519_identity_encode(const struct vf_identity *base, char **secret,
+				       struct vf_error *err)
+{
+	const struct x25519_identity *id = (const struct x25519_identity *)base;
+	size_t cap = vf_bech32_encoded_len(strlen(VF_X25519_IDENTITY_HRP), VF_X25519_LEN) + 1;
+	char *s = vf_secure_alloc(cap);
+	if (!s)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (!vf_bech32_encode(VF_X25519_IDENTITY_HRP, id->secret, VF_X25519_LEN, true, s, cap)) {
+		vf_secure_free(s);
+		return vf_fail(err, VF_E_ARG, "cannot encode identity");
+	}
+	*secret = s;
+	return VF_OK;
+}
+
+enum vf_code vf_x25519_identity_recipient(const struct vf_identity *base, char **recipient,
+					  struct vf_error *err)
+{
+	const struct x25519_identity *id = (const struct x25519_identity *)base;
+	size_t cap = vf_bech32_encoded_len(strlen(VF_X25519_RECIPIENT_HRP), VF_X25519_LEN) + 1;
+	char *s = malloc(cap);
+	if (!s)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (!vf_bech32_encode(VF_X25519_RECIPIENT_HRP, id->pub, VF_X25519_LEN, false, s, cap)) {
+		free(s);
+		return vf_fail(err, VF_E_ARG, "cannot encode recipient");
+	}
+	*recipient = s;
+	return VF_OK;
+}
+
+static enum vf_code identity_recipient(const struct vf_identity *id, char **out,
+				       struct vf_error *err)
+{
+	return vf_x25519_identity_recipient(id, out, err);
+}

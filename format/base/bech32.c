@@ -1,0 +1,157 @@
+#include "base/bech32.h"
+
+#include <string.h>
+
+#include "base/secmem.h"
+
+static const char charset[] = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+static uint32_t polymod_step(uint32_t chk, uint8_t v)
+{
+	static const uint32_t gen[5] = {0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3};
+	uint32_t top = chk >> 25;
+	chk = ((chk & 0x1ffffff) << 5) ^ v;
+	for (int i = 0; i < 5; i++)
+		if ((top >> i) & 1)
+			chk ^= gen[i];
+	return chk;
+}
+
+static uint32_t hrp_checksum_start(const char *hrp, size_t hrp_len)
+{
+	uint32_t chk = 1;
+	for (size_t i = 0; i < hrp_len; i++)
+		chk = polymod_step(chk, (uint8_t)((unsigned char)hrp[i] >> 5));
+	chk = polymod_step(chk, 0);
+	for (size_t i = 0; i < hrp_len; i++)
+		chk = polymod_step(chk, (uint8_t)(hrp[i] & 31));
+	return chk;
+}
+
+size_t vf_bech32_encoded_len(size_t hrp_len, size_t len)
+{
+	return hrp_len + 1 + (len * 8 + 4) / 5 + 6;
+}
+
+static char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+static char upper_of(char c)
+{
+	return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+}
+
+bool vf_bech32_encode(const char *hrp, const uint8_t *data, size_t len, bool upper, char *out,
+		      size_t out_cap)
+{
+	size_t hrp_len = strlen(hrp);
+	size_t total = vf_bech32_encoded_len(hrp_len, len);
+	if (total + 1 > out_cap || hrp_len == 0)
+		return false;
+	char lhrp[128];
+	if (hrp_len >= sizeof(lhrp))
+		return false;
+	for (size_t i = 0; i < hrp_len; i++)
+		lhrp[i] = lower(hrp[i]);
+	uint32_t chk = hrp_checksum_start(lhrp, hrp_len);
+	size_t o = 0;
+	memcpy(out, lhrp, hrp_len);
+	o = hrp_len;
+	out[o++] = '1';
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		acc = (acc << 8) | data[i];
+		bits += 8;
+		while (bits >= 5) {
+			bits -= 5;
+			uint8_t v = (uint8_t)((acc >> bits) & 31);
+			chk = polymod_step(chk, v);
+			out[o++] = charset[v];
+		}
+	}
+	if (bits) {
+		uint8_t v = (uint8_t)((acc << (5 - bits)) & 31);
+		chk = polymod_step(chk, v);
+		out[o++] = charset[v];
+	}
+	vf_wipe(&acc, sizeof(acc));
+	for (int i = 0; i < 6; i++)
+		chk = polymod_step(chk, 0);
+	chk ^= 1;
+	for (int i = 0; i < 6; i++)
+		out[o++] = charset[(chk >> (5 * (5 - i))) & 31];
+	out[o] = '\0';
+	if (upper)
+		for (size_t i = 0; i < o; i++)
+			out[i] = upper_of(out[i]);
+	return true;
+}
+
+static int charset_value(char c)
+{
+	const char *p = memchr(charset, lower(c), sizeof(charset) - 1);
+	return p ? (int)(p - charset) : -1;
+}
+
+bool vf_bech32_decode(const char *s, size_t s_len, char *hrp, size_t hrp_cap, uint8_t *out,
+		      size_t out_cap, size_t *out_len)
+{
+	bool has_lower = false, has_upper = false;
+	size_t sep = s_len;
+	for (size_t i = 0; i < s_len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 33 || c > 126)
+			return false;
+		has_lower |= c >= 'a' && c <= 'z';
+		has_upper |= c >= 'A' && c <= 'Z';
+		if (c == '1')
+			sep = i;
+	}
+	if (has_lower && has_upper)
+		return false;
+	if (sep == s_len || sep == 0 || s_len - sep - 1 < 6 || sep + 1 > hrp_cap)
+		return false;
+	for (size_t i = 0; i < sep; i++)
+		hrp[i] = lower(s[i]);
+	hrp[sep] = '\0';
+
+	uint32_t chk = hrp_checksum_start(hrp, sep);
+	size_t data_chars = s_len - sep - 1 - 6;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	size_t o = 0;
+	bool ok = true;
+	for (size_t i = sep + 1; i < s_len && ok; i++) {
+		int v = charset_value(s[i]);
+		if (v < 0) {
+			ok = false;
+			break;
+		}
+		chk = polymod_step(chk, (uint8_t)v);
+		if (i - sep - 1 >= data_chars)
+			continue;
+		acc = ((acc << 5) | (uint32_t)v) & 0xfff;
+		bits += 5;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o >= out_cap) {
+				ok = false;
+				break;
+			}
+			out[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* At most 4 padding bits, all zero (BIP 173's conversion rule). */
+	if (ok && (chk != 1 || bits >= 5 || (acc & ((1u << bits) - 1)) != 0))
+		ok = false;
+	vf_wipe(&acc, sizeof(acc));
+	if (!ok) {
+		vf_wipe(out, o);
+		return false;
+	}
+	*out_len = o;
+	return true;
+}

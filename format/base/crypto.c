@@ -1,0 +1,385 @@
+#include "base/crypto.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include <sodium.h>
+
+static enum vf_code openssl_fail(struct vf_error *err, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char reason[128] = "unknown reason";
+	if (e)
+		ERR_error_string_n(e, reason, sizeof(reason));
+	ERR_clear_error();
+	return vf_fail(err, VF_E_CRYPTO, "%s failed: %s", what, reason);
+}
+
+/* Algorithms are fetched from the provider once: a fetch takes locks and
+ * walks the provider's tables, which dominated sealing many small secrets. */
+static struct {
+	EVP_KDF *hkdf, *scrypt;
+	EVP_MAC *hmac;
+	EVP_CIPHER *chacha;
+} algs;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static void fetch_algs(void)
+{
+	algs.hkdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
+	algs.scrypt = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL);
+	algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	algs.chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+}
+
+static void ensure_algs(void)
+{
+	pthread_once(&algs_once, fetch_algs);
+}
+
+static int fits_int(size_t n)
+{
+	return n <= (size_t)INT_MAX;
+}
+
+enum vf_code vf_random(void *buf, size_t len, struct vf_error *err)
+{
+	if (!fits_int(len))
+		return vf_fail(err, VF_E_ARG, "random request too large");
+	if (RAND_priv_bytes(buf, (int)len) != 1)
+		return openssl_fail(err, "RAND_priv_bytes");
+	return VF_OK;
+}
+
+enum vf_code vf_x25519_public(const uint8_t secret[VF_X25519_LEN], uint8_t pub[VF_X25519_LEN],
+			      struct vf_error *err)
+{
+	EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret, VF_X25519_LEN);
+	if (!key)
+		return openssl_fail(err, "X25519 key import");
+	size_t len = VF_X25519_LEN;
+	int ok = EVP_PKEY_get_raw_public_key(key, pub, &len) == 1 && len == VF_X25519_LEN;
+	EVP_PKEY_free(key);
+	return ok ? VF_OK : openssl_fail(err, "X25519 public key");
+}
+
+/* shared = X25519(mine, peer), refusing an all-zero result. */
+static enum vf_code derive_shared(EVP_PKEY *mine, const uint8_t peer[VF_X25519_LEN],
+				  uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	enum vf_code rc = VF_OK;
+	EVP_PKEY *theirs = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, VF_X25519_LEN);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, mine, NULL);
+	size_t len = VF_X25519_LEN;
+	if (!theirs || !ctx) {
+		rc = openssl_fail(err, "X25519 key import");
+		goto out;
+	}
+	/* Peer validation is off on purpose: RFC 7748 defines X25519 on every
+	 * 32-byte string, and the one check age needs (an all-zero result) is
+	 * done below. OpenSSL's derive also fails on an all-zero result. */
+	if (EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer_ex(ctx, theirs, 0) != 1) {
+		rc = openssl_fail(err, "X25519 setup");
+		goto out;
+	}
+	if (EVP_PKEY_derive(ctx, shared, &len) != 1 || len != VF_X25519_LEN ||
+	    sodium_is_zero(shared, VF_X25519_LEN)) {
+		ERR_clear_error();
+		sodium_memzero(shared, VF_X25519_LEN);
+		rc = vf_fail(err, VF_E_KEY, "X25519 shared secret is all zero (low-order point)");
+	}
+out:
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(theirs);
+	return rc;
+}
+
+struct vf_x25519_key {
+	EVP_PKEY *pkey;
+};
+
+enum vf_code vf_x25519_key_new(struct vf_x25519_key **out, const uint8_t secret[VF_X25519_LEN],
+			       struct vf_error *err)
+{
+	struct vf_x25519_key *k = calloc(1, sizeof(*k));
+	if (!k)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	k->pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret, VF_X25519_LEN);
+	if (!k->pkey) {
+		free(k);
+		return openssl_fail(err, "X25519 key import");
+	}
+	*out = k;
+	return VF_OK;
+}
+
+enum vf_code vf_x25519_key_dh(const struct vf_x25519_key *key, const uint8_t peer[VF_X25519_LEN],
+			      uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	return derive_shared(key->pkey, peer, shared, err);
+}
+
+void vf_x25519_key_free(struct vf_x25519_key *key)
+{
+	if (!key)
+		return;
+	EVP_PKEY_free(key->pkey);
+	free(key);
+}
+
+enum vf_code vf_x25519(const uint8_t secret[VF_X25519_LEN], const uint8_t peer[VF_X25519_LEN],
+		       uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	struct vf_x25519_key *k;
+	enum vf_code rc = vf_x25519_key_new(&k, secret, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_x25519_key_dh(k, peer, shared, err);
+	vf_x25519_key_free(k);
+	return rc;
+}
+
+enum vf_code vf_x25519_ephemeral(const uint8_t peer[VF_X25519_LEN], uint8_t share[VF_X25519_LEN],
+				 uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+	if (!eph)
+		return openssl_fail(err, "X25519 key generation");
+	size_t len = VF_X25519_LEN;
+	enum vf_code rc = EVP_PKEY_get_raw_public_key(eph, share, &len) == 1 && len == VF_X25519_LEN
+				  ? VF_OK
+				  : openssl_fail(err, "X25519 public key");
+	if (rc == VF_OK)
+		rc = derive_shared(eph, peer, shared, err);
+	EVP_PKEY_free(eph);
+	return rc;
+}
+
+static enum vf_code derive(EVP_KDF *kdf, const char *kdf_name, OSSL_PARAM *params,
+			   uint8_t *out, size_t out_len, struct vf_error *err)
+{
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	enum vf_code rc = VF_OK;
+	if (!ctx || EVP_KDF_derive(ctx, out, out_len, params) != 1)
+		rc = openssl_fail(err, kdf_name);
+	EVP_KDF_CTX_free(ctx);
+	return rc;
+}
+
+enum vf_code vf_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
+			    size_t salt_len, const void *info, size_t info_len, uint8_t *out,
+			    size_t out_len, struct vf_error *err)
+{
+	/* OpenSSL refuses an empty key or salt pointer; age uses empty salts. */
+	static const uint8_t empty[1];
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_KEY, (void *)(ikm ? ikm : empty), ikm_len),
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SALT, (void *)(salt ? salt : empty), salt_len),
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_INFO, (void *)(info ? info : empty), info_len),
+		OSSL_PARAM_END,
+	};
+	if (out_len > 255 * VF_SHA256_LEN)
+		return vf_fail(err, VF_E_ARG, "HKDF output longer than 255 blocks");
+	ensure_algs();
+	return derive(algs.hkdf, OSSL_KDF_NAME_HKDF, params, out, out_len, err);
+}
+
+enum vf_code vf_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
+			    uint8_t out[VF_SHA256_LEN], struct vf_error *err)
+{
+	static const uint8_t empty[1];
+	ensure_algs();
+	EVP_MAC_CTX *ctx = algs.hmac ? EVP_MAC_CTX_new(algs.hmac) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_END,
+	};
+	size_t len = 0;
+	enum vf_code rc = VF_OK;
+	if (!ctx || EVP_MAC_init(ctx, key ? key : empty, key_len, params) != 1 ||
+	    EVP_MAC_update(ctx, msg ? msg : empty, msg_len) != 1 ||
+	    EVP_MAC_final(ctx, out, &len, VF_SHA256_LEN) != 1 || len != VF_SHA256_LEN)
+		rc = openssl_fail(err, "HMAC-SHA-256");
+	EVP_MAC_CTX_free(ctx);
+	return rc;
+}
+
+enum vf_code vf_sha256(const void *msg, size_t len, uint8_t out[VF_SHA256_LEN],
+		       struct vf_error *err)
+{
+	unsigned int out_len = 0;
+	if (EVP_Digest(msg, len, out, &out_len, EVP_sha256(), NULL) != 1 || out_len != VF_SHA256_LEN)
+		return openssl_fail(err, "SHA-256");
+	return VF_OK;
+}
+
+struct vf_aead {
+	EVP_CIPHER_CTX *ctx;
+	int encrypt;
+};
+
+static enum vf_code aead_init(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *nonce,
+			      size_t nonce_len, int encrypt, struct vf_error *err)
+{
+	ensure_algs();
+	EVP_CIPHER *cipher = algs.chacha;
+	size_t ivlen = nonce_len;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen),
+		OSSL_PARAM_END,
+	};
+	int ok = cipher && EVP_CipherInit_ex2(ctx, cipher, NULL, NULL, encrypt, params) == 1 &&
+		 EVP_CipherInit_ex2(ctx, NULL, key, nonce, encrypt, NULL) == 1;
+	return ok ? VF_OK : openssl_fail(err, "ChaCha20-Poly1305 init");
+}
+
+static enum vf_code aead_one_shot(const uint8_t *key, const uint8_t *nonce, size_t nonce_len,
+				  const uint8_t *aad, size_t aad_len, const uint8_t *in,
+				  size_t len, uint8_t *out, uint8_t *tag, int encrypt,
+				  struct vf_error *err)
+{
+	if (nonce_len != VF_AEAD_NONCE_LEN)
+		return vf_fail(err, VF_E_ARG, "ChaCha20-Poly1305 nonce must be 12 bytes");
+	if (!fits_int(len) || !fits_int(aad_len))
+		return vf_fail(err, VF_E_ARG, "ChaCha20-Poly1305 message too large");
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	if (!ctx)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = aead_init(ctx, key, nonce, nonce_len, encrypt, err);
+	int n = 0, fin = 0;
+	if (rc == VF_OK && !encrypt &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, VF_AEAD_TAG_LEN, (void *)tag) != 1)
+		rc = openssl_fail(err, "ChaCha20-Poly1305 set tag");
+	if (rc == VF_OK && aad_len && EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
+		rc = openssl_fail(err, "ChaCha20-Poly1305 AAD");
+	if (rc == VF_OK && len && EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
+		rc = openssl_fail(err, "ChaCha20-Poly1305 update");
+	if (rc == VF_OK && EVP_CipherFinal_ex(ctx, out + (len ? len : 0), &fin) != 1) {
+		ERR_clear_error();
+		rc = encrypt ? openssl_fail(err, "ChaCha20-Poly1305 final")
+			     : vf_fail(err, VF_E_AUTH, "ChaCha20-Poly1305 authentication failed");
+	}
+	if (rc == VF_OK && encrypt &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, VF_AEAD_TAG_LEN, tag) != 1)
+		rc = openssl_fail(err, "ChaCha20-Poly1305 get tag");
+	if (rc != VF_OK && !encrypt && len)
+		sodium_memzero(out, len);
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+enum vf_code vf_aead_seal(const uint8_t key[VF_AEAD_KEY_LEN], const uint8_t *nonce,
+			  size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *in,
+			  size_t len, uint8_t *out, uint8_t tag[VF_AEAD_TAG_LEN],
+			  struct vf_error *err)
+{
+	return aead_one_shot(key, nonce, nonce_len, aad, aad_len, in, len, out, tag, 1, err);
+}
+
+enum vf_code vf_aead_open(const uint8_t key[VF_AEAD_KEY_LEN], const uint8_t *nonce,
+			  size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *in,
+			  size_t len, const uint8_t tag[VF_AEAD_TAG_LEN], uint8_t *out,
+			  struct vf_error *err)
+{
+	return aead_one_shot(key, nonce, nonce_len, aad, aad_len, in, len, out, (uint8_t *)tag, 0,
+			     err);
+}
+
+enum vf_code vf_aead_new(struct vf_aead **out, const uint8_t key[VF_AEAD_KEY_LEN], int encrypt,
+			 struct vf_error *err)
+{
+	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
+	struct vf_aead *a = calloc(1, sizeof(*a));
+	if (!a || !(a->ctx = EVP_CIPHER_CTX_new())) {
+		free(a);
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	a->encrypt = encrypt;
+	enum vf_code rc = aead_init(a->ctx, key, zero_nonce, VF_AEAD_NONCE_LEN, encrypt, err);
+	if (rc != VF_OK) {
+		vf_aead_free(a);
+		return rc;
+	}
+	*out = a;
+	return VF_OK;
+}
+
+enum vf_code vf_aead_seal_chunk(struct vf_aead *a, const uint8_t nonce[VF_AEAD_NONCE_LEN],
+				const uint8_t *in, size_t len, uint8_t *out)
+{
+	int n = 0, fin = 0;
+	if (!fits_int(len) || EVP_CipherInit_ex2(a->ctx, NULL, NULL, nonce, 1, NULL) != 1 ||
+	    (len && EVP_CipherUpdate(a->ctx, out, &n, in, (int)len) != 1) ||
+	    EVP_CipherFinal_ex(a->ctx, out + len, &fin) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_GET_TAG, VF_AEAD_TAG_LEN, out + len) != 1) {
+		ERR_clear_error();
+		return VF_E_CRYPTO;
+	}
+	return VF_OK;
+}
+
+enum vf_code vf_aead_open_chunk(struct vf_aead *a, const uint8_t nonce[VF_AEAD_NONCE_LEN],
+				const uint8_t *in, size_t len, uint8_t *out)
+{
+	int n = 0, fin = 0;
+	if (len < VF_AEAD_TAG_LEN || !fits_int(len))
+		return VF_E_AUTH;
+	size_t pt_len = len - VF_AEAD_TAG_LEN;
+	/* The tag is copied out first: out may alias in, and decrypting in
+	 * place overwrites nothing past pt_len, but keep it obviously safe. */
+	uint8_t tag[VF_AEAD_TAG_LEN];
+	memcpy(tag, in + pt_len, VF_AEAD_TAG_LEN);
+	if (EVP_CipherInit_ex2(a->ctx, NULL, NULL, nonce, 0, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(a->ctx, EVP_CTRL_AEAD_SET_TAG, VF_AEAD_TAG_LEN, tag) != 1 ||
+	    (pt_len && EVP_CipherUpdate(a->ctx, out, &n, in, (int)pt_len) != 1) ||
+	    EVP_CipherFinal_ex(a->ctx, out + pt_len, &fin) != 1) {
+		ERR_clear_error();
+		/* Unauthenticated plaintext must never be released. */
+		sodium_memzero(out, pt_len);
+		return VF_E_AUTH;
+	}
+	return VF_OK;
+}
+
+void vf_aead_free(struct vf_aead *a)
+{
+	if (!a)
+		return;
+	EVP_CIPHER_CTX_free(a->ctx);
+	free(a);
+}
+
+enum vf_code vf_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt,
+		       size_t salt_len, unsigned log_n, uint8_t *out, size_t out_len,
+		       struct vf_error *err)
+{
+	static const uint8_t empty[1];
+	if (log_n == 0 || log_n > 40)
+		return vf_fail(err, VF_E_ARG, "scrypt work factor %u out of range", log_n);
+	uint64_t n = UINT64_C(1) << log_n;
+	uint32_t r = 8, p = 1;
+	/* OpenSSL's default memory cap (32 MiB) is below what age's work
+	 * factors need: 128 * r * N bytes, plus slack for the rest. */
+	uint64_t maxmem = 128u * r * (n + p + 2) + (1u << 20);
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)(pass ? pass : empty),
+					pass_len),
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+		OSSL_PARAM_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+		OSSL_PARAM_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+		OSSL_PARAM_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+		OSSL_PARAM_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+		OSSL_PARAM_END,
+	};
+	ensure_algs();
+	return derive(algs.scrypt, OSSL_KDF_NAME_SCRYPT, params, out, out_len, err);
+}

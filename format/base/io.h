@@ -1,0 +1,97 @@
+/* Byte sources and sinks: the seams between the age format code and files,
+ * pipes, armor and tests. A source reads like read(2); a sink takes an
+ * iovec array so that decrypted chunks go out in one writev. */
+#ifndef VF_IO_H
+#define VF_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "base/error.h"
+
+struct vf_src {
+	/* Returns the number of bytes read (> 0), 0 at the end of input, or
+	 * -1 with err set. Short reads are allowed. */
+	ssize_t (*read)(struct vf_src *src, uint8_t *buf, size_t len, struct vf_error *err);
+	/* True when more input can be read without blocking (or when that is
+	 * unknown); used to release decrypted data from slow pipes promptly. */
+	bool (*ready)(struct vf_src *src);
+};
+
+struct vf_sink {
+	enum vf_code (*write)(struct vf_sink *sink, const struct iovec *iov, int iovcnt,
+			      struct vf_error *err);
+	/* Completes the output (armor footer); does not close descriptors. */
+	enum vf_code (*finish)(struct vf_sink *sink, struct vf_error *err);
+};
+
+enum vf_code vf_sink_write(struct vf_sink *sink, const void *buf, size_t len,
+			   struct vf_error *err);
+
+/* Reads until len bytes or end of input; *got tells how many. */
+enum vf_code vf_read_full(struct vf_src *src, uint8_t *buf, size_t len, size_t *got,
+			  struct vf_error *err);
+
+/* A file descriptor as a source. name is used in messages. */
+struct vf_fd_src {
+	struct vf_src base;
+	int fd;
+	const char *name;
+};
+void vf_fd_src_init(struct vf_fd_src *s, int fd, const char *name);
+
+/* A file descriptor as a sink. */
+struct vf_fd_sink {
+	struct vf_sink base;
+	int fd;
+	const char *name;
+};
+void vf_fd_sink_init(struct vf_fd_sink *s, int fd, const char *name);
+
+/* A growable byte buffer, also usable as a sink and (with a cursor) as a
+ * source. */
+struct vf_buf {
+	struct vf_sink sink;
+	uint8_t *data;
+	size_t len, cap;
+};
+void vf_buf_init(struct vf_buf *b);
+enum vf_code vf_buf_append(struct vf_buf *b, const void *p, size_t len, struct vf_error *err);
+enum vf_code vf_buf_append_str(struct vf_buf *b, const char *s, struct vf_error *err);
+/* Wipes and frees the contents. */
+void vf_buf_free(struct vf_buf *b);
+
+struct vf_mem_src {
+	struct vf_src base;
+	const uint8_t *data;
+	size_t len, pos;
+};
+void vf_mem_src_init(struct vf_mem_src *s, const uint8_t *data, size_t len);
+
+/* A buffered reader over another source, with line and peek access for
+ * parsers; it is itself a source that drains its buffer first. */
+struct vf_bufreader {
+	struct vf_src base;
+	struct vf_src *inner;
+	uint8_t *buf;
+	size_t cap, start, end;
+	bool eof;
+};
+enum vf_code vf_bufreader_init(struct vf_bufreader *br, struct vf_src *inner, size_t cap,
+			       struct vf_error *err);
+void vf_bufreader_free(struct vf_bufreader *br);
+/* Makes at least n bytes available unless input ends first; *avail says
+ * how many are, at *p. n must not exceed the capacity. */
+enum vf_code vf_bufreader_peek(struct vf_bufreader *br, size_t n, const uint8_t **p,
+			       size_t *avail, struct vf_error *err);
+void vf_bufreader_consume(struct vf_bufreader *br, size_t n);
+/* Returns the next line, its LF included when present, in *line and *len
+ * (valid until the next call); *len is 0 at the end of input. A line longer
+ * than the buffer capacity sets *too_long. */
+enum vf_code vf_bufreader_line(struct vf_bufreader *br, const uint8_t **line, size_t *len,
+			       bool *too_long, struct vf_error *err);
+
+#endif

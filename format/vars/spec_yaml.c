@@ -1,0 +1,333 @@
+/* Reading a spec: the file (bounded, regular files only), libyaml's
+ * event pass that enforces the limits before any document is built, and
+ * the document parse that hands over to spec.c. */
+#include "vars/spec_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* libyaml's reader errors carry a byte offset, not a mark. */
+static void offset_to_mark(const unsigned char *buf, size_t len, size_t offset, size_t *line,
+			   size_t *column)
+{
+	*line = 1;
+	*column = 1;
+	for (size_t i = 0; i < offset && i < len; i++) {
+		if (buf[i] == '\n') {
+			(*line)++;
+			*column = 1;
+		} else if ((buf[i] & 0xc0) != 0x80) { /* count characters, not bytes */
+			(*column)++;
+		}
+	}
+}
+
+static enum vf_code yaml_failure(struct ctx *c, const yaml_parser_t *p,
+				 const unsigned char *buf, size_t len)
+{
+	if (p->error == YAML_MEMORY_ERROR)
+		return spec_nomem(c);
+	size_t line = p->problem_mark.line + 1, column = p->problem_mark.column + 1;
+	if (p->error == YAML_READER_ERROR)
+		offset_to_mark(buf, len, p->problem_offset, &line, &column);
+	char what[200];
+	snprintf(what, sizeof(what), "%s%s%s", p->problem ? p->problem : "unknown problem",
+		 p->context ? ", " : "", p->context ? p->context : "");
+	return vf_fail(c->err, VF_E_ARG, "%s:%zu:%zu: YAML syntax error: %s (expected valid YAML)",
+		       c->path, line, column, what);
+}
+
+static enum vf_code too_large(struct vf_error *err, const char *name)
+{
+	return vf_fail(err, VF_E_ARG, "%s: spec is larger than 1 MiB (expected at most %u bytes)",
+		       name, MAX_SPEC_SIZE);
+}
+
+static enum vf_code not_regular(struct vf_error *err, const char *path)
+{
+	return vf_fail(err, VF_E_ARG, "%s: not a regular file (expected a spec file)", path);
+}
+
+/* Reads fd to the end into buf (MAX_SPEC_SIZE + 1 bytes), so that a file
+ * grown since fstat is still caught by its size. */
+static enum vf_code read_bounded(int fd, const char *path, unsigned char *buf, size_t *len,
+				 struct vf_error *err)
+{
+	size_t n = 0;
+	for (;;) {
+		ssize_t got = read(fd, buf + n, MAX_SPEC_SIZE + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return vf_fail_errno(err, errno, "%s", path);
+		n += (size_t)got;
+		if (got == 0 || n > MAX_SPEC_SIZE)
+			break;
+	}
+	if (n > MAX_SPEC_SIZE)
+		return too_large(err, path);
+	*len = n;
+	return VF_OK;
+}
+
+/* The whole file, at most MAX_SPEC_SIZE bytes. The path may be a symlink
+ * (users keep specs in repositories and link them), but what it names must
+ * be a regular file: stat refuses devices before open can touch them,
+ * O_NONBLOCK keeps a FIFO swapped in meanwhile from blocking the open, and
+ * fstat on the descriptor is what decides. */
+static enum vf_code read_spec(const char *path, unsigned char **out, size_t *len,
+			      struct vf_error *err)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return vf_fail_errno(err, errno, "%s", path);
+	if (!S_ISREG(st.st_mode))
+		return not_regular(err, path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return vf_fail_errno(err, errno, "%s", path);
+	unsigned char *buf = NULL;
+	enum vf_code rc = VF_OK;
+	if (fstat(fd, &st) != 0)
+		rc = vf_fail_errno(err, errno, "%s", path);
+	else if (!S_ISREG(st.st_mode))
+		rc = not_regular(err, path);
+	else if (st.st_size > (off_t)MAX_SPEC_SIZE)
+		rc = too_large(err, path);
+	else if (!(buf = malloc(MAX_SPEC_SIZE + 1)))
+		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+	else
+		rc = read_bounded(fd, path, buf, len, err);
+	close(fd);
+	if (rc != VF_OK) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return VF_OK;
+}
+
+/* ---- limits checked on libyaml's events -------------------------------
+ * Before any document is built, the event parser runs over the text and
+ * stops at the first event past a limit: its scanner reads only a little
+ * ahead of the events, so a hostile spec costs no more than its part
+ * within the limits. Syntax errors are reported here as the document
+ * parser would report them. */
+
+struct scan_anchor {
+	char *name;
+	size_t nodes; /* what an alias to it adds; 0 while it is still open */
+};
+
+struct scan {
+	struct ctx *c;
+	unsigned depth;
+	size_t nodes[MAX_DEPTH + 1];  /* per open collection: its nodes so far */
+	size_t anchor[MAX_DEPTH + 1]; /* per open collection: its anchor, or SIZE_MAX */
+	struct scan_anchor anchors[MAX_ANCHORS];
+	size_t n_anchors;
+	size_t total; /* nodes of the stream, aliases counted as what they stand for */
+};
+
+static enum vf_code scan_fail(struct scan *s, const yaml_event_t *ev, const char *what)
+{
+	return spec_fail_line_col(s->c, ev->start_mark.line + 1, ev->start_mark.column + 1, "%s", what);
+}
+
+/* The latest anchor named name (YAML lets a name be defined again). */
+static size_t scan_find(const struct scan *s, const yaml_char_t *name)
+{
+	for (size_t i = s->n_anchors; i-- > 0;)
+		if (strcmp(s->anchors[i].name, (const char *)name) == 0)
+			return i;
+	return SIZE_MAX;
+}
+
+static enum vf_code scan_anchor(struct scan *s, const yaml_event_t *ev, const yaml_char_t *name,
+				size_t nodes, size_t *index)
+{
+	*index = SIZE_MAX;
+	if (!name)
+		return VF_OK;
+	if (s->n_anchors == MAX_ANCHORS)
+		return scan_fail(s, ev, "more than " STR(MAX_ANCHORS) " anchors (expected at most "
+					STR(MAX_ANCHORS) ")");
+	if (!(s->anchors[s->n_anchors].name = strdup((const char *)name)))
+		return spec_nomem(s->c);
+	s->anchors[s->n_anchors].nodes = nodes;
+	*index = s->n_anchors++;
+	return VF_OK;
+}
+
+/* A node of n nodes (aliases expanded) in the open collection. */
+static enum vf_code scan_add(struct scan *s, const yaml_event_t *ev, size_t n)
+{
+	if (s->depth > 0)
+		s->nodes[s->depth] += n;
+	s->total += n;
+	if (s->total > MAX_NODES)
+		return scan_fail(s, ev, "aliases expand the spec beyond " STR(MAX_NODES)
+					" nodes (expected fewer or smaller aliased nodes)");
+	return VF_OK;
+}
+
+static enum vf_code scan_alias(struct scan *s, const yaml_event_t *ev)
+{
+	size_t i = scan_find(s, ev->data.alias.anchor);
+	if (i == SIZE_MAX)
+		return VF_OK; /* the document parser reports it */
+	if (s->anchors[i].nodes == 0)
+		return scan_fail(s, ev, "alias to a node that contains it (expected an alias "
+					"of a complete node)");
+	return scan_add(s, ev, s->anchors[i].nodes);
+}
+
+static enum vf_code scan_open(struct scan *s, const yaml_event_t *ev, const yaml_char_t *anchor)
+{
+	if (s->depth == MAX_DEPTH)
+		return scan_fail(s, ev,
+				 "nesting deeper than " STR(MAX_DEPTH) " levels (expected at most "
+				 STR(MAX_DEPTH) " nested mappings and sequences)");
+	enum vf_code rc = scan_add(s, ev, 1);
+	if (rc != VF_OK)
+		return rc;
+	s->depth++;
+	s->nodes[s->depth] = 1;
+	return scan_anchor(s, ev, anchor, 0, &s->anchor[s->depth]);
+}
+
+static void scan_close(struct scan *s)
+{
+	size_t n = s->nodes[s->depth];
+	if (s->anchor[s->depth] != SIZE_MAX)
+		s->anchors[s->anchor[s->depth]].nodes = n;
+	s->depth--;
+	if (s->depth > 0)
+		s->nodes[s->depth] += n - 1; /* its start was counted already */
+}
+
+static void scan_forget_anchors(struct scan *s)
+{
+	for (size_t i = 0; i < s->n_anchors; i++)
+		free(s->anchors[i].name);
+	s->n_anchors = 0;
+}
+
+static enum vf_code scan_event(struct scan *s, const yaml_event_t *ev)
+{
+	size_t ignored;
+	switch (ev->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		scan_forget_anchors(s); /* anchors are per document */
+		return VF_OK;
+	case YAML_SCALAR_EVENT: {
+		enum vf_code rc = scan_add(s, ev, 1);
+		return rc == VF_OK ? scan_anchor(s, ev, ev->data.scalar.anchor, 1, &ignored) : rc;
+	}
+	case YAML_ALIAS_EVENT: return scan_alias(s, ev);
+	case YAML_SEQUENCE_START_EVENT: return scan_open(s, ev, ev->data.sequence_start.anchor);
+	case YAML_MAPPING_START_EVENT: return scan_open(s, ev, ev->data.mapping_start.anchor);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		if (s->depth > 0)
+			scan_close(s);
+		return VF_OK;
+	default: return VF_OK;
+	}
+}
+
+static enum vf_code check_limits(struct ctx *c, const unsigned char *buf, size_t len)
+{
+	struct scan *s = calloc(1, sizeof(*s));
+	yaml_parser_t parser;
+	if (!s || !yaml_parser_initialize(&parser)) {
+		free(s);
+		return spec_nomem(c);
+	}
+	s->c = c;
+	yaml_parser_set_input_string(&parser, buf, len);
+	enum vf_code rc = VF_OK;
+	for (bool done = false; rc == VF_OK && !done;) {
+		yaml_event_t ev;
+		if (!yaml_parser_parse(&parser, &ev)) {
+			rc = yaml_failure(c, &parser, buf, len);
+			break;
+		}
+		rc = scan_event(s, &ev);
+		done = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	scan_forget_anchors(s);
+	free(s);
+	return rc;
+}
+
+/* One document only: a second one would be silently ignored otherwise. */
+static enum vf_code parse_document(struct ctx *c, yaml_parser_t *parser,
+				   const unsigned char *buf, size_t len)
+{
+	yaml_document_t doc, extra;
+	if (!yaml_parser_load(parser, &doc))
+		return yaml_failure(c, parser, buf, len);
+	c->doc = &doc;
+	enum vf_code rc = spec_parse_root(c);
+	yaml_document_delete(&doc);
+	c->doc = NULL;
+	if (rc != VF_OK)
+		return rc;
+	if (!yaml_parser_load(parser, &extra))
+		return yaml_failure(c, parser, buf, len);
+	const yaml_node_t *root = yaml_document_get_root_node(&extra);
+	if (root)
+		rc = spec_fail_at(c, root, "a second YAML document (expected a single document)");
+	yaml_document_delete(&extra);
+	return rc;
+}
+
+enum vf_code vf_spec_parse(const char *name, const char *text, size_t len, struct vf_spec *spec,
+			   struct vf_error *err)
+{
+	memset(spec, 0, sizeof(*spec));
+	if (len > MAX_SPEC_SIZE)
+		return too_large(err, name);
+	const unsigned char *buf = len ? (const unsigned char *)text : (const unsigned char *)"";
+	struct ctx c = {.path = name, .spec = spec, .err = err};
+	enum vf_code rc = check_limits(&c, buf, len);
+	if (rc != VF_OK)
+		return rc;
+	yaml_parser_t parser;
+	if (!(spec->path = strdup(name)) || !yaml_parser_initialize(&parser)) {
+		vf_spec_free(spec);
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	yaml_parser_set_input_string(&parser, buf, len);
+	rc = parse_document(&c, &parser, buf, len);
+	yaml_parser_delete(&parser);
+	for (size_t i = 0; c.files && i < spec->n_generators; i++)
+		spec_index_free(&c.files[i]);
+	free(c.files);
+	spec_index_free(&c.generators);
+	if (rc != VF_OK)
+		vf_spec_free(spec);
+	return rc;
+}
+
+enum vf_code vf_spec_load(const char *path, struct vf_spec *spec, struct vf_error *err)
+{
+	memset(spec, 0, sizeof(*spec));
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	enum vf_code rc = read_spec(path, &buf, &len, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_spec_parse(path, (const char *)buf, len, spec, err);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,35 @@
+/* The store's lower layer, used by vars.c on top of store.c (private to
+ * format/vars/: the tools go through store.h and vars.h). */
+#ifndef VF_STORE_INTERNAL_H
+#define VF_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/crypto.h"
+#include "base/error.h"
+#include "vars/store.h"
+
+/* Opens a store file by path relative to the root (see vf_store_rel): a
+ * missing file is not an error, *fd is -1. A symlink at or above it
+ * (beneath the root), a non-regular file or one larger than
+ * VF_STORE_MAX_FILE are errors naming the path. */
+enum vf_code vf_store_open(const char *root, const char *rel, int *fd, struct vf_error *err);
+
+/* Stages rel's new contents (data) or its removal (data NULL) in phase.
+ * Parents are created 0700 beneath the root as needed, never through a
+ * symlink. Safe to call from several threads on one transaction. */
+enum vf_code vf_txn_stage(struct vf_txn *t, const char *root, const char *rel,
+			  enum vf_txn_phase phase, const void *data, size_t len,
+			  struct vf_error *err);
+enum vf_code vf_txn_remove(struct vf_txn *t, const char *root, const char *rel,
+			   struct vf_error *err);
+/* What the transaction will leave at rel, if it stages anything there in
+ * phase VF_TXN_DATA: false when it does not (or when memory runs out);
+ * else *removed, or the SHA-256 of the new contents in sha. Not to be
+ * called while others stage. */
+bool vf_txn_staged(struct vf_txn *t, const char *rel, bool *removed,
+		   uint8_t sha[VF_SHA256_LEN]);
+
+#endif

@@ -1,0 +1,111 @@
+/* The vars model on top of the spec and the store: which generators a
+ * machine has, who each secret is sealed to, and the state of every
+ * stored file. Shared by vargen (generate, list, check) and varseal (get,
+ * set, rekey, machine keys). */
+#ifndef VF_VARS_H
+#define VF_VARS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/io.h"
+#include "age/keys.h"
+#include "vars/spec.h"
+#include "vars/values.h"
+
+/* A list of strings (malloc'd, owned). */
+struct vf_strings {
+	char **items;
+	size_t n;
+};
+enum vf_code vf_strings_add(struct vf_strings *l, const char *s, struct vf_error *err);
+bool vf_strings_has(const struct vf_strings *l, const char *s);
+void vf_strings_free(struct vf_strings *l);
+
+/* Whether machine uses generator g: listed, or a dependency (transitively)
+ * of one it lists. */
+bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machine *m,
+			  const struct vf_spec_generator *g);
+
+/* The generators of machine m in dependency order (dependencies first). */
+enum vf_code vf_vars_machine_generators(const struct vf_spec *spec,
+					const struct vf_spec_machine *m,
+					const struct vf_spec_generator ***out, size_t *n,
+					struct vf_error *err);
+
+/* Recipients of g's secrets: the admins and the machine's key, or for a
+ * shared generator every machine that uses it. VF_E_KEY when a machine has
+ * no key yet (the message says how to make one). */
+enum vf_code vf_vars_recipients(const struct vf_spec *spec, const char *machine,
+				const struct vf_spec_generator *g, struct vf_strings *out,
+				struct vf_error *err);
+
+enum vf_state {
+	VF_STATE_OK,
+	VF_STATE_MISSING,	   /* not generated yet */
+	VF_STATE_STALE,		   /* the generator's spec changed since */
+	VF_STATE_WRONG_RECIPIENTS, /* sealed to other keys than the spec says */
+	VF_STATE_NO_KEY,	   /* the machine has no key: cannot be sealed */
+	VF_STATE_CORRUPT,	   /* unreadable, or secret where a value belongs */
+	VF_STATE_INCOMPLETE,	   /* not what the generator's last complete
+				      commit made: an interrupted commit, or
+				      files of two generations put together */
+};
+const char *vf_state_name(enum vf_state s);
+
+/* State of one generator's files for one owner (machine, or NULL for
+ * shared). states has g->n_files entries. A symlink or a special file where
+ * a store file belongs is an error (naming it), not a state. */
+enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const char *machine,
+			   const struct vf_spec_generator *g, enum vf_state *states,
+			   struct vf_error *err);
+
+/* Seals plaintext to the recipient strings into out (an age file). */
+enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, size_t len,
+		     struct vf_buf *out, struct vf_error *err);
+/* Decrypts the stored secret rel (a store path relative to root, see
+ * vf_store_rel) with the identities into guarded memory. Messages name the
+ * file; a missing one is VF_E_IO "PATH: not generated yet". */
+enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identities *ids,
+		       struct vf_value *out, struct vf_error *err);
+
+/* Reads one stored var: a value as it is, a secret decrypted with ids.
+ * A var not generated yet is VF_E_IO "PATH: not generated yet". */
+enum vf_code vf_vars_read(const char *root, const char *owner, const struct vf_spec_generator *g,
+			  const struct vf_spec_file *f, const struct vf_identities *ids,
+			  struct vf_value *out, struct vf_error *err);
+
+/* Stages a generated file: the secret plus its manifest, or the value
+ * (removing a leftover of the other kind). */
+struct vf_txn;
+enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *machine,
+				const struct vf_spec_generator *g, const struct vf_spec_file *f,
+				const struct vf_strings *recipients, const struct vf_value *v,
+				struct vf_error *err);
+/* Stages the records of a generator made anew, once all its files are
+ * staged: both records of the old commit are removed before any file is
+ * replaced, and the hash record (.generator) and the commit record
+ * (.commit: the spec hash and the SHA-256 of every file) are renamed into
+ * place only after all files are durable. */
+enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *machine,
+				const struct vf_spec_generator *g, struct vf_error *err);
+/* Stages the records of a generator whose files were changed in place
+ * (varseal set, varseal rekey): the commit record is removed first and
+ * written again naming the files as they will be, others carried over
+ * from it. With fresh (set), the generator is recorded as made by the
+ * current spec; without (rekey), its recorded spec hash is kept, and a
+ * generator with no record at all gets none. */
+enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char *machine,
+				 const struct vf_spec_generator *g, bool fresh,
+				 struct vf_error *err);
+
+/* Re-seals an age file to new recipients keeping its payload: the file key
+ * is unwrapped with ids, wrapped again for recipients, and the new header
+ * is followed by the old payload bytes unchanged. With rotate, a new file
+ * key and payload are made instead. out receives the new file. */
+enum vf_code vf_reseal(const uint8_t *file, size_t len, const struct vf_identities *ids,
+		       const struct vf_strings *recipients, bool rotate, struct vf_buf *out,
+		       struct vf_error *err);
+
+#endif
