@@ -23,7 +23,7 @@
 
 #include <sodium.h>
 
-#include "secmem.h"
+#include "base/secmem.h"
 #include "varinject.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
