@@ -1454,6 +1454,24 @@ generators:
                          b"second")
 
 
+# ---- 13. machine keygen --force ------------------------------------------------
+
+class T13MachineKeygenForce(VarsCase):
+    # --force shared its option code with --passphrase-file and so never
+    # took effect: replacing a machine's key was impossible.
+    def test_force_replaces_the_key(self):
+        self.admins("alice")
+        self.write_spec("admins:\n  alice: @A@\nmachines:\n  web1:\n    generators: []\n"
+                        "generators: {}\n", a=self.alice_r)
+        self.varseal("machine", "keygen", "web1")
+        first = read(self.machine_key("web1"))
+        p = self.varseal("machine", "keygen", "web1", expect=None)
+        self.assertIn("--force replaces it", self.assert_one_line_error(p, "varseal"))
+        self.assertEqual(read(self.machine_key("web1")), first)
+        self.varseal("machine", "keygen", "--force", "web1")
+        self.assertNotEqual(read(self.machine_key("web1")), first)
+
+
 if __name__ == "__main__":
     for tool in (VARGEN, VARSEAL, AGE):
         if not os.access(tool, os.X_OK):
