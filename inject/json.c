@@ -5,6 +5,7 @@
  * members that matter and everything else is copied byte for byte, so no
  * escape, number or Unicode character of the user's config can change on
  * the way to cloud-hypervisor. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,61 @@ static bool skip_container(struct scan *s, char close, bool object, int depth)
 	}
 }
 
+/* The literal word at s->p, which must not run on into more letters. */
+static bool literal(struct scan *s, const char *word)
+{
+	size_t n = strlen(word);
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+		return false;
+	if (s->p + n < s->end && isalnum((unsigned char)s->p[n]))
+		return false;
+	s->p += n;
+	return true;
+}
+
+static size_t digits(struct scan *s)
+{
+	size_t n = 0;
+	while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
+		s->p++;
+		n++;
+	}
+	return n;
+}
+
+/* A number exactly as JSON (RFC 8259, section 6) writes one:
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?. strtod would also take
+ * nan, inf, hex, a leading '+' or '0' and a bare '.', which the
+ * hypervisor's parser then refuses with an error of its own. */
+static bool skip_number(struct scan *s)
+{
+	if (s->p < s->end && *s->p == '-')
+		s->p++;
+	if (s->p >= s->end)
+		return fail(s, "unexpected end");
+	if (*s->p == '0')
+		s->p++;
+	else if (!digits(s))
+		return fail(s, "unexpected character");
+	if (s->p < s->end && *s->p == '.') {
+		s->p++;
+		if (!digits(s))
+			return fail(s, "bad number");
+	}
+	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		s->p++;
+		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+			s->p++;
+		if (!digits(s))
+			return fail(s, "bad number");
+	}
+	/* What follows a number is a separator, never more of it. */
+	if (s->p < s->end && (isalnum((unsigned char)*s->p) || *s->p == '.' || *s->p == '+' ||
+			      *s->p == '-'))
+		return fail(s, "bad number");
+	return true;
+}
+
 static bool skip_value(struct scan *s, int depth)
 {
 	ws(s);
@@ -112,22 +168,9 @@ static bool skip_value(struct scan *s, int depth)
 	case '[': return skip_container(s, ']', false, depth);
 	default: break;
 	}
-	const char *start = s->p;
-	while (s->p < s->end && one_of("+-0123456789.eEtruefalsn", *s->p))
-		s->p++;
-	size_t n = (size_t)(s->p - start);
-	if (n == 4 && (!memcmp(start, "true", 4) || !memcmp(start, "null", 4)))
+	if (literal(s, "true") || literal(s, "false") || literal(s, "null"))
 		return true;
-	if (n == 5 && !memcmp(start, "false", 5))
-		return true;
-	char *end;
-	char buf[64];
-	if (n == 0 || n >= sizeof(buf))
-		return fail(s, "unexpected character");
-	memcpy(buf, start, n);
-	buf[n] = '\0';
-	strtod(buf, &end);
-	return *end ? fail(s, "bad number") : true;
+	return skip_number(s);
 }
 
 /* One member of an object: the raw key token and value span. */
