@@ -118,7 +118,7 @@ static void encode_one(const char *name, const void *data, size_t len, enum vf_t
 	struct vf_error err = {0};
 	bool binary = !want_binary;
 	unit_must(vf_value_set(&v, data, len, &err) == VF_OK, "vf_value_set");
-	if (CHECK_OK(vf_oem_encode(name, &v, t, NULL, &out, &binary, &err), err, what)) {
+	if (CHECK_OK(vf_oem_encode(name, &v, t, NULL, &out, &binary, &err), err, "%s", what)) {
 		CHECK(binary == want_binary, "%s: %s form", what, want_binary ? "binary" : "text");
 		CHECK(decodes_to(&out, binary, name, data, len), "%s: decodes to the value", what);
 		CHECK(!out.in_arena, "%s: in its own guarded allocation", what);

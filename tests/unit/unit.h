@@ -36,16 +36,27 @@ unit_check(bool ok, const char *file, int line, const char *fmt, ...)
 	return ok;
 }
 
+__attribute__((format(printf, 5, 6))) static inline bool
+unit_check_ok(bool ok, const char *msg, const char *file, int line, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return unit_check(ok, file, line, "%s%s%s", what, ok ? "" : ": ", ok ? "" : msg);
+}
+
 /* CHECK(cond, "what, printf-style"): counts, prints, returns cond. */
 #define CHECK(cond, ...) unit_check((cond), __FILE__, __LINE__, __VA_ARGS__)
 /* The same for two strings (either may be NULL): equal. */
 #define CHECK_STR(a, b, what)                                                                   \
 	unit_check(unit_str_eq((a), (b)), __FILE__, __LINE__, "%s (got \"%s\", want \"%s\")",    \
 		   (what), (a) ? (const char *)(a) : "(null)", (b) ? (const char *)(b) : "(null)")
-/* A library call that must return VF_OK; prints err.msg when not. */
-#define CHECK_OK(call, err, what)                                                               \
-	unit_check((call) == VF_OK, __FILE__, __LINE__, "%s%s%s", (what),                       \
-		   (err).msg[0] ? ": " : "", (err).msg[0] ? (err).msg : "")
+/* CHECK_OK(call, err, "what, printf-style"): call must return VF_OK; on
+ * failure the line ends with err.msg. */
+#define CHECK_OK(call, err, ...)                                                                \
+	unit_check_ok((call) == VF_OK, (err).msg, __FILE__, __LINE__, __VA_ARGS__)
 
 static inline bool unit_str_eq(const char *a, const char *b)
 {
