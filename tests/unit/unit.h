@@ -49,18 +49,20 @@ unit_check_ok(bool ok, const char *msg, const char *file, int line, const char *
 
 /* CHECK(cond, "what, printf-style"): counts, prints, returns cond. */
 #define CHECK(cond, ...) unit_check((cond), __FILE__, __LINE__, __VA_ARGS__)
-/* The same for two strings (either may be NULL): equal. */
-#define CHECK_STR(a, b, what)                                                                   \
-	unit_check(unit_str_eq((a), (b)), __FILE__, __LINE__, "%s (got \"%s\", want \"%s\")",    \
-		   (what), (a) ? (const char *)(a) : "(null)", (b) ? (const char *)(b) : "(null)")
+/* The same for two strings (either may be NULL): equal. Each argument is
+ * evaluated once. */
+#define CHECK_STR(a, b, what) unit_check_str((a), (b), (what), __FILE__, __LINE__)
+
 /* CHECK_OK(call, err, "what, printf-style"): call must return VF_OK; on
  * failure the line ends with err.msg. */
 #define CHECK_OK(call, err, ...)                                                                \
 	unit_check_ok((call) == VF_OK, (err).msg, __FILE__, __LINE__, __VA_ARGS__)
 
-static inline bool unit_str_eq(const char *a, const char *b)
+static inline bool unit_check_str(const char *a, const char *b, const char *what,
+				  const char *file, int line)
 {
-	return a && b && strcmp(a, b) == 0;
+	return unit_check(a && b && strcmp(a, b) == 0, file, line, "%s (got \"%s\", want \"%s\")",
+			  what, a ? a : "(null)", b ? b : "(null)");
 }
 
 static inline void unit_must(bool ok, const char *what)
