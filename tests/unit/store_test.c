@@ -1,0 +1,446 @@
+/* Unit tests of the store (format/vars/store.h, and the phases of
+ * store_internal.h, the lower layer vars.c builds on):
+ *  1. paths: the layout of docs/store.md;
+ *  2. the transaction: staged writes stay invisible (temporaries only)
+ *     until commit, which makes them visible, in 0700 directories, with
+ *     nothing left over; removals; the last write of a path wins; abort
+ *     leaves neither the files nor a temporary;
+ *  3. the phases: a commit record (.commit) staged for VF_TXN_RECORD and
+ *     its removal for VF_TXN_INVALIDATE apply in phase order, not in
+ *     staging order; when the data phase fails, the old record is gone
+ *     and the new one is not there (no record vouches for a mix);
+ *  4. reading back with vf_store_read_at and vf_store_exists: a missing
+ *     file is no error; a symlink (as the file or a directory above it), a
+ *     FIFO (without blocking), a directory and a file above
+ *     VF_STORE_MAX_FILE are refused, naming the path; writing through a
+ *     symlinked directory is refused and writes nothing there;
+ *  5. vf_manifest_format: sorted, deduplicated, one LF-terminated line
+ *     each;
+ *  6. vf_store_clean_temps removes only ".*.tmp" regular files under vars/;
+ *  7. vf_store_lock: one writer at a time.
+ * Everything happens in a private directory under $TMPDIR or /dev/shm,
+ * removed at the end. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+
+#include "base/secmem.h"
+#include "vars/store.h"
+#include "vars/store_internal.h"
+#include "unit.h"
+
+static char top[256];
+static unsigned n_roots;
+
+/* A fresh store root (each its own name: the library resolves a root once
+ * per process). */
+static char *new_root(void)
+{
+	char *root = NULL;
+	unit_must(asprintf(&root, "%s/root%u", top, n_roots++) > 0, "asprintf");
+	unit_must(mkdir(root, 0700) == 0, root);
+	return root;
+}
+
+static char *join(const char *root, const char *rel)
+{
+	char *p = NULL;
+	unit_must(asprintf(&p, "%s/%s", root, rel) > 0, "asprintf");
+	return p;
+}
+
+/* Creates root/rel with text, making the directories on the way. */
+static void put(const char *root, const char *rel, const char *text)
+{
+	char *path = join(root, rel);
+	for (char *s = path + strlen(root) + 1; (s = strchr(s, '/')); s++) {
+		*s = '\0';
+		unit_must(mkdir(path, 0700) == 0 || errno == EEXIST, path);
+		*s = '/';
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unit_must(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), path);
+	close(fd);
+	free(path);
+}
+
+/* root/rel's contents read without the library (NULL when absent). */
+static char *slurp(const char *root, const char *rel)
+{
+	char *path = join(root, rel);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return NULL;
+	static char buf[4096];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	buf[n] = '\0';
+	return buf;
+}
+
+static bool has(const char *root, const char *rel, const char *text)
+{
+	const char *got = slurp(root, rel);
+	return got && !strcmp(got, text);
+}
+
+static bool absent(const char *root, const char *rel)
+{
+	char *path = join(root, rel);
+	struct stat st;
+	bool gone = lstat(path, &st) != 0 && errno == ENOENT;
+	free(path);
+	return gone;
+}
+
+static unsigned n_temps;
+static int count_temp(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	const char *name = path + f->base;
+	size_t n = strlen(name);
+	if (flag == FTW_F && S_ISREG(st->st_mode) && name[0] == '.' && n > 4 &&
+	    !strcmp(name + n - 4, ".tmp"))
+		n_temps++;
+	return 0;
+}
+
+/* Temporaries (".*.tmp" files) anywhere under root. */
+static unsigned temps(const char *root)
+{
+	n_temps = 0;
+	nftw(root, count_temp, 16, FTW_PHYS);
+	return n_temps;
+}
+
+static bool mode_is(const char *root, const char *rel, mode_t mode)
+{
+	char *path = join(root, rel);
+	struct stat st;
+	bool ok = lstat(path, &st) == 0 && (st.st_mode & 07777) == mode;
+	free(path);
+	return ok;
+}
+
+static void paths(void)
+{
+	char *s;
+	CHECK_STR(s = vf_store_rel("m", "g", "f", "secret"), "vars/per-machine/m/g/f/secret",
+		  "a machine's file");
+	free(s);
+	CHECK_STR(s = vf_store_rel(NULL, "g", "f", "value"), "vars/shared/g/f/value",
+		  "a shared file");
+	free(s);
+	CHECK_STR(s = vf_store_rel("m", "g", NULL, ".commit"), "vars/per-machine/m/g/.commit",
+		  "a generator's record");
+	free(s);
+	CHECK_STR(s = vf_store_machine_key_rel("m", "recipients"), "vars/machine-keys/m/recipients",
+		  "a machine key's manifest");
+	free(s);
+	CHECK_STR(s = vf_store_path("/r", "m", "g", "f", NULL), "/r/vars/per-machine/m/g/f",
+		  "a full path, without leaf");
+	free(s);
+	CHECK_STR(s = vf_store_machine_key_path("/r", "m", "secret"), "/r/vars/machine-keys/m/secret",
+		  "a machine key's full path");
+	free(s);
+}
+
+static void transaction(void)
+{
+	char *root = new_root();
+	struct vf_error err = {0};
+	struct vf_txn t = {0};
+	const char *a = "vars/shared/g/a/value", *b = "vars/per-machine/m/g/b/secret";
+
+	CHECK_OK(vf_txn_write(&t, root, a, "alpha", 5, &err), err, "staging a write");
+	CHECK_OK(vf_txn_write(&t, root, b, "beta", 4, &err), err, "staging a second write");
+	CHECK_OK(vf_txn_write(&t, root, "vars/shared/g/empty", NULL, 0, &err), err,
+		 "staging an empty file");
+	CHECK(absent(root, a) && absent(root, b) && temps(root) == 3,
+	      "before commit: no file, one temporary each (%u)", temps(root));
+	bool exists = true;
+	CHECK(vf_store_exists(root, a, &exists, &err) == VF_OK && !exists,
+	      "before commit: vf_store_exists says no");
+	CHECK(mode_is(root, "vars", 0700) && mode_is(root, "vars/per-machine/m/g/b", 0700),
+	      "staging made the directories 0700");
+
+	CHECK_OK(vf_txn_commit(&t, &err), err, "commit");
+	CHECK(has(root, a, "alpha") && has(root, b, "beta") && has(root, "vars/shared/g/empty", ""),
+	      "after commit: the new contents");
+	CHECK(temps(root) == 0, "after commit: no temporary left");
+	CHECK(mode_is(root, a, 0600) && mode_is(root, b, 0600), "files are 0600");
+	CHECK(t.n == 0 && t.items == NULL && t.root == NULL, "commit leaves the txn empty");
+
+	/* Replace one, remove one, remove one that is not there, and write
+	 * one path twice: the last staged wins. */
+	CHECK_OK(vf_txn_write(&t, root, a, "ALPHA", 5, &err), err, "staging a replacement");
+	CHECK_OK(vf_txn_remove(&t, root, b, &err), err, "staging a removal");
+	CHECK_OK(vf_txn_remove(&t, root, "vars/shared/none/x", &err), err,
+		 "staging the removal of a file in no directory");
+	CHECK_OK(vf_txn_write(&t, root, "vars/shared/g/twice", "first", 5, &err), err, "write 1");
+	CHECK_OK(vf_txn_write(&t, root, "vars/shared/g/twice", "second", 6, &err), err, "write 2");
+	CHECK(has(root, b, "beta"), "a staged removal is not done yet");
+	CHECK_OK(vf_txn_commit(&t, &err), err, "commit of replace and remove");
+	CHECK(has(root, a, "ALPHA") && absent(root, b), "replaced, and removed");
+	CHECK(has(root, "vars/shared/g/twice", "second"), "the last write staged wins");
+	CHECK(temps(root) == 0, "no temporary left");
+
+	/* Abort: nothing appears, no temporary stays. */
+	CHECK_OK(vf_txn_write(&t, root, "vars/shared/new/f/value", "x", 1, &err), err,
+		 "staging in a new directory");
+	CHECK_OK(vf_txn_write(&t, root, a, "changed", 7, &err), err, "staging a change");
+	CHECK(temps(root) == 2, "two temporaries staged");
+	vf_txn_abort(&t);
+	CHECK(temps(root) == 0 && absent(root, "vars/shared/new/f/value") && has(root, a, "ALPHA"),
+	      "abort: no temporary, nothing new, nothing changed");
+	CHECK(t.n == 0 && t.root == NULL, "abort leaves the txn empty");
+	CHECK_OK(vf_txn_commit(&t, &err), err, "committing an empty txn is a no-op");
+
+	/* One transaction, one store. */
+	char *other = new_root();
+	CHECK_OK(vf_txn_write(&t, root, a, "1", 1, &err), err, "staging in one store");
+	CHECK(vf_txn_write(&t, other, a, "2", 1, &err) == VF_E_ARG && absent(other, a),
+	      "staging in a second store is refused");
+	vf_txn_abort(&t);
+	CHECK(temps(root) == 0 && temps(other) == 0, "and abort cleans both");
+	CHECK(vf_txn_write(&t, root, "vars/../../escape", "x", 1, &err) != VF_OK &&
+		      temps(top) == 0,
+	      "a store path climbing out of the root is refused, nothing staged");
+	vf_txn_abort(&t);
+	free(other);
+	free(root);
+}
+
+static void phases(void)
+{
+	char *root = new_root();
+	struct vf_error err = {0};
+	struct vf_txn t = {0};
+	const char *rec = "vars/shared/g/.commit", *data = "vars/shared/g/f/value";
+
+	/* Staged backwards: the new record first, the old one's removal
+	 * last. Phase order still removes first and records last. */
+	put(root, rec, "old record");
+	put(root, data, "old value");
+	CHECK_OK(vf_txn_stage(&t, root, rec, VF_TXN_RECORD, "new record", 10, &err), err,
+		 "staging a record");
+	CHECK_OK(vf_txn_write(&t, root, data, "new value", 9, &err), err, "staging its data");
+	CHECK_OK(vf_txn_stage(&t, root, rec, VF_TXN_INVALIDATE, NULL, 0, &err), err,
+		 "staging the old record's removal");
+	CHECK(has(root, rec, "old record"), "before commit the old record stands");
+	CHECK_OK(vf_txn_commit(&t, &err), err, "commit in three phases");
+	CHECK(has(root, rec, "new record") && has(root, data, "new value"),
+	      "invalidate, data, record: the new record and data are there");
+	CHECK(temps(root) == 0, "no temporary left");
+
+	/* The data phase fails (its directory became a symlink after
+	 * staging): the invalidation has happened, the record has not. */
+	CHECK_OK(vf_txn_stage(&t, root, rec, VF_TXN_INVALIDATE, NULL, 0, &err), err, "invalidate");
+	CHECK_OK(vf_txn_write(&t, root, data, "newer value", 11, &err), err, "data");
+	CHECK_OK(vf_txn_stage(&t, root, rec, VF_TXN_RECORD, "newer record", 12, &err), err,
+		 "record");
+	char *dir = join(root, "vars/shared/g/f"), *moved = join(root, "vars/shared/g/moved");
+	unit_must(rename(dir, moved) == 0 && symlink("moved", dir) == 0, "swapping in a symlink");
+	err = (struct vf_error){0};
+	CHECK(vf_txn_commit(&t, &err) != VF_OK && strstr(err.msg, "symlink"),
+	      "commit fails on the symlinked directory (%s)", err.msg);
+	CHECK(absent(root, rec), "the old record was removed and no new one written");
+	CHECK(has(root, "vars/shared/g/moved/value", "new value"),
+	      "nothing was renamed through the symlink");
+	CHECK(t.n == 0, "a failed commit leaves the txn empty");
+	free(dir);
+	free(moved);
+
+	/* Only records: they land, with no data phase. */
+	CHECK_OK(vf_txn_stage(&t, root, rec, VF_TXN_RECORD, "only", 4, &err), err, "record only");
+	CHECK_OK(vf_txn_commit(&t, &err), err, "commit of a record alone");
+	CHECK(has(root, rec, "only"), "the record is there");
+	free(root);
+}
+
+static void reading(void)
+{
+	char *root = new_root();
+	struct vf_error err = {0};
+	uint8_t *data = (uint8_t *)"unset";
+	size_t len = 99;
+	bool exists = true;
+
+	put(root, "vars/shared/g/f/value", "public");
+	if (CHECK_OK(vf_store_read_at(root, "vars/shared/g/f/value", &data, &len, &err), err,
+		     "reading a file"))
+		CHECK(len == 6 && data && !memcmp(data, "public", 7), "its bytes, NUL-terminated");
+	free(data);
+	CHECK(vf_store_exists(root, "vars/shared/g/f/value", &exists, &err) == VF_OK && exists,
+	      "vf_store_exists says yes");
+	CHECK(vf_store_read_at(root, "vars/shared/g/f/none", &data, &len, &err) == VF_OK &&
+		      data == NULL && len == 0,
+	      "a missing file: VF_OK and no data");
+	CHECK(vf_store_read_at(root, "vars/shared/nodir/f/value", &data, &len, &err) == VF_OK &&
+		      data == NULL,
+	      "a missing directory: VF_OK and no data");
+
+	/* Hostile entries inside the store. */
+	char *p = join(root, "vars/shared/g/f/link");
+	unit_must(symlink("value", p) == 0, p);
+	free(p);
+	p = join(root, "vars/shared/g/linkdir");
+	unit_must(symlink("f", p) == 0, p);
+	free(p);
+	p = join(root, "vars/shared/g/f/fifo");
+	unit_must(mkfifo(p, 0600) == 0, p);
+	free(p);
+	p = join(root, "vars/shared/g/f/huge");
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	unit_must(fd >= 0 && ftruncate(fd, (off_t)VF_STORE_MAX_FILE + 1) == 0, p);
+	close(fd);
+	p[strlen(p) - 4] = '\0';
+	strcat(p, "max");
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	unit_must(fd >= 0 && ftruncate(fd, (off_t)VF_STORE_MAX_FILE) == 0, p);
+	close(fd);
+	free(p);
+
+	static const struct {
+		const char *rel, *why, *named; /* the message names the culprit */
+	} refused[] = {
+		{"vars/shared/g/f/link", "symlink", "vars/shared/g/f/link"},
+		{"vars/shared/g/linkdir/value", "symlink", "vars/shared/g/linkdir"},
+		{"vars/shared/g/f/fifo", "FIFO", "vars/shared/g/f/fifo"},
+		{"vars/shared/g/f", "directory", "vars/shared/g/f"},
+		{"vars/shared/g/f/huge", "MiB", "vars/shared/g/f/huge"},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		err = (struct vf_error){0};
+		data = NULL;
+		CHECK(vf_store_read_at(root, refused[i].rel, &data, &len, &err) != VF_OK &&
+			      data == NULL && strstr(err.msg, refused[i].named) &&
+			      strstr(err.msg, refused[i].why),
+		      "%s is refused (%s)", refused[i].rel, err.msg);
+		free(data);
+		exists = true;
+		CHECK(vf_store_exists(root, refused[i].rel, &exists, &err) != VF_OK && !exists,
+		      "vf_store_exists refuses %s too", refused[i].rel);
+	}
+	data = NULL;
+	if (CHECK_OK(vf_store_read_at(root, "vars/shared/g/f/max", &data, &len, &err), err,
+		     "a file of exactly VF_STORE_MAX_FILE is read"))
+		CHECK(len == VF_STORE_MAX_FILE, "all of it");
+	free(data);
+
+	/* A file named by the user: a FIFO is refused without blocking too. */
+	p = join(root, "vars/shared/g/f/fifo");
+	err = (struct vf_error){0};
+	CHECK(vf_store_read(p, &data, &len, &err) != VF_OK && strstr(err.msg, "FIFO"),
+	      "vf_store_read refuses a FIFO (%s)", err.msg);
+	free(p);
+	p = join(root, "nothing");
+	CHECK(vf_store_read(p, &data, &len, &err) == VF_OK && data == NULL,
+	      "vf_store_read: a missing file is no error");
+	free(p);
+
+	/* Writing through a symlinked directory: refused, nothing lands. */
+	struct vf_txn t = {0};
+	err = (struct vf_error){0};
+	CHECK(vf_txn_write(&t, root, "vars/shared/g/linkdir/new", "x", 1, &err) != VF_OK &&
+		      strstr(err.msg, "symlink"),
+	      "staging through a symlinked directory is refused (%s)", err.msg);
+	vf_txn_abort(&t);
+	CHECK(absent(root, "vars/shared/g/f/new") && temps(root) == 0,
+	      "nothing was written where the symlink points");
+	free(root);
+}
+
+static bool manifest_is(char **in, size_t n, const char *want)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct vf_error err = {0};
+	bool ok = vf_manifest_format(in, n, &text, &len, &err) == VF_OK && text &&
+		  len == strlen(want) && !strcmp(text, want);
+	free(text);
+	return ok;
+}
+
+static void manifest(void)
+{
+	char *list[] = {"age1zzz", "age1aaa", "ssh-ed25519 AAAA bob", "age1aaa", "age1mmm",
+			"age1zzz"};
+	CHECK(manifest_is(list, 6, "age1aaa\nage1mmm\nage1zzz\nssh-ed25519 AAAA bob\n"),
+	      "sorted, deduplicated, one LF-terminated line each");
+	CHECK(!strcmp(list[0], "age1zzz") && !strcmp(list[1], "age1aaa"),
+	      "the caller's list is left in its order");
+	CHECK(manifest_is(list, 1, "age1zzz\n"), "one recipient");
+	CHECK(manifest_is(list, 0, ""), "no recipient: empty");
+	char *same[] = {"x", "x", "x"};
+	CHECK(manifest_is(same, 3, "x\n"), "all the same: one line");
+}
+
+static void clean_temps(void)
+{
+	char *root = new_root();
+	put(root, "vars/.top.0a1b2c.tmp", "t");
+	put(root, "vars/shared/g/f/.value.0a1b2c3d4e5f.tmp", "t");
+	put(root, "vars/per-machine/m/g/f/.secret.ffffff.tmp", "t");
+	put(root, "vars/shared/g/f/value", "keep");
+	put(root, "vars/shared/g/f/plain.tmp", "keep"); /* not hidden: not ours */
+	put(root, "vars/shared/g/.commit", "keep");
+	put(root, ".outside.tmp", "keep"); /* not under vars/ */
+	put(root, "elsewhere/.target.tmp", "keep");
+	char *link = join(root, "vars/shared/g/.link.tmp");
+	unit_must(symlink("../../../elsewhere/.target.tmp", link) == 0, link);
+	free(link);
+
+	vf_store_clean_temps(root);
+	CHECK(absent(root, "vars/.top.0a1b2c.tmp") &&
+		      absent(root, "vars/shared/g/f/.value.0a1b2c3d4e5f.tmp") &&
+		      absent(root, "vars/per-machine/m/g/f/.secret.ffffff.tmp"),
+	      "temporaries at every depth are gone");
+	CHECK(has(root, "vars/shared/g/f/value", "keep") &&
+		      has(root, "vars/shared/g/f/plain.tmp", "keep") &&
+		      has(root, "vars/shared/g/.commit", "keep"),
+	      "values, records and other names stay");
+	CHECK(has(root, ".outside.tmp", "keep"), "nothing outside vars/ is touched");
+	CHECK(!absent(root, "vars/shared/g/.link.tmp") && has(root, "elsewhere/.target.tmp", "keep"),
+	      "a symlink named like a temporary stays, and so does its target");
+	free(root);
+}
+
+static void locking(void)
+{
+	char *root = new_root();
+	struct vf_error err = {0};
+	int fd = -1, fd2 = -1;
+	if (CHECK_OK(vf_store_lock(root, &fd, &err), err, "taking the store lock"))
+		CHECK(fd >= 0 && mode_is(root, "vars", 0700), "held on vars/, made 0700");
+	err = (struct vf_error){0};
+	CHECK(vf_store_lock(root, &fd2, &err) != VF_OK && fd2 < 0 && strstr(err.msg, "another"),
+	      "a second writer is refused (%s)", err.msg);
+	if (fd >= 0)
+		close(fd);
+	if (CHECK_OK(vf_store_lock(root, &fd2, &err), err, "once released, it can be taken"))
+		close(fd2);
+	free(root);
+}
+
+int main(void)
+{
+	if (vf_init() != 0) {
+		fprintf(stderr, "unit_store: cannot initialise the library\n");
+		return 2;
+	}
+	/* A FIFO that blocked a read would hang forever: stop instead. */
+	alarm(120);
+	unit_tempdir(top, sizeof(top), "unit_store");
+	paths();
+	transaction();
+	phases();
+	reading();
+	manifest();
+	clean_temps();
+	locking();
+	unit_rmtree(top);
+	return unit_done();
+}
