@@ -1,5 +1,4 @@
 /* What the subcommands share: messages, the spec, the list of work. */
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,19 +33,9 @@ int vg_usage(const char *usage)
 int vg_load(struct vg_context *ctx)
 {
 	struct vf_error err;
-	if (!ctx->spec_path)
-		ctx->spec_path = "vars.yaml";
-	if (vf_spec_load(ctx->spec_path, &ctx->spec, &err) != VF_OK)
+	if (vf_vars_open(ctx->spec_path, ctx->store_opt, &ctx->spec, &ctx->root, &err) != VF_OK)
 		return vg_fail(&err);
-	if (ctx->store_opt) {
-		ctx->root = strdup(ctx->store_opt);
-	} else {
-		char *copy = strdup(ctx->spec_path);
-		ctx->root = copy ? strdup(dirname(copy)) : NULL;
-		free(copy);
-	}
-	if (!ctx->root)
-		return vg_error("out of memory");
+	ctx->spec_path = ctx->spec.path; /* the default filled in, for messages */
 	for (size_t i = 0; i < ctx->machines.n; i++)
 		if (!vf_spec_machine(&ctx->spec, ctx->machines.items[i]))
 			return vg_error("%s: no machine named %s", ctx->spec_path,

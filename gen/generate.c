@@ -2,14 +2,11 @@
  * seals each secret straight from memory to its machine's key and the
  * admins, and commits the whole run at once (a failing generator leaves
  * the store as it was). */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "base/parallel.h"
@@ -334,27 +331,12 @@ static int stage_all(struct run *r)
 }
 
 /* One writer at a time: two runs interleaving renames would mix seals.
- * The lock is on the vars directory itself, so no lock file ends up in
- * the user's git tree. */
+ * The lock is on the vars directory itself (vf_store_lock, as varseal
+ * takes it), so no lock file ends up in the user's git tree. */
 static int lock_store(struct run *r)
 {
-	char *shared = vf_store_path(r->ctx.root, NULL, NULL, NULL, NULL);
 	struct vf_error err;
-	if (!shared)
-		return vg_error("out of memory");
-	/* vf_store_path(root, NULL, ...) is vars/shared: lock its parent. */
-	char *slash = strrchr(shared, '/');
-	if (slash)
-		*slash = '\0';
-	int status = 0;
-	if (vf_mkdirs(shared, &err) != VF_OK)
-		status = vg_fail(&err);
-	else if ((r->lock_fd = open(shared, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		status = vg_error("%s: %s", shared, strerror(errno));
-	else if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
-		status = vg_error("%s: another vargen or varseal is writing this store", shared);
-	free(shared);
-	return status;
+	return vf_store_lock(r->ctx.root, &r->lock_fd, &err) == VF_OK ? 0 : vg_fail(&err);
 }
 
 static int generate_all(struct run *r)

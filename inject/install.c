@@ -248,24 +248,15 @@ static int fill_generation(struct install *in, int gen_fd, const char *gen_shown
 	struct vf_spec spec = {0};
 	struct vf_identities ids = {0};
 	struct vf_error err;
-	const char *spec_path = in->src.spec_path ? in->src.spec_path : "vars.yaml";
-	if (vf_spec_load(spec_path, &spec, &err) != VF_OK)
-		return vi_fail(&err);
 	char *root = NULL;
-	if (in->src.store_opt)
-		root = strdup(in->src.store_opt);
-	else {
-		const char *slash = strrchr(spec_path, '/');
-		root = !slash ? strdup(".")
-		       : slash == spec_path ? strdup("/")
-					    : strndup(spec_path, (size_t)(slash - spec_path));
-	}
+	if (vf_vars_open(in->src.spec_path, in->src.store_opt, &spec, &root, &err) != VF_OK)
+		return vi_fail(&err);
 	const struct vf_spec_machine *m = vf_spec_machine(&spec, in->src.machine);
 	const struct vf_spec_generator **gens = NULL;
 	size_t n = 0;
-	int status = root ? 0 : vi_error("out of memory");
-	if (!status && !m)
-		status = vi_error("%s: no machine named %s", spec_path, in->src.machine);
+	int status = 0;
+	if (!m)
+		status = vi_error("%s: no machine named %s", spec.path, in->src.machine);
 	if (!status)
 		status = vi_identity_from(&in->src, &ids);
 	if (!status && vf_vars_machine_generators(&spec, m, &gens, &n, &err) != VF_OK)

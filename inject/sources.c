@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +121,7 @@ static int by_mapping(const struct vf_spec *spec, const char *root,
 	for (size_t i = 0; i < m->n_credentials; i++) {
 		const struct vf_spec_credential *c = &m->credentials[i];
 		const struct vf_spec_generator *g = vf_spec_generator(spec, c->generator);
-		const struct vf_spec_file *f = NULL;
-		for (size_t k = 0; g && k < g->n_files; k++)
-			if (!strcmp(g->files[k].name, c->file))
-				f = &g->files[k];
+		const struct vf_spec_file *f = g ? vf_spec_file(g, c->file) : NULL;
 		if (!f)
 			return vi_error("credential %s: no %s/%s", c->name, c->generator, c->file);
 		struct vf_value v = {0};
@@ -172,22 +168,15 @@ int vi_load_from_store(const struct vi_store_source *src, struct vi_creds *out)
 	struct vf_spec spec = {0};
 	struct vf_identities ids = {0};
 	struct vf_error err;
-	const char *spec_path = src->spec_path ? src->spec_path : "vars.yaml";
+	char *root = NULL;
 	if (!src->machine)
 		return vi_error("no machine: give --machine M (or --from-credentials-dir)");
-	if (vf_spec_load(spec_path, &spec, &err) != VF_OK)
+	if (vf_vars_open(src->spec_path, src->store_opt, &spec, &root, &err) != VF_OK)
 		return vi_fail(&err);
-	char *root = NULL;
-	if (src->store_opt) {
-		root = strdup(src->store_opt);
-	} else {
-		char *copy = strdup(spec_path);
-		root = copy ? strdup(dirname(copy)) : NULL;
-		free(copy);
-	}
+	const char *spec_path = spec.path;
 	const struct vf_spec_machine *m = vf_spec_machine(&spec, src->machine);
-	int status = root ? 0 : vi_error("out of memory");
-	if (!status && !m)
+	int status = 0;
+	if (!m)
 		status = vi_error("%s: no machine named %s", spec_path, src->machine);
 	if (!status)
 		status = vi_identity_from(src, &ids);

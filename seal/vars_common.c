@@ -1,6 +1,5 @@
 /* What the vars store commands share. */
 #include <getopt.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,18 +30,10 @@ int vs_vars_load(struct vs_vars *v)
 {
 	struct vf_error err;
 	v->lock_fd = -1;
-	if (!v->spec_path)
-		v->spec_path = "vars.yaml";
-	if (vf_spec_load(v->spec_path, &v->spec, &err) != VF_OK)
+	if (vf_vars_open(v->spec_path, v->store_opt, &v->spec, &v->root, &err) != VF_OK)
 		return vs_fail(NULL, &err);
-	if (v->store_opt) {
-		v->root = strdup(v->store_opt);
-	} else {
-		char *copy = strdup(v->spec_path);
-		v->root = copy ? strdup(dirname(copy)) : NULL;
-		free(copy);
-	}
-	return v->root ? 0 : vs_error("out of memory");
+	v->spec_path = v->spec.path; /* the default filled in, for messages */
+	return 0;
 }
 
 int vs_vars_identities(struct vs_vars *v)
@@ -92,10 +83,7 @@ int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
 	if (!*g)
 		return vs_error("%s: no generator %.*s in %s", gen_file, (int)(slash - gen_file),
 				gen_file, v->spec_path);
-	*f = NULL;
-	for (size_t i = 0; i < (*g)->n_files; i++)
-		if (!strcmp((*g)->files[i].name, slash + 1))
-			*f = &(*g)->files[i];
+	*f = vf_spec_file(*g, slash + 1);
 	if (!*f)
 		return vs_error("%s: generator %s has no file %s", gen_file, (*g)->name, slash + 1);
 	if ((*g)->share && !strcmp(machine, "shared")) {

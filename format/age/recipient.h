@@ -76,7 +76,6 @@ enum vf_code vf_x25519_identity_encode(const struct vf_identity *id, char **secr
 				       struct vf_error *err);
 enum vf_code vf_x25519_identity_recipient(const struct vf_identity *id, char **recipient,
 					  struct vf_error *err);
-bool vf_is_x25519_identity(const struct vf_identity *id);
 
 /* scrypt passphrase (scrypt.c). The passphrase is copied into guarded
  * memory. log_n: work factor to encrypt with. */

@@ -157,11 +157,6 @@ static const struct vf_identity_ops identity_ops = {
 	.free = identity_free,
 };
 
-bool vf_is_x25519_identity(const struct vf_identity *id)
-{
-	return id && id->ops == &identity_ops;
-}
-
 /* Takes a guarded 32-byte secret. */
 static enum vf_code identity_from_secret(uint8_t *secret, struct vf_identity **out,
 					 struct vf_error *err)

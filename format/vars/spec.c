@@ -1115,3 +1115,11 @@ const struct vf_spec_machine *vf_spec_machine(const struct vf_spec *spec, const 
 			return &spec->machines[i];
 	return NULL;
 }
+
+const struct vf_spec_file *vf_spec_file(const struct vf_spec_generator *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_files; i++)
+		if (g->files[i].name && strcmp(g->files[i].name, name) == 0)
+			return &g->files[i];
+	return NULL;
+}

@@ -161,6 +161,8 @@ void vf_spec_free(struct vf_spec *spec);
 
 const struct vf_spec_generator *vf_spec_generator(const struct vf_spec *spec, const char *name);
 const struct vf_spec_machine *vf_spec_machine(const struct vf_spec *spec, const char *name);
+/* Generator g's file called name, or NULL. */
+const struct vf_spec_file *vf_spec_file(const struct vf_spec_generator *g, const char *name);
 
 /* Returns the text of the spec file at spec->path with machine's `key:`
  * set to recipient: the existing value replaced in place, or a `key:` line

@@ -66,12 +66,6 @@ char *vf_store_path(const char *root, const char *machine, const char *generator
 	return join(parts, sizeof(parts) / sizeof(parts[0]));
 }
 
-char *vf_store_machine_key_path(const char *root, const char *machine, const char *leaf)
-{
-	const char *parts[] = {root, "vars", "machine-keys", machine, leaf};
-	return join(parts, sizeof(parts) / sizeof(parts[0]));
-}
-
 static const char *type_name(mode_t mode)
 {
 	switch (mode & S_IFMT) {

@@ -44,7 +44,6 @@
  * the others are root + "/" + that, for messages. */
 char *vf_store_path(const char *root, const char *machine, const char *generator,
 		    const char *file, const char *leaf);
-char *vf_store_machine_key_path(const char *root, const char *machine, const char *leaf);
 char *vf_store_rel(const char *machine, const char *generator, const char *file,
 		   const char *leaf);
 char *vf_store_machine_key_rel(const char *machine, const char *leaf);

@@ -23,6 +23,16 @@ enum vf_code vf_strings_add(struct vf_strings *l, const char *s, struct vf_error
 bool vf_strings_has(const struct vf_strings *l, const char *s);
 void vf_strings_free(struct vf_strings *l);
 
+/* The spec read when none is named: vars.yaml in the working directory. */
+#define VF_VARS_SPEC_DEFAULT "vars.yaml"
+
+/* Loads the spec at spec_path (NULL: VF_VARS_SPEC_DEFAULT) into *spec and
+ * names its store in *root (malloc'd): store when given, else the spec's
+ * directory. spec->path is spec_path as used, for messages. On error
+ * nothing is left to free. */
+enum vf_code vf_vars_open(const char *spec_path, const char *store, struct vf_spec *spec,
+			  char **root, struct vf_error *err);
+
 /* Whether machine uses generator g: listed, or a dependency (transitively)
  * of one it lists. */
 bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machine *m,
