@@ -354,7 +354,14 @@ class InjectCase(unittest.TestCase):
             if p.poll() is not None:
                 out, err = p.communicate()
                 self.fail("varinject ended early\n%s\nrecord: %s" % (describe(p, out, err), rec))
-            return rec if rec and rec["state"] == "Running" else None
+            if not rec or rec["state"] != "Running":
+                return None
+            # The stand-in records the state when it handles vm.boot and
+            # the request itself once it has answered: wait for both.
+            if rec["api_socket"] and not any(r["path"] == "/api/v1/vm.boot"
+                                             for r in rec["requests"]):
+                return None
+            return rec
         return wait_until(running, 15, "the VM to run")
 
     # -- assertions

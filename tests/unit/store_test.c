@@ -142,9 +142,6 @@ static void paths(void)
 	CHECK_STR(s = vf_store_path("/r", "m", "g", "f", NULL), "/r/vars/per-machine/m/g/f",
 		  "a full path, without leaf");
 	free(s);
-	CHECK_STR(s = vf_store_machine_key_path("/r", "m", "secret"), "/r/vars/machine-keys/m/secret",
-		  "a machine key's full path");
-	free(s);
 }
 
 static void transaction(void)
