@@ -110,6 +110,11 @@ def watch(out_path):
     global wipes
     wipes = Wipes(open(out_path, "wb", buffering=0))
 
+def secure_heap():
+    # At exit(), before OpenSSL's atexit cleanup takes its secure heap down.
+    print("openssl secure heap %d" % int(gdb.parse_and_eval(
+        "(int)CRYPTO_secure_malloc_initialized()")))
+
 def dump(out_path):
     inf = gdb.selected_inferior()
     print("exit status %d" % int(gdb.parse_and_eval("$rdi")))
@@ -134,8 +139,11 @@ def gdb_cmd(dump_path, script_path, argv, stdin_path):
             "-ex", "set breakpoint pending on",
             "-ex", "source " + script_path,
             "-ex", "python watch(%r)" % dump_path,
+            "-ex", "break exit",
             "-ex", "catch syscall exit_group",
             "-ex", "run %s < %s > /dev/null" % (line, shlex.quote(stdin_path)),
+            "-ex", "python secure_heap()",
+            "-ex", "continue",
             "-ex", "python dump(%r)" % dump_path,
             "-ex", "kill",
             argv[0]]
@@ -186,6 +194,8 @@ class GuardedMemory(unittest.TestCase):
         p = run(gdb_cmd(dump_path, self.script, argv, stdin_path), cwd=self.tmp,
                 timeout=TIMEOUT)
         self.assertIn(b"exit status 0\n", p.stdout, describe(p))
+        # vf_init set up OpenSSL's secure heap for its private key copies.
+        self.assertIn(b"openssl secure heap 1\n", p.stdout, describe(p))
         self.assertTrue(os.path.exists(dump_path) and os.path.getsize(dump_path) > 0,
                         "gdb dumped nothing: %s" % describe(p))
         with open(dump_path, "rb") as f:

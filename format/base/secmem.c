@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
 #include <sodium.h>
 
 #define SCRATCH_SIZE (256u * 1024)
@@ -17,9 +18,32 @@ static _Thread_local struct {
 	int failed;
 } scratch;
 
+/* OpenSSL's secure heap, for its own copies of private keys (an X25519 or
+ * RSA EVP_PKEY's private half, allocated with OPENSSL_secure_malloc):
+ * 256 KiB holds the live keys of a run (an RSA-4096 key takes about 4 KiB
+ * of it, an X25519 key 32 bytes) with room to spare, and OpenSSL does not
+ * fall back to malloc when it is full. Minimum block 32 bytes: one X25519
+ * key. */
+#define OPENSSL_SECURE_HEAP (256u * 1024)
+#define OPENSSL_SECURE_MIN 32
+
+/* Best effort, and silent: where mmap fails OpenSSL keeps using malloc
+ * (as before), and where RLIMIT_MEMLOCK forbids mlock (result 2) the heap
+ * is still used, guarded and wiped on free, only not locked. Neither is
+ * worth a warning on every run of a tool; libsodium makes the same choice
+ * for its own mlock. */
+static void openssl_secure_heap(void)
+{
+	if (!CRYPTO_secure_malloc_initialized())
+		(void)CRYPTO_secure_malloc_init(OPENSSL_SECURE_HEAP, OPENSSL_SECURE_MIN);
+}
+
 int vf_init(void)
 {
-	return sodium_init() < 0 ? -1 : 0;
+	if (sodium_init() < 0)
+		return -1;
+	openssl_secure_heap();
+	return 0;
 }
 
 int vf_harden_process(void)

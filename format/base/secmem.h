@@ -10,7 +10,9 @@
 #include "base/error.h"
 #include "base/io.h"
 
-/* Must be called once before anything else in the library. */
+/* Must be called once before anything else in the library: libsodium,
+ * and OpenSSL's secure heap (private keys OpenSSL copies are kept there,
+ * locked where RLIMIT_MEMLOCK allows). */
 int vf_init(void);
 
 /* What every tool does first: umask 077 (files it creates are private),
