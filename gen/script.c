@@ -19,21 +19,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/atomic.h"
 #include "base/crypto.h"
+#include "base/ramdir.h"
 #include "base/secmem.h"
 #include "base/tree.h"
 #include "vargen.h"
@@ -75,10 +75,19 @@ static const struct vf_tree_opts script_tree = {
 
 /* ---- where scripts run ------------------------------------------------ */
 
-static bool on_ram(int fd)
+/* Once per run (scripts run on several threads), and only where a
+ * script directory is made: the same few bases serve every script. */
+static void warn_swap_once(const char *base)
 {
-	struct statfs fs;
-	return fstatfs(fd, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+	static atomic_bool warned;
+	if (atomic_exchange(&warned, true))
+		return;
+	char safe[PATH_MAX + 64];
+	vf_escape_controls(base, safe, sizeof(safe));
+	fprintf(stderr,
+		"vargen: warning: %s may reach swap: swap is active and this tmpfs is not mounted "
+		"noswap (script inputs and outputs could be written to the swap device)\n",
+		safe);
 }
 
 /* Where script directories may be: $XDG_RUNTIME_DIR, then /dev/shm, then
@@ -94,10 +103,12 @@ static const char *base_candidate(size_t i)
 	return i == 1 ? "/dev/shm" : "/run";
 }
 
-static int open_ram_base(const char *path)
+/* path opened when it is on RAM (ramfs or tmpfs), else -1; *may_swap as
+ * vf_ram_dir_check tells. */
+static int open_ram_base(const char *path, bool *may_swap)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0 && !on_ram(fd)) {
+	if (fd >= 0 && vf_ram_dir_check(fd, may_swap) != 1) {
 		close(fd);
 		return -1;
 	}
@@ -131,9 +142,12 @@ static bool private_dir_pid(const char *name, pid_t *pid)
 
 static int make_private_dir_in(const char *base, struct private_dir *pd)
 {
-	pd->base_fd = open_ram_base(base);
+	bool may_swap;
+	pd->base_fd = open_ram_base(base, &may_swap);
 	if (pd->base_fd < 0)
 		return -1;
+	if (may_swap)
+		warn_swap_once(base);
 	for (int attempt = 0; attempt < 8; attempt++) {
 		uint8_t rnd[RANDOM_HEX / 2];
 		char hex[RANDOM_HEX + 1];
@@ -206,7 +220,8 @@ void vg_clean_stale_script_dirs(void)
 		.tree = script_tree,
 	};
 	for (size_t i = 0; i < N_BASES; i++) {
-		int fd = base_candidate(i) ? open_ram_base(base_candidate(i)) : -1;
+		bool may_swap; /* sweeping writes nothing */
+		int fd = base_candidate(i) ? open_ram_base(base_candidate(i), &may_swap) : -1;
 		if (fd < 0)
 			continue;
 		vf_tree_sweep_stale(fd, &stale);

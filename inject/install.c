@@ -18,7 +18,6 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -282,15 +281,14 @@ static int open_parent(struct install *in)
 	if (status)
 		return status;
 	struct stat st;
-	struct statfs fs;
 	char who[128];
-	if (fstat(in->parent, &st) != 0 || fstatfs(in->parent, &fs) != 0)
+	if (fstat(in->parent, &st) != 0)
 		return vi_error("%s: %s", in->parent_path, strerror(errno));
 	if (st.st_uid != 0 && st.st_uid != in->self)
 		return vi_error("%s: owned by %s: they could rename or replace what install puts "
 				"there (use a directory owned by root)",
 				in->parent_path, vi_owner_name(st.st_uid, who, sizeof(who)));
-	if (fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC && !in->allow_persistent)
+	if (!vi_on_ram_fd(in->parent, in->parent_path) && !in->allow_persistent)
 		return vi_error("%s is not on a RAM file system: secrets would reach a persistent "
 				"disk (use /run/..., or --allow-persistent)",
 				in->parent_path);

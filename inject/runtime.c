@@ -5,23 +5,30 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "base/atomic.h"
+#include "base/ramdir.h"
 #include "base/tree.h"
 #include "varinject.h"
 
-bool vi_on_ram(const char *dir)
+/* RAM (ramfs or tmpfs) for the directory open at fd, shown as shown; a
+ * tmpfs that may reach swap is used, with one warning. */
+bool vi_on_ram_fd(int fd, const char *shown)
 {
-	struct statfs fs;
-	return statfs(dir, &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+	bool may_swap;
+	if (vf_ram_dir_check(fd, &may_swap) != 1)
+		return false;
+	if (may_swap)
+		vi_warn("%s may reach swap: swap is active and this tmpfs is not mounted noswap "
+			"(credentials could be written to the swap device)",
+			shown);
+	return true;
 }
 
 static const char *default_parent(void)
@@ -126,7 +133,7 @@ int vi_runtime_open(struct vi_runtime *rt, const char *parent, bool allow_persis
 	int status = check_parent(rt->parent_fd, parent);
 	if (status)
 		return status;
-	if (!vi_on_ram(parent) && !allow_persistent)
+	if (!vi_on_ram_fd(rt->parent_fd, parent) && !allow_persistent)
 		return vi_error("%s is not a RAM file system: credentials would reach a persistent "
 				"disk (choose a tmpfs with --credentials-dir, or --allow-persistent)",
 				parent);

@@ -75,7 +75,7 @@ int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *dat
 /* Removes the files written so far (the hypervisor has read them). */
 void vi_runtime_remove_files(struct vi_runtime *rt);
 void vi_runtime_close(struct vi_runtime *rt);
-bool vi_on_ram(const char *dir);
+bool vi_on_ram_fd(int fd, const char *shown);
 
 /* A command line being built, with a redacted twin for --dry-run. */
 struct vi_argv {

@@ -243,25 +243,19 @@ static enum vf_code unlock(const char *path, const char *text, size_t len, vf_pa
 	if (rc != VF_OK)
 		return rc;
 	struct vf_mem_src src;
-	struct vf_buf out;
+	struct vf_secbuf out;
 	vf_mem_src_init(&src, (const uint8_t *)text, len);
-	vf_buf_init(&out);
+	vf_secbuf_init(&out);
 	struct vf_error e;
 	rc = vf_decrypt(&scrypt, 1, &src.base, VF_ARMOR_AUTO, &out.sink, &e);
 	vf_identity_free(scrypt);
 	if (rc != VF_OK)
 		rc = vf_fail(err, rc, "%s: cannot unlock the identity file: %s", path, e.msg);
-	if (rc == VF_OK) {
-		*plain = vf_secure_alloc(out.len + 1);
-		if (!*plain)
-			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
-		else {
-			memcpy(*plain, out.data, out.len);
-			(*plain)[out.len] = '\0';
-			*plain_len = out.len;
-		}
-	}
-	vf_buf_free(&out);
+	else if (!out.data)
+		rc = vf_secbuf_append(&out, "", 0, err); /* an empty file: still a string */
+	if (rc == VF_OK)
+		*plain = (char *)vf_secbuf_take(&out, plain_len); /* guarded, terminated */
+	vf_secbuf_free(&out);
 	return rc;
 }
 

@@ -356,21 +356,25 @@ static EVP_PKEY *rsa_from(const uint8_t *const *mp, const size_t *len, size_t co
 	};
 	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
 	BIGNUM *bn[8] = {0};
-	BN_CTX *bctx = BN_CTX_new();
+	/* Everything past n and e is private: in OpenSSL's secure heap (vf_init),
+	 * which OSSL_PARAM_BLD keeps it in, and cleared when freed. */
+	BN_CTX *bctx = BN_CTX_secure_new();
 	EVP_PKEY *key = NULL;
 	bool ok = bld && bctx;
-	for (size_t i = 0; ok && i < count; i++)
-		ok = (bn[i] = BN_bin2bn(mp[i], (int)len[i], NULL)) != NULL;
+	for (size_t i = 0; ok && i < count; i++) {
+		bn[i] = i < 2 ? BN_new() : BN_secure_new();
+		ok = bn[i] && BN_bin2bn(mp[i], (int)len[i], bn[i]) != NULL;
+	}
 	if (ok && count == 6) {
 		/* OpenSSH stores d, iqmp, p, q: derive d mod (p-1), d mod (q-1). */
-		BIGNUM *p1 = BN_new(), *q1 = BN_new();
-		bn[6] = BN_new();
-		bn[7] = BN_new();
+		BIGNUM *p1 = BN_secure_new(), *q1 = BN_secure_new();
+		bn[6] = BN_secure_new();
+		bn[7] = BN_secure_new();
 		ok = p1 && q1 && bn[6] && bn[7] && BN_sub(p1, bn[3], BN_value_one()) &&
 		     BN_sub(q1, bn[4], BN_value_one()) && BN_mod(bn[6], bn[2], p1, bctx) &&
 		     BN_mod(bn[7], bn[2], q1, bctx);
-		BN_free(p1);
-		BN_free(q1);
+		BN_clear_free(p1);
+		BN_clear_free(q1);
 		count = 8;
 	}
 	for (size_t i = 0; ok && i < count; i++)
@@ -549,7 +553,7 @@ static enum vf_code pem_body(const char *text, size_t len, uint8_t **out, size_t
 		if (*p != '\n' && *p != '\r' && *p != ' ' && *p != '\t')
 			b64[n++] = *p;
 	size_t bin_len = 0;
-	bool ok = vf_b64_decode(b64, n, bin, (size_t)(end - begin), &bin_len, true);
+	bool ok = vf_b64_decode_secret(b64, n, bin, (size_t)(end - begin), &bin_len, true);
 	vf_secure_free(b64);
 	if (!ok) {
 		vf_secure_free(bin);

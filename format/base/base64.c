@@ -1,5 +1,7 @@
 #include "base/base64.h"
 
+#include <sodium.h>
+
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Character -> 6-bit value, 255 for anything outside the alphabet. A
@@ -105,5 +107,57 @@ bool vf_b64_decode(const char *in, size_t in_len, uint8_t *out, size_t out_cap,
 	if (acc != 0)
 		return false;
 	*out_len = o;
+	return true;
+}
+
+size_t vf_b64_encode_secret(const uint8_t *in, size_t len, char *out, bool pad, bool url)
+{
+	int variant = url ? (pad ? sodium_base64_VARIANT_URLSAFE
+				 : sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+			  : (pad ? sodium_base64_VARIANT_ORIGINAL
+				 : sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+	size_t n = vf_b64_encoded_len(len, pad);
+	sodium_bin2base64(out, n + 1, in, len, variant);
+	return n;
+}
+
+void vf_hex_encode_secret(const uint8_t *in, size_t len, char *out)
+{
+	sodium_bin2hex(out, 2 * len + 1, in, len);
+}
+
+bool vf_b64_decode_secret(const char *in, size_t in_len, uint8_t *out, size_t out_cap,
+			  size_t *out_len, bool pad)
+{
+	/* The same shape checks as vf_b64_decode (they look at the length
+	 * and the padding, not at secret bits); libsodium then refuses stray
+	 * characters, misplaced '=' and non-zero leftover bits itself. */
+	size_t data_len = in_len;
+	if (pad) {
+		if (in_len % 4)
+			return false;
+		if (data_len && in[data_len - 1] == '=')
+			data_len--;
+		if (data_len && in[data_len - 1] == '=')
+			data_len--;
+	}
+	if (data_len % 4 == 1)
+		return false;
+	size_t need = data_len / 4 * 3 + (data_len % 4 ? data_len % 4 - 1 : 0);
+	if (need > out_cap)
+		return false;
+	/* libsodium 1.0.18 reads a byte above 0x7f as a signed char and
+	 * decodes some of them as letters: refuse them first, with one OR over
+	 * the input (it tells only that such a byte exists). */
+	unsigned high = 0;
+	for (size_t i = 0; i < in_len; i++)
+		high |= (unsigned char)in[i];
+	if (high & 0x80)
+		return false;
+	size_t n = 0;
+	int variant = pad ? sodium_base64_VARIANT_ORIGINAL : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+	if (sodium_base642bin(out, out_cap, in, in_len, NULL, &n, NULL, variant) != 0 || n != need)
+		return false;
+	*out_len = n;
 	return true;
 }

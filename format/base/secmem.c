@@ -1,10 +1,12 @@
 #include "base/secmem.h"
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
 #include <sodium.h>
 
 #define SCRATCH_SIZE (256u * 1024)
@@ -16,9 +18,32 @@ static _Thread_local struct {
 	int failed;
 } scratch;
 
+/* OpenSSL's secure heap, for its own copies of private keys (an X25519 or
+ * RSA EVP_PKEY's private half, allocated with OPENSSL_secure_malloc):
+ * 256 KiB holds the live keys of a run (an RSA-4096 key takes about 4 KiB
+ * of it, an X25519 key 32 bytes) with room to spare, and OpenSSL does not
+ * fall back to malloc when it is full. Minimum block 32 bytes: one X25519
+ * key. */
+#define OPENSSL_SECURE_HEAP (256u * 1024)
+#define OPENSSL_SECURE_MIN 32
+
+/* Best effort, and silent: where mmap fails OpenSSL keeps using malloc
+ * (as before), and where RLIMIT_MEMLOCK forbids mlock (result 2) the heap
+ * is still used, guarded and wiped on free, only not locked. Neither is
+ * worth a warning on every run of a tool; libsodium makes the same choice
+ * for its own mlock. */
+static void openssl_secure_heap(void)
+{
+	if (!CRYPTO_secure_malloc_initialized())
+		(void)CRYPTO_secure_malloc_init(OPENSSL_SECURE_HEAP, OPENSSL_SECURE_MIN);
+}
+
 int vf_init(void)
 {
-	return sodium_init() < 0 ? -1 : 0;
+	if (sodium_init() < 0)
+		return -1;
+	openssl_secure_heap();
+	return 0;
 }
 
 int vf_harden_process(void)
@@ -134,4 +159,84 @@ void vf_arena_free(struct vf_arena *a)
 		sodium_free(a->head);
 		a->head = next;
 	}
+}
+
+/* The first block holds a small secret without growing; doubling keeps the
+ * copies linear in the final size. */
+#define SECBUF_FIRST 4096u
+
+static enum vf_code secbuf_reserve(struct vf_secbuf *b, size_t extra, struct vf_error *err)
+{
+	if (b->cap - b->len >= extra)
+		return VF_OK;
+	if (extra > SIZE_MAX / 2 - b->len)
+		return vf_fail(err, VF_E_NOMEM, "buffer too large");
+	size_t cap = b->cap ? b->cap : SECBUF_FIRST;
+	while (cap - b->len < extra)
+		cap *= 2;
+	/* Never realloc: the old block is wiped by sodium_free. */
+	uint8_t *p = sodium_malloc(cap);
+	if (!p)
+		return vf_fail(err, VF_E_NOMEM, "out of memory (guarded)");
+	if (b->len)
+		memcpy(p, b->data, b->len);
+	sodium_free(b->data);
+	b->data = p;
+	b->cap = cap;
+	return VF_OK;
+}
+
+enum vf_code vf_secbuf_append(struct vf_secbuf *b, const void *p, size_t len,
+			      struct vf_error *err)
+{
+	enum vf_code rc = secbuf_reserve(b, len + 1, err);
+	if (rc != VF_OK)
+		return rc;
+	if (len)
+		memcpy(b->data + b->len, p, len);
+	b->len += len;
+	b->data[b->len] = 0;
+	return VF_OK;
+}
+
+static enum vf_code secbuf_sink_write(struct vf_sink *sink, const struct iovec *iov, int iovcnt,
+				      struct vf_error *err)
+{
+	struct vf_secbuf *b = (struct vf_secbuf *)sink;
+	for (int i = 0; i < iovcnt; i++) {
+		enum vf_code rc = vf_secbuf_append(b, iov[i].iov_base, iov[i].iov_len, err);
+		if (rc != VF_OK)
+			return rc;
+	}
+	return VF_OK;
+}
+
+static enum vf_code secbuf_sink_finish(struct vf_sink *sink, struct vf_error *err)
+{
+	(void)sink;
+	(void)err;
+	return VF_OK;
+}
+
+void vf_secbuf_init(struct vf_secbuf *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->sink.write = secbuf_sink_write;
+	b->sink.finish = secbuf_sink_finish;
+}
+
+uint8_t *vf_secbuf_take(struct vf_secbuf *b, size_t *len)
+{
+	uint8_t *p = b->data;
+	*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+void vf_secbuf_free(struct vf_secbuf *b)
+{
+	sodium_free(b->data); /* wipes; NULL is ignored */
+	b->data = NULL;
+	b->len = b->cap = 0;
 }

@@ -5,8 +5,14 @@
 #define VF_SECMEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-/* Must be called once before anything else in the library. */
+#include "base/error.h"
+#include "base/io.h"
+
+/* Must be called once before anything else in the library: libsodium,
+ * and OpenSSL's secure heap (private keys OpenSSL copies are kept there,
+ * locked where RLIMIT_MEMLOCK allows). */
 int vf_init(void);
 
 /* What every tool does first: umask 077 (files it creates are private),
@@ -38,6 +44,24 @@ struct vf_arena {
 };
 void *vf_arena_alloc(struct vf_arena *a, size_t len);
 void vf_arena_free(struct vf_arena *a);
+
+/* A growable buffer in guarded memory, also a sink: where decrypted
+ * plaintext of unknown length goes (vf_buf is ordinary heap, for public
+ * bytes). Growing allocates a new guarded block, copies, and wipes and
+ * releases the old one; the contents are always NUL-terminated. */
+struct vf_secbuf {
+	struct vf_sink sink;
+	uint8_t *data;
+	size_t len, cap;
+};
+void vf_secbuf_init(struct vf_secbuf *b);
+enum vf_code vf_secbuf_append(struct vf_secbuf *b, const void *p, size_t len,
+			      struct vf_error *err);
+/* Hands the contents over (guarded, free with vf_secure_free; NULL when
+ * empty) and leaves the buffer empty. */
+uint8_t *vf_secbuf_take(struct vf_secbuf *b, size_t *len);
+/* Wipes and releases the contents. */
+void vf_secbuf_free(struct vf_secbuf *b);
 
 /* Wipes len bytes of ordinary memory. */
 void vf_wipe(void *p, size_t len);

@@ -95,7 +95,8 @@ enum vf_code vf_oem_encode(const char *name, const struct vf_value *value, enum 
 	o += strlen(name);
 	p[o++] = '=';
 	if (*binary) {
-		o += vf_b64_encode(value->data, value->len, (char *)p + o, true);
+		/* p has len + 1 bytes: room for the NUL the secret encoder writes. */
+		o += vf_b64_encode_secret(value->data, value->len, (char *)p + o, true, false);
 	} else if (value->len) {
 		memcpy(p + o, value->data, value->len);
 		o += value->len;

@@ -37,10 +37,11 @@ enum vf_code vf_value_set(struct vf_value *v, const void *data, size_t len,
 	return rc;
 }
 
+/* Secrets, so libsodium's constant-time encoders; out has len + 1 bytes
+ * (value_alloc), room for the NUL they write. */
 static enum vf_code encode(const uint8_t *raw, size_t len, enum vf_encoding enc,
 			   struct vf_value *out, struct vf_error *err)
 {
-	static const char hexdigits[] = "0123456789abcdef";
 	size_t n = enc == VF_ENC_HEX ? 2 * len
 		 : enc == VF_ENC_RAW ? len
 				     : vf_b64_encoded_len(len, enc == VF_ENC_BASE64);
@@ -52,19 +53,13 @@ static enum vf_code encode(const uint8_t *raw, size_t len, enum vf_encoding enc,
 		memcpy(out->data, raw, len);
 		break;
 	case VF_ENC_HEX:
-		for (size_t i = 0; i < len; i++) {
-			out->data[2 * i] = (uint8_t)hexdigits[raw[i] >> 4];
-			out->data[2 * i + 1] = (uint8_t)hexdigits[raw[i] & 15];
-		}
+		vf_hex_encode_secret(raw, len, (char *)out->data);
 		break;
 	case VF_ENC_BASE64:
+		vf_b64_encode_secret(raw, len, (char *)out->data, true, false);
+		break;
 	case VF_ENC_BASE64URL:
-		vf_b64_encode(raw, len, (char *)out->data, enc == VF_ENC_BASE64);
-		if (enc == VF_ENC_BASE64URL)
-			for (size_t i = 0; i < n; i++)
-				out->data[i] = out->data[i] == '+'   ? '-'
-					       : out->data[i] == '/' ? '_'
-								     : out->data[i];
+		vf_b64_encode_secret(raw, len, (char *)out->data, false, true);
 		break;
 	}
 	return VF_OK;

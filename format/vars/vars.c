@@ -604,8 +604,8 @@ enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identi
 		return vf_fail(err, VF_E_IO, "%s/%s: not generated yet (vargen generate)", root, rel);
 	struct vf_fd_src src;
 	vf_fd_src_init(&src, fd, rel);
-	struct vf_buf plain;
-	vf_buf_init(&plain);
+	struct vf_secbuf plain;
+	vf_secbuf_init(&plain);
 	struct vf_error e;
 	rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, &e);
 	close(fd);
@@ -613,7 +613,7 @@ enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identi
 		rc = vf_value_set(out, plain.data, plain.len, err);
 	else
 		vf_fail(err, rc, "%s/%s: %s", root, rel, e.msg);
-	vf_buf_free(&plain);
+	vf_secbuf_free(&plain);
 	return rc;
 }
 
@@ -887,12 +887,12 @@ enum vf_code vf_reseal(const uint8_t *file, size_t len, const struct vf_identiti
 		return reseal_header_only(file, len, ids, recipients, out, err);
 	/* A new file key means a new payload: decrypt and seal again. */
 	struct vf_mem_src src;
-	struct vf_buf plain;
+	struct vf_secbuf plain;
 	vf_mem_src_init(&src, file, len);
-	vf_buf_init(&plain);
+	vf_secbuf_init(&plain);
 	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, err);
 	if (rc == VF_OK)
 		rc = vf_seal(recipients, plain.data, plain.len, out, err);
-	vf_buf_free(&plain);
+	vf_secbuf_free(&plain);
 	return rc;
 }
