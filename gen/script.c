@@ -648,10 +648,7 @@ static int check_no_extra(int out_fd, const struct vf_spec_generator *g)
 	while (!status && (e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		bool known = false;
-		for (size_t i = 0; i < g->n_files && !known; i++)
-			known = !strcmp(g->files[i].name, e->d_name);
-		if (!known)
+		if (!vf_spec_file(g, e->d_name))
 			status = vg_error("generator %s: the script wrote $out/%s, which the spec "
 					  "does not declare",
 					  g->name, e->d_name);

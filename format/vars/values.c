@@ -181,10 +181,8 @@ static enum vf_code wireguard_keypair(struct vf_value *secret, struct vf_value *
 
 static int file_index(const struct vf_spec_generator *g, const char *name)
 {
-	for (size_t i = 0; i < g->n_files; i++)
-		if (!strcmp(g->files[i].name, name))
-			return (int)i;
-	return -1;
+	const struct vf_spec_file *f = vf_spec_file(g, name);
+	return f ? (int)(f - g->files) : -1;
 }
 
 enum vf_code vf_make_keypair(const struct vf_spec_generator *g, struct vf_value *values,
