@@ -230,7 +230,7 @@ static int write_file(int dir_fd, const char *shown, const char *name, const str
 {
 	char path[PATH_MAX + 256];
 	snprintf(path, sizeof(path), "%s/%s", shown, name);
-	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = vf_create_private_at(dir_fd, name, 0600);
 	if (fd < 0)
 		return vg_error("%s: %s", path, strerror(errno));
 	struct vf_error err;

@@ -538,7 +538,7 @@ static enum vf_code write_temp(int dfd, const char *root, const char *rel, const
 	char *name = temp_name(base_of(rel), err);
 	if (!name)
 		return err ? err->code : VF_E_IO;
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = vf_create_private_at(dfd, name, 0600);
 	if (fd < 0) {
 		enum vf_code rc = vf_fail_errno(err, errno, "creating a temporary for %s/%s", root,
 						rel);
