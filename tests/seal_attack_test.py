@@ -504,9 +504,15 @@ class KeygenOutput(unittest.TestCase):
         fault injection), so the moment is exact on any machine."""
         if not os.access(self.STRACE, os.X_OK):
             self.skipTest("strace is not installed")
-        return run([self.STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync",
-                    "-e", "inject=fsync:" + inject, VARSEAL, "keygen", "-o", self.path],
-                   check=False)
+        # LeakSanitizer (in sanitizer builds) cannot work under ptrace.
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                      "detect_leaks=0"]))
+        p = testkit.run([self.STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync",
+                         "-e", "inject=fsync:" + inject, VARSEAL, "keygen", "-o", self.path],
+                        b"", TIMEOUT, False, env=env, start_new_session=True)
+        assert_clean(p.stderr.decode(errors="replace"))
+        return p
 
     def test_killed_keygen_leaves_no_file(self):
         p = self.keygen_with_fsync("signal=KILL")
