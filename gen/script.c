@@ -33,6 +33,7 @@
 
 #include "base/atomic.h"
 #include "base/crypto.h"
+#include "base/io.h"
 #include "base/ramdir.h"
 #include "base/secmem.h"
 #include "base/tree.h"
@@ -245,7 +246,7 @@ static int write_file(int dir_fd, const char *shown, const char *name, const str
 {
 	char path[PATH_MAX + 256];
 	snprintf(path, sizeof(path), "%s/%s", shown, name);
-	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = vf_create_private_at(dir_fd, name, 0600);
 	if (fd < 0)
 		return vg_error("%s: %s", path, strerror(errno));
 	struct vf_error err;
@@ -575,60 +576,42 @@ static int open_out(const struct private_dir *pd, const struct vf_spec_generator
 	return 0;
 }
 
-/* A regular file, opened without following a symlink and without
- * blocking (a FIFO would block open() until a writer came). */
-static int open_output(int out_fd, const struct vf_spec_generator *g, const char *name,
-		       int *fd)
-{
-	struct stat st;
-	if (fstatat(out_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-		if (errno == ENOENT)
-			return vg_error("generator %s: the script did not write $out/%s", g->name,
-					name);
-		return vg_error("generator %s: $out/%s: %s", g->name, name, strerror(errno));
-	}
-	if (S_ISLNK(st.st_mode))
-		return vg_error("generator %s: $out/%s is a symlink (not followed)", g->name, name);
-	if (!S_ISREG(st.st_mode))
-		return vg_error("generator %s: $out/%s is %s, not a regular file", g->name, name,
-				type_name(st.st_mode));
-	if (st.st_size > (off_t)MAX_OUTPUT)
-		return vg_error("generator %s: $out/%s is larger than 1 MiB", g->name, name);
-	*fd = openat(out_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (*fd < 0)
-		return vg_error("generator %s: $out/%s: %s", g->name, name, strerror(errno));
-	if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(*fd);
-		return vg_error("generator %s: $out/%s changed while being opened", g->name, name);
-	}
-	return 0;
-}
-
-/* Into guarded memory, at most MAX_OUTPUT bytes. */
+/* Into guarded memory, at most MAX_OUTPUT bytes: a regular file, opened
+ * without following a symlink and without blocking (a FIFO would block
+ * open() until a writer came). */
 static int read_output(int out_fd, const struct vf_spec_generator *g, size_t i,
 		       struct vf_value *v)
 {
+	static const struct vf_read_opts opts = {
+		.max = MAX_OUTPUT, .follow = VF_NOFOLLOW, .guarded = true};
 	const char *name = g->files[i].name;
-	int fd = -1;
-	if (open_output(out_fd, g, name, &fd) != 0)
-		return 1;
-	uint8_t *buf = vf_secure_alloc(MAX_OUTPUT + 1);
-	size_t len = 0;
-	ssize_t n = 0;
-	while (buf && len <= MAX_OUTPUT && (n = read(fd, buf + len, MAX_OUTPUT + 1 - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	int status = 0;
 	struct vf_error err;
-	if (!buf)
-		status = vg_error("out of memory");
-	else if (n < 0)
-		status = vg_error("generator %s: $out/%s: %s", g->name, name, strerror(errno));
-	else if (len > MAX_OUTPUT)
-		status = vg_error("generator %s: $out/%s is larger than 1 MiB", g->name, name);
-	else if (vf_value_set(v, buf, len, &err) != VF_OK)
-		status = vg_fail(&err);
-	vf_secure_free(buf);
+	struct vf_file f;
+	if (vf_read_file(out_fd, name, &opts, &f, &err) != VF_OK) {
+		switch (f.fail) {
+		case VF_READ_OPEN:
+			if (f.errnum == ENOENT)
+				return vg_error("generator %s: the script did not write $out/%s",
+						g->name, name);
+			if (f.errnum == ELOOP)
+				return vg_error("generator %s: $out/%s is a symlink (not followed)",
+						g->name, name);
+			break;
+		case VF_READ_TYPE:
+			return vg_error("generator %s: $out/%s is %s, not a regular file", g->name,
+					name, type_name(f.mode));
+		case VF_READ_SIZE:
+			return vg_error("generator %s: $out/%s is larger than 1 MiB", g->name, name);
+		case VF_READ_CHANGED:
+			return vg_error("generator %s: $out/%s changed while being read", g->name,
+					name);
+		case VF_READ_NOMEM: return vg_error("out of memory");
+		default: break;
+		}
+		return vg_error("generator %s: $out/%s: %s", g->name, name, strerror(f.errnum));
+	}
+	int status = vf_value_set(v, f.data, f.len, &err) != VF_OK ? vg_fail(&err) : 0;
+	vf_file_free(&f, &opts);
 	return status;
 }
 

@@ -205,8 +205,7 @@ static int write_var(int dirfd, const char *shown, const struct vf_spec_file *f,
 	int status = lookup_ids(f, &uid, &gid);
 	if (status)
 		return status;
-	int fd = openat(dirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			0600);
+	int fd = vf_create_private_at(dirfd, f->name, 0600);
 	if (fd < 0)
 		return vi_error("%s: %s", shown, strerror(errno));
 	struct vf_error err;

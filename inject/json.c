@@ -6,6 +6,8 @@
  * escape, number or Unicode character of the user's config can change on
  * the way to cloud-hypervisor. */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,12 +361,24 @@ static void merge(struct out *o, struct scan *s, const struct vf_value *strings,
 
 int vi_vm_config_read(const char *path, uint8_t **text, size_t *len)
 {
+	/* The user named this file: a symlink is followed (unlike inside the
+	 * store), but what it names must be a regular file of bounded size. */
+	static const struct vf_read_opts opts = {.max = VF_STORE_MAX_FILE, .follow = VF_FOLLOW};
 	struct vf_error err;
-	if (vf_store_read(path, text, len, &err) != VF_OK)
-		return vi_error("--vm-config %s", err.msg);
-	if (!*text)
+	struct vf_file f;
+	if (vf_read_file(AT_FDCWD, path, &opts, &f, &err) == VF_OK) {
+		*text = f.data;
+		*len = f.len;
+		return 0;
+	}
+	if (f.fail == VF_READ_OPEN && f.errnum == ENOENT)
 		return vi_error("--vm-config %s: no such file", path);
-	return 0;
+	if (f.fail == VF_READ_TYPE)
+		return vi_error("--vm-config %s: not a regular file; refusing to read it", path);
+	if (f.fail == VF_READ_SIZE)
+		return vi_error("--vm-config %s: larger than %u MiB; refusing to read it", path,
+				VF_STORE_MAX_FILE >> 20);
+	return vi_error("--vm-config %s", err.msg);
 }
 
 int vi_vm_config(const char *path, const uint8_t *text, size_t len, const struct vf_value *strings,

@@ -162,7 +162,7 @@ int vi_runtime_write(struct vi_runtime *rt, const char *name, const uint8_t *dat
 	*path = rt->files.items[rt->files.n - 1];
 	if (dry_run)
 		return 0;
-	int fd = openat(rt->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	int fd = vf_create_private_at(rt->fd, name, 0400);
 	if (fd < 0)
 		return vi_error("%s: %s", full, strerror(errno));
 	enum vf_code rc = vf_write_all(fd, data, len, full, &err);

@@ -203,36 +203,31 @@ static int read_cred_file(int dir_fd, const char *dir, const char *name, struct 
 	int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return vi_error("%s/%s: path too long", dir, name);
-	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0 && errno == ELOOP)
-		return vi_error("%s: not a regular file (a symbolic link)", path);
-	if (fd < 0)
-		return vi_error("%s: %s", path, strerror(errno));
-	struct stat st;
-	int status = 0;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		status = vi_error("%s: not a regular file", path);
-	else if (st.st_size > (off_t)VF_CREDENTIAL_MAX)
-		status = vi_error("%s: larger than systemd's 1 MiB credential limit", path);
-	/* Sized to the file: guarded memory is locked, and a megabyte per
-	 * credential would cost more than everything else together. */
-	size_t size = status ? 0 : (size_t)st.st_size;
-	uint8_t *buf = status ? NULL : vf_arena_alloc(&vi_arena, size + 1);
-	size_t len = 0;
-	ssize_t got = 1;
-	if (!status && !buf)
-		status = vi_error("out of memory");
-	while (!status && len < size && (got = read(fd, buf + len, size - len)) > 0)
-		len += (size_t)got;
-	close(fd);
-	if (!status && (got < 0 || len != size))
-		status = vi_error("%s: %s", path, got < 0 ? strerror(errno) : "changed while read");
-	if (!status) {
-		out->data = buf;
-		out->len = len;
+	/* Sized to the file, in the arena: guarded memory is locked, and a
+	 * megabyte per credential would cost more than everything else. */
+	const struct vf_read_opts opts = {
+		.max = VF_CREDENTIAL_MAX, .follow = VF_NOFOLLOW, .arena = &vi_arena};
+	struct vf_error err;
+	struct vf_file f;
+	if (vf_read_file(dir_fd, name, &opts, &f, &err) == VF_OK) {
+		out->data = f.data;
+		out->len = f.len;
 		out->in_arena = true;
+		return 0;
 	}
-	return status;
+	switch (f.fail) {
+	case VF_READ_OPEN:
+		if (f.errnum == ELOOP)
+			return vi_error("%s: not a regular file (a symbolic link)", path);
+		return vi_error("%s: %s", path, strerror(f.errnum));
+	case VF_READ_TYPE: return vi_error("%s: not a regular file", path);
+	case VF_READ_SIZE: return vi_error("%s: larger than systemd's 1 MiB credential limit", path);
+	case VF_READ_IO: return vi_error("%s: %s", path, strerror(f.errnum));
+	case VF_READ_CHANGED: return vi_error("%s: changed while read", path);
+	case VF_READ_NOMEM:
+	case VF_READ_NONE: break;
+	}
+	return vi_error("out of memory");
 }
 
 static int cmp_names(const void *a, const void *b)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,25 +49,31 @@ static enum vf_code format_identity(const struct vf_identity *id, const char *re
 	return VF_OK;
 }
 
-/* Never overwrites: a lost identity is a lost secret. */
+static int refuse_existing(const char *path)
+{
+	return vs_error("%s: already exists; not overwriting an identity file", path);
+}
+
+/* Never overwrites: a lost identity is a lost secret. The file is written
+ * whole beside the path and linked in only if nothing (not even a symlink)
+ * is there, so a keygen killed or failing midway leaves no partial key. */
 static int write_new_file(const char *path, const char *text, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST)
-		return vs_error("%s: already exists; not overwriting an identity file", path);
-	if (fd < 0)
-		return vs_error("%s: %s", path, strerror(errno));
+	struct stat st;
+	if (lstat(path, &st) == 0)
+		return refuse_existing(path);
+	struct vf_atomic a;
 	struct vf_error err;
-	enum vf_code rc = vf_write_all(fd, text, len, path, &err);
-	if (rc == VF_OK && fsync(fd) != 0)
-		rc = vf_fail_errno(&err, errno, "syncing %s", path);
-	if (close(fd) != 0 && rc == VF_OK)
-		rc = vf_fail_errno(&err, errno, "closing %s", path);
-	if (rc != VF_OK) {
-		unlink(path);
+	enum vf_code rc = vf_atomic_open(&a, path, 0600, &err);
+	if (rc != VF_OK)
 		return vs_fail(NULL, &err);
-	}
-	return 0;
+	rc = vf_write_all(a.fd, text, len, path, &err);
+	if (rc == VF_OK)
+		rc = vf_atomic_commit(&a, false, &err);
+	vf_atomic_abort(&a);
+	if (rc != VF_OK && lstat(path, &st) == 0)
+		return refuse_existing(path); /* created meanwhile: not ours */
+	return rc == VF_OK ? 0 : vs_fail(NULL, &err);
 }
 
 int cmd_keygen(int argc, char **argv)

@@ -750,6 +750,21 @@ class T1ApiMode(InjectCase):
             self.assertTrue(err.strip(), "no error message")
         self.assert_cleaned(rec)
 
+    def test_vm_config_through_a_symlink(self):
+        # The user named this path: a symlink to the VmConfig is followed
+        # (only files inside the store are read without following links).
+        cfg_path, cfg = self.vm_config()
+        link = os.path.join(self.dir, "linked.json")
+        os.symlink(cfg_path, link)
+        p, out, err = self.launch(self.store_args() + ["--vm-config", link],
+                                  CH_STANDIN_GUEST_EXIT_AFTER=0.2)
+        self.assertEqual(p.returncode, 0, describe(p, out, err))
+        got = read_record(self.record)["vm_config"]
+        got["platform"].pop("oem_strings")
+        cfg["platform"].pop("oem_strings")
+        self.assertEqual(got, cfg)
+        self.assert_cleaned(None)
+
     def check_vm_config_passes(self, raw, cfg):
         self.assertEqual(json.loads(raw), cfg)
         path = write(os.path.join(self.dir, "tricky.json"), raw, 0o644)

@@ -488,5 +488,65 @@ generators:
         self.generate("hidden", "sigterm")
 
 
+class KeygenOutput(unittest.TestCase):
+    """varseal keygen -o writes its identity all-or-nothing and never
+    replaces a file: a keygen killed or failing on the way leaves nothing
+    at the path, and an existing file (or symlink) there stays as it was."""
+
+    STRACE = shutil.which("strace") or "/usr/bin/strace"
+
+    def setUp(self):
+        self.dir = testkit.temp_dir(self, "keygen_test.")
+        self.path = os.path.join(self.dir, "key.txt")
+
+    def keygen_with_fsync(self, inject):
+        """keygen -o with its first fsync made to fail as inject says (strace
+        fault injection), so the moment is exact on any machine."""
+        if not os.access(self.STRACE, os.X_OK):
+            self.skipTest("strace is not installed")
+        # LeakSanitizer (in sanitizer builds) cannot work under ptrace.
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                      "detect_leaks=0"]))
+        p = testkit.run([self.STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync",
+                         "-e", "inject=fsync:" + inject, VARSEAL, "keygen", "-o", self.path],
+                        b"", TIMEOUT, False, env=env, start_new_session=True)
+        assert_clean(p.stderr.decode(errors="replace"))
+        return p
+
+    def test_killed_keygen_leaves_no_file(self):
+        p = self.keygen_with_fsync("signal=KILL")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_failing_keygen_leaves_no_file(self):
+        p = self.keygen_with_fsync("error=EIO")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"error:", p.stderr)
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_existing_file_refused_and_untouched(self):
+        write(self.path, b"not a key, but mine\n", 0o640)
+        before = os.stat(self.path)
+        p = run([VARSEAL, "keygen", "-o", self.path], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"already exists", p.stderr)
+        self.assertEqual(read(self.path), b"not a key, but mine\n")
+        after = os.stat(self.path)
+        self.assertEqual((after.st_ino, after.st_mode, after.st_mtime_ns),
+                         (before.st_ino, before.st_mode, before.st_mtime_ns))
+        self.assertEqual(sorted(os.listdir(self.dir)), ["key.txt"])
+
+    def test_existing_symlink_refused_and_untouched(self):
+        target = os.path.join(self.dir, "target")
+        os.symlink(target, self.path)
+        p = run([VARSEAL, "keygen", "-o", self.path], check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"already exists", p.stderr)
+        self.assertEqual(os.readlink(self.path), target)
+        self.assertFalse(os.path.lexists(target))
+        self.assertEqual(sorted(os.listdir(self.dir)), ["key.txt"])
+
+
 if __name__ == "__main__":
     unittest.main()

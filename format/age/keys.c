@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/secmem.h"
 #include "base/term.h"
 #include "age/age.h"
@@ -168,59 +169,45 @@ enum vf_code vf_recipients_parse(const char *text, size_t len, const char *name,
 	return rc;
 }
 
-static enum vf_code read_all(int fd, const char *path, char **text, size_t *len,
-			     struct vf_error *err)
+static const struct vf_read_opts key_read_opts = {
+	.max = MAX_KEY_FILE, .follow = VF_FOLLOW, .any_type = true, .guarded = true};
+
+/* A key file's own wording of why it could not be read. */
+static enum vf_code key_read_failed(const struct vf_file *f, const char *path, enum vf_code rc,
+				    struct vf_error *err)
 {
-	char *buf = vf_secure_alloc(MAX_KEY_FILE + 1);
-	if (!buf)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	size_t n = 0;
-	for (;;) {
-		ssize_t got = read(fd, buf + n, MAX_KEY_FILE + 1 - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			vf_secure_free(buf);
-			return vf_fail_errno(err, errno, "%s", path);
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-		if (n > MAX_KEY_FILE) {
-			vf_secure_free(buf);
-			return vf_fail(err, VF_E_KEY, "%s: larger than 1 MiB, not a key file", path);
-		}
+	switch (f->fail) {
+	case VF_READ_TYPE: return vf_fail(err, VF_E_KEY, "%s: is a directory", path);
+	case VF_READ_SIZE:
+		return vf_fail(err, VF_E_KEY, "%s: larger than 1 MiB, not a key file", path);
+	case VF_READ_OPEN:
+	case VF_READ_IO: return vf_fail_errno(err, f->errnum, "%s", path);
+	default: return rc;
 	}
-	buf[n] = '\0';
-	*text = buf;
-	*len = n;
-	return VF_OK;
 }
 
 enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
 			      char **text, size_t *len, struct vf_error *err)
 {
-	if (strcmp(path, "-") == 0)
-		return read_all(STDIN_FILENO, "standard input", text, len, err);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return vf_fail_errno(err, errno, "%s", path);
-	struct stat st;
-	enum vf_code rc = VF_OK;
-	if (fstat(fd, &st) != 0)
-		rc = vf_fail_errno(err, errno, "%s", path);
-	else if (S_ISDIR(st.st_mode))
-		rc = vf_fail(err, VF_E_KEY, "%s: is a directory", path);
-	else if (check_perms && !insecure_ok && S_ISREG(st.st_mode) && (st.st_mode & 077))
-		rc = vf_fail(err, VF_E_KEY,
-			     "%s: permissions %04o are too open: a key file must not be "
-			     "accessible by group or others (chmod 600 it, or pass "
-			     "--insecure-permissions)",
-			     path, (unsigned)(st.st_mode & 07777));
-	if (rc == VF_OK)
-		rc = read_all(fd, path, text, len, err);
-	close(fd);
-	return rc;
+	struct vf_file f;
+	enum vf_code rc = strcmp(path, "-") == 0
+				  ? vf_read_fd(STDIN_FILENO, "standard input", &key_read_opts, &f, err)
+				  : vf_read_file(AT_FDCWD, path, &key_read_opts, &f, err);
+	if (rc != VF_OK)
+		return key_read_failed(&f, strcmp(path, "-") == 0 ? "standard input" : path, rc,
+				       err);
+	if (check_perms && !insecure_ok && strcmp(path, "-") != 0 && S_ISREG(f.mode) &&
+	    (f.mode & 077)) {
+		vf_file_free(&f, &key_read_opts);
+		return vf_fail(err, VF_E_KEY,
+			       "%s: permissions %04o are too open: a key file must not be "
+			       "accessible by group or others (chmod 600 it, or pass "
+			       "--insecure-permissions)",
+			       path, (unsigned)(f.mode & 07777));
+	}
+	*text = (char *)f.data;
+	*len = f.len;
+	return VF_OK;
 }
 
 static bool is_age_file(const char *text, size_t len)

@@ -7,11 +7,41 @@
 #include <stddef.h>
 
 #include "age/recipient.h"
+#include "base/crypto.h"
 
 /* X25519 (x25519.c). */
 /* Parses "age1..."; VF_E_KEY when malformed. */
 enum vf_code vf_x25519_recipient_parse(const char *s, struct vf_recipient **out,
 				       struct vf_error *err);
+
+/* Wrapping a file key to an X25519 public key (x25519.c), shared by the
+ * X25519 and ssh-ed25519 stanzas, which differ only in their label and in
+ * ssh-ed25519's tweak of the shared secret:
+ *   shared = X25519(ephemeral, recipient) [tweaked: X25519(HKDF("", tweak_salt,
+ *   label), shared)], key = HKDF(shared, share || recipient, label),
+ *   body = ChaCha20-Poly1305(key, zero nonce, file key). */
+#define VF_SHARE_WRAPPED_LEN (VF_FILE_KEY_LEN + VF_AEAD_TAG_LEN)
+struct vf_share_kdf {
+	const char *type;  /* the stanza type, for messages */
+	const char *label; /* HKDF info */
+	const uint8_t *tweak_salt; /* NULL: no tweak */
+	size_t tweak_salt_len;
+};
+/* Makes an ephemeral share for recipient and wraps file_key into body. */
+enum vf_code vf_share_wrap(const struct vf_share_kdf *kdf, const uint8_t recipient[VF_X25519_LEN],
+			   const uint8_t file_key[VF_FILE_KEY_LEN], uint8_t share[VF_X25519_LEN],
+			   uint8_t body[VF_SHARE_WRAPPED_LEN], struct vf_error *err);
+/* The identity's side: dh(key, share) gives the shared secret (the key in
+ * whatever form the identity holds it); recipient is the identity's own
+ * public key. VF_E_HEADER for a low-order share, VF_E_AUTH when the body
+ * does not open with this key. */
+typedef enum vf_code (*vf_share_dh_fn)(const void *key, const uint8_t share[VF_X25519_LEN],
+				       uint8_t shared[VF_X25519_LEN], struct vf_error *err);
+enum vf_code vf_share_unwrap(const struct vf_share_kdf *kdf, vf_share_dh_fn dh, const void *key,
+			     const uint8_t share[VF_X25519_LEN],
+			     const uint8_t recipient[VF_X25519_LEN],
+			     const uint8_t body[VF_SHARE_WRAPPED_LEN],
+			     uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err);
 
 /* SSH keys (ssh.c): a public key line as in authorized_keys or a .pub
  * file (options and comment allowed), ssh-ed25519 or ssh-rsa (2048 bits or

@@ -102,54 +102,24 @@ struct ed25519_identity {
 	char tag[8];
 };
 
-/* tweak = HKDF(ikm = "", salt = blob, info = label); shared' = X25519(tweak, shared). */
-static enum vf_code tweak_shared(const uint8_t *blob, size_t blob_len, uint8_t shared[32],
-				 struct vf_error *err)
+/* The wrap as for X25519, with the shared secret tweaked by the key's own
+ * wire-format blob (see vf_share_wrap). */
+static struct vf_share_kdf ed25519_kdf(const uint8_t *blob, size_t blob_len)
 {
-	uint8_t *tweak = vf_scratch_alloc(32);
-	if (!tweak)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	enum vf_code rc = vf_hkdf_sha256(NULL, 0, blob, blob_len, ED25519_LABEL,
-					 strlen(ED25519_LABEL), tweak, 32, err);
-	uint8_t tweaked[32];
-	if (rc == VF_OK)
-		rc = vf_x25519(tweak, shared, tweaked, err);
-	if (rc == VF_OK)
-		memcpy(shared, tweaked, 32);
-	vf_wipe(tweaked, sizeof(tweaked));
-	vf_scratch_free(tweak, 32);
-	return rc;
-}
-
-static enum vf_code ed25519_wrap_key(const uint8_t *shared, const uint8_t share[32],
-				     const uint8_t recipient[32], uint8_t *key, struct vf_error *err)
-{
-	uint8_t salt[64];
-	memcpy(salt, share, 32);
-	memcpy(salt + 32, recipient, 32);
-	return vf_hkdf_sha256(shared, 32, salt, sizeof(salt), ED25519_LABEL, strlen(ED25519_LABEL),
-			      key, VF_AEAD_KEY_LEN, err);
+	return (struct vf_share_kdf){.type = "ssh-ed25519",
+				     .label = ED25519_LABEL,
+				     .tweak_salt = blob,
+				     .tweak_salt_len = blob_len};
 }
 
 static enum vf_code ed25519_wrap(const struct vf_recipient *base,
 				 const uint8_t file_key[VF_FILE_KEY_LEN], struct vf_stanza *out,
 				 struct vf_error *err)
 {
-	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
 	const struct ed25519_recipient *r = (const struct ed25519_recipient *)base;
-	uint8_t *sec = vf_scratch_alloc(64);
-	if (!sec)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	uint8_t *shared = sec, *key = sec + 32, share[32], body[WRAPPED_LEN];
-	enum vf_code rc = vf_x25519_ephemeral(r->x25519, share, shared, err);
-	if (rc == VF_OK)
-		rc = tweak_shared(r->blob, r->blob_len, shared, err);
-	if (rc == VF_OK)
-		rc = ed25519_wrap_key(shared, share, r->x25519, key, err);
-	if (rc == VF_OK)
-		rc = vf_aead_seal(key, zero_nonce, sizeof(zero_nonce), NULL, 0, file_key,
-				  VF_FILE_KEY_LEN, body, body + VF_FILE_KEY_LEN, err);
-	vf_scratch_free(sec, 64);
+	struct vf_share_kdf kdf = ed25519_kdf(r->blob, r->blob_len);
+	uint8_t share[32], body[WRAPPED_LEN];
+	enum vf_code rc = vf_share_wrap(&kdf, r->x25519, file_key, share, body, err);
 	if (rc != VF_OK)
 		return rc;
 	char share_arg[64];
@@ -171,10 +141,15 @@ static const struct vf_recipient_ops ed25519_recipient_ops = {
 	.free = ed25519_recipient_free,
 };
 
+static enum vf_code raw_dh(const void *secret, const uint8_t share[32], uint8_t shared[32],
+			   struct vf_error *err)
+{
+	return vf_x25519(secret, share, shared, err);
+}
+
 static enum vf_code ed25519_unwrap(struct vf_identity *base, const struct vf_stanza *s,
 				   uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
 {
-	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
 	struct ed25519_identity *id = (struct ed25519_identity *)base;
 	if (strcmp(s->type, "ssh-ed25519") != 0)
 		return VF_E_NO_MATCH;
@@ -188,24 +163,12 @@ static enum vf_code ed25519_unwrap(struct vf_identity *base, const struct vf_sta
 		return VF_E_NO_MATCH;
 	if (s->body_len != WRAPPED_LEN)
 		return vf_fail(err, VF_E_HEADER, "ssh-ed25519 stanza body is not a wrapped 16-byte key");
-	uint8_t *sec = vf_scratch_alloc(64);
-	if (!sec)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	uint8_t *shared = sec, *key = sec + 32;
-	enum vf_code rc = vf_x25519(id->x25519_secret, share, shared, err);
-	if (rc == VF_E_KEY)
-		rc = vf_fail(err, VF_E_HEADER, "ssh-ed25519 stanza with a low-order share");
-	if (rc == VF_OK)
-		rc = tweak_shared(id->blob, id->blob_len, shared, err);
-	if (rc == VF_OK)
-		rc = ed25519_wrap_key(shared, share, id->x25519_public, key, err);
-	if (rc == VF_OK)
-		rc = vf_aead_open(key, zero_nonce, sizeof(zero_nonce), NULL, 0, s->body,
-				  VF_FILE_KEY_LEN, s->body + VF_FILE_KEY_LEN, file_key, err);
+	struct vf_share_kdf kdf = ed25519_kdf(id->blob, id->blob_len);
+	enum vf_code rc = vf_share_unwrap(&kdf, raw_dh, id->x25519_secret, share, id->x25519_public,
+					  s->body, file_key, err);
 	/* The tag matched: a failure now is a damaged stanza, not another key. */
 	if (rc == VF_E_AUTH)
 		rc = vf_fail(err, VF_E_HEADER, "ssh-ed25519 stanza does not decrypt with its key");
-	vf_scratch_free(sec, 64);
 	return rc;
 }
 

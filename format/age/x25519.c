@@ -24,37 +24,95 @@ struct x25519_identity {
 	struct vf_x25519_key *key; /* imported once, for every stanza */
 };
 
-/* wrap key = HKDF(shared, salt = ephemeral share || recipient, LABEL). */
-static enum vf_code wrap_key(const uint8_t *shared, const uint8_t share[VF_X25519_LEN],
+/* shared' = X25519(HKDF("", tweak_salt, label), shared), in place. */
+static enum vf_code tweak_shared(const struct vf_share_kdf *kdf, uint8_t shared[VF_X25519_LEN],
+				 struct vf_error *err)
+{
+	uint8_t *tweak = vf_scratch_alloc(VF_X25519_LEN);
+	if (!tweak)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_hkdf_sha256(NULL, 0, kdf->tweak_salt, kdf->tweak_salt_len, kdf->label,
+					 strlen(kdf->label), tweak, VF_X25519_LEN, err);
+	uint8_t tweaked[VF_X25519_LEN];
+	if (rc == VF_OK)
+		rc = vf_x25519(tweak, shared, tweaked, err);
+	if (rc == VF_OK)
+		memcpy(shared, tweaked, VF_X25519_LEN);
+	vf_wipe(tweaked, sizeof(tweaked));
+	vf_scratch_free(tweak, VF_X25519_LEN);
+	return rc;
+}
+
+/* wrap key = HKDF(shared (tweaked), salt = ephemeral share || recipient, label). */
+static enum vf_code wrap_key(const struct vf_share_kdf *kdf, uint8_t *shared,
+			     const uint8_t share[VF_X25519_LEN],
 			     const uint8_t recipient[VF_X25519_LEN], uint8_t *key,
 			     struct vf_error *err)
 {
+	if (kdf->tweak_salt) {
+		enum vf_code rc = tweak_shared(kdf, shared, err);
+		if (rc != VF_OK)
+			return rc;
+	}
 	uint8_t salt[2 * VF_X25519_LEN];
 	memcpy(salt, share, VF_X25519_LEN);
 	memcpy(salt + VF_X25519_LEN, recipient, VF_X25519_LEN);
-	return vf_hkdf_sha256(shared, VF_X25519_LEN, salt, sizeof(salt), LABEL, strlen(LABEL), key,
-			      VF_AEAD_KEY_LEN, err);
+	return vf_hkdf_sha256(shared, VF_X25519_LEN, salt, sizeof(salt), kdf->label,
+			      strlen(kdf->label), key, VF_AEAD_KEY_LEN, err);
 }
 
-static enum vf_code recipient_wrap(const struct vf_recipient *base,
-				   const uint8_t file_key[VF_FILE_KEY_LEN], struct vf_stanza *out,
-				   struct vf_error *err)
+enum vf_code vf_share_wrap(const struct vf_share_kdf *kdf, const uint8_t recipient[VF_X25519_LEN],
+			   const uint8_t file_key[VF_FILE_KEY_LEN], uint8_t share[VF_X25519_LEN],
+			   uint8_t body[VF_SHARE_WRAPPED_LEN], struct vf_error *err)
 {
 	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
-	const struct x25519_recipient *r = (const struct x25519_recipient *)base;
 	/* One guarded block: shared secret | wrap key. */
 	uint8_t *sec = vf_scratch_alloc(2 * 32);
 	if (!sec)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	uint8_t *shared = sec, *key = sec + 32;
-	uint8_t share[VF_X25519_LEN], body[WRAPPED_LEN];
-	enum vf_code rc = vf_x25519_ephemeral(r->pub, share, shared, err);
+	enum vf_code rc = vf_x25519_ephemeral(recipient, share, shared, err);
 	if (rc == VF_OK)
-		rc = wrap_key(shared, share, r->pub, key, err);
+		rc = wrap_key(kdf, shared, share, recipient, key, err);
 	if (rc == VF_OK)
 		rc = vf_aead_seal(key, zero_nonce, sizeof(zero_nonce), NULL, 0, file_key,
 				  VF_FILE_KEY_LEN, body, body + VF_FILE_KEY_LEN, err);
 	vf_scratch_free(sec, 2 * 32);
+	return rc;
+}
+
+enum vf_code vf_share_unwrap(const struct vf_share_kdf *kdf, vf_share_dh_fn dh, const void *key,
+			     const uint8_t share[VF_X25519_LEN],
+			     const uint8_t recipient[VF_X25519_LEN],
+			     const uint8_t body[VF_SHARE_WRAPPED_LEN],
+			     uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
+{
+	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
+	uint8_t *sec = vf_scratch_alloc(2 * 32);
+	if (!sec)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	uint8_t *shared = sec, *wrap = sec + 32;
+	enum vf_code rc = dh(key, share, shared, err);
+	if (rc == VF_E_KEY)
+		rc = vf_fail(err, VF_E_HEADER, "%s stanza with a low-order share", kdf->type);
+	if (rc == VF_OK)
+		rc = wrap_key(kdf, shared, share, recipient, wrap, err);
+	if (rc == VF_OK)
+		rc = vf_aead_open(wrap, zero_nonce, sizeof(zero_nonce), NULL, 0, body,
+				  VF_FILE_KEY_LEN, body + VF_FILE_KEY_LEN, file_key, err);
+	vf_scratch_free(sec, 2 * 32);
+	return rc;
+}
+
+static const struct vf_share_kdf x25519_kdf = {.type = "X25519", .label = LABEL};
+
+static enum vf_code recipient_wrap(const struct vf_recipient *base,
+				   const uint8_t file_key[VF_FILE_KEY_LEN], struct vf_stanza *out,
+				   struct vf_error *err)
+{
+	const struct x25519_recipient *r = (const struct x25519_recipient *)base;
+	uint8_t share[VF_X25519_LEN], body[WRAPPED_LEN];
+	enum vf_code rc = vf_share_wrap(&x25519_kdf, r->pub, file_key, share, body, err);
 	if (rc != VF_OK)
 		return rc;
 	char arg[64];
@@ -102,10 +160,15 @@ enum vf_code vf_x25519_recipient_parse(const char *s, struct vf_recipient **out,
 	return VF_OK;
 }
 
+static enum vf_code imported_dh(const void *key, const uint8_t share[VF_X25519_LEN],
+				uint8_t shared[VF_X25519_LEN], struct vf_error *err)
+{
+	return vf_x25519_key_dh(key, share, shared, err);
+}
+
 static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_stanza *s,
 				    uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
 {
-	static const uint8_t zero_nonce[VF_AEAD_NONCE_LEN];
 	struct x25519_identity *id = (struct x25519_identity *)base;
 	if (strcmp(s->type, "X25519") != 0)
 		return VF_E_NO_MATCH;
@@ -117,25 +180,14 @@ static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_st
 		return vf_fail(err, VF_E_HEADER, "malformed X25519 stanza");
 	if (s->body_len != WRAPPED_LEN)
 		return vf_fail(err, VF_E_HEADER, "X25519 stanza body is not a wrapped 16-byte key");
-	uint8_t *sec = vf_scratch_alloc(2 * 32);
-	if (!sec)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	uint8_t *shared = sec, *key = sec + 32;
-	enum vf_code rc = vf_x25519_key_dh(id->key, share, shared, err);
-	if (rc == VF_E_KEY)
-		rc = vf_fail(err, VF_E_HEADER, "X25519 stanza with a low-order share");
-	if (rc == VF_OK)
-		rc = wrap_key(shared, share, id->pub, key, err);
-	if (rc == VF_OK)
-		rc = vf_aead_open(key, zero_nonce, sizeof(zero_nonce), NULL, 0, s->body,
-				  VF_FILE_KEY_LEN, s->body + VF_FILE_KEY_LEN, file_key, err);
+	enum vf_code rc = vf_share_unwrap(&x25519_kdf, imported_dh, id->key, share, id->pub, s->body,
+					  file_key, err);
 	if (rc == VF_E_AUTH) {
 		/* Not for us: no reason to report, the caller tries the rest. */
 		rc = VF_E_NO_MATCH;
 		if (err)
 			err->msg[0] = '\0';
 	}
-	vf_scratch_free(sec, 2 * 32);
 	return rc;
 }
 

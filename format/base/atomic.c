@@ -63,6 +63,11 @@ static enum vf_code temp_name(struct vf_atomic *a, struct vf_error *err)
 	return VF_OK;
 }
 
+int vf_create_private_at(int dirfd, const char *name, mode_t mode)
+{
+	return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
 /* The temporary file, in the directory a->dir_fd already holds. */
 static enum vf_code create_temp(struct vf_atomic *a, mode_t mode, struct vf_error *err)
 {
@@ -77,8 +82,7 @@ static enum vf_code create_temp(struct vf_atomic *a, mode_t mode, struct vf_erro
 	for (int tries = 0; tries < 16; tries++) {
 		if ((rc = temp_name(a, err)) != VF_OK)
 			goto fail;
-		a->fd = openat(a->dir_fd, a->temp,
-			       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		a->fd = vf_create_private_at(a->dir_fd, a->temp, mode);
 		if (a->fd >= 0)
 			return VF_OK;
 		if (errno != EEXIST)

@@ -46,6 +46,12 @@ void vf_atomic_abort(struct vf_atomic *a);
 /* The temporary path on disk, if any (for a signal handler to unlink). */
 const char *vf_atomic_temp_path(const struct vf_atomic *a);
 
+/* A new private file: created beneath dirfd (or AT_FDCWD) only if nothing,
+ * not even a symlink, is at name (O_EXCL | O_NOFOLLOW), write-only and
+ * close-on-exec, with mode less the umask. Returns the descriptor, or -1
+ * with errno (EEXIST when something is there). */
+int vf_create_private_at(int dirfd, const char *name, mode_t mode);
+
 /* Writes len bytes to fd, retrying short writes and EINTR. */
 enum vf_code vf_write_all(int fd, const void *buf, size_t len, const char *name,
 			  struct vf_error *err);

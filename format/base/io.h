@@ -12,6 +12,8 @@
 
 #include "base/error.h"
 
+struct vf_arena;
+
 struct vf_src {
 	/* Returns the number of bytes read (> 0), 0 at the end of input, or
 	 * -1 with err set. Short reads are allowed. */
@@ -93,5 +95,49 @@ void vf_bufreader_consume(struct vf_bufreader *br, size_t n);
  * than the buffer capacity sets *too_long. */
 enum vf_code vf_bufreader_line(struct vf_bufreader *br, const uint8_t **line, size_t *len,
 			       bool *too_long, struct vf_error *err);
+
+/* Reading a whole file with a size bound (file.c): the one way the tools
+ * and libraries read a spec, a store file, a key file, a credential or a
+ * VmConfig. What the path is is checked before open (a device is never
+ * opened by mistake) and decided by fstat on the descriptor; unless any_type,
+ * it is opened O_NONBLOCK (a FIFO swapped in cannot hang the open). */
+enum vf_follow {
+	VF_NOFOLLOW, /* a symlink as the last component is refused (store files) */
+	VF_FOLLOW,   /* the user named this path: follow it (specs, --vm-config) */
+};
+struct vf_read_opts {
+	size_t max;	    /* more bytes than this fail with VF_READ_SIZE */
+	enum vf_follow follow;
+	bool any_type;	    /* also pipes and devices, read to their end (key files
+			     * from process substitution); directories never */
+	bool guarded;	    /* data in vf_secure_alloc memory (vf_secure_free it) */
+	struct vf_arena *arena; /* or data from this guarded arena */
+};
+/* Why a read failed, for callers that word the reason themselves. */
+enum vf_read_fail {
+	VF_READ_NONE,
+	VF_READ_OPEN,	 /* open or stat failed: errnum (ELOOP: a symlink, not followed) */
+	VF_READ_TYPE,	 /* not a regular file: mode */
+	VF_READ_SIZE,	 /* larger than max */
+	VF_READ_CHANGED, /* a regular file shrank or grew while read */
+	VF_READ_IO,	 /* read failed: errnum */
+	VF_READ_NOMEM,
+};
+struct vf_file {
+	uint8_t *data; /* NUL-terminated (not counted in len) */
+	size_t len;
+	mode_t mode; /* of the opened file */
+	enum vf_read_fail fail;
+	int errnum;
+};
+/* Reads path (relative to dirfd, or AT_FDCWD) whole into f. On failure
+ * err says "path: reason" and f->fail which. */
+enum vf_code vf_read_file(int dirfd, const char *path, const struct vf_read_opts *o,
+			  struct vf_file *f, struct vf_error *err);
+/* The same for a descriptor already open; name is for messages. */
+enum vf_code vf_read_fd(int fd, const char *name, const struct vf_read_opts *o,
+			struct vf_file *f, struct vf_error *err);
+/* Releases f->data as it was allocated (not for an arena). */
+void vf_file_free(struct vf_file *f, const struct vf_read_opts *o);
 
 #endif

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/io.h"
+
 /* libyaml's reader errors carry a byte offset, not a mark. */
 static void offset_to_mark(const unsigned char *buf, size_t len, size_t offset, size_t *line,
 			   size_t *column)
@@ -54,63 +56,27 @@ static enum vf_code not_regular(struct vf_error *err, const char *path)
 	return vf_fail(err, VF_E_ARG, "%s: not a regular file (expected a spec file)", path);
 }
 
-/* Reads fd to the end into buf (MAX_SPEC_SIZE + 1 bytes), so that a file
- * grown since fstat is still caught by its size. */
-static enum vf_code read_bounded(int fd, const char *path, unsigned char *buf, size_t *len,
-				 struct vf_error *err)
-{
-	size_t n = 0;
-	for (;;) {
-		ssize_t got = read(fd, buf + n, MAX_SPEC_SIZE + 1 - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return vf_fail_errno(err, errno, "%s", path);
-		n += (size_t)got;
-		if (got == 0 || n > MAX_SPEC_SIZE)
-			break;
-	}
-	if (n > MAX_SPEC_SIZE)
-		return too_large(err, path);
-	*len = n;
-	return VF_OK;
-}
-
 /* The whole file, at most MAX_SPEC_SIZE bytes. The path may be a symlink
  * (users keep specs in repositories and link them), but what it names must
- * be a regular file: stat refuses devices before open can touch them,
- * O_NONBLOCK keeps a FIFO swapped in meanwhile from blocking the open, and
- * fstat on the descriptor is what decides. */
+ * be a regular file (vf_read_file refuses devices before open touches them
+ * and decides on the opened descriptor). */
 static enum vf_code read_spec(const char *path, unsigned char **out, size_t *len,
 			      struct vf_error *err)
 {
-	struct stat st;
-	if (stat(path, &st) != 0)
-		return vf_fail_errno(err, errno, "%s", path);
-	if (!S_ISREG(st.st_mode))
-		return not_regular(err, path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return vf_fail_errno(err, errno, "%s", path);
-	unsigned char *buf = NULL;
-	enum vf_code rc = VF_OK;
-	if (fstat(fd, &st) != 0)
-		rc = vf_fail_errno(err, errno, "%s", path);
-	else if (!S_ISREG(st.st_mode))
-		rc = not_regular(err, path);
-	else if (st.st_size > (off_t)MAX_SPEC_SIZE)
-		rc = too_large(err, path);
-	else if (!(buf = malloc(MAX_SPEC_SIZE + 1)))
-		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
-	else
-		rc = read_bounded(fd, path, buf, len, err);
-	close(fd);
-	if (rc != VF_OK) {
-		free(buf);
-		return rc;
+	static const struct vf_read_opts opts = {.max = MAX_SPEC_SIZE, .follow = VF_FOLLOW};
+	struct vf_file f;
+	enum vf_code rc = vf_read_file(AT_FDCWD, path, &opts, &f, err);
+	if (rc == VF_OK) {
+		*out = f.data;
+		*len = f.len;
+		return VF_OK;
 	}
-	*out = buf;
-	return VF_OK;
+	switch (f.fail) {
+	case VF_READ_TYPE: return not_regular(err, path);
+	case VF_READ_SIZE: return too_large(err, path);
+	case VF_READ_NOMEM: return rc;
+	default: return vf_fail_errno(err, f.errnum ? f.errnum : EIO, "%s", path);
+	}
 }
 
 /* ---- limits checked on libyaml's events -------------------------------

@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/io.h"
+
 #include "base/atomic.h"
 
 struct vf_txn_item {
@@ -79,47 +81,44 @@ static const char *type_name(mode_t mode)
 	}
 }
 
-/* Checks what fd is and reads it whole, NUL-terminated. name is for
+static const struct vf_read_opts store_read_opts = {.max = VF_STORE_MAX_FILE,
+						   .follow = VF_NOFOLLOW};
+
+/* The store's own wording of why a file could not be read. name is for
  * messages (with root, when given, in front). */
-static enum vf_code read_regular(int fd, const char *root, const char *name, uint8_t **data,
-				 size_t *len, struct vf_error *err)
+static enum vf_code read_failed(const struct vf_file *f, const char *root, const char *name,
+				enum vf_code rc, struct vf_error *err)
 {
 	const char *sep = root ? "/" : "";
 	root = root ? root : "";
-	struct stat st;
-	if (fstat(fd, &st) != 0)
-		return vf_fail_errno(err, errno, "%s%s%s", root, sep, name);
-	if (!S_ISREG(st.st_mode))
+	switch (f->fail) {
+	case VF_READ_OPEN: return vf_fail_errno(err, f->errnum, "%s%s%s", root, sep, name);
+	case VF_READ_TYPE:
 		return vf_fail(err, VF_E_IO, "%s%s%s: not a regular file (%s); refusing to read it",
-			       root, sep, name, type_name(st.st_mode));
-	if ((uint64_t)st.st_size > VF_STORE_MAX_FILE)
+			       root, sep, name, type_name(f->mode));
+	case VF_READ_SIZE:
 		return vf_fail(err, VF_E_IO, "%s%s%s: larger than %u MiB; refusing to read it", root,
 			       sep, name, VF_STORE_MAX_FILE >> 20);
-	size_t size = (size_t)st.st_size;
-	uint8_t *buf = malloc(size + 1);
-	if (!buf)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	size_t got = 0;
-	while (got < size) {
-		ssize_t n = read(fd, buf + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			return vf_fail_errno(err, e, "reading %s%s%s", root, sep, name);
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got != size) {
-		free(buf);
+	case VF_READ_IO:
+		return vf_fail_errno(err, f->errnum, "reading %s%s%s", root, sep, name);
+	case VF_READ_CHANGED:
 		return vf_fail(err, VF_E_IO, "%s%s%s: short read", root, sep, name);
+	case VF_READ_NOMEM:
+	case VF_READ_NONE: break;
 	}
-	buf[size] = '\0';
-	*data = buf;
-	*len = size;
+	return rc;
+}
+
+/* Checks what fd is and reads it whole, NUL-terminated. */
+static enum vf_code read_regular(int fd, const char *root, const char *name, uint8_t **data,
+				 size_t *len, struct vf_error *err)
+{
+	struct vf_file f;
+	enum vf_code rc = vf_read_fd(fd, name, &store_read_opts, &f, err);
+	if (rc != VF_OK)
+		return read_failed(&f, root, name, rc, err);
+	*data = f.data;
+	*len = f.len;
 	return VF_OK;
 }
 
@@ -127,13 +126,15 @@ enum vf_code vf_store_read(const char *path, uint8_t **data, size_t *len, struct
 {
 	*data = NULL;
 	*len = 0;
-	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0)
-		return errno == ENOENT ? VF_OK : vf_fail_errno(err, errno, "%s", path);
-	enum vf_code rc = read_regular(fd, NULL, path, data, len, err);
-	close(fd);
-	return rc;
+	struct vf_file f;
+	enum vf_code rc = vf_read_file(AT_FDCWD, path, &store_read_opts, &f, err);
+	if (rc != VF_OK)
+		return f.fail == VF_READ_OPEN && f.errnum == ENOENT
+			       ? VF_OK
+			       : read_failed(&f, NULL, path, rc, err);
+	*data = f.data;
+	*len = f.len;
+	return VF_OK;
 }
 
 /* ---- the root, resolved once -------------------------------------------- */
@@ -531,7 +532,7 @@ static enum vf_code write_temp(int dfd, const char *root, const char *rel, const
 	char *name = temp_name(base_of(rel), err);
 	if (!name)
 		return err ? err->code : VF_E_IO;
-	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = vf_create_private_at(dfd, name, 0600);
 	if (fd < 0) {
 		enum vf_code rc = vf_fail_errno(err, errno, "creating a temporary for %s/%s", root,
 						rel);
