@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/crypto.h"
+#include "base/parallel.h"
 #include "base/secmem.h"
 
 #define ENC_CHUNK_SIZE (VF_CHUNK_SIZE + VF_AEAD_TAG_LEN)
@@ -29,10 +30,8 @@ void vf_stream_set_threads(unsigned n)
 static unsigned thread_count(void)
 {
 	unsigned n = configured_threads;
-	if (n == 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		n = cpus > 0 ? (unsigned)cpus : 1;
-	}
+	if (n == 0)
+		n = vf_cpu_count();
 	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
 }
 

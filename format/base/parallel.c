@@ -1,6 +1,7 @@
 #include "base/parallel.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -41,11 +42,19 @@ static void *work(struct loop *l)
 	return NULL;
 }
 
+unsigned vf_cpu_count(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus > 1 ? (unsigned)cpus : 1;
+}
+
 int vf_parallel_for(size_t n, int (*fn)(void *ctx, size_t i), void *ctx)
 {
 	struct loop l = {.n = n, .fn = fn, .ctx = ctx};
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t threads = cpus > 1 ? (size_t)cpus : 1;
+	size_t threads = vf_cpu_count();
 	if (threads > MAX_THREADS)
 		threads = MAX_THREADS;
 	if (threads > n)

@@ -10,4 +10,8 @@
  * cannot be started. */
 int vf_parallel_for(size_t n, int (*fn)(void *ctx, size_t i), void *ctx);
 
+/* The CPUs this process may run on: its affinity mask (taskset, a cgroup
+ * cpuset), which can be fewer than the machine has online; 1 at least. */
+unsigned vf_cpu_count(void);
+
 #endif
