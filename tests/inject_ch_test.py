@@ -458,7 +458,19 @@ class T0StandIn(unittest.TestCase):
 
     def api(self, **env):
         p = self.start("--api-socket", "path=" + self.sock, **env)
-        wait_until(lambda: os.path.exists(self.sock), 10, "the API socket")
+
+        # The socket file appears at bind(), connections are taken only
+        # after listen(): wait until one is.
+        def accepting():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.sock)
+                return True
+            except OSError:
+                return False
+            finally:
+                s.close()
+        wait_until(accepting, 10, "the API socket")
         return p
 
     def call(self, method, path, body=None, conn=None):
