@@ -4,7 +4,25 @@
 
 #include "base/secmem.h"
 
+/* Bech32 carries secret keys (AGE-SECRET-KEY-1...), so everything that
+ * touches the data runs in constant time: no branch and no table index on
+ * a secret value. The character set is searched whole with masks instead
+ * of indexed, and the checksum's generator terms are masked in. Lengths
+ * and positions are not secret. */
 static const char charset[] = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+/* 1 if a < b, else 0; a and b below 2^31. */
+static uint32_t ct_lt(uint32_t a, uint32_t b)
+{
+	return (a - b) >> 31;
+}
+
+/* All ones if a == b, else 0. */
+static uint32_t ct_eq_mask(uint32_t a, uint32_t b)
+{
+	uint32_t x = a ^ b;
+	return ((x | (0u - x)) >> 31) - 1u;
+}
 
 static uint32_t polymod_step(uint32_t chk, uint8_t v)
 {
@@ -12,9 +30,17 @@ static uint32_t polymod_step(uint32_t chk, uint8_t v)
 	uint32_t top = chk >> 25;
 	chk = ((chk & 0x1ffffff) << 5) ^ v;
 	for (int i = 0; i < 5; i++)
-		if ((top >> i) & 1)
-			chk ^= gen[i];
+		chk ^= gen[i] & (0u - ((top >> i) & 1u));
 	return chk;
+}
+
+/* charset[v] for v in [0, 32), reading every entry. */
+static char ct_char(uint32_t v)
+{
+	uint32_t c = 0;
+	for (uint32_t i = 0; i < 32; i++)
+		c |= (uint32_t)(unsigned char)charset[i] & ct_eq_mask(i, v);
+	return (char)c;
 }
 
 static uint32_t hrp_checksum_start(const char *hrp, size_t hrp_len)
@@ -33,14 +59,22 @@ size_t vf_bech32_encoded_len(size_t hrp_len, size_t len)
 	return hrp_len + 1 + (len * 8 + 4) / 5 + 6;
 }
 
+/* c + 32 for A-Z (from 'A') or c - 32 for a-z (from 'a'), without a branch. */
+static char ct_shift_case(char c, uint32_t from, bool up)
+{
+	uint32_t d = (uint32_t)(unsigned char)c;
+	uint32_t in = ct_lt(d, from + 26) & (1u ^ ct_lt(d, from));
+	return (char)(up ? d - (in << 5) : d + (in << 5));
+}
+
 static char lower(char c)
 {
-	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	return ct_shift_case(c, 'A', false);
 }
 
 static char upper_of(char c)
 {
-	return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+	return ct_shift_case(c, 'a', true);
 }
 
 bool vf_bech32_encode(const char *hrp, const uint8_t *data, size_t len, bool upper, char *out,
@@ -69,20 +103,20 @@ bool vf_bech32_encode(const char *hrp, const uint8_t *data, size_t len, bool upp
 			bits -= 5;
 			uint8_t v = (uint8_t)((acc >> bits) & 31);
 			chk = polymod_step(chk, v);
-			out[o++] = charset[v];
+			out[o++] = ct_char(v);
 		}
 	}
 	if (bits) {
 		uint8_t v = (uint8_t)((acc << (5 - bits)) & 31);
 		chk = polymod_step(chk, v);
-		out[o++] = charset[v];
+		out[o++] = ct_char(v);
 	}
 	vf_wipe(&acc, sizeof(acc));
 	for (int i = 0; i < 6; i++)
 		chk = polymod_step(chk, 0);
 	chk ^= 1;
 	for (int i = 0; i < 6; i++)
-		out[o++] = charset[(chk >> (5 * (5 - i))) & 31];
+		out[o++] = ct_char((chk >> (5 * (5 - i))) & 31);
 	out[o] = '\0';
 	if (upper)
 		for (size_t i = 0; i < o; i++)
@@ -90,10 +124,19 @@ bool vf_bech32_encode(const char *hrp, const uint8_t *data, size_t len, bool upp
 	return true;
 }
 
+/* The value of character c, or -1: every entry is compared (memchr
+ * would stop at the match and tell where it was). */
 static int charset_value(char c)
 {
-	const char *p = memchr(charset, lower(c), sizeof(charset) - 1);
-	return p ? (int)(p - charset) : -1;
+	uint32_t l = (uint32_t)(unsigned char)lower(c), v = 0, found = 0;
+	for (uint32_t i = 0; i < 32; i++) {
+		uint32_t m = ct_eq_mask((uint32_t)(unsigned char)charset[i], l);
+		v |= i & m;
+		found |= m;
+	}
+	/* A character outside the set ends decoding anyway: no secret is
+	 * left to protect once the string is known to be malformed. */
+	return found ? (int)v : -1;
 }
 
 bool vf_bech32_decode(const char *s, size_t s_len, char *hrp, size_t hrp_cap, uint8_t *out,
