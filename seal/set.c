@@ -1,12 +1,11 @@
 /* varseal set MACHINE GENERATOR/FILE: stores the value read from standard
  * input, sealed to the machine (or every machine sharing it) and the
  * admins when the file is secret. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/secmem.h"
 #include "vars/store.h"
 #include "varseal.h"
@@ -16,31 +15,17 @@
 static const char usage[] = "varseal set [-f SPEC] [--store DIR] MACHINE|shared GENERATOR/FILE "
 			    "< VALUE";
 
+/* The value from standard input: a pipe or a file, into guarded memory. */
 static int read_stdin(struct vf_value *v)
 {
-	uint8_t *buf = vf_secure_alloc(MAX_VALUE + 1);
-	if (!buf)
-		return vs_error("out of memory");
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(STDIN_FILENO, buf + len, MAX_VALUE + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			vf_secure_free(buf);
-			return vs_error("reading standard input: %s", strerror(errno));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > MAX_VALUE) {
-			vf_secure_free(buf);
-			return vs_error("standard input: value larger than 16 MiB");
-		}
-	}
+	const struct vf_read_opts o = {.max = MAX_VALUE, .any_type = true, .guarded = true};
+	struct vf_file f = {0};
 	struct vf_error err;
-	enum vf_code rc = vf_value_set(v, buf, len, &err);
-	vf_secure_free(buf);
+	if (vf_read_fd(STDIN_FILENO, "standard input", &o, &f, &err) != VF_OK)
+		return f.fail == VF_READ_SIZE ? vs_error("standard input: value larger than 16 MiB")
+					      : vs_fail(NULL, &err);
+	enum vf_code rc = vf_value_set(v, f.data, f.len, &err);
+	vf_file_free(&f, &o);
 	return rc == VF_OK ? 0 : vs_fail(NULL, &err);
 }
 

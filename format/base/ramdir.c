@@ -82,7 +82,8 @@ int vf_mountinfo_noswap(const char *mountinfo, unsigned long long mnt_id)
 }
 
 /* A /proc file as text, NUL-terminated (at most MAX_PROC_TEXT); NULL on
- * any failure. */
+ * any failure. Not vf_read_file: /proc files say their size is 0, so its
+ * check that a regular file did not change while read would refuse them. */
 static char *proc_text(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
