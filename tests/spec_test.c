@@ -519,6 +519,8 @@ static const struct bad bads[] = {
 	 "generators:\n  g:\n    script: x\n    files: {a: null}\n    prompts:\n      p: {typ: line}\n",
 	 "6:11", "unknown key 'typ' in prompt 'p'"},
 	{"sequence for machines", "machines:\n  - m\n", "2:3", "is a sequence (expected a mapping)"},
+	{"machine named shared", "machines:\n  web1: {}\n  shared: {}\n", "3:3",
+	 "machine name 'shared' is reserved"},
 	{"scalar for files", "generators:\n  g:\n    script: x\n    files: abc\n", "4:12",
 	 "files of generator 'g' is a scalar (expected a mapping)"},
 	{"scalar for a machine's generators",

@@ -991,9 +991,18 @@ static enum vf_code parse_machines(struct ctx *c, const yaml_node_t *map)
 	void *items;
 	enum vf_code rc = open_section(c, map, &sec, &items, &spec->n_machines, NULL);
 	spec->machines = items;
-	for (size_t i = 0; i < spec->n_machines && rc == VF_OK; i++)
-		rc = parse_machine(c, node_at(c, map->data.mapping.pairs.start[i].value),
-				   &spec->machines[i]);
+	for (size_t i = 0; i < spec->n_machines && rc == VF_OK; i++) {
+		/* The tools name the shared generators' owner "shared"
+		 * (`varseal get shared GEN/FILE`): a machine of that name
+		 * could not be told apart. */
+		if (!strcmp(spec->machines[i].name, "shared"))
+			rc = spec_fail_at(c, node_at(c, map->data.mapping.pairs.start[i].key),
+					  "machine name 'shared' is reserved for the shared "
+					  "generators (expected another name)");
+		if (rc == VF_OK)
+			rc = parse_machine(c, node_at(c, map->data.mapping.pairs.start[i].value),
+					   &spec->machines[i]);
+	}
 	return rc;
 }
 
