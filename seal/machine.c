@@ -152,6 +152,25 @@ static int keygen(struct vs_vars *v, const char *machine, bool force)
 	return status;
 }
 
+/* Why machine m has no kept key, said as it is: an SSH host key never had
+ * one (its private key stays on its host); an age key made by keygen had
+ * one that is now missing from the store; no key at all was never made. */
+static int missing_kept_key(const struct vs_vars *v, const struct vf_spec_machine *m,
+			    const char *rel)
+{
+	if (!m->key)
+		return vs_error("%s/%s: no key kept for machine %s (varseal machine keygen %s)",
+				v->root, rel, m->name, m->name);
+	if (!strncmp(m->key, "ssh-", 4))
+		return vs_error("%s/%s: no key kept for machine %s: its key in the spec is an SSH "
+				"host key, whose private key stays on its host",
+				v->root, rel, m->name);
+	return vs_error("%s/%s: missing: machine %s's key is in the spec but not in the store "
+			"(restore the file, e.g. from git, or make a new key with varseal machine "
+			"keygen --force %s and install it on the host)",
+			v->root, rel, m->name, m->name);
+}
+
 static int print_key(struct vs_vars *v, const char *machine)
 {
 	if (!vf_spec_machine(&v->spec, machine))
@@ -165,13 +184,7 @@ static int print_key(struct vs_vars *v, const char *machine)
 	if (!status && vf_store_exists(v->root, rel, &exists, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	if (!status && !exists)
-		status = m->key ? vs_error("%s/%s: no key kept for machine %s: its key in the spec "
-					   "was not made by varseal machine keygen (an SSH host "
-					   "key stays on its host)",
-					   v->root, rel, machine)
-				: vs_error("%s/%s: no key kept for machine %s (varseal machine keygen "
-					   "%s)",
-					   v->root, rel, machine, machine);
+		status = missing_kept_key(v, m, rel);
 	if (!status)
 		status = vs_vars_identities(v);
 	if (!status && vf_unseal(v->root, rel, &v->ids, &key, &err) != VF_OK)

@@ -1472,6 +1472,24 @@ class T13MachineKeygenForce(VarsCase):
         self.assertNotEqual(read(self.machine_key("web1")), first)
 
 
+# ---- 14. a kept machine key that is missing --------------------------------------
+
+class T14MissingMachineKey(VarsCase):
+    # Deleting a kept key made `machine key` say the key "was not made by
+    # varseal machine keygen", which was false: it is simply missing.
+    def test_missing_kept_key_is_called_missing(self):
+        self.admins("alice")
+        self.write_spec("admins:\n  alice: @A@\nmachines:\n  web2:\n    generators: []\n"
+                        "generators: {}\n", a=self.alice_r)
+        self.varseal("machine", "keygen", "web2")
+        shutil.rmtree(os.path.join(self.vars, "machine-keys", "web2"))
+        p = self.varseal("machine", "key", "web2", "-i", self.alice, expect=None)
+        line = self.assert_one_line_error(p, "varseal")
+        self.assertIn("missing", line)
+        self.assertIn("not in the store", line)
+        self.assertNotIn("not made by", line)
+
+
 if __name__ == "__main__":
     for tool in (VARGEN, VARSEAL, AGE):
         if not os.access(tool, os.X_OK):
