@@ -68,8 +68,15 @@ static int consider_file(struct rekey *r, const char *secret, const char *manife
 		free(want);
 		return vs_fail(NULL, &err);
 	}
-	bool same = have && !strcmp((char *)have, want);
+	bool same = false;
+	enum vf_code rc = have ? vf_manifest_same((const char *)have, have_len, want, want_len,
+						  &same, &err)
+			       : VF_OK;
 	free(have);
+	if (rc != VF_OK) {
+		free(want);
+		return vs_fail(NULL, &err);
+	}
 	if (same && !r->rotate) {
 		free(want);
 		return 0;

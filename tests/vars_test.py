@@ -1490,6 +1490,40 @@ class T14MissingMachineKey(VarsCase):
         self.assertNotIn("not made by", line)
 
 
+# ---- 15. an SSH recipient's comment ---------------------------------------------
+
+class T15SshComment(VarsCase):
+    # Changing only the comment of an SSH key in the spec marked its files
+    # wrong-recipients: the comment names the key, it does not change it.
+    def test_comment_change_is_not_a_recipient_change(self):
+        key = os.path.join(self.dir, "alice_ssh")
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice-laptop", "-f", key],
+            check=True)
+        with open(key + ".pub") as f:
+            pub = f.read().strip()
+        self.assertTrue(pub.endswith(" alice-laptop"), pub)
+        spec = ("admins:\n  alice: \"@A@\"\nmachines:\n  m:\n    generators: [g]\n"
+                "generators:\n  g:\n    share: true\n    files:\n      a: {kind: random}\n")
+        self.write_spec(spec, a=pub)
+        self.varseal("machine", "keygen", "m")
+        spec = open(self.spec).read().replace(pub, "@A@")
+        self.vargen("generate")
+        self.assertEqual(self.states("list"), {"shared/g/a": ("secret", "ok")})
+        self.write_spec(spec, a=pub.replace("alice-laptop", "alice-desktop"))
+        self.assertEqual(self.states("list"), {"shared/g/a": ("secret", "ok")})
+        self.vargen("check")
+        out = self.varseal("rekey").stdout.decode()
+        self.assertIn("rekey: 0 of 2 secrets resealed", out)
+        # A different key is still a different recipient.
+        other = os.path.join(self.dir, "bob_ssh")
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice-desktop", "-f", other],
+            check=True)
+        with open(other + ".pub") as f:
+            self.write_spec(spec, a=f.read().strip())
+        self.assertEqual(self.states("list"), {"shared/g/a": ("secret", "wrong-recipients")})
+        self.vargen("check", expect=1)
+
+
 if __name__ == "__main__":
     for tool in (VARGEN, VARSEAL, AGE):
         if not os.access(tool, os.X_OK):

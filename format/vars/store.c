@@ -424,6 +424,64 @@ enum vf_code vf_manifest_format(char **recipients, size_t n, char **text, size_t
 	return VF_OK;
 }
 
+/* A manifest line as it identifies a key: an SSH recipient is its type and
+ * key, without the comment, which names a key but does not change it. */
+static char *canonical_recipient(const char *line, size_t len)
+{
+	if (len > 4 && !memcmp(line, "ssh-", 4)) {
+		const char *sp = memchr(line, ' ', len);
+		const char *sp2 = sp ? memchr(sp + 1, ' ', len - (size_t)(sp + 1 - line)) : NULL;
+		if (sp2)
+			len = (size_t)(sp2 - line);
+	}
+	return strndup(line, len);
+}
+
+/* The manifest text with every line canonical, sorted, without duplicates. */
+static enum vf_code canonical_manifest(const char *text, size_t len, char **out,
+				       struct vf_error *err)
+{
+	size_t n = 0, cap = 0;
+	char **lines = NULL;
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; i < len && rc == VF_OK;) {
+		const char *nl = memchr(text + i, '\n', len - i);
+		size_t l = nl ? (size_t)(nl - (text + i)) : len - i;
+		if (l) {
+			char **grown = n == cap ? realloc(lines, (cap = cap * 2 + 8) * sizeof(*lines))
+						: lines;
+			if (grown)
+				lines = grown;
+			if (!grown || !(lines[n] = canonical_recipient(text + i, l)))
+				rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+			else
+				n++;
+		}
+		i += l + 1;
+	}
+	size_t out_len;
+	if (rc == VF_OK)
+		rc = vf_manifest_format(lines, n, out, &out_len, err);
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
+	return rc;
+}
+
+enum vf_code vf_manifest_same(const char *have, size_t have_len, const char *want,
+			      size_t want_len, bool *same, struct vf_error *err)
+{
+	char *a = NULL, *b = NULL;
+	enum vf_code rc = canonical_manifest(have, have_len, &a, err);
+	if (rc == VF_OK)
+		rc = canonical_manifest(want, want_len, &b, err);
+	if (rc == VF_OK)
+		*same = !strcmp(a, b);
+	free(a);
+	free(b);
+	return rc;
+}
+
 /* Deepest first: in the common case the parent exists and one mkdir is
  * all it takes. */
 enum vf_code vf_mkdirs(const char *dir, struct vf_error *err)

@@ -66,6 +66,11 @@ enum vf_code vf_store_exists(const char *root, const char *rel, bool *exists,
 /* The manifest: recipients one per line, sorted, without duplicates. */
 enum vf_code vf_manifest_format(char **recipients, size_t n, char **text, size_t *len,
 				struct vf_error *err);
+/* Whether two manifests name the same keys: line by line, an SSH recipient
+ * compared by its type and key, not its comment (a comment changed in the
+ * spec does not change who can decrypt). */
+enum vf_code vf_manifest_same(const char *have, size_t have_len, const char *want,
+			      size_t want_len, bool *same, struct vf_error *err);
 
 /* When a staged change takes effect within vf_txn_commit. */
 enum vf_txn_phase {

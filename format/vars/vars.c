@@ -482,10 +482,15 @@ static enum vf_code secret_facts(const char *root, const char *machine,
 		facts->st = VF_STATE_CORRUPT;
 	else if (!expected_manifest)
 		facts->st = VF_STATE_NO_KEY;
-	else if (!manifest || strcmp((char *)manifest, expected_manifest) != 0)
-		facts->st = VF_STATE_WRONG_RECIPIENTS;
-	else
-		facts->st = VF_STATE_OK;
+	else {
+		bool same = false;
+		if (manifest)
+			rc = vf_manifest_same((const char *)manifest, manifest_len, expected_manifest,
+					      strlen(expected_manifest), &same, err);
+		facts->st = rc != VF_OK ? VF_STATE_CORRUPT
+			    : same	    ? VF_STATE_OK
+					    : VF_STATE_WRONG_RECIPIENTS;
+	}
 	free(secret);
 	free(manifest);
 	return rc;

@@ -14,7 +14,8 @@
  *     FIFO (without blocking), a directory and a file above
  *     VF_STORE_MAX_FILE are refused, naming the path; writing through a
  *     symlinked directory is refused and writes nothing there;
- *  5. vf_manifest_format: sorted, deduplicated, one LF-terminated line
+ *  5. vf_manifest_format: sorted, deduplicated, one LF-terminated line;
+ *     vf_manifest_same: SSH recipients compared by type and key, not comment
  *     each;
  *  6. vf_store_clean_temps removes only ".*.tmp" regular files under vars/;
  *  7. vf_store_lock: one writer at a time.
@@ -375,6 +376,28 @@ static void manifest(void)
 	CHECK(manifest_is(same, 3, "x\n"), "all the same: one line");
 }
 
+static bool manifests_same(const char *a, const char *b)
+{
+	struct vf_error err = {0};
+	bool same = false;
+	return vf_manifest_same(a, strlen(a), b, strlen(b), &same, &err) == VF_OK && same;
+}
+
+static void manifest_comparison(void)
+{
+	CHECK(manifests_same("age1a\nssh-ed25519 AAAA alice@laptop\n",
+			     "age1a\nssh-ed25519 AAAA alice@desktop\n"),
+	      "an SSH recipient's comment does not make it another recipient");
+	CHECK(manifests_same("ssh-ed25519 AAAA\nage1a\n", "age1a\nssh-ed25519 AAAA x y z\n"),
+	      "with or without a comment, in any order");
+	CHECK(!manifests_same("ssh-ed25519 AAAA c\n", "ssh-ed25519 BBBB c\n"),
+	      "another key with the same comment is another recipient");
+	CHECK(!manifests_same("ssh-rsa AAAA c\n", "ssh-ed25519 AAAA c\n"),
+	      "the key type counts");
+	CHECK(!manifests_same("age1a\n", "age1a\nage1b\n"), "a recipient more");
+	CHECK(manifests_same("", ""), "two empty manifests");
+}
+
 static void clean_temps(void)
 {
 	char *root = new_root();
@@ -436,6 +459,7 @@ int main(void)
 	phases();
 	reading();
 	manifest();
+	manifest_comparison();
 	clean_temps();
 	locking();
 	unit_rmtree(top);
