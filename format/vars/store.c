@@ -398,8 +398,10 @@ enum vf_code vf_manifest_format(char **recipients, size_t n, char **text, size_t
 	char **sorted = malloc((n ? n : 1) * sizeof(char *));
 	if (!sorted)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	memcpy(sorted, recipients, n * sizeof(char *));
-	qsort(sorted, n, sizeof(char *), cmp_str);
+	if (n) { /* an empty list may come as NULL, which memcpy must not see */
+		memcpy(sorted, recipients, n * sizeof(char *));
+		qsort(sorted, n, sizeof(char *), cmp_str);
+	}
 	size_t total = 1;
 	for (size_t i = 0; i < n; i++)
 		total += strlen(sorted[i]) + 1;
