@@ -58,25 +58,34 @@ size_t vf_b64_encode(const uint8_t *in, size_t len, char *out, bool pad)
 	return o;
 }
 
-bool vf_b64_decode(const char *in, size_t in_len, uint8_t *out, size_t out_cap,
-		   size_t *out_len, bool pad)
+/* The length checks both decoders share (they look at the length and the
+ * padding, never at the data): the unpadded length in *data_len and the
+ * decoded size in *need, or false. */
+static bool b64_shape(const char *in, size_t in_len, size_t out_cap, bool pad, size_t *data_len,
+		      size_t *need)
 {
-	size_t data_len = in_len;
+	size_t n = in_len;
 	if (pad) {
 		if (in_len % 4)
 			return false;
-		if (data_len && in[data_len - 1] == '=')
-			data_len--;
-		if (data_len && in[data_len - 1] == '=')
-			data_len--;
-		/* "xx==" and "xxx=" only: a lone "x===" is not base64. */
-		if (data_len % 4 == 1)
-			return false;
+		if (n && in[n - 1] == '=')
+			n--;
+		if (n && in[n - 1] == '=')
+			n--;
 	}
-	if (data_len % 4 == 1)
+	/* "xx==" and "xxx=" only: a lone "x===" is not base64. */
+	if (n % 4 == 1)
 		return false;
-	size_t need = data_len / 4 * 3 + (data_len % 4 ? data_len % 4 - 1 : 0);
-	if (need > out_cap)
+	*data_len = n;
+	*need = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+	return *need <= out_cap;
+}
+
+bool vf_b64_decode(const char *in, size_t in_len, uint8_t *out, size_t out_cap,
+		   size_t *out_len, bool pad)
+{
+	size_t data_len, need;
+	if (!b64_shape(in, in_len, out_cap, pad, &data_len, &need))
 		return false;
 	size_t o = 0, i = 0;
 	for (; i + 4 <= data_len; i += 4) {
@@ -129,22 +138,10 @@ void vf_hex_encode_secret(const uint8_t *in, size_t len, char *out)
 bool vf_b64_decode_secret(const char *in, size_t in_len, uint8_t *out, size_t out_cap,
 			  size_t *out_len, bool pad)
 {
-	/* The same shape checks as vf_b64_decode (they look at the length
-	 * and the padding, not at secret bits); libsodium then refuses stray
-	 * characters, misplaced '=' and non-zero leftover bits itself. */
-	size_t data_len = in_len;
-	if (pad) {
-		if (in_len % 4)
-			return false;
-		if (data_len && in[data_len - 1] == '=')
-			data_len--;
-		if (data_len && in[data_len - 1] == '=')
-			data_len--;
-	}
-	if (data_len % 4 == 1)
-		return false;
-	size_t need = data_len / 4 * 3 + (data_len % 4 ? data_len % 4 - 1 : 0);
-	if (need > out_cap)
+	/* The same shape checks as vf_b64_decode; libsodium then refuses
+	 * stray characters, misplaced '=' and non-zero leftover bits itself. */
+	size_t data_len, need;
+	if (!b64_shape(in, in_len, out_cap, pad, &data_len, &need))
 		return false;
 	/* libsodium 1.0.18 reads a byte above 0x7f as a signed char and
 	 * decodes some of them as letters: refuse them first, with one OR over
