@@ -101,28 +101,9 @@ static int reseal_job(void *ctx, size_t i)
 	struct rekey *r = ctx;
 	struct reseal_job *job = &r->jobs[i];
 	struct vf_error err;
-	uint8_t *file = NULL;
-	size_t file_len;
-	struct vf_buf out;
-	vf_buf_init(&out);
-	const char *root = r->v.root;
-	enum vf_code rc = vf_store_read_at(root, job->secret, &file, &file_len, &err);
-	if (rc == VF_OK && !file)
-		rc = vf_fail(&err, VF_E_IO, "%s/%s: vanished", root, job->secret);
-	if (rc == VF_OK)
-		rc = vf_reseal(file, file_len, &r->v.ids, job->recipients, r->rotate, &out, &err);
-	if (rc != VF_OK && rc != VF_E_NOMEM && rc != VF_E_IO) {
-		struct vf_error why = err; /* name the file the reason is about */
-		vf_fail(&err, rc, "%s/%s: %s", root, job->secret, why.msg);
-	}
-	if (rc == VF_OK)
-		rc = vf_txn_write(&r->txn, root, job->secret, out.data, out.len, &err);
-	if (rc == VF_OK)
-		rc = vf_txn_write(&r->txn, root, job->manifest_path, job->manifest, job->manifest_len,
-				  &err);
-	vf_buf_free(&out);
-	free(file);
-	if (rc == VF_OK)
+	if (vf_vars_stage_reseal(&r->txn, r->v.root, job->secret, job->manifest_path, job->manifest,
+				 job->manifest_len, &r->v.ids, job->recipients, r->rotate,
+				 &err) == VF_OK)
 		return 0;
 	if (!atomic_flag_test_and_set(&r->job_failed))
 		r->job_err = err;

@@ -901,3 +901,30 @@ enum vf_code vf_reseal(const uint8_t *file, size_t len, const struct vf_identiti
 	vf_secbuf_free(&plain);
 	return rc;
 }
+
+enum vf_code vf_vars_stage_reseal(struct vf_txn *t, const char *root, const char *secret_rel,
+				  const char *manifest_rel, const char *manifest, size_t manifest_len,
+				  const struct vf_identities *ids, const struct vf_strings *recipients,
+				  bool rotate, struct vf_error *err)
+{
+	uint8_t *file = NULL;
+	size_t file_len;
+	struct vf_buf out;
+	vf_buf_init(&out);
+	enum vf_code rc = vf_store_read_at(root, secret_rel, &file, &file_len, err);
+	if (rc == VF_OK && !file)
+		rc = vf_fail(err, VF_E_IO, "%s/%s: vanished", root, secret_rel);
+	if (rc == VF_OK)
+		rc = vf_reseal(file, file_len, ids, recipients, rotate, &out, err);
+	if (rc != VF_OK && rc != VF_E_NOMEM && rc != VF_E_IO && err) {
+		struct vf_error why = *err; /* name the file the reason is about */
+		vf_fail(err, rc, "%s/%s: %s", root, secret_rel, why.msg);
+	}
+	if (rc == VF_OK)
+		rc = vf_txn_write(t, root, secret_rel, out.data, out.len, err);
+	if (rc == VF_OK)
+		rc = vf_txn_write(t, root, manifest_rel, manifest, manifest_len, err);
+	vf_buf_free(&out);
+	free(file);
+	return rc;
+}

@@ -110,6 +110,14 @@ enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char 
 				 const struct vf_spec_generator *g, bool fresh,
 				 struct vf_error *err);
 
+/* Stages the secret at secret_rel resealed to recipients (vf_reseal with
+ * ids and rotate) and manifest (its text) at manifest_rel. Messages name
+ * the file. Safe to call from several threads on one transaction. */
+enum vf_code vf_vars_stage_reseal(struct vf_txn *t, const char *root, const char *secret_rel,
+				  const char *manifest_rel, const char *manifest, size_t manifest_len,
+				  const struct vf_identities *ids, const struct vf_strings *recipients,
+				  bool rotate, struct vf_error *err);
+
 /* Re-seals an age file to new recipients keeping its payload: the file key
  * is unwrapped with ids, wrapped again for recipients, and the new header
  * is followed by the old payload bytes unchanged. With rotate, a new file
