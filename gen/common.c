@@ -1,9 +1,17 @@
 /* What the subcommands share: messages, the spec, the list of work. */
+#include <getopt.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
+#include "base/secmem.h"
+#include "base/term.h"
+
+#include "vars/store.h"
 #include "vargen.h"
 
 int vg_error(const char *fmt, ...)
@@ -30,6 +38,73 @@ int vg_usage(const char *usage)
 	return 2;
 }
 
+int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
+	     struct vg_flags *flags)
+{
+	static const struct option opts[] = {
+		{"file", required_argument, NULL, 'f'},
+		{"store", required_argument, NULL, OPT_STORE},
+		{"machine", required_argument, NULL, 'm'},
+		{"generator", required_argument, NULL, 'g'},
+		{"all", no_argument, NULL, OPT_ALL},
+		{"plan", no_argument, NULL, OPT_PLAN},
+		{"yes", no_argument, NULL, OPT_YES},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	struct vf_error err;
+	while ((c = getopt_long(argc, argv, "f:m:g:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': ctx->spec_path = optarg; break;
+		case OPT_STORE: ctx->store_opt = optarg; break;
+		case 'm':
+			if (vf_strings_add(&ctx->machines, optarg, &err) != VF_OK)
+				return vg_fail(&err);
+			break;
+		case 'g':
+			if (vf_strings_add(&ctx->generators, optarg, &err) != VF_OK)
+				return vg_fail(&err);
+			break;
+		case OPT_ALL:
+		case OPT_PLAN:
+		case OPT_YES:
+			if (!flags)
+				return vg_usage(usage);
+			*(c == OPT_ALL ? &flags->all : c == OPT_PLAN ? &flags->plan : &flags->yes) = true;
+			break;
+		case 'h': printf("Usage: %s\n", usage); return -1;
+		default: return vg_usage(usage);
+		}
+	}
+	if (optind != argc)
+		return vg_usage(usage);
+	return vg_load(ctx);
+}
+
+/* Asks once on the terminal (default no); without one, refuses unless
+ * --yes: removing or replacing what exists is never a surprise. */
+int vg_confirm(const char *question, size_t n, const char *what, bool yes)
+{
+	if (n == 0 || yes)
+		return 0;
+	int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (tty < 0)
+		return vg_error("this would %s (--plan lists them); not on a terminal, so give "
+				"--yes to confirm",
+				what);
+	close(tty);
+	uint8_t *answer = NULL;
+	size_t len = 0;
+	struct vf_error err;
+	if (vf_tty_read(question, true, false, &answer, &len, &err) != VF_OK)
+		return vg_fail(&err);
+	bool ok = (len == 1 || (len == 3 && !strncasecmp((char *)answer, "yes", 3))) &&
+		  (answer[0] == 'y' || answer[0] == 'Y');
+	vf_secure_free(answer);
+	return ok ? 0 : vg_error("not confirmed: nothing was written");
+}
+
 int vg_load(struct vg_context *ctx)
 {
 	struct vf_error err;
@@ -44,6 +119,16 @@ int vg_load(struct vg_context *ctx)
 		if (!vf_spec_generator(&ctx->spec, ctx->generators.items[i]))
 			return vg_error("%s: no generator named %s", ctx->spec_path,
 					ctx->generators.items[i]);
+	/* A mistyped --store must not read as an empty store (everything
+	 * "missing") or start a new one unannounced. */
+	bool present;
+	if (vf_store_present(ctx->root, &present, &err) != VF_OK)
+		return vg_fail(&err);
+	ctx->new_store = !present;
+	if (!present && !ctx->may_create)
+		return vg_error("no store at %s (no vars/ directory there; vargen generate makes "
+				"one)",
+				ctx->root);
 	return 0;
 }
 

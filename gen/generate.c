@@ -1,9 +1,12 @@
-/* vargen generate: makes what is missing or stale, in dependency order,
- * seals each secret straight from memory to its machine's key and the
- * admins, and commits the whole run at once (a failing generator leaves
- * the store as it was). */
+/* vargen generate: makes what is missing, in dependency order, seals each
+ * secret straight from memory to its machine's key and the admins, reseals
+ * (with -i) what is sealed to the wrong keys, and commits the whole run at
+ * once (a failing generator leaves the store as it was). Existing values
+ * are replaced only with --regenerate and a selection, confirmed; what it
+ * leaves is said with the command for it, and its exit status is what
+ * vargen check would say right after (decide.c decides, this file does). */
+#include <fcntl.h>
 #include <getopt.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,37 +15,12 @@
 #include "base/parallel.h"
 #include "base/secmem.h"
 #include "base/term.h"
-#include "vars/store.h"
-#include "vargen.h"
+#include "generate.h"
 
 static const char usage[] =
-	"vargen generate [-f SPEC] [--store DIR] [--machine M]... [--generator G]...\n"
-	"                [--regenerate] [--prompt [GEN/]NAME=@FILE]... [-i IDENTITY]...\n"
-	"                [--passphrase-file FILE]";
-
-struct run {
-	struct vg_context ctx;
-	bool regenerate, insecure;
-	const char *passphrase_file; /* for passphrase-protected identities */
-	struct vf_strings prompt_args;
-	struct vf_strings identity_files;
-	struct vf_identities ids; /* loaded when an old secret is needed */
-	bool ids_loaded;
-	struct vg_item *items;
-	size_t n;
-	bool *wanted, *made;
-	struct vf_value **values; /* per item, per file, when made or loaded */
-	struct vf_txn txn;
-	int lock_fd;
-	/* Sealing jobs, run in parallel: one per file of every made item. */
-	struct vf_strings *recipients; /* per item */
-	struct job {
-		size_t item, file;
-	} *jobs;
-	size_t n_jobs;
-	struct vf_error job_err;
-	atomic_flag job_failed; /* the first failing job records job_err */
-};
+	"vargen generate [-f SPEC] [--store DIR] [--machine M]... [--generator G]... [--plan]\n"
+	"                [--regenerate (--machine M | --generator G | --all)... [--yes]]\n"
+	"                [--prompt [GEN/]NAME=@FILE]... [-i IDENTITY]... [--passphrase-file FILE]";
 
 static int parse(int argc, char **argv, struct run *r)
 {
@@ -52,6 +30,9 @@ static int parse(int argc, char **argv, struct run *r)
 		{"machine", required_argument, NULL, 'm'},
 		{"generator", required_argument, NULL, 'g'},
 		{"regenerate", no_argument, NULL, OPT_REGENERATE},
+		{"all", no_argument, NULL, OPT_ALL},
+		{"yes", no_argument, NULL, OPT_YES},
+		{"plan", no_argument, NULL, OPT_PLAN},
 		{"prompt", required_argument, NULL, OPT_PROMPT},
 		{"identity", required_argument, NULL, 'i'},
 		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
@@ -69,6 +50,9 @@ static int parse(int argc, char **argv, struct run *r)
 		case 'm': rc = vf_strings_add(&r->ctx.machines, optarg, &err); break;
 		case 'g': rc = vf_strings_add(&r->ctx.generators, optarg, &err); break;
 		case OPT_REGENERATE: r->regenerate = true; break;
+		case OPT_ALL: r->all = true; break;
+		case OPT_YES: r->yes = true; break;
+		case OPT_PLAN: r->plan = true; break;
 		case OPT_PROMPT:
 			if (!strstr(optarg, "=@"))
 				return vg_error("--prompt %s: expected NAME=@FILE", optarg);
@@ -85,22 +69,14 @@ static int parse(int argc, char **argv, struct run *r)
 		return vg_fail(&err);
 	if (optind != argc)
 		return vg_usage(usage);
+	if (r->all && !r->regenerate)
+		return vg_error("--all selects what --regenerate replaces; without --regenerate, "
+				"generate already makes everything missing");
+	if (r->regenerate && !r->all && !r->ctx.machines.n && !r->ctx.generators.n)
+		return vg_error("--regenerate replaces existing values: say which, with --machine M, "
+				"--generator G, or --all");
+	r->ctx.may_create = true;
 	return vg_load(&r->ctx);
-}
-
-static bool same_owner(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
-}
-
-static ssize_t find_item(const struct run *r, const char *machine,
-			 const struct vf_spec_generator *g)
-{
-	const char *owner = g->share ? NULL : machine;
-	for (size_t i = 0; i < r->n; i++)
-		if (r->items[i].g == g && same_owner(r->items[i].machine, owner))
-			return (ssize_t)i;
-	return -1;
 }
 
 /* Selected generators, and (transitively) what they depend on. */
@@ -113,7 +89,7 @@ static void mark_wanted(struct run *r)
 			continue;
 		const struct vf_spec_generator *g = r->items[i].g;
 		for (size_t d = 0; d < g->n_dependencies; d++) {
-			ssize_t j = find_item(r, r->items[i].machine,
+			ssize_t j = vg_find_item(r, r->items[i].machine,
 					      vf_spec_generator(&r->ctx.spec, g->dependencies[d]));
 			if (j >= 0)
 				r->wanted[j] = true;
@@ -216,12 +192,12 @@ static int make_script_values(struct run *r, size_t i, struct vf_value *values)
 	struct vf_value *prompts = calloc(g->n_prompts + 1, sizeof(*prompts));
 	int status = deps && prompts ? 0 : vg_error("out of memory");
 	for (size_t d = 0; !status && d < g->n_dependencies; d++) {
-		ssize_t j = find_item(r, it->machine, vf_spec_generator(&r->ctx.spec,
+		ssize_t j = vg_find_item(r, it->machine, vf_spec_generator(&r->ctx.spec,
 									 g->dependencies[d]));
 		if (j < 0)
 			status = vg_error("generator %s: dependency %s is not in scope", g->name,
 					  g->dependencies[d]);
-		else if (!r->made[j] && !r->values[j][0].data)
+		else if (!vg_made(r, (size_t)j) && !r->values[j][0].data)
 			status = load_values(r, (size_t)j);
 		if (!status)
 			deps[d] = r->values[j];
@@ -252,47 +228,76 @@ static int make_values(struct run *r, size_t i)
 	return 0;
 }
 
-static bool needs_making(const struct run *r, size_t i, bool *any_dep_made)
+/* Whether file f of item i is written by this run's making: all of a
+ * made or replaced generator, only the missing ones of a filled one. */
+static bool file_made(const struct run *r, size_t i, size_t f)
 {
-	const struct vg_item *it = &r->items[i];
-	const struct vf_spec_generator *g = it->g;
-	*any_dep_made = false;
-	for (size_t d = 0; d < g->n_dependencies; d++) {
-		ssize_t j = find_item(r, it->machine, vf_spec_generator(&r->ctx.spec,
-									 g->dependencies[d]));
-		if (j >= 0 && r->made[j])
-			*any_dep_made = true;
-	}
-	if (*any_dep_made || (r->regenerate && vg_selected_generator(&r->ctx, g->name)))
-		return true;
-	enum vf_state *states = calloc(g->n_files + 1, sizeof(*states));
-	struct vf_error err;
-	bool need = !states ||
-		    vf_vars_state(&r->ctx.spec, r->ctx.root, it->machine, g, states, &err) != VF_OK;
-	for (size_t f = 0; !need && f < g->n_files; f++)
-		need = states[f] == VF_STATE_MISSING || states[f] == VF_STATE_STALE ||
-		       states[f] == VF_STATE_CORRUPT || states[f] == VF_STATE_INCOMPLETE;
-	free(states);
-	return need;
+	enum action a = r->dec[i].act;
+	return a == ACT_MAKE || a == ACT_REPLACE ||
+	       (a == ACT_FILL && r->before.states[i][f] == VF_STATE_MISSING);
+}
+
+static bool resealing(const struct run *r, size_t i)
+{
+	return r->dec[i].reseal && r->identity_files.n > 0;
 }
 
 static int seal_job(void *ctx, size_t j)
 {
 	struct run *r = ctx;
-	const struct job *job = &r->jobs[j];
-	const struct vg_item *it = &r->items[job->item];
 	struct vf_error err;
-	if (vf_vars_stage_file(&r->txn, r->ctx.root, it->machine, it->g, &it->g->files[job->file],
-			       &r->recipients[job->item], &r->values[job->item][job->file],
-			       &err) == VF_OK)
+	enum vf_code rc;
+	if (j < r->n_jobs) {
+		const struct job *job = &r->jobs[j];
+		const struct vg_item *it = &r->items[job->item];
+		rc = vf_vars_stage_file(&r->txn, r->ctx.root, it->machine, it->g,
+					&it->g->files[job->file], &r->recipients[job->item],
+					&r->values[job->item][job->file], &err);
+	} else {
+		const struct reseal *rs = &r->reseals[j - r->n_jobs];
+		rc = vf_vars_stage_reseal(&r->txn, r->ctx.root, rs->secret, rs->manifest_rel,
+					  rs->manifest, rs->manifest_len, &r->ids, &rs->recipients,
+					  false, &err);
+	}
+	if (rc == VF_OK)
 		return 0;
 	if (!atomic_flag_test_and_set(&r->job_failed))
 		r->job_err = err;
 	return 1;
 }
 
-/* Seals and stages every made file: X25519 for thousands of recipients
- * is the expensive part, and the jobs are independent. */
+/* The records of every generator the run changes, staged after its files:
+ * the transaction first removes the old commit records, then renames the
+ * files, then puts the new records in place (store.h), so a run killed
+ * half-way leaves files without a record that names them (reported
+ * incomplete), never a record over a mix of old and new files. */
+static int stage_records(struct run *r)
+{
+	struct vf_error err;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct vg_item *it = &r->items[i];
+		enum action a = r->dec[i].act;
+		enum vf_code rc = VF_OK;
+		if (a == ACT_MAKE || a == ACT_REPLACE) {
+			rc = vf_vars_stage_hash(&r->txn, r->ctx.root, it->machine, it->g, &err);
+		} else if (a == ACT_FILL || resealing(r, i)) {
+			bool *made = calloc(it->g->n_files + 1, sizeof(bool));
+			if (!made)
+				return vg_error("out of memory");
+			for (size_t f = 0; f < it->g->n_files; f++)
+				made[f] = file_made(r, i, f);
+			struct vf_update u = {.made = made};
+			rc = vf_vars_stage_update(&r->txn, r->ctx.root, it->machine, it->g, &u, &err);
+			free(made);
+		}
+		if (rc != VF_OK)
+			return vg_fail(&err);
+	}
+	return 0;
+}
+
+/* Seals and stages every made file and every reseal: X25519 for thousands
+ * of recipients is the expensive part, and the jobs are independent. */
 static int stage_all(struct run *r)
 {
 	struct vf_error err;
@@ -301,7 +306,7 @@ static int stage_all(struct run *r)
 	if (!r->recipients || !r->jobs)
 		return vg_error("out of memory");
 	for (size_t i = 0; i < r->n; i++) {
-		if (!r->made[i])
+		if (!vg_made(r, i))
 			continue;
 		const struct vg_item *it = &r->items[i];
 		if (vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &r->recipients[i], &err) !=
@@ -312,22 +317,14 @@ static int stage_all(struct run *r)
 			return vg_error("out of memory");
 		r->jobs = grown;
 		for (size_t f = 0; f < it->g->n_files; f++)
-			r->jobs[r->n_jobs++] = (struct job){i, f};
+			if (file_made(r, i, f))
+				r->jobs[r->n_jobs++] = (struct job){i, f};
 	}
 	/* vf_parallel_for stops handing out jobs after the first failure;
 	 * jobs already running may fail too, but only the first one reports. */
-	if (vf_parallel_for(r->n_jobs, seal_job, r))
+	if (vf_parallel_for(r->n_jobs + r->n_reseals, seal_job, r))
 		return vg_fail(&r->job_err);
-	/* The records go last: the transaction first removes the old commit
-	 * records, then renames the files, then puts the new records in
-	 * place (store.h), so a run killed half-way leaves files without a
-	 * record that names them (reported incomplete, made again), never a
-	 * record over a mix of old and new files. */
-	for (size_t i = 0; i < r->n; i++)
-		if (r->made[i] && vf_vars_stage_hash(&r->txn, r->ctx.root, r->items[i].machine,
-						     r->items[i].g, &err) != VF_OK)
-			return vg_fail(&err);
-	return 0;
+	return stage_records(r);
 }
 
 /* One writer at a time: two runs interleaving renames would mix seals.
@@ -336,43 +333,106 @@ static int stage_all(struct run *r)
 static int lock_store(struct run *r)
 {
 	struct vf_error err;
+	if (r->ctx.new_store)
+		fprintf(stderr, "vargen: creating a new store at %s/vars\n", r->ctx.root);
 	return vf_store_lock(r->ctx.root, &r->lock_fd, &err) == VF_OK ? 0 : vg_fail(&err);
 }
 
 static int generate_all(struct run *r)
 {
+	if (r->n_reseals && load_identities(r))
+		return 1;
 	for (size_t i = 0; i < r->n; i++) {
-		/* What depends on something made in this run is made again too,
-		 * selected or not: its inputs changed. */
-		bool dep_made;
-		bool need = needs_making(r, i, &dep_made);
-		if (!r->wanted[i] && !dep_made)
-			continue;
-		if (!need)
+		if (!vg_made(r, i))
 			continue;
 		int status = make_values(r, i);
 		if (status)
 			return status;
-		r->made[i] = true;
 	}
 	return stage_all(r);
 }
 
+/* Replacing existing values is asked once on a terminal (default no), and
+ * refused elsewhere without --yes: a plain run never replaces anything. */
+static int confirm_replace(struct run *r)
+{
+	size_t n = vg_count_replaced(r);
+	if (n == 0 || r->yes)
+		return 0;
+	int tty = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (tty >= 0) { /* the list only where someone can answer */
+		close(tty);
+		fflush(stdout);
+		vg_print_plan(r, stderr, true, NULL);
+	}
+	char question[128];
+	snprintf(question, sizeof(question), "Replace these %zu existing value%s? [y/N] ", n,
+		 n == 1 ? "" : "s");
+	char what[64];
+	snprintf(what, sizeof(what), "replace %zu existing value%s", n, n == 1 ? "" : "s");
+	return vg_confirm(question, n, what, false);
+}
+
 static void report(const struct run *r)
 {
-	size_t made = 0;
 	for (size_t i = 0; i < r->n; i++) {
-		if (!r->made[i])
+		if (!vg_made(r, i))
 			continue;
-		made++;
 		printf("generated %s/%s:", r->items[i].machine ? r->items[i].machine : "shared",
 		       r->items[i].g->name);
 		for (size_t f = 0; f < r->items[i].g->n_files; f++)
-			printf(" %s", r->items[i].g->files[f].name);
+			if (file_made(r, i, f))
+				printf(" %s", r->items[i].g->files[f].name);
 		printf("\n");
 	}
-	if (!made)
+	for (size_t k = 0; k < r->n_reseals; k++)
+		printf("resealed %s\n", r->reseals[k].name);
+}
+
+/* After the commit, the store is judged as vargen check judges it, so
+ * that generate exits 0 exactly when check would. */
+static int verdict(struct run *r, bool did_something)
+{
+	struct vg_survey after;
+	if (vg_survey(&r->ctx, &after) != 0)
+		return 1;
+	size_t bad = vg_survey_problems(&after);
+	/* The same machines, so the same items in the same order: a row's
+	 * item is the one decided on. */
+	bool same = after.n_items == r->n;
+	for (size_t i = 0; i < after.n_rows; i++) {
+		const struct vg_row *row = &after.rows[i];
+		if (vf_state_sound(row->st))
+			continue;
+		const struct decision *d = same && row->item != SIZE_MAX ? &r->dec[row->item] : NULL;
+		if (d && d->act == ACT_LEAVE)
+			printf("left\t%s\t%s: %s\n", row->name, vf_state_name(row->st), d->why);
+		else
+			printf("left\t%s\t%s\n", row->name, vf_state_name(row->st));
+	}
+	if (bad) {
+		fflush(stdout);
+		fprintf(stderr, "vargen: generate: %zu left as they are (vargen check lists them):\n",
+			bad);
+		vg_survey_hints(&after, &r->ctx);
+	} else if (!did_something) {
 		printf("generate: everything is up to date\n");
+	}
+	vg_survey_free(&after);
+	return bad ? 1 : 0;
+}
+
+static int print_plan(struct run *r)
+{
+	struct vg_plan_count c = {0};
+	size_t n = vg_print_plan(r, stdout, false, &c);
+	if (r->ctx.new_store)
+		printf("plan: no store at %s yet: generate would create %s/vars\n", r->ctx.root,
+		       r->ctx.root);
+	char summary[256];
+	vg_plan_summary(&c, summary, sizeof(summary));
+	printf("plan: %s; nothing written\n", n ? summary : "nothing to do");
+	return n || r->ctx.new_store ? 1 : 0;
 }
 
 static void free_run(struct run *r)
@@ -387,9 +447,17 @@ static void free_run(struct run *r)
 		vf_strings_free(&r->recipients[i]);
 	free(r->recipients);
 	free(r->jobs);
+	for (size_t k = 0; k < r->n_reseals; k++) {
+		free(r->reseals[k].name);
+		free(r->reseals[k].secret);
+		free(r->reseals[k].manifest_rel);
+		free(r->reseals[k].manifest);
+		vf_strings_free(&r->reseals[k].recipients);
+	}
+	free(r->reseals);
 	free(r->wanted);
-	free(r->made);
-	free(r->items);
+	free(r->dec);
+	vg_survey_free(&r->before);
 	vf_txn_abort(&r->txn);
 	vf_identities_free(&r->ids);
 	vf_strings_free(&r->prompt_args);
@@ -411,10 +479,33 @@ static bool alloc_values(struct run *r)
 	return r->values != NULL;
 }
 
+/* The store as found, and what to do with each generator. */
+static int survey_and_decide(struct run *r)
+{
+	if (vg_survey(&r->ctx, &r->before) != 0)
+		return 1;
+	r->items = r->before.items;
+	r->n = r->before.n_items;
+	r->wanted = calloc(r->n + 1, sizeof(bool));
+	if (!r->wanted || !alloc_values(r))
+		return vg_error("out of memory");
+	mark_wanted(r);
+	if (vg_decide(r))
+		return 1;
+	return r->identity_files.n ? vg_plan_reseals(r) : 0;
+}
+
 int cmd_generate(int argc, char **argv)
 {
 	struct run r = {.lock_fd = -1, .job_failed = ATOMIC_FLAG_INIT};
 	int status = parse(argc, argv, &r);
+	if (!status && r.plan) {
+		status = survey_and_decide(&r);
+		if (!status)
+			status = print_plan(&r);
+		free_run(&r);
+		return status;
+	}
 	/* Plaintext that killed runs left on the RAM file system goes first. */
 	if (!status)
 		vg_clean_stale_script_dirs();
@@ -423,21 +514,18 @@ int cmd_generate(int argc, char **argv)
 	if (!status)
 		vf_store_clean_temps(r.ctx.root);
 	if (!status)
-		status = vg_items(&r.ctx, &r.items, &r.n);
+		status = survey_and_decide(&r);
+	if (!status)
+		status = confirm_replace(&r);
 	if (!status) {
-		r.wanted = calloc(r.n + 1, sizeof(bool));
-		r.made = calloc(r.n + 1, sizeof(bool));
-		if (!r.wanted || !r.made || !alloc_values(&r))
-			status = vg_error("out of memory");
-	}
-	if (!status) {
-		mark_wanted(&r);
 		status = generate_all(&r);
 		struct vf_error err;
 		if (!status && vf_txn_commit(&r.txn, &err) != VF_OK)
 			status = vg_fail(&err);
-		if (!status)
+		if (!status) {
 			report(&r);
+			status = verdict(&r, r.n_jobs + r.n_reseals > 0);
+		}
 	}
 	free_run(&r);
 	return status < 0 ? 0 : status;

@@ -12,9 +12,11 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{"generate", cmd_generate, "make what is missing or stale, sealed to the right keys"},
-	{"list", cmd_list, "show every file and its state"},
-	{"check", cmd_check, "exit non-zero when anything is missing, stale or mis-sealed"},
+	{"generate", cmd_generate, "make what is missing; --regenerate replaces; --plan shows"},
+	{"list", cmd_list, "show every file, kept key and orphan with its state"},
+	{"check", cmd_check, "exit non-zero when anything needs attention, saying what fixes it"},
+	{"accept", cmd_accept, "keep the values of a changed (stale) generator"},
+	{"prune", cmd_prune, "remove what the spec no longer names (orphans)"},
 };
 
 static void usage(FILE *out)

@@ -18,11 +18,16 @@ enum vg_long_option {
 	OPT_PROMPT,
 	OPT_INSECURE_PERMISSIONS,
 	OPT_PASSPHRASE_FILE,
+	OPT_ALL,
+	OPT_YES,
+	OPT_PLAN,
 };
 
 int cmd_generate(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_accept(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 int vg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vg_fail(const struct vf_error *err);
@@ -37,8 +42,24 @@ struct vg_context {
 	struct vf_spec spec;
 	struct vf_strings machines;   /* --machine filters */
 	struct vf_strings generators; /* --generator filters */
+	bool may_create;	      /* generate: a missing store is made */
+	bool new_store;		      /* set by vg_load: there is none yet */
 };
+/* Loads the spec, checks the filters, and refuses a missing store (one
+ * line: no store at ROOT) unless may_create. */
 int vg_load(struct vg_context *ctx);
+/* The options list, check, accept and prune share: -f, --store,
+ * --machine, --generator, --help, and with flags --all, --plan, --yes;
+ * then vg_load. 0, -1 after --help, or the exit status of an error. */
+struct vg_flags {
+	bool all, plan, yes;
+};
+int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
+	     struct vg_flags *flags);
+/* Replacing or removing n existing values: asks question on the terminal
+ * (default no), or without one refuses unless yes, saying what it would
+ * do ("replace 3 existing values"). 0 to go ahead. */
+int vg_confirm(const char *question, size_t n, const char *what, bool yes);
 void vg_context_free(struct vg_context *ctx);
 bool vg_selected_machine(const struct vg_context *ctx, const char *name);
 bool vg_selected_generator(const struct vg_context *ctx, const char *name);
@@ -51,6 +72,31 @@ struct vg_item {
 /* Every pair of the selected machines, dependencies first, shared ones
  * once. */
 int vg_items(const struct vg_context *ctx, struct vg_item **items, size_t *n);
+
+/* Every row list shows: the selected generators' files, the selected
+ * machines' kept keys, and (nothing selected) the orphans. */
+struct vg_row {
+	char *name;	  /* owner/gen/file, machine-keys/M, or an orphan's name */
+	const char *kind; /* secret, value, key, machine, generator */
+	enum vf_state st;
+	size_t item;	  /* index in items for a generator's file, else SIZE_MAX */
+	size_t file;	  /* file index; the machine's or the orphan's otherwise */
+};
+struct vg_survey {
+	struct vg_item *items; /* every item of the selected machines */
+	size_t n_items;
+	enum vf_state **states; /* per item, per file */
+	struct vg_row *rows;
+	size_t n_rows;
+	struct vf_orphans orphans;
+};
+int vg_survey(const struct vg_context *ctx, struct vg_survey *s);
+void vg_survey_free(struct vg_survey *s);
+size_t vg_survey_problems(const struct vg_survey *s);
+void vg_print_row(const struct vg_row *r);
+/* For each state present that needs something done, one line on stderr:
+ * how many, and the command that does it. */
+void vg_survey_hints(const struct vg_survey *s, const struct vg_context *ctx);
 
 /* Runs a generator's script in a private directory on a RAM file system
  * with $out, $in/<dep>/<file> and $prompts/<name>; values[i] receives

@@ -1,6 +1,7 @@
 /* varseal set MACHINE GENERATOR/FILE: stores the value read from standard
  * input, sealed to the machine (or every machine sharing it) and the
- * admins when the file is secret. */
+ * admins when the file is secret. The file is recorded as set by hand:
+ * vargen generate does not replace it without --regenerate. */
 #include <getopt.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -46,11 +47,14 @@ int cmd_set(int argc, char **argv)
 		status = vs_vars_lock(&v);
 	if (!status && vf_vars_recipients(&v.spec, owner, g, &recipients, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
-	/* The records are rewritten too: the value now belongs to this spec,
-	 * and the commit record names its bytes beside the other files'. */
+	/* The commit record names the new bytes beside the other files' and
+	 * marks this one set by hand; the generator keeps the definition
+	 * hash its other files were made by, so a stale sibling stays
+	 * stale, and generate leaves the value alone. */
+	struct vf_update hand = {.hand_set = f ? f->name : NULL};
 	if (!status && (vf_vars_stage_file(&txn, v.root, owner, g, f, &recipients, &value, &err) !=
 				VF_OK ||
-			vf_vars_stage_amend(&txn, v.root, owner, g, true, &err) != VF_OK ||
+			vf_vars_stage_update(&txn, v.root, owner, g, &hand, &err) != VF_OK ||
 			vf_txn_commit(&txn, &err) != VF_OK))
 		status = vs_fail(NULL, &err);
 	vf_txn_abort(&txn);

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """vargen generate when an allocation fails.
 
-`vargen generate` sets up its bookkeeping (which items are wanted, which
-were made, one row of values per item) with calloc in cmd_generate. Each of
-those allocations is made to fail in turn, under gdb: a breakpoint on calloc
-whose caller is cmd_generate (or alloc_values, inlined or not) returns NULL
-for the K-th such call. Every run must end with exactly
+`vargen generate` sets up its bookkeeping (which items are wanted, one row
+of values per item, one decision per item) with calloc in
+survey_and_decide, alloc_values and vg_decide. Each of those allocations
+is made to fail in turn, under gdb: a breakpoint on calloc whose caller is
+one of them (inlined or not) returns NULL for the K-th such call. Every run must end with exactly
 `vargen: error: out of memory` and exit status 1, never a crash or a
 success, and leave the store as it was. Once, only the last row's result
 was checked, and a failure of any other row went on with a NULL row.
@@ -48,7 +48,7 @@ GDB_SCRIPT = """\
 set confirm off
 set pagination off
 set breakpoint pending on
-break calloc if $_caller_is("cmd_generate") || $_caller_is("alloc_values")
+break calloc if $_caller_is("survey_and_decide") || $_caller_is("alloc_values") || $_caller_is("vg_decide")
 commands 1
   silent
   set $calls = $calls + 1
@@ -105,8 +105,8 @@ class AllocFailure(unittest.TestCase):
 
     def test_every_bookkeeping_allocation_failing(self):
         before = snapshot(self.dir)
-        # Three items (m1/g1, m1/g2, m2/g1): wanted, made, the table of rows
-        # and one row each, so six allocations; K = 0 fails none.
+        # Three items (m1/g1, m1/g2, m2/g1): wanted, the table of rows and
+        # one row each, the decisions: six allocations; K = 0 fails none.
         p = self.generate_failing(0)
         calls = int(p.stdout.decode().rsplit("CALLS ", 1)[1].split()[0])
         self.assertGreaterEqual(calls, 6, describe(p))

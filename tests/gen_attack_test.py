@@ -132,9 +132,10 @@ class ScriptCase(VarsCase):
         self.admins("alice", "vm")
         self.use_script('printf old > "$out/f"')
         self.vargen_env("generate")
-        # Stored: a new script makes g stale, and its runs read dep back
-        # (with alice's key) for $in.
-        self.generate = ["generate", "-i", self.alice]
+        # Stored: a new script makes g stale, and its runs (replacing it,
+        # confirmed) read dep back (with alice's key) for $in.
+        self.generate = ["generate", "--regenerate", "--generator", "g", "--yes", "-i",
+                         self.alice]
         self.pristine = tree(self.vars)
 
     def use_script(self, script, timeout=None, trap=""):

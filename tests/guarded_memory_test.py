@@ -232,7 +232,7 @@ class GuardedMemory(unittest.TestCase):
     def test_vargen_generate(self):
         # --regenerate regenerates the gen/ values; the set/ ones are untouched
         # but a regeneration reads what it keeps.
-        heap = self.heap_after([VARGEN, "generate", "--regenerate", "--generator", "gen"])
+        heap = self.heap_after([VARGEN, "generate", "--regenerate", "--generator", "gen", "--yes"])
         self.assert_absent(heap, self.secrets(), "vargen generate")
 
     def test_varinject_dry_run(self):

@@ -244,7 +244,7 @@ def setUpModule():
     checked([VARGEN, "generate", "-f", W["spec"]])
     os.mkdir(W["a"])
     shutil.copytree(os.path.join(work, "vars"), os.path.join(W["a"], "vars"))
-    checked([VARGEN, "generate", "-f", W["spec"], "--regenerate"])
+    checked([VARGEN, "generate", "-f", W["spec"], "--regenerate", "--all", "--yes"])
     os.mkdir(W["b"])
     shutil.copytree(os.path.join(work, "vars"), os.path.join(W["b"], "vars"))
 

@@ -515,10 +515,13 @@ class VarsSshTest(Tmp):
     def test_store_with_ssh_keys(self):
         p = self.tool([VARGEN, "check"], check=False)
         self.assertNotEqual(p.returncode, 0, describe(p))
-        self.assertIn(b"host1/app/token\tsecret\tmissing", p.stdout)
+        self.assertIn(b"no store at", p.stderr)
+        p = self.tool([VARGEN, "generate", "--plan"], check=False)
+        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertIn(b"make\thost1/app/token\tmissing", p.stdout)
         self.tool([VARGEN, "generate"])
         p = self.tool([VARGEN, "check"])
-        self.assertIn(b"all 1 files ok", p.stdout + p.stderr)
+        self.assertIn(b"all 1 ok", p.stdout + p.stderr)
 
         value = self.age_open(self.host_key)
         self.assertEqual(len(value), 64)

@@ -15,6 +15,7 @@ wherever it happens.
 
 import grp
 import os
+import re
 import pwd
 import stat
 import subprocess
@@ -132,16 +133,33 @@ def walk_entries(top, read_links=False):
             yield os.path.relpath(p, top), st, data
 
 
+OTHER_ROW_RE = re.compile(r"^[^\t]+\t(key|machine|generator)\t[a-z-]+$")
+
+
 def state_lines(text, state_re):
     """(owner/gen/file, match of state_re) for each line of vargen list or
-    check output (its "check: " summary skipped); any other line fails."""
+    check output about a generator's file (its "check: " summary and the
+    rows of kept machine keys and orphaned directories skipped: see
+    other_rows); any other line fails."""
     for line in text.splitlines():
-        if line.startswith("check: "):
+        if line.startswith("check: ") or OTHER_ROW_RE.match(line):
             continue
         m = state_re.match(line)
         if not m:
             raise AssertionError("unexpected state line %r" % line)
         yield "%s/%s/%s" % m.group(1, 2, 3), m
+
+
+def other_rows(text):
+    """{name: (kind, state)} of the rows of vargen list or check that are not
+    a generator's file: kept machine keys (machine-keys/M, kind key) and
+    orphaned machines and generators (kind machine, generator)."""
+    out = {}
+    for line in text.splitlines():
+        if OTHER_ROW_RE.match(line):
+            name, kind, state = line.split("\t")
+            out[name] = (kind, state)
+    return out
 
 
 def fs_type(path):

@@ -18,6 +18,7 @@
 #include "base/io.h"
 
 #include "base/atomic.h"
+#include "base/tree.h"
 
 struct vf_txn_item {
 	char *rel;  /* where it goes, beneath the root */
@@ -849,7 +850,13 @@ static void clean_dir(int dirfd, unsigned depth)
 		struct stat st;
 		if (type == DT_UNKNOWN && fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-		if (type == DT_DIR && depth < 8) {
+		if (type == DT_DIR && depth == 0 && is_temp(e->d_name)) {
+			/* A directory vf_store_discard_dir took out of the store:
+			 * removed without following anything, on this file
+			 * system only. */
+			const struct vf_tree_opts o = {.one_fs = true, .max_depth = 16};
+			vf_tree_remove_at(dirfd, e->d_name, &o);
+		} else if (type == DT_DIR && depth < 8) {
 			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0)
 				clean_dir(sub, depth + 1);
@@ -868,4 +875,192 @@ void vf_store_clean_temps(const char *root)
 	int fd = openat(rfd, "vars", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0)
 		clean_dir(fd, 0);
+}
+
+/* ---- listing and discarding directories (vargen prune) ------------------ */
+
+void vf_store_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Opens rel_dir beneath the root for reading, never through a symlink:
+ * -1 with *absent when it does not exist. */
+static int open_store_dir(const char *root, const char *rel_dir, bool *absent,
+			  struct vf_error *err)
+{
+	*absent = false;
+	int rfd = root_fd(root);
+	if (rfd < 0) {
+		if (errno == ENOENT)
+			*absent = true;
+		else
+			vf_fail_errno(err, errno, "%s", root);
+		return -1;
+	}
+	size_t n = strlen(rel_dir);
+	char *probe = malloc(n + 3);
+	if (!probe) {
+		vf_fail(err, VF_E_NOMEM, "out of memory");
+		return -1;
+	}
+	memcpy(probe, rel_dir, n);
+	memcpy(probe + n, "/x", 3); /* open_parent opens what precedes the last '/' */
+	int pfd = open_parent(rfd, root, probe, false, absent, err);
+	free(probe);
+	if (pfd < 0)
+		return -1;
+	int fd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int e = errno;
+	close(pfd);
+	if (fd < 0)
+		vf_fail_errno(err, e, "%s/%s", root, rel_dir);
+	return fd;
+}
+
+static enum vf_code list_entry(int dfd, const struct dirent *e, const char *root,
+			       const char *rel_dir, bool *is_dir, struct vf_error *err)
+{
+	mode_t mode = 0;
+	switch (e->d_type) {
+	case DT_DIR: mode = S_IFDIR; break;
+	case DT_REG: mode = S_IFREG; break;
+	case DT_LNK: mode = S_IFLNK; break;
+	default: {
+		struct stat st;
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return errno == ENOENT ? VF_OK
+					       : vf_fail_errno(err, errno, "%s/%s/%s", root, rel_dir,
+							       e->d_name);
+		mode = st.st_mode;
+	}
+	}
+	*is_dir = S_ISDIR(mode);
+	if (S_ISLNK(mode))
+		return vf_fail(err, VF_E_IO, "%s/%s/%s: a symlink inside the store; refusing to "
+					     "follow it",
+			       root, rel_dir, e->d_name);
+	if (!S_ISDIR(mode) && !S_ISREG(mode))
+		return vf_fail(err, VF_E_IO, "%s/%s/%s: not a regular file or directory (%s)", root,
+			       rel_dir, e->d_name, type_name(mode));
+	return VF_OK;
+}
+
+enum vf_code vf_store_list_dirs(const char *root, const char *rel_dir, char ***names, size_t *n,
+				struct vf_error *err)
+{
+	*names = NULL;
+	*n = 0;
+	bool absent;
+	int fd = open_store_dir(root, rel_dir, &absent, err);
+	if (fd < 0)
+		return absent ? VF_OK : (err ? err->code : VF_E_IO);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return vf_fail_errno(err, errno, "%s/%s", root, rel_dir);
+	}
+	enum vf_code rc = VF_OK;
+	size_t cap = 0;
+	struct dirent *e;
+	while (rc == VF_OK && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		bool is_dir = false;
+		rc = list_entry(dirfd(d), e, root, rel_dir, &is_dir, err);
+		if (rc != VF_OK || !is_dir)
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			char **grown = realloc(*names, cap * sizeof(*grown));
+			if (!grown) {
+				rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+				break;
+			}
+			*names = grown;
+		}
+		if (!((*names)[*n] = strdup(e->d_name)))
+			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+		else
+			(*n)++;
+	}
+	closedir(d);
+	if (rc != VF_OK) {
+		vf_store_names_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+		return rc;
+	}
+	if (*n)
+		qsort(*names, *n, sizeof(**names), cmp_name);
+	return VF_OK;
+}
+
+enum vf_code vf_store_discard_dir(const char *root, const char *rel_dir, struct vf_error *err)
+{
+	int rfd = root_fd(root);
+	if (rfd < 0)
+		return vf_fail_errno(err, errno, "%s", root);
+	bool absent;
+	int pfd = open_parent(rfd, root, rel_dir, false, &absent, err);
+	if (pfd < 0)
+		return absent ? VF_OK : (err ? err->code : VF_E_IO);
+	const char *base = base_of(rel_dir);
+	struct stat st;
+	enum vf_code rc = VF_OK;
+	int vfd = openat(rfd, "vars", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char *temp = vfd >= 0 ? temp_name(base, err) : NULL;
+	if (vfd < 0)
+		rc = vf_fail_errno(err, errno, "%s/vars", root);
+	else if (!temp)
+		rc = err ? err->code : VF_E_NOMEM;
+	else if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		rc = errno == ENOENT ? VF_OK : vf_fail_errno(err, errno, "%s/%s", root, rel_dir);
+	else if (!S_ISDIR(st.st_mode))
+		rc = vf_fail(err, VF_E_IO, "%s/%s: not a directory (%s)", root, rel_dir,
+			     type_name(st.st_mode));
+	/* One rename: the directory is in the store whole, or gone whole
+	 * (into vars/, under a name every reader skips). */
+	else if (renameat(pfd, base, vfd, temp) != 0)
+		rc = vf_fail_errno(err, errno, "removing %s/%s", root, rel_dir);
+	free(temp);
+	if (vfd >= 0)
+		close(vfd);
+	close(pfd);
+	return rc;
+}
+
+enum vf_code vf_store_sync(const char *root, struct vf_error *err)
+{
+	int rfd = root_fd(root);
+	return rfd < 0 ? vf_fail_errno(err, errno, "%s", root) : sync_store(rfd, root, err);
+}
+
+enum vf_code vf_store_present(const char *root, bool *present, struct vf_error *err)
+{
+	*present = false;
+	struct stat st;
+	const char *parts[] = {root, "vars"};
+	char *path = join(parts, 2);
+	if (!path)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = VF_OK;
+	if (lstat(root, &st) == 0 && fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(st.st_mode))
+			*present = true;
+		else
+			rc = vf_fail(err, VF_E_IO, "%s: not a directory (%s)", path,
+				     type_name(st.st_mode));
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		rc = vf_fail_errno(err, errno, "%s", path);
+	}
+	free(path);
+	return rc;
 }

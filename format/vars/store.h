@@ -101,9 +101,13 @@ enum vf_code vf_txn_commit(struct vf_txn *t, struct vf_error *err);
 /* Drops what was staged (removes the temporaries). */
 void vf_txn_abort(struct vf_txn *t);
 
-/* Removes temporaries a killed run left under root/vars (the caller holds
- * the store's lock). */
+/* Removes temporaries a killed run left under root/vars, files and the
+ * directories vf_store_discard_dir made (the caller holds the store's
+ * lock). */
 void vf_store_clean_temps(const char *root);
+
+/* Whether root/vars exists (a directory: anything else is an error). */
+enum vf_code vf_store_present(const char *root, bool *present, struct vf_error *err);
 
 /* Creates dir and its missing parents with mode 0700 (for the root and
  * paths outside the store; beneath the root, staging creates directories). */

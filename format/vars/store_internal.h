@@ -32,4 +32,21 @@ enum vf_code vf_txn_remove(struct vf_txn *t, const char *root, const char *rel,
 bool vf_txn_staged(struct vf_txn *t, const char *rel, bool *removed,
 		   uint8_t sha[VF_SHA256_LEN]);
 
+/* The names of the directories in rel_dir (a store path relative to the
+ * root), sorted, into *names (malloc'd array of malloc'd strings; free
+ * with vf_store_names_free). A missing rel_dir has none. Entries whose
+ * name starts with '.' (records, temporaries) and regular files are not
+ * listed; a symlink or special file is an error naming it, as everywhere
+ * in the store. */
+enum vf_code vf_store_list_dirs(const char *root, const char *rel_dir, char ***names, size_t *n,
+				struct vf_error *err);
+void vf_store_names_free(char **names, size_t n);
+
+/* Takes the directory rel_dir (and everything in it) out of the store in
+ * one rename: it becomes a hidden temporary directly in vars/, which
+ * vf_store_clean_temps removes. The caller holds the lock, and syncs
+ * (vf_store_sync) before removing the temporaries. */
+enum vf_code vf_store_discard_dir(const char *root, const char *rel_dir, struct vf_error *err);
+enum vf_code vf_store_sync(const char *root, struct vf_error *err);
+
 #endif

@@ -262,8 +262,16 @@ const char *vf_state_name(enum vf_state s)
 	case VF_STATE_NO_KEY: return "no-key";
 	case VF_STATE_CORRUPT: return "corrupt";
 	case VF_STATE_INCOMPLETE: return "incomplete";
+	case VF_STATE_HAND_SET: return "hand-set";
+	case VF_STATE_ORPHAN: return "orphan";
+	case VF_STATE_WRONG_KEY: return "wrong-key";
 	}
 	return "unknown";
+}
+
+bool vf_state_sound(enum vf_state s)
+{
+	return s == VF_STATE_OK || s == VF_STATE_HAND_SET;
 }
 
 /* ---- commit records ------------------------------------------------------
@@ -274,6 +282,8 @@ const char *vf_state_name(enum vf_state s)
  *   vargen-commit 1
  *   generator <SHA-256 of the generator's definition, hex>
  *   <SHA-256 of the file's bytes, hex> <file>/<secret|recipients|value>
+ *   ...
+ *   hand-set <file>          (a file set by hand, varseal set)
  *   ...
  *
  * A file is the generator's only when the record names its exact bytes.
@@ -297,6 +307,7 @@ struct record {
 	char spec_hash[HEX_LEN + 1]; /* empty when unknown */
 	struct record_entry *entries;
 	size_t n;
+	struct vf_strings hand_set; /* files set by hand */
 };
 
 static void record_free(struct record *r)
@@ -304,6 +315,7 @@ static void record_free(struct record *r)
 	for (size_t i = 0; i < r->n; i++)
 		free(r->entries[i].path);
 	free(r->entries);
+	vf_strings_free(&r->hand_set);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -349,6 +361,21 @@ static bool parse_entry(const char *line, size_t len, struct record *r)
 	return true;
 }
 
+#define HAND_SET "hand-set "
+#define HAND_SET_LEN (sizeof(HAND_SET) - 1)
+
+/* The file name of a "hand-set <file>" line; false if malformed. */
+static bool parse_hand_set(const char *name, size_t len, struct record *r)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] <= ' ' || name[i] == 0x7f || name[i] == '/')
+			return false;
+	char *copy = strndup(name, len);
+	bool ok = copy && vf_strings_add(&r->hand_set, copy, NULL) == VF_OK;
+	free(copy);
+	return ok;
+}
+
 static void parse_record(const char *text, size_t len, struct record *r)
 {
 	r->kind = REC_BAD;
@@ -366,8 +393,15 @@ static void parse_record(const char *text, size_t len, struct record *r)
 	p += gen_len + HEX_LEN + 1;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		if (!nl || !parse_entry(p, (size_t)(nl - p), r))
+		if (!nl)
 			return;
+		size_t n = (size_t)(nl - p);
+		if (n > HAND_SET_LEN && !memcmp(p, HAND_SET, HAND_SET_LEN)) {
+			if (!parse_hand_set(p + HAND_SET_LEN, n - HAND_SET_LEN, r))
+				return;
+		} else if (!parse_entry(p, n, r)) {
+			return;
+		}
 		p = nl + 1;
 	}
 	r->kind = REC_COMMIT;
@@ -448,8 +482,7 @@ static enum vf_code read_leaf(const char *root, const char *machine,
 	return rc;
 }
 
-/* A stored secret must at least be a well-formed age header. */
-static bool looks_sealed(const uint8_t *data, size_t len)
+bool vf_vars_looks_sealed(const uint8_t *data, size_t len)
 {
 	struct vf_mem_src src;
 	struct vf_bufreader br;
@@ -478,7 +511,7 @@ static enum vf_code secret_facts(const char *root, const char *machine,
 		facts->st = VF_STATE_CORRUPT;
 	else if (!secret)
 		facts->st = VF_STATE_MISSING;
-	else if (!looks_sealed(secret, len))
+	else if (!vf_vars_looks_sealed(secret, len))
 		facts->st = VF_STATE_CORRUPT;
 	else if (!expected_manifest)
 		facts->st = VF_STATE_NO_KEY;
@@ -543,6 +576,10 @@ static enum vf_state judge(const struct record *r, const struct vf_spec_generato
 		/* Files but no record: a commit that did not finish. */
 		return vouched ? VF_STATE_INCOMPLETE : st;
 	}
+	/* A value set by hand was not made by the definition: it cannot
+	 * be stale. Only a commit record can say a file was set by hand. */
+	if (r->kind == REC_COMMIT && vf_strings_has(&r->hand_set, f->name))
+		return st == VF_STATE_OK ? VF_STATE_HAND_SET : st;
 	if (vouched && strcmp(r->spec_hash, g->hash) != 0)
 		return VF_STATE_STALE;
 	return st;
@@ -725,10 +762,26 @@ static enum vf_code leaf_after(struct vf_txn *t, const char *root, const char *m
 	return rc;
 }
 
+/* Whether file i is marked set by hand in the new record: set now, or
+ * before and not made anew since. */
+static bool marked_hand_set(const struct vf_spec_generator *g, size_t i, const struct record *old,
+			    const struct vf_update *u)
+{
+	const char *name = g->files[i].name;
+	if (u && u->hand_set && !strcmp(u->hand_set, name))
+		return true;
+	return old->kind == REC_COMMIT && vf_strings_has(&old->hand_set, name) &&
+	       !(u && u->made && u->made[i]);
+}
+
 static enum vf_code record_text(struct vf_txn *t, const char *root, const char *machine,
 				const struct vf_spec_generator *g, const char *spec_hash,
-				const struct record *old, struct vf_buf *out, struct vf_error *err)
+				const struct record *old, const struct vf_update *u,
+				struct vf_buf *out, struct vf_error *err)
 {
+	bool *present_any = calloc(g->n_files + 1, sizeof(bool));
+	if (!present_any)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	enum vf_code rc = vf_buf_append_str(out, RECORD_MAGIC "generator ", err);
 	if (rc == VF_OK)
 		rc = vf_buf_append_str(out, spec_hash, err);
@@ -742,6 +795,7 @@ static enum vf_code record_text(struct vf_txn *t, const char *root, const char *
 			rc = leaf_after(t, root, machine, g, f, leaf, old, &present, hex, err);
 			if (rc != VF_OK || !present)
 				continue;
+			present_any[i] = true;
 			char line[HEX_LEN + 2];
 			snprintf(line, sizeof(line), "%s ", hex);
 			rc = vf_buf_append_str(out, line, err);
@@ -755,6 +809,16 @@ static enum vf_code record_text(struct vf_txn *t, const char *root, const char *
 				rc = vf_buf_append_str(out, "\n", err);
 		}
 	}
+	for (size_t i = 0; rc == VF_OK && i < g->n_files; i++) {
+		if (!present_any[i] || !marked_hand_set(g, i, old, u))
+			continue;
+		rc = vf_buf_append_str(out, HAND_SET, err);
+		if (rc == VF_OK)
+			rc = vf_buf_append_str(out, g->files[i].name, err);
+		if (rc == VF_OK)
+			rc = vf_buf_append_str(out, "\n", err);
+	}
+	free(present_any);
 	return rc;
 }
 
@@ -778,11 +842,12 @@ static enum vf_code stage_record(struct vf_txn *t, const char *root, const char 
  * bare .generator, which is how a store from before commit records looks. */
 static enum vf_code stage_records(struct vf_txn *t, const char *root, const char *machine,
 				  const struct vf_spec_generator *g, const char *spec_hash,
-				  bool hash_line, const struct record *old, struct vf_error *err)
+				  bool hash_line, const struct record *old,
+				  const struct vf_update *u, struct vf_error *err)
 {
 	struct vf_buf text;
 	vf_buf_init(&text);
-	enum vf_code rc = record_text(t, root, machine, g, spec_hash, old, &text, err);
+	enum vf_code rc = record_text(t, root, machine, g, spec_hash, old, u, &text, err);
 	if (rc == VF_OK)
 		rc = stage_record(t, root, machine, g, ".commit", VF_TXN_RECORD, text.data, text.len,
 				  err);
@@ -809,7 +874,37 @@ enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *
 	if (rc == VF_OK)
 		rc = stage_record(t, root, machine, g, ".generator", VF_TXN_INVALIDATE, NULL, 0, err);
 	if (rc == VF_OK)
-		rc = stage_records(t, root, machine, g, g->hash, true, &none, err);
+		rc = stage_records(t, root, machine, g, g->hash, true, &none, NULL, err);
+	return rc;
+}
+
+enum vf_code vf_vars_stage_update(struct vf_txn *t, const char *root, const char *machine,
+				  const struct vf_spec_generator *g, const struct vf_update *u,
+				  struct vf_error *err)
+{
+	struct record old;
+	enum vf_code rc = read_record(root, machine, g, &old, err);
+	if (rc != VF_OK)
+		return rc;
+	/* Resealed or completed (neither accept nor hand_set), a generator
+	 * with no sound record keeps none: rewriting its seals vouches for
+	 * nothing. Changed in place, the files of a generation stay one
+	 * generation, so .generator may stay while the commit record is
+	 * rewritten: a kill in between leaves what an older store looks
+	 * like. */
+	bool known = (old.kind == REC_COMMIT || old.kind == REC_LEGACY) && old.spec_hash[0];
+	const char *spec_hash = u->accept ? g->hash
+				: known	  ? old.spec_hash
+				: u->hand_set ? g->hash
+					      : NULL;
+	if (spec_hash) {
+		char hash[HEX_LEN + 1];
+		memcpy(hash, spec_hash, HEX_LEN + 1);
+		rc = stage_record(t, root, machine, g, ".commit", VF_TXN_INVALIDATE, NULL, 0, err);
+		if (rc == VF_OK)
+			rc = stage_records(t, root, machine, g, hash, u->accept || !known, &old, u, err);
+	}
+	record_free(&old);
 	return rc;
 }
 
@@ -817,26 +912,8 @@ enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char 
 				 const struct vf_spec_generator *g, bool fresh,
 				 struct vf_error *err)
 {
-	struct record old;
-	enum vf_code rc = read_record(root, machine, g, &old, err);
-	if (rc != VF_OK)
-		return rc;
-	/* Without fresh (rekey: same values, new seals) a generator with no
-	 * sound record keeps none: rewriting its seals vouches for nothing.
-	 * Changed in place, the files of a generation stay one generation,
-	 * so .generator may stay while the commit record is rewritten: a
-	 * kill in between leaves what an older store looks like. */
-	bool keep_hash = !fresh && (old.kind == REC_COMMIT || old.kind == REC_LEGACY) &&
-			 old.spec_hash[0];
-	if (fresh || keep_hash) {
-		char spec_hash[HEX_LEN + 1];
-		memcpy(spec_hash, fresh ? g->hash : old.spec_hash, HEX_LEN + 1);
-		rc = stage_record(t, root, machine, g, ".commit", VF_TXN_INVALIDATE, NULL, 0, err);
-		if (rc == VF_OK)
-			rc = stage_records(t, root, machine, g, spec_hash, fresh, &old, err);
-	}
-	record_free(&old);
-	return rc;
+	struct vf_update u = {.accept = fresh};
+	return vf_vars_stage_update(t, root, machine, g, &u, err);
 }
 
 static enum vf_code reseal_header_only(const uint8_t *file, size_t len,

@@ -61,7 +61,15 @@ enum vf_state {
 	VF_STATE_INCOMPLETE,	   /* not what the generator's last complete
 				      commit made: an interrupted commit, or
 				      files of two generations put together */
+	VF_STATE_HAND_SET,	   /* set by hand (varseal set), not by the
+				      generator: never stale, and replaced only
+				      by an explicit --regenerate */
+	VF_STATE_ORPHAN,	   /* in the store, not in the spec */
+	VF_STATE_WRONG_KEY,	   /* a kept machine key that is not the key
+				      the spec names */
 };
+/* Whether a state needs nothing done: check passes on it. */
+bool vf_state_sound(enum vf_state s);
 const char *vf_state_name(enum vf_state s);
 
 /* State of one generator's files for one owner (machine, or NULL for
@@ -70,6 +78,46 @@ const char *vf_state_name(enum vf_state s);
 enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const char *machine,
 			   const struct vf_spec_generator *g, enum vf_state *states,
 			   struct vf_error *err);
+
+/* A stored secret must at least be a well-formed age header. */
+bool vf_vars_looks_sealed(const uint8_t *data, size_t len);
+
+/* The state of machine m's kept key (vars/machine-keys/M, vouched for by
+ * the marker vars/per-machine/M/.machine-key that varseal machine keygen
+ * writes with the key's recipient): *shown false when the store keeps no
+ * key for m and none is expected. Otherwise ok, missing (the marker says
+ * a key is kept, the key is gone), no-key (kept, but the spec has no key
+ * line: varseal machine keygen -i ADMIN restores it), wrong-key (the spec
+ * names another key), wrong-recipients (not sealed to exactly the
+ * admins) or corrupt. A key from before markers is compared with the
+ * admins only. */
+enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *root,
+				       const struct vf_spec_machine *m, bool *shown,
+				       enum vf_state *st, struct vf_error *err);
+
+/* What the store holds that the spec does not account for, one entry per
+ * directory that goes whole: a machine's, a generator's, a file's, or a
+ * kept machine key's. */
+struct vf_orphan {
+	char *rel;	  /* "vars/per-machine/web2": what vargen prune removes */
+	char *name;	  /* as vargen list names it: "web2", "web1/gen",
+			     "web1/gen/file", "shared/gen", "machine-keys/web2" */
+	const char *kind; /* "machine", "generator", "secret", "value", "key" */
+	char *why;	  /* "machine web2 is not in the spec" */
+};
+struct vf_orphans {
+	struct vf_orphan *items;
+	size_t n;
+};
+enum vf_code vf_vars_orphans(const struct vf_spec *spec, const char *root, struct vf_orphans *out,
+			     struct vf_error *err);
+void vf_orphans_free(struct vf_orphans *o);
+/* Removes every orphan, the caller holding the store's lock: each goes in
+ * one rename out of the store (whole, or not at all; a kill leaves the
+ * rest for the next prune), one sync makes the renames durable, then the
+ * renamed trees are deleted. */
+enum vf_code vf_vars_remove_orphans(const char *root, const struct vf_orphans *o,
+				    struct vf_error *err);
 
 /* Seals plaintext to the recipient strings into out (an age file). */
 enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, size_t len,
@@ -100,12 +148,28 @@ enum vf_code vf_vars_stage_file(struct vf_txn *t, const char *root, const char *
  * place only after all files are durable. */
 enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *machine,
 				const struct vf_spec_generator *g, struct vf_error *err);
-/* Stages the records of a generator whose files were changed in place
- * (varseal set, varseal rekey): the commit record is removed first and
- * written again naming the files as they will be, others carried over
- * from it. With fresh (set), the generator is recorded as made by the
- * current spec; without (rekey), its recorded spec hash is kept, and a
- * generator with no record at all gets none. */
+/* Stages the records of a generator whose files were changed in place:
+ * the commit record is removed first and written again naming the files
+ * as they will be, others carried over from it, with the files set by
+ * hand marked as such.
+ * - accept: the generator is recorded as made by the current definition
+ *   (vargen accept: a changed definition whose values are kept); without,
+ *   its recorded hash is kept, and a generator with no record gets none
+ *   (varseal rekey, vargen generate making missing files).
+ * - hand_set: this file was set by hand (varseal set); the record keeps
+ *   the hash the other files were made by (the current one when there is
+ *   no record yet), so that they stay stale if they were.
+ * - made: per file, those generated anew in this transaction (their marks
+ *   of hand-set values go); may be NULL. */
+struct vf_update {
+	bool accept;
+	const char *hand_set;
+	const bool *made;
+};
+enum vf_code vf_vars_stage_update(struct vf_txn *t, const char *root, const char *machine,
+				  const struct vf_spec_generator *g, const struct vf_update *u,
+				  struct vf_error *err);
+/* vf_vars_stage_update keeping the hash (fresh false), for varseal rekey. */
 enum vf_code vf_vars_stage_amend(struct vf_txn *t, const char *root, const char *machine,
 				 const struct vf_spec_generator *g, bool fresh,
 				 struct vf_error *err);

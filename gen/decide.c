@@ -1,0 +1,442 @@
+/* What vargen generate does with each generator, decided before anything
+ * is made: values are made only where none exist, and replaced only where
+ * --regenerate with a selection asks for it (clan's rule: a value changes
+ * only when the user says so). Everything else that is not sound is left
+ * as it is and said, with the command that deals with it. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generate.h"
+
+bool vg_made(const struct run *r, size_t i)
+{
+	enum action a = r->dec[i].act;
+	return a == ACT_MAKE || a == ACT_FILL || a == ACT_REPLACE;
+}
+
+static bool same_owner(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+ssize_t vg_find_item(const struct run *r, const char *machine, const struct vf_spec_generator *g)
+{
+	const char *owner = g && g->share ? NULL : machine;
+	for (size_t i = 0; g && i < r->n; i++)
+		if (r->items[i].g == g && same_owner(r->items[i].machine, owner))
+			return (ssize_t)i;
+	return -1;
+}
+
+static const char *owner_name(const struct vg_item *it)
+{
+	return it->machine ? it->machine : "shared";
+}
+
+/* Built-in values made file by file: a missing one can be made alone. Key
+ * pairs and scripts make their files together. */
+static bool independent(const struct vf_spec_generator *g)
+{
+	return g->kind != VF_KIND_AGE_KEYPAIR && g->kind != VF_KIND_WIREGUARD && !g->script;
+}
+
+static bool any_state(const struct run *r, size_t i, enum vf_state st)
+{
+	for (size_t f = 0; f < r->items[i].g->n_files; f++)
+		if (r->before.states[i][f] == st)
+			return true;
+	return false;
+}
+
+static bool all_state(const struct run *r, size_t i, enum vf_state st)
+{
+	for (size_t f = 0; f < r->items[i].g->n_files; f++)
+		if (r->before.states[i][f] != st)
+			return false;
+	return true;
+}
+
+/* --regenerate names this item: --all, or its generator with --generator,
+ * or (no --generator) its machine with --machine. A shared generator is
+ * replaced only when named (--generator or --all): selecting one machine
+ * must not change what other machines share. */
+static bool regen_selected(const struct run *r, size_t i)
+{
+	if (!r->regenerate)
+		return false;
+	if (r->all)
+		return true;
+	const struct vg_item *it = &r->items[i];
+	if (r->ctx.generators.n)
+		return vf_strings_has(&r->ctx.generators, it->g->name);
+	return it->machine != NULL;
+}
+
+static bool depends_on(const struct vf_spec_generator *g, const struct vf_spec_generator *dep)
+{
+	for (size_t d = 0; d < g->n_dependencies; d++)
+		if (!strcmp(g->dependencies[d], dep->name))
+			return true;
+	return false;
+}
+
+/* A value that exists and is made from item i (directly or through other
+ * items): making i anew would change its input. Depth-bounded by the
+ * item count; dependents come after i in dependency order. */
+static const struct vg_item *existing_dependent(const struct run *r, size_t i, size_t depth)
+{
+	if (depth > r->n)
+		return NULL;
+	for (size_t j = i + 1; j < r->n; j++) {
+		const struct vg_item *it = &r->items[j];
+		if (!depends_on(it->g, r->items[i].g) || vg_find_item(r, it->machine, r->items[i].g) !=
+								      (ssize_t)i)
+			continue;
+		if (!all_state(r, j, VF_STATE_MISSING) && !regen_selected(r, j))
+			return it;
+		const struct vg_item *deeper = existing_dependent(r, j, depth + 1);
+		if (deeper)
+			return deeper;
+	}
+	return NULL;
+}
+
+static const struct vg_item *dependency_made(const struct run *r, size_t i)
+{
+	const struct vg_item *it = &r->items[i];
+	for (size_t d = 0; d < it->g->n_dependencies; d++) {
+		ssize_t j = vg_find_item(r, it->machine,
+					 vf_spec_generator(&r->ctx.spec, it->g->dependencies[d]));
+		if (j >= 0 && vg_made(r, (size_t)j))
+			return &r->items[j];
+	}
+	return NULL;
+}
+
+/* Leaves item i as it is, saying why (vsnprintf: a long name is cut, not
+ * overrun). */
+__attribute__((format(printf, 3, 4))) static void leave(struct run *r, size_t i,
+							 const char *fmt, ...)
+{
+	r->dec[i].act = ACT_LEAVE;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->dec[i].why, sizeof(r->dec[i].why), fmt, ap);
+	va_end(ap);
+}
+
+/* The command that replaces item i. */
+static void regen_command(const struct vg_item *it, char *out, size_t cap)
+{
+	if (it->machine)
+		snprintf(out, cap, "vargen generate --regenerate --machine %s --generator %s",
+			 it->machine, it->g->name);
+	else
+		snprintf(out, cap, "vargen generate --regenerate --generator %s", it->g->name);
+}
+
+/* Without --regenerate: make what is missing where nothing else would
+ * change, else leave. */
+static void decide_unselected(struct run *r, size_t i)
+{
+	const struct vg_item *it = &r->items[i];
+	char cmd[512];
+	regen_command(it, cmd, sizeof(cmd));
+	if (any_state(r, i, VF_STATE_STALE) || any_state(r, i, VF_STATE_INCOMPLETE) ||
+	    any_state(r, i, VF_STATE_CORRUPT)) {
+		leave(r, i, "%s replaces it%s", cmd,
+		      any_state(r, i, VF_STATE_STALE) ? "; vargen accept keeps it" : "");
+		return;
+	}
+	if (any_state(r, i, VF_STATE_NO_KEY)) {
+		if (it->machine)
+			leave(r, i, "machine %s has no key in the spec: varseal machine keygen %s",
+			      it->machine, it->machine);
+		else
+			leave(r, i, "a machine that uses it has no key in the spec: varseal "
+				    "machine keygen MACHINE");
+		return;
+	}
+	if (!any_state(r, i, VF_STATE_MISSING))
+		return; /* ACT_NONE; maybe seals to renew */
+	if (all_state(r, i, VF_STATE_MISSING))
+		r->dec[i].act = ACT_MAKE;
+	else if (independent(it->g))
+		r->dec[i].act = ACT_FILL;
+	else
+		leave(r, i, "the files of %s are made together, and some exist: %s", it->g->name,
+		      cmd);
+}
+
+static void decide_item(struct run *r, size_t i)
+{
+	struct decision *d = &r->dec[i];
+	const struct vg_item *it = &r->items[i];
+	const struct vg_item *cause = dependency_made(r, i);
+	bool exists = !all_state(r, i, VF_STATE_MISSING);
+	if (regen_selected(r, i)) {
+		d->act = exists ? ACT_REPLACE : ACT_MAKE;
+	} else if (cause) {
+		/* Its input is made anew: so must it be, which replaces
+		 * existing values only under --regenerate. */
+		if (!exists)
+			d->act = ACT_MAKE;
+		else if (r->regenerate) {
+			d->act = ACT_REPLACE;
+			d->cause = cause;
+		} else {
+			char what[300];
+			snprintf(what, sizeof(what), "%s/%s", owner_name(cause), cause->g->name);
+			leave(r, i, "its input %s is made anew, which would replace it: "
+				    "vargen generate --regenerate --generator %s",
+			      what, cause->g->name);
+		}
+	} else if (r->wanted[i]) {
+		decide_unselected(r, i);
+	}
+	if ((d->act == ACT_MAKE || d->act == ACT_FILL) && !r->regenerate) {
+		const struct vg_item *dep = existing_dependent(r, i, 0);
+		if (dep) {
+			char what[300];
+			snprintf(what, sizeof(what), "%s/%s", owner_name(dep), dep->g->name);
+			leave(r, i, "%s, made from it, exists and would be replaced: vargen generate "
+				    "--regenerate --generator %s",
+			      what, it->g->name);
+		}
+	}
+	if (vg_made(r, i)) {
+		struct vf_strings recipients = {0};
+		struct vf_error err;
+		if (vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &recipients, &err) != VF_OK)
+			leave(r, i, "%s", err.msg);
+		vf_strings_free(&recipients);
+	}
+	d->reseal = (d->act == ACT_NONE || d->act == ACT_FILL) && r->wanted[i] &&
+		    any_state(r, i, VF_STATE_WRONG_RECIPIENTS);
+}
+
+int vg_decide(struct run *r)
+{
+	r->dec = calloc(r->n + 1, sizeof(*r->dec));
+	if (!r->dec)
+		return vg_error("out of memory");
+	for (size_t i = 0; i < r->n; i++)
+		decide_item(r, i);
+	return 0;
+}
+
+/* ---- reseals --------------------------------------------------------------- */
+
+static int add_reseal(struct run *r, const char *name, char *secret, char *manifest_rel,
+		      struct vf_strings *recipients)
+{
+	struct vf_error err;
+	struct reseal *grown = realloc(r->reseals, (r->n_reseals + 1) * sizeof(*grown));
+	char *copy = strdup(name);
+	if (!grown || !copy || !secret || !manifest_rel) {
+		if (grown)
+			r->reseals = grown;
+		free(copy);
+		free(secret);
+		free(manifest_rel);
+		vf_strings_free(recipients);
+		return vg_error("out of memory");
+	}
+	r->reseals = grown;
+	struct reseal *rs = &r->reseals[r->n_reseals++];
+	*rs = (struct reseal){.name = copy, .secret = secret, .manifest_rel = manifest_rel,
+			      .recipients = *recipients};
+	if (vf_manifest_format(rs->recipients.items, rs->recipients.n, &rs->manifest,
+			       &rs->manifest_len, &err) != VF_OK)
+		return vg_fail(&err);
+	return 0;
+}
+
+static int plan_item_reseals(struct run *r, size_t i)
+{
+	const struct vg_item *it = &r->items[i];
+	for (size_t f = 0; f < it->g->n_files; f++) {
+		if (r->before.states[i][f] != VF_STATE_WRONG_RECIPIENTS)
+			continue;
+		struct vf_strings recipients = {0};
+		struct vf_error err;
+		if (vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &recipients, &err) != VF_OK)
+			return vg_fail(&err);
+		char name[1024];
+		snprintf(name, sizeof(name), "%s/%s/%s", owner_name(it), it->g->name,
+			 it->g->files[f].name);
+		if (add_reseal(r, name, vf_store_rel(it->machine, it->g->name, it->g->files[f].name,
+						     "secret"),
+			       vf_store_rel(it->machine, it->g->name, it->g->files[f].name,
+					    "recipients"),
+			       &recipients))
+			return 1;
+	}
+	return 0;
+}
+
+/* A kept machine key sealed to other admins than the spec's. */
+static int plan_key_reseal(struct run *r, const struct vg_row *row)
+{
+	const char *machine = r->ctx.spec.machines[row->file].name;
+	struct vf_strings admins = {0};
+	struct vf_error err;
+	for (size_t a = 0; a < r->ctx.spec.n_admins; a++)
+		if (!vf_strings_has(&admins, r->ctx.spec.admins[a].recipient) &&
+		    vf_strings_add(&admins, r->ctx.spec.admins[a].recipient, &err) != VF_OK) {
+			vf_strings_free(&admins);
+			return vg_fail(&err);
+		}
+	return add_reseal(r, row->name, vf_store_machine_key_rel(machine, "secret"),
+			  vf_store_machine_key_rel(machine, "recipients"), &admins);
+}
+
+int vg_plan_reseals(struct run *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->dec[i].reseal && plan_item_reseals(r, i))
+			return 1;
+	for (size_t k = 0; k < r->before.n_rows; k++) {
+		const struct vg_row *row = &r->before.rows[k];
+		if (row->item == SIZE_MAX && !strcmp(row->kind, "key") &&
+		    row->st == VF_STATE_WRONG_RECIPIENTS && plan_key_reseal(r, row))
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- the plan ---------------------------------------------------------------- */
+
+static const char *const actions[N_PLAN] = {"make", "replace", "reseal", "left"};
+
+static void count(struct vg_plan_count *c, const char *action)
+{
+	for (int a = 0; c && a < N_PLAN; a++)
+		if (!strcmp(actions[a], action))
+			c->n[a]++;
+}
+
+static void line(FILE *out, struct vg_plan_count *c, const char *action, const struct vg_item *it,
+		 size_t f, const char *why)
+{
+	count(c, action);
+	fprintf(out, "%s\t%s/%s/%s\t%s\n", action, owner_name(it), it->g->name,
+		it->g->files[f].name, why);
+}
+
+static size_t item_lines(const struct run *r, size_t i, FILE *out, bool only_replace,
+			 struct vg_plan_count *c)
+{
+	const struct decision *d = &r->dec[i];
+	const struct vg_item *it = &r->items[i];
+	const enum vf_state *st = r->before.states[i];
+	size_t n = 0;
+	for (size_t f = 0; f < it->g->n_files; f++) {
+		char why[700];
+		const char *state = vf_state_name(st[f]);
+		bool missing = st[f] == VF_STATE_MISSING;
+		if (only_replace && !(d->act == ACT_REPLACE && !missing))
+			continue;
+		switch (d->act) {
+		case ACT_MAKE: line(out, c, "make", it, f, "missing"), n++; break;
+		case ACT_FILL:
+			if (missing)
+				line(out, c, "make", it, f, "missing"), n++;
+			break;
+		case ACT_REPLACE:
+			if (d->cause)
+				snprintf(why, sizeof(why), "%s; its input %s/%s is made anew", state,
+					 owner_name(d->cause), d->cause->g->name);
+			else
+				snprintf(why, sizeof(why), "%s; --regenerate", state);
+			line(out, c, missing ? "make" : "replace", it, f, missing ? "missing" : why), n++;
+			break;
+		case ACT_LEAVE:
+			if (vf_state_sound(st[f]))
+				break;
+			snprintf(why, sizeof(why), "%s: %s", state, d->why);
+			line(out, c, "left", it, f, why), n++;
+			break;
+		case ACT_NONE: break;
+		}
+		if (only_replace || !d->reseal || st[f] != VF_STATE_WRONG_RECIPIENTS)
+			continue;
+		if (r->identity_files.n)
+			line(out, c, "reseal", it, f, "wrong-recipients"), n++;
+		else
+			line(out, c, "left", it, f,
+			     "wrong-recipients: vargen generate -i ADMIN_KEY (or varseal rekey) "
+			     "reseals it"),
+				n++;
+	}
+	return n;
+}
+
+/* Rows other than the generators' files: kept keys and orphans. */
+static size_t other_lines(const struct run *r, FILE *out, struct vg_plan_count *c)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < r->before.n_rows; k++) {
+		const struct vg_row *row = &r->before.rows[k];
+		if (row->item != SIZE_MAX || vf_state_sound(row->st))
+			continue;
+		const char *why = "";
+		if (row->st == VF_STATE_ORPHAN)
+			why = "vargen prune removes it";
+		else if (row->st == VF_STATE_WRONG_RECIPIENTS && r->identity_files.n) {
+			fprintf(out, "reseal\t%s\twrong-recipients\n", row->name);
+			count(c, "reseal");
+			n++;
+			continue;
+		} else if (row->st == VF_STATE_WRONG_RECIPIENTS)
+			why = "vargen generate -i ADMIN_KEY (or varseal rekey) reseals it";
+		else if (row->st == VF_STATE_NO_KEY)
+			why = "the spec lost its key line: varseal machine keygen -i ADMIN_KEY M "
+			      "restores it";
+		else if (row->st == VF_STATE_WRONG_KEY)
+			why = "the spec names another key: restore the key line, or varseal "
+			      "machine keygen --force M";
+		else if (row->st == VF_STATE_MISSING)
+			why = "the kept key is gone: restore it from git, or varseal machine keygen "
+			      "--force M";
+		else
+			why = "restore it from git";
+		fprintf(out, "left\t%s\t%s: %s\n", row->name, vf_state_name(row->st), why);
+		count(c, "left");
+		n++;
+	}
+	return n;
+}
+
+size_t vg_print_plan(const struct run *r, FILE *out, bool only_replace, struct vg_plan_count *c)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		n += item_lines(r, i, out, only_replace, c);
+	if (!only_replace)
+		n += other_lines(r, out, c);
+	return n;
+}
+
+void vg_plan_summary(const struct vg_plan_count *c, char *out, size_t cap)
+{
+	static const char *const what[N_PLAN] = {"to make", "to replace", "to reseal",
+						 "left as they are"};
+	size_t at = 0;
+	out[0] = '\0';
+	for (int a = 0; a < N_PLAN && at < cap; a++)
+		if (c->n[a])
+			at += (size_t)snprintf(out + at, cap - at, "%s%zu %s", at ? ", " : "",
+					       c->n[a], what[a]);
+}
+
+size_t vg_count_replaced(const struct run *r)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->n; i++)
+		for (size_t f = 0; r->dec[i].act == ACT_REPLACE && f < r->items[i].g->n_files; f++)
+			n += r->before.states[i][f] != VF_STATE_MISSING;
+	return n;
+}

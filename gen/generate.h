@@ -1,0 +1,80 @@
+/* vargen generate's state, shared by its two halves: decide.c (what to
+ * do with each generator, and the plan that says it) and generate.c
+ * (options, making, sealing and committing). */
+#ifndef VARGEN_GENERATE_H
+#define VARGEN_GENERATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "vars/store.h"
+#include "vargen.h"
+
+enum action {
+	ACT_NONE,    /* nothing to make (maybe seals to renew) */
+	ACT_MAKE,    /* nothing exists: made */
+	ACT_FILL,    /* the missing files of independent built-in values */
+	ACT_REPLACE, /* existing values replaced: --regenerate only */
+	ACT_LEAVE,   /* needs what this run may not do: said, left as is */
+};
+
+struct decision {
+	enum action act;
+	bool reseal;		   /* wrong-recipients files to reseal with -i */
+	const struct vg_item *cause; /* ACT_REPLACE of a dependent: the input made anew */
+	char why[512];		   /* ACT_LEAVE: what is wrong and the command */
+};
+
+struct run {
+	struct vg_context ctx;
+	bool regenerate, all, yes, plan, insecure;
+	const char *passphrase_file; /* for passphrase-protected identities */
+	struct vf_strings prompt_args;
+	struct vf_strings identity_files;
+	struct vf_identities ids; /* loaded when an old secret is needed */
+	bool ids_loaded;
+	struct vg_survey before; /* the store as found: items and states */
+	struct vg_item *items;	 /* = before.items */
+	size_t n;
+	struct decision *dec; /* per item */
+	bool *wanted;
+	struct vf_value **values; /* per item, per file, when made or loaded */
+	struct vf_txn txn;
+	int lock_fd;
+	/* Sealing jobs, run in parallel: one per file of every made item. */
+	struct vf_strings *recipients; /* per item */
+	struct job {
+		size_t item, file;
+	} *jobs;
+	size_t n_jobs;
+	/* Reseal jobs: wrong-recipients secrets and machine keys. */
+	struct reseal {
+		char *name, *secret, *manifest_rel, *manifest;
+		size_t manifest_len;
+		struct vf_strings recipients;
+	} *reseals;
+	size_t n_reseals;
+	struct vf_error job_err;
+	atomic_flag job_failed; /* the first failing job records job_err */
+};
+
+bool vg_made(const struct run *r, size_t i);
+ssize_t vg_find_item(const struct run *r, const char *machine, const struct vf_spec_generator *g);
+/* Decides every item's action (r->dec) from r->before. */
+int vg_decide(struct run *r);
+/* Queues the reseals the decisions call for (needs -i to run them). */
+int vg_plan_reseals(struct run *r);
+/* The plan, one line per file: make, replace, reseal, left. Returns the
+ * number of lines; with only_replace, just the replace lines (to stderr,
+ * before asking). */
+enum { PLAN_MAKE, PLAN_REPLACE, PLAN_RESEAL, PLAN_LEFT, N_PLAN };
+struct vg_plan_count {
+	size_t n[N_PLAN];
+};
+size_t vg_print_plan(const struct run *r, FILE *out, bool only_replace, struct vg_plan_count *c);
+/* "2 to make, 1 to replace, ..." */
+void vg_plan_summary(const struct vg_plan_count *c, char *out, size_t cap);
+/* Existing values the run would replace. */
+size_t vg_count_replaced(const struct run *r);
+
+#endif

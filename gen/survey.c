@@ -1,0 +1,261 @@
+/* The state of everything the spec and the store hold, as list and check
+ * show it and as generate plans from it and verifies after its commit:
+ * one scan, one set of rules, so that generate's verdict is check's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vargen.h"
+
+void vg_survey_free(struct vg_survey *s)
+{
+	for (size_t i = 0; s->states && i < s->n_items; i++)
+		free(s->states[i]);
+	free(s->states);
+	free(s->items);
+	for (size_t i = 0; i < s->n_rows; i++)
+		free(s->rows[i].name);
+	free(s->rows);
+	vf_orphans_free(&s->orphans);
+	memset(s, 0, sizeof(*s));
+}
+
+static int add_row(struct vg_survey *s, const char *name, const char *kind, enum vf_state st,
+		   size_t item, size_t file)
+{
+	struct vg_row *grown = realloc(s->rows, (s->n_rows + 1) * sizeof(*grown));
+	char *copy = strdup(name);
+	if (!grown || !copy) {
+		if (grown)
+			s->rows = grown;
+		free(copy);
+		return vg_error("out of memory");
+	}
+	s->rows = grown;
+	s->rows[s->n_rows++] = (struct vg_row){copy, kind, st, item, file};
+	return 0;
+}
+
+static int survey_items(const struct vg_context *ctx, struct vg_survey *s)
+{
+	if (vg_items(ctx, &s->items, &s->n_items) != 0)
+		return 1;
+	s->states = calloc(s->n_items + 1, sizeof(*s->states));
+	if (!s->states)
+		return vg_error("out of memory");
+	for (size_t i = 0; i < s->n_items; i++) {
+		const struct vg_item *it = &s->items[i];
+		struct vf_error err;
+		if (!(s->states[i] = calloc(it->g->n_files + 1, sizeof(enum vf_state))))
+			return vg_error("out of memory");
+		if (vf_vars_state(&ctx->spec, ctx->root, it->machine, it->g, s->states[i], &err) !=
+		    VF_OK)
+			return vg_fail(&err);
+		if (!vg_selected_generator(ctx, it->g->name))
+			continue;
+		for (size_t f = 0; f < it->g->n_files; f++) {
+			char name[1024];
+			snprintf(name, sizeof(name), "%s/%s/%s", it->machine ? it->machine : "shared",
+				 it->g->name, it->g->files[f].name);
+			if (add_row(s, name, it->g->files[f].secret ? "secret" : "value",
+				    s->states[i][f], i, f))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* The kept keys of the selected machines: not a generator's, so left out
+ * when generators are selected. */
+static int survey_keys(const struct vg_context *ctx, struct vg_survey *s)
+{
+	if (ctx->generators.n)
+		return 0;
+	for (size_t m = 0; m < ctx->spec.n_machines; m++) {
+		const struct vf_spec_machine *machine = &ctx->spec.machines[m];
+		if (!vg_selected_machine(ctx, machine->name))
+			continue;
+		bool shown;
+		enum vf_state st;
+		struct vf_error err;
+		if (vf_vars_machine_key_state(&ctx->spec, ctx->root, machine, &shown, &st, &err) !=
+		    VF_OK)
+			return vg_fail(&err);
+		char name[1024];
+		snprintf(name, sizeof(name), "machine-keys/%s", machine->name);
+		if (shown && add_row(s, name, "key", st, SIZE_MAX, m))
+			return 1;
+	}
+	return 0;
+}
+
+/* Orphans belong to no machine or generator of the spec: shown when
+ * nothing is selected. */
+static int survey_orphans(const struct vg_context *ctx, struct vg_survey *s)
+{
+	if (ctx->generators.n || ctx->machines.n)
+		return 0;
+	struct vf_error err;
+	if (vf_vars_orphans(&ctx->spec, ctx->root, &s->orphans, &err) != VF_OK)
+		return vg_fail(&err);
+	for (size_t i = 0; i < s->orphans.n; i++)
+		if (add_row(s, s->orphans.items[i].name, s->orphans.items[i].kind, VF_STATE_ORPHAN,
+			    SIZE_MAX, i))
+			return 1;
+	return 0;
+}
+
+int vg_survey(const struct vg_context *ctx, struct vg_survey *s)
+{
+	memset(s, 0, sizeof(*s));
+	int status = survey_items(ctx, s);
+	if (!status)
+		status = survey_keys(ctx, s);
+	if (!status)
+		status = survey_orphans(ctx, s);
+	if (status)
+		vg_survey_free(s);
+	return status;
+}
+
+size_t vg_survey_problems(const struct vg_survey *s)
+{
+	size_t bad = 0;
+	for (size_t i = 0; i < s->n_rows; i++)
+		bad += !vf_state_sound(s->rows[i].st);
+	return bad;
+}
+
+void vg_print_row(const struct vg_row *r)
+{
+	printf("%s\t%s\t%s\n", r->name, r->kind, vf_state_name(r->st));
+}
+
+/* ---- what to do about each state ----------------------------------------- */
+
+/* Adds name to a set of at most 3; false when it would be a fourth. */
+static bool add_name(const char **set, size_t *n, const char *name)
+{
+	for (size_t k = 0; k < *n; k++)
+		if (!strcmp(set[k], name))
+			return true;
+	if (*n == 3)
+		return false;
+	set[(*n)++] = name;
+	return true;
+}
+
+/* The --machine/--generator selection that covers the rows in state st
+ * (of generators' files): up to three of each, else --all. */
+static void selection(const struct vg_survey *s, enum vf_state st, char *out, size_t cap)
+{
+	const char *gens[3], *machines[3];
+	size_t n_gens = 0, n_machines = 0;
+	bool few_gens = true, few_machines = true;
+	for (size_t i = 0; i < s->n_rows; i++) {
+		const struct vg_row *r = &s->rows[i];
+		if (r->st != st || r->item == SIZE_MAX)
+			continue;
+		const struct vg_item *it = &s->items[r->item];
+		few_gens = few_gens && add_name(gens, &n_gens, it->g->name);
+		/* A shared generator is not any one machine's. */
+		few_machines = few_machines && it->machine &&
+			       add_name(machines, &n_machines, it->machine);
+	}
+	if (!few_gens || n_gens == 0) {
+		snprintf(out, cap, "--all");
+		return;
+	}
+	size_t at = 0;
+	for (size_t k = 0; few_machines && k < n_machines && at < cap; k++)
+		at += (size_t)snprintf(out + at, cap - at, "--machine %s ", machines[k]);
+	for (size_t k = 0; k < n_gens && at < cap; k++)
+		at += (size_t)snprintf(out + at, cap - at, "--generator %s%s", gens[k],
+				       k + 1 < n_gens ? " " : "");
+}
+
+/* A missing file whose owner (or a machine sharing it) has no key yet. */
+static bool keyless_missing(const struct vg_survey *s, const struct vg_context *ctx)
+{
+	for (size_t i = 0; i < s->n_rows; i++) {
+		const struct vg_row *r = &s->rows[i];
+		if (r->st != VF_STATE_MISSING || r->item == SIZE_MAX)
+			continue;
+		const struct vg_item *it = &s->items[r->item];
+		struct vf_strings out = {0};
+		bool keyless = vf_vars_recipients(&ctx->spec, it->machine, it->g, &out, NULL) ==
+			       VF_E_KEY;
+		vf_strings_free(&out);
+		if (keyless)
+			return true;
+	}
+	return false;
+}
+
+static void hint(const struct vg_survey *s, const struct vg_context *ctx, enum vf_state st,
+		 bool keys, size_t count)
+{
+	char sel[512];
+	selection(s, st, sel, sizeof(sel));
+	const char *what = keys ? "machine key" : st == VF_STATE_ORPHAN ? "orphan" : "file";
+	fprintf(stderr, "  %s: %zu %s%s: ", vf_state_name(st), count, what, count == 1 ? "" : "s");
+	switch (st) {
+	case VF_STATE_MISSING:
+		if (keys)
+			fprintf(stderr, "restore vars/machine-keys/M from git, or make a new key "
+					"with varseal machine keygen --force M\n");
+		else if (keyless_missing(s, ctx))
+			fprintf(stderr, "vargen generate (a machine without a key first needs "
+					"varseal machine keygen M)\n");
+		else
+			fprintf(stderr, "vargen generate\n");
+		break;
+	case VF_STATE_STALE:
+		fprintf(stderr, "vargen generate --regenerate %s replaces them; vargen accept %s "
+				"keeps them\n",
+			sel, sel);
+		break;
+	case VF_STATE_INCOMPLETE:
+	case VF_STATE_CORRUPT:
+		if (keys)
+			fprintf(stderr, "restore vars/machine-keys/M from git\n");
+		else
+			fprintf(stderr, "vargen generate --regenerate %s\n", sel);
+		break;
+	case VF_STATE_WRONG_RECIPIENTS:
+		fprintf(stderr, "varseal rekey -i ADMIN_KEY (or vargen generate -i ADMIN_KEY)\n");
+		break;
+	case VF_STATE_NO_KEY:
+		if (keys)
+			fprintf(stderr, "the spec lost the key line of a kept key: varseal machine "
+					"keygen -i ADMIN_KEY M restores it\n");
+		else
+			fprintf(stderr, "varseal machine keygen M\n");
+		break;
+	case VF_STATE_WRONG_KEY:
+		fprintf(stderr, "the spec names another key than the one kept: restore the "
+				"spec's key line, or varseal machine keygen --force M\n");
+		break;
+	case VF_STATE_ORPHAN:
+		fprintf(stderr, "not in the spec: vargen prune removes them (--plan first)\n");
+		break;
+	case VF_STATE_OK:
+	case VF_STATE_HAND_SET: fprintf(stderr, "nothing to do\n"); break;
+	}
+}
+
+void vg_survey_hints(const struct vg_survey *s, const struct vg_context *ctx)
+{
+	for (int keys = 0; keys < 2; keys++)
+		for (enum vf_state st = 0; st <= VF_STATE_WRONG_KEY; st++) {
+			if (vf_state_sound(st))
+				continue;
+			size_t count = 0;
+			for (size_t i = 0; i < s->n_rows; i++)
+				count += s->rows[i].st == st &&
+					 (!strcmp(s->rows[i].kind, "key") && s->rows[i].item == SIZE_MAX &&
+					  st != VF_STATE_ORPHAN) == (keys == 1);
+			if (count)
+				hint(s, ctx, st, keys == 1, count);
+		}
+}
