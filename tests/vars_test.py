@@ -1654,8 +1654,8 @@ generators:
         self.assert_nothing_to_do(checked=len(self.ALL))
         # carol comes, bob goes, and web2 stops using the shared generator.
         self.edit_spec("  bob: %s\n" % self.bob_r, "  carol: %s\n" % self.carol_r)
-        self.edit_spec("  web2:\n    generators: [app, cluster]",
-                       "  web2:\n    generators: [app]")
+        web2 = "    key: %s\n    generators: [app, cluster]\n" % self.mkeys["web2"]
+        self.edit_spec(web2, web2.replace("[app, cluster]", "[app]"))
         self.vargen("check", expect=1)
 
         # One machine: its files and its kept key, nothing else.
@@ -1723,12 +1723,33 @@ generators:
         self.assertEqual(p.stdout, b"")
         self.assertIn("usage", p.stderr.decode())
         # A machine without a key: rekey cannot seal to it, nor plan it.
-        self.edit_spec("  db:\n    generators: [app]",
-                       "  db:\n    generators: [app]\n  new:\n    generators: [app]")
+        self.edit_spec("machines:\n", "machines:\n  new:\n    generators: [app]\n")
         p = self.varseal("rekey", "--plan", expect=None)
         self.assertIn("new has no key", self.assert_one_line_error(p, "varseal"))
         self.assertEqual(p.stdout, b"")
         self.assertEqual(store_state(self.vars), before)
+
+
+    def test_plan_ssh_keys(self):
+        # SSH recipients are compared by key, as rekey compares them: a new
+        # comment is nothing to do, a new key is named by its admin.
+        keys = {}
+        for who, comment in (("dave", "dave@laptop"), ("erin", "erin@laptop")):
+            path = os.path.join(self.dir, who + "_ssh")
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
+                check=True)
+            keys[who] = read(path + ".pub").decode().strip()
+        self.edit_spec("admins:\n", "admins:\n  dave: \"%s\"\n" % keys["dave"])
+        self.varseal("rekey", "-i", self.alice)
+        self.assert_nothing_to_do(checked=len(self.ALL))
+        self.edit_spec("dave@laptop", "dave@desk")
+        self.assert_nothing_to_do(checked=len(self.ALL))
+        self.edit_spec("admins:\n", "admins:\n  erin: \"%s\"\n" % keys["erin"])
+        plan, _ = self.plan("--machine", "db", expect=1)
+        erin_key = keys["erin"].split(" ")[1]
+        for reason in plan.values():
+            self.assertEqual(reason, "wrong-recipients: +ssh-ed25519...%s(erin)" % erin_key[-8:])
+        self.rekey_as_planned(plan, "--machine", "db")
 
 
 if __name__ == "__main__":
