@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # vars_bench.sh - how long vargen generate, vargen check and varseal rekey
 # take on a large spec, with the real `age` and a plain `cp -a` of the
-# store measured in the same run for context.
+# store measured in the same run for context; and the read-only commands
+# on the generated store: vargen check, varseal rekey --plan, vargen
+# generate --plan and vargen prune --plan (the plans with the third admin
+# in the spec, so that rekey's plan lists every secret).
 #
 # This is a benchmark, not a test: it exits 0 whether or not the targets
 # are met, and non-zero only if a command fails or a correctness check
-# (vargen check after rekey, decryption with the new admin's key) fails.
+# (vargen check after rekey, decryption with the new admin's key, the
+# plan naming every secret) fails. A plan exits 0 (nothing to do) or 1
+# (something to do): both count as success. A plan command the tools do
+# not have yet (a usage error, exit status 2) is reported as not available.
 #
 # The spec: MACHINES machines (default 1000), each with its own key and the
 # one generator `app` with 3 files (api-key: random 32 bytes base64,
@@ -61,6 +67,7 @@ SETTLE_S=${SETTLE_S:-}
 # Targets, in seconds.
 TARGET_GENERATE=1
 TARGET_REKEY=1
+TARGET_READ=0.3 # vargen check and every --plan
 
 FILES_PER_MACHINE=3
 
@@ -251,6 +258,38 @@ store_kib=$(du -sk "$pre_rekey" | awk '{print $1}')
 
 measure "vargen check" : "$VARGEN" check -f "$spec2" --store "$pre_rekey"
 
+# ------------------------------------------------------------------ plans
+# Read-only: each runs on the generated store itself. A plan's exit status
+# is 0 or 1 (nothing / something to do); 2 is a usage error, which is what
+# a tool without that plan says: "not available", untimed.
+plan_ok() { # plan_ok COMMAND [ARGS...]: the command, with 1 as success too
+	local rc=0
+	"$@" || rc=$?
+	((rc <= 1)) || { echo "exit status $rc" >&2; return 1; }
+}
+declare -A NA # key -> why it was not measured
+measure_plan() { # measure_plan KEY COMMAND [ARGS...]; stdout of a first run in $tmp/plan.out
+	local key=$1 rc=0
+	shift
+	"$@" > "$tmp/plan.out" 2> "$tmp/plan.err" || rc=$?
+	case $rc in
+	0 | 1) measure "$key" : plan_ok "$@" ;;
+	2)
+		NA[$key]="not available: $(head -n 1 "$tmp/plan.err")"
+		log "$key: ${NA[$key]}"
+		;;
+	*) die "$key exited $rc: $(tail -n 5 "$tmp/plan.err")" ;;
+	esac
+}
+measure_plan "varseal rekey --plan" "$VARSEAL" rekey --plan -f "$spec3" --store "$pre_rekey"
+n_planned=$(grep -c $'^reseal\t' "$tmp/plan.out" || true)
+((n_planned == total_secrets)) ||
+	die "varseal rekey --plan with a third admin names $n_planned secrets, expected $total_secrets"
+"$VARSEAL" rekey --plan -f "$spec2" --store "$pre_rekey" > "$tmp/plan.out" 2>&1 ||
+	die "varseal rekey --plan finds something to reseal right after generate: $(tail -n 3 "$tmp/plan.out")"
+measure_plan "vargen generate --plan" "$VARGEN" generate --plan -f "$spec3" --store "$pre_rekey"
+measure_plan "vargen prune --plan" "$VARGEN" prune --plan -f "$spec3" --store "$pre_rekey"
+
 sample_rel=vars/per-machine/$sample_machine/app/jwt-secret/secret
 sample_plain=$("$AGE" -d -i "$tmp/sample-machine.key" "$pre_rekey/$sample_rel") ||
 	die "the machine's key does not open $pre_rekey/$sample_rel"
@@ -345,6 +384,16 @@ row() { # row LABEL WALL CPU
 }
 row "vargen generate" "${T[vargen generate]}" "${CPU[vargen generate]}"
 row "vargen check" "${T[vargen check]}" "${CPU[vargen check]}"
+plan_row() { # plan_row KEY: a row, or why there is none
+	if [[ -n ${NA[$1]:-} ]]; then
+		printf '%-34s %10s %10s %12s\n' "$1" "n/a" "n/a" "n/a"
+	else
+		row "$1" "${T[$1]}" "${CPU[$1]}"
+	fi
+}
+for key in "varseal rekey --plan" "vargen generate --plan" "vargen prune --plan"; do
+	plan_row "$key"
+done
 row "varseal rekey (+1 admin)" "${T[varseal rekey]}" "${CPU[varseal rekey]}"
 row "age loop, EXTRAPOLATED from $PEER_N" "$age_extra" "n/a"
 printf '%-34s %10s %10s\n' "  (measured: $PEER_N secrets)" \
@@ -377,4 +426,13 @@ verdict "$(calc '(t < x)' t="${T[vargen generate]}" x="$TARGET_GENERATE")" \
 	"vargen generate < ${TARGET_GENERATE} s   ($(calc 'sprintf("%.3f", t)' t="${T[vargen generate]}") s)"
 verdict "$(calc '(t < x)' t="${T[varseal rekey]}" x="$TARGET_REKEY")" \
 	"varseal rekey   < ${TARGET_REKEY} s   ($(calc 'sprintf("%.3f", t)' t="${T[varseal rekey]}") s)"
+for key in "vargen check" "varseal rekey --plan" "vargen generate --plan" "vargen prune --plan"; do
+	if [[ -n ${NA[$key]:-} ]]; then
+		printf '  n/a   %-22s < %s s   (%s)\n' "$key" "$TARGET_READ" "${NA[$key]}"
+	else
+		verdict "$(calc '(t < x)' t="${T[$key]}" x="$TARGET_READ")" \
+			"$(printf '%-22s < %s s   (%s s)' "$key" "$TARGET_READ" \
+				"$(calc 'sprintf("%.3f", t)' t="${T[$key]}")")"
+	fi
+done
 exit 0

@@ -1536,6 +1536,234 @@ class T15SshComment(VarsCase):
         self.vargen("check", expect=1)
 
 
+
+# ---- 16. varseal rekey --plan ----------------------------------------------------
+
+def secret_name(rel):
+    """The plan's name of a stored secret, from its path relative to vars/:
+    per-machine/M/G/F/secret -> M/G/F, shared/G/F/secret -> shared/G/F,
+    machine-keys/M/secret -> machine-keys/M; None for any other file."""
+    parts = rel.split(os.sep)
+    if parts[-1] != "secret":
+        return None
+    if parts[0] == "per-machine" and len(parts) == 5:
+        return "/".join(parts[1:4])
+    if parts[0] == "shared" and len(parts) == 4:
+        return "shared/" + "/".join(parts[1:3])
+    if parts[0] == "machine-keys" and len(parts) == 3:
+        return "machine-keys/" + parts[1]
+    raise AssertionError("unexpected secret path %r" % rel)
+
+
+def store_state(top):
+    """Every entry under top: relative path -> (sha256 or 'dir', mtime_ns,
+    inode, mode); directories included, so a temporary created and removed
+    again, or a directory made, shows too."""
+    out = {}
+    for rel, st, data in testkit.walk_entries(top):
+        digest = hashlib.sha256(data).hexdigest() if data is not None else "dir"
+        out[rel] = (digest, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
+    st = os.lstat(top)
+    out["."] = ("dir", st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
+    return out
+
+
+def changed_secrets(before, after):
+    """Names (secret_name) of the secrets whose bytes differ between two
+    store_state()s of vars/; a secret that came or went counts too."""
+    names = set()
+    for rel in set(before) | set(after):
+        a, b = before.get(rel), after.get(rel)
+        if (a and a[0]) != (b and b[0]):
+            name = secret_name(rel)
+            if name:
+                names.add(name)
+    return names
+
+
+
+class T16RekeyPlan(VarsCase):
+    # varseal rekey had no way to say what it would do before doing it: the
+    # plan prints each secret it would reseal and why, writes nothing, needs
+    # no identity and no lock, and exits 1 while there is something to do.
+    SPEC = """\
+admins:
+  alice: @ALICE@
+  bob: @BOB@
+machines:
+  web1:
+    generators: [app, cluster]
+  web2:
+    generators: [app, cluster]
+  db:
+    generators: [app]
+generators:
+  app:
+    files:
+      a: {}
+      b: {}
+      host: {secret: false}
+    script: |
+      openssl rand -hex 16 | tr -d '\\n' > "$out/a"
+      openssl rand -hex 16 | tr -d '\\n' > "$out/b"
+      printf host > "$out/host"
+  cluster:
+    share: true
+    files:
+      token: {kind: random}
+"""
+    ALL = {"%s/app/%s" % (m, f) for m in ("web1", "web2", "db") for f in ("a", "b")} | \
+        {"shared/cluster/token"} | {"machine-keys/" + m for m in ("web1", "web2", "db")}
+
+    def setUp(self):
+        super().setUp()
+        self.admins("alice", "bob", "carol")
+        self.write_spec(self.SPEC, alice=self.alice_r, bob=self.bob_r)
+        self.mkeys = {}
+        for m in ("web1", "web2", "db"):
+            self.mkeys[m] = self.varseal("pubkey", self.machine_keygen(m)).stdout.decode().strip()
+        self.vargen("generate")
+        self.vargen("check")
+
+    def plan(self, *args, expect):
+        """Runs `varseal rekey --plan ARGS` and checks that it wrote
+        nothing; returns ({name: reason}, the summary line)."""
+        before = store_state(self.vars)
+        p = self.varseal("rekey", "--plan", *args, expect=expect)
+        self.assertEqual(store_state(self.vars), before, "the plan changed the store")
+        self.assertEqual(p.stderr, b"", describe(p))
+        out = p.stdout.decode()
+        self.assertTrue(out.endswith("\n"), repr(out))
+        lines = out.splitlines()
+        self.assertNotIn("\t", lines[-1], repr(out))
+        plan = {}
+        for line in lines[:-1]:
+            fields = line.split("\t")
+            self.assertEqual(len(fields), 3, repr(line))
+            self.assertEqual(fields[0], "reseal", repr(line))
+            self.assertNotIn(fields[1], plan, "named twice: %r" % out)
+            plan[fields[1]] = fields[2]
+        return plan, lines[-1]
+
+    def assert_nothing_to_do(self, *args, checked):
+        plan, summary = self.plan(*args, expect=0)
+        self.assertEqual(plan, {})
+        self.assertEqual(summary, "plan: nothing to reseal (%d secrets checked)" % checked)
+
+    def rekey_as_planned(self, plan, *args):
+        """The real rekey with the same options: exactly the planned
+        secrets change."""
+        before = store_state(self.vars)
+        self.varseal("rekey", *args, "-i", self.alice)
+        self.assertEqual(changed_secrets(before, store_state(self.vars)), set(plan))
+
+    def edit_spec(self, old, new):
+        text = read(self.spec).decode()
+        self.assertIn(old, text)
+        write(self.spec, text.replace(old, new), 0o644)
+
+    def test_plan_matches_rekey(self):
+        self.assert_nothing_to_do(checked=len(self.ALL))
+        # carol comes, bob goes, and web2 stops using the shared generator.
+        self.edit_spec("  bob: %s\n" % self.bob_r, "  carol: %s\n" % self.carol_r)
+        web2 = "    key: %s\n    generators: [app, cluster]\n" % self.mkeys["web2"]
+        self.edit_spec(web2, web2.replace("[app, cluster]", "[app]"))
+        self.vargen("check", expect=1)
+
+        # One machine: its files and its kept key, nothing else.
+        db = {"db/app/a", "db/app/b", "machine-keys/db"}
+        plan, summary = self.plan("--machine", "db", expect=1)
+        self.assertEqual(set(plan), db)
+        self.assertEqual(summary, "plan: 3 of 3 secrets would be resealed; nothing written")
+        for name, reason in plan.items():
+            self.assertTrue(reason.startswith("wrong-recipients: "), reason)
+            words = reason[len("wrong-recipients: "):].split(" ")
+            # carol, named as in the spec; bob is no longer in it.
+            self.assertEqual(len(words), 2, reason)
+            self.assertTrue(words[0].startswith("+" + self.carol_r[:10]), reason)
+            self.assertTrue(words[0].endswith("(carol)"), reason)
+            self.assertLess(len(words[0]), len(self.carol_r), "key not shortened: " + reason)
+            self.assertTrue(words[1].startswith("-" + self.bob_r[:10]), reason)
+            self.assertNotIn(self.mkeys["db"][:10], reason)
+        self.rekey_as_planned(plan, "--machine", "db")
+        self.assert_nothing_to_do("--machine", "db", checked=3)
+
+        # Everything else; -i is accepted and ignored (this one does not
+        # even exist), and the plan needs no lock: another writer holds it.
+        import fcntl  # noqa: E402 (only here)
+        lock = os.open(self.vars, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            plan, summary = self.plan("-i", os.path.join(self.dir, "nope.key"), expect=1)
+            p = self.varseal("rekey", "-i", self.alice, expect=None)
+            self.assertIn("another vargen or varseal", self.assert_one_line_error(p, "varseal"))
+        finally:
+            os.close(lock)
+        self.assertEqual(set(plan), self.ALL - db)
+        self.assertEqual(summary, "plan: 7 of 10 secrets would be resealed; nothing written")
+        token = plan["shared/cluster/token"]
+        self.assertRegex(token, r"^wrong-recipients: \+\S+\(carol\) (-\S+ -\S+\(web2\)|"
+                                r"-\S+\(web2\) -\S+)$")
+        self.assertIn("-" + self.mkeys["web2"][:10], token)
+        self.rekey_as_planned(plan)
+        self.assert_nothing_to_do(checked=len(self.ALL))
+        self.vargen("check")
+
+    def test_plan_rotate(self):
+        web1 = {"web1/app/a", "web1/app/b", "shared/cluster/token", "machine-keys/web1"}
+        plan, summary = self.plan("--rotate", "--machine", "web1", expect=1)
+        self.assertEqual(plan, {n: "--rotate: new file key" for n in web1})
+        self.assertEqual(summary, "plan: 4 of 4 secrets would be resealed; nothing written")
+        self.rekey_as_planned(plan, "--rotate", "--machine", "web1")
+        # A rotation is always something to do; the recipients still agree.
+        self.assertEqual(set(self.plan("--rotate", expect=1)[0]), self.ALL)
+        self.assert_nothing_to_do(checked=len(self.ALL))
+        # Both at once: the reason names both.
+        self.edit_spec("  bob: %s\n" % self.bob_r, "")
+        plan, _ = self.plan("--rotate", "--machine", "db", expect=1)
+        self.assertEqual(set(plan), {"db/app/a", "db/app/b", "machine-keys/db"})
+        for reason in plan.values():
+            self.assertRegex(reason, r"^wrong-recipients: -\S+; --rotate: new file key$")
+        self.rekey_as_planned(plan, "--rotate", "--machine", "db")
+
+    def test_plan_errors(self):
+        before = store_state(self.vars)
+        p = self.varseal("rekey", "--plan", "--machine", "nope", expect=None)
+        self.assertIn("no machine named nope", self.assert_one_line_error(p, "varseal"))
+        self.assertEqual(p.stdout, b"")
+        p = self.varseal("rekey", "--plan", "extra", expect=2)
+        self.assertEqual(p.stdout, b"")
+        self.assertIn("usage", p.stderr.decode())
+        # A machine without a key: rekey cannot seal to it, nor plan it.
+        self.edit_spec("machines:\n", "machines:\n  new:\n    generators: [app]\n")
+        p = self.varseal("rekey", "--plan", expect=None)
+        self.assertIn("new has no key", self.assert_one_line_error(p, "varseal"))
+        self.assertEqual(p.stdout, b"")
+        self.assertEqual(store_state(self.vars), before)
+
+
+    def test_plan_ssh_keys(self):
+        # SSH recipients are compared by key, as rekey compares them: a new
+        # comment is nothing to do, a new key is named by its admin.
+        keys = {}
+        for who, comment in (("dave", "dave@laptop"), ("erin", "erin@laptop")):
+            path = os.path.join(self.dir, who + "_ssh")
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
+                check=True)
+            keys[who] = read(path + ".pub").decode().strip()
+        self.edit_spec("admins:\n", "admins:\n  dave: \"%s\"\n" % keys["dave"])
+        self.varseal("rekey", "-i", self.alice)
+        self.assert_nothing_to_do(checked=len(self.ALL))
+        self.edit_spec("dave@laptop", "dave@desk")
+        self.assert_nothing_to_do(checked=len(self.ALL))
+        self.edit_spec("admins:\n", "admins:\n  erin: \"%s\"\n" % keys["erin"])
+        plan, _ = self.plan("--machine", "db", expect=1)
+        erin_key = keys["erin"].split(" ")[1]
+        for reason in plan.values():
+            self.assertEqual(reason, "wrong-recipients: +ssh-ed25519...%s(erin)" % erin_key[-8:])
+        self.rekey_as_planned(plan, "--machine", "db")
+
+
 if __name__ == "__main__":
     for tool in (VARGEN, VARSEAL, AGE):
         if not os.access(tool, os.X_OK):
