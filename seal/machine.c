@@ -3,6 +3,7 @@
  * private key in the store sealed to the admins.
  * varseal machine key M -i ADMIN: prints that identity, for installing it
  * on the host that runs the VM. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@
 #include "vars/store.h"
 #include "varseal.h"
 
-static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--force] MACHINE\n"
+static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--force] "
+			    "[-i ADMIN_KEY...] MACHINE\n"
 			    "       varseal machine key [-f SPEC] [--store DIR] -i IDENTITY... "
 			    "MACHINE";
 
@@ -49,106 +51,235 @@ static int identity_text(const struct vf_identity *id, const char *recipient,
 	return status;
 }
 
-/* Writes the edited spec beside the original, checks that it loads with
- * the new key, then renames it over the original. */
-static int write_spec(struct vs_vars *v, const char *machine, const char *recipient)
+/* The recipient of the one age identity in text (as keygen keeps it);
+ * name stands for it in messages. */
+static int identity_recipient(const struct vf_value *text, const char *name, char **recipient)
 {
+	struct vf_identities ids = {0};
 	struct vf_error err;
-	char *text = NULL;
-	size_t len = 0;
-	if (vf_spec_edit_machine_key(&v->spec, machine, recipient, &text, &len, &err) != VF_OK)
-		return vs_fail(NULL, &err);
-	struct stat st;
-	mode_t mode = stat(v->spec_path, &st) == 0 ? st.st_mode & 0777 : 0644;
-	char check[4096];
-	snprintf(check, sizeof(check), "%s.varseal-check", v->spec_path);
-	struct vf_atomic out;
 	int status = 0;
-	FILE *f = fopen(check, "wx");
-	if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0)
-		status = vs_error("%s: cannot write", check);
-	struct vf_spec edited = {0};
-	if (!status && vf_spec_load(check, &edited, &err) != VF_OK)
-		status = vs_error("the edited spec does not load (%s); %s left unchanged", err.msg,
-				  v->spec_path);
-	const struct vf_spec_machine *m = status ? NULL : vf_spec_machine(&edited, machine);
-	if (!status && (!m || !m->key || strcmp(m->key, recipient)))
-		status = vs_error("could not record the key in %s: add 'key: %s' to machine %s",
-				  v->spec_path, recipient, machine);
-	vf_spec_free(&edited);
-	unlink(check);
-	if (!status && vf_atomic_open(&out, v->spec_path, mode, &err) != VF_OK)
+	if (vf_identities_parse((const char *)text->data, text->len, name, &ids, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
-	else if (!status) {
-		fchmod(out.fd, mode);
-		if (vf_write_all(out.fd, text, len, v->spec_path, &err) != VF_OK ||
-		    vf_atomic_commit(&out, true, &err) != VF_OK) {
-			vf_atomic_abort(&out);
-			status = vs_fail(NULL, &err);
-		}
-	}
-	free(text);
+	else if (ids.n != 1 || strcmp(ids.items[0]->ops->type, "X25519"))
+		status = vs_error("%s: not one age identity", name);
+	else if (vf_identity_recipient(ids.items[0], recipient, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	vf_identities_free(&ids);
 	return status;
 }
 
-static int keygen(struct vs_vars *v, const char *machine, bool force)
+/* Whether root/vars is missing: then keygen makes a new store, and says so. */
+static bool store_missing(const struct vs_vars *v)
 {
-	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
-	if (!m)
-		return vs_error("%s: no machine named %s", v->spec_path, machine);
-	if (m->key && !force)
-		return vs_error("machine %s already has a key (%s); --force replaces it, then run "
-				"varseal rekey",
-				machine, m->key);
-	if (v->spec.n_admins == 0)
-		return vs_error("%s: no admins: the machine's key would be sealed to nobody",
-				v->spec_path);
+	size_t n = strlen(v->root) + sizeof("/vars");
+	char *path = malloc(n);
+	struct stat st;
+	bool missing = false;
+	if (path) {
+		snprintf(path, n, "%s/vars", v->root);
+		missing = lstat(path, &st) != 0 && errno == ENOENT;
+	}
+	free(path);
+	return missing;
+}
+
+/* A new store that keygen failed to fill goes again, if it is still
+ * empty; returns whether it went. */
+static bool remove_new_store(const struct vs_vars *v)
+{
+	size_t n = strlen(v->root) + sizeof("/vars");
+	char *path = malloc(n);
+	bool removed = false;
+	if (path) {
+		snprintf(path, n, "%s/vars", v->root);
+		removed = rmdir(path) == 0;
+	}
+	free(path);
+	return removed;
+}
+
+static int kept_exists(const struct vs_vars *v, const char *machine, bool *kept)
+{
+	struct vf_error err;
+	char *rel = vf_store_machine_key_rel(machine, "secret");
+	if (!rel)
+		return vs_error("out of memory");
+	int status = 0;
+	if (vf_store_exists(v->root, rel, kept, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	free(rel);
+	return status;
+}
+
+/* Why keygen does not replace machine m's key, said as it is. */
+static int refuse_existing(const struct vs_vars *v, const struct vf_spec_machine *m)
+{
+	struct vf_error err;
+	bool kept = false;
+	char *recorded = NULL;
+	int status = kept_exists(v, m->name, &kept);
+	if (status)
+		return status;
+	if (vf_machine_key_record(v->root, m->name, &recorded, &err) != VF_OK)
+		return vs_fail(NULL, &err);
+	const char *dir = "vars/machine-keys";
+	if (!strncmp(m->key, "ssh-", 4))
+		status = vs_error("machine %s's key in %s is an SSH host key, whose private key "
+				  "stays on its host; --force replaces it with a new age key kept in "
+				  "the store, then run varseal rekey",
+				  m->name, v->spec_path);
+	else if (kept && recorded && strcmp(recorded, m->key))
+		status = vs_error("machine %s: %s names the key %s, but the key kept in %s/%s/%s is "
+				  "%s; --force replaces both with a new key, then run varseal rekey",
+				  m->name, v->spec_path, m->key, v->root, dir, m->name, recorded);
+	else if (kept)
+		status = vs_error("machine %s already has a key (%s), kept in %s/%s/%s; --force "
+				  "replaces it, then run varseal rekey",
+				  m->name, m->key, v->root, dir, m->name);
+	else if (recorded && !strcmp(recorded, m->key))
+		status = vs_error("machine %s's key (%s) is missing from the store: varseal machine "
+				  "keygen made it, and %s/%s/%s/secret is gone; restore it (e.g. from "
+				  "git), or --force makes a new key (install it on the host, then run "
+				  "varseal rekey)",
+				  m->name, m->key, v->root, dir, m->name);
+	else if (recorded)
+		status = vs_error("machine %s's key in %s (%s) is not kept in the store, which "
+				  "records another key (%s) and keeps none; --force makes a new key, "
+				  "then run varseal rekey",
+				  m->name, v->spec_path, m->key, recorded);
+	else
+		status = vs_error("machine %s already has a key (%s), not made by varseal machine "
+				  "keygen (the store keeps no key for it and records none); --force "
+				  "replaces it with a new key kept in the store, then run varseal rekey",
+				  m->name, m->key);
+	free(recorded);
+	return status;
+}
+
+/* A new identity for machine m, sealed to the admins, installed in the
+ * spec and the store together (vf_machine_key_install). */
+static int make_key(struct vs_vars *v, const struct vf_spec_machine *m)
+{
 	struct vf_error err;
 	struct vf_identity *id = NULL;
 	char *recipient = NULL;
 	struct vf_value text = {0};
 	struct vf_strings admins = {0};
-	struct vf_txn txn = {0};
-	int status = vs_vars_lock(v);
-	if (!status && (vf_x25519_identity_generate(&id, &err) != VF_OK ||
-			vf_x25519_identity_recipient(id, &recipient, &err) != VF_OK))
+	struct vf_buf sealed;
+	vf_buf_init(&sealed);
+	char *manifest = NULL;
+	size_t manifest_len = 0;
+	int status = 0;
+	if (vf_x25519_identity_generate(&id, &err) != VF_OK ||
+	    vf_x25519_identity_recipient(id, &recipient, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	if (!status)
 		status = identity_text(id, recipient, &text);
 	for (size_t i = 0; !status && i < v->spec.n_admins; i++)
 		if (vf_strings_add(&admins, v->spec.admins[i].recipient, &err) != VF_OK)
 			status = vs_fail(NULL, &err);
-	char *secret = vf_store_machine_key_rel(machine, "secret");
-	char *manifest_path = vf_store_machine_key_rel(machine, "recipients");
-	struct vf_buf sealed;
-	vf_buf_init(&sealed);
-	char *manifest = NULL;
-	size_t manifest_len = 0;
-	if (!status && (!secret || !manifest_path))
-		status = vs_error("out of memory");
 	if (!status && (vf_seal(&admins, text.data, text.len, &sealed, &err) != VF_OK ||
 			vf_manifest_format(admins.items, admins.n, &manifest, &manifest_len, &err) !=
 				VF_OK ||
-			vf_txn_write(&txn, v->root, secret, sealed.data, sealed.len, &err) != VF_OK ||
-			vf_txn_write(&txn, v->root, manifest_path, manifest, manifest_len, &err) !=
-				VF_OK ||
-			vf_txn_commit(&txn, &err) != VF_OK))
+			vf_machine_key_install(&v->spec, v->root, m->name, recipient, sealed.data,
+					       sealed.len, manifest, manifest_len, &err) != VF_OK))
 		status = vs_fail(NULL, &err);
 	if (!status)
-		status = write_spec(v, machine, recipient);
-	if (!status)
 		printf("machine %s: %s\n  recorded in %s; private key sealed to %zu admin(s) in "
-		       "%s/%s\n",
-		       machine, recipient, v->spec_path, admins.n, v->root, secret);
-	vf_txn_abort(&txn);
+		       "%s/vars/machine-keys/%s/secret\n",
+		       m->name, recipient, v->spec_path, admins.n, v->root, m->name);
 	free(manifest);
 	vf_buf_free(&sealed);
-	free(secret);
-	free(manifest_path);
 	vf_strings_free(&admins);
 	vf_value_free(&text);
 	free(recipient);
 	vf_identity_free(id);
+	return status;
+}
+
+/* The spec lost machine m's `key:` (a bad merge) while the store keeps
+ * its key: the line is written back from the kept key, which an admin's
+ * identity opens, so the key installed on the host stays the machine's. */
+static int restore_key(struct vs_vars *v, const struct vf_spec_machine *m)
+{
+	struct vf_error err;
+	char *rel = vf_store_machine_key_rel(m->name, "secret");
+	struct vf_value text = {0};
+	char *recipient = NULL;
+	int status = rel ? 0 : vs_error("out of memory");
+	if (!status && v->identity_files.n == 0)
+		status = vs_error("machine %s has no key in %s, but the store keeps one (%s/%s): "
+				  "varseal machine keygen -i ADMIN_KEY %s restores it (--force makes "
+				  "a new one)",
+				  m->name, v->spec_path, v->root, rel, m->name);
+	if (!status)
+		status = vs_vars_identities(v);
+	if (!status && vf_unseal(v->root, rel, &v->ids, &text, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	if (!status)
+		status = identity_recipient(&text, rel, &recipient);
+	if (!status &&
+	    vf_machine_key_restore(&v->spec, v->root, m->name, recipient, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	if (!status)
+		printf("machine %s: %s\n  restored in %s from the key kept in %s/%s\n", m->name,
+		       recipient, v->spec_path, v->root, rel);
+	free(recipient);
+	vf_value_free(&text);
+	free(rel);
+	return status;
+}
+
+/* Takes the lock and settles what an interrupted keygen left. */
+static int lock_store(struct vs_vars *v, const struct vf_spec_machine *m,
+		      enum vf_key_settled *settled)
+{
+	struct vf_error err;
+	int status = vs_vars_lock(v);
+	if (status)
+		return status;
+	vf_spec_clean_temps(v->spec_path);
+	if (vf_machine_key_settle(v->root, m->name, m->key, settled, &err) != VF_OK)
+		return vs_fail(NULL, &err);
+	return 0;
+}
+
+/* keygen never replaces a kept key unless forced: with a key in the spec
+ * it refuses (saying why); without one, a key the store keeps is restored
+ * rather than replaced. The store's lock is held throughout. */
+static int keygen(struct vs_vars *v, const char *machine, bool force)
+{
+	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
+	if (!m)
+		return vs_error("%s: no machine named %s", v->spec_path, machine);
+	if (v->spec.n_admins == 0)
+		return vs_error("%s: no admins: the machine's key would be sealed to nobody",
+				v->spec_path);
+	bool new_store = store_missing(v);
+	enum vf_key_settled settled = VF_KEY_NOTHING_PENDING;
+	int status = new_store ? 0 : lock_store(v, m, &settled);
+	if (status)
+		return status;
+	if (settled == VF_KEY_PENDING_FINISHED && !force) {
+		printf("machine %s: %s\n  an interrupted varseal machine keygen, now finished: "
+		       "recorded in %s; private key kept in %s/vars/machine-keys/%s/secret\n",
+		       m->name, m->key, v->spec_path, v->root, m->name);
+		return 0;
+	}
+	if (m->key && !force)
+		return refuse_existing(v, m);
+	bool kept = false;
+	if (!m->key && !force && (status = kept_exists(v, m->name, &kept)) != 0)
+		return status;
+	if (kept)
+		return restore_key(v, m);
+	if (!new_store)
+		return make_key(v, m);
+	if ((status = lock_store(v, m, &settled)) != 0)
+		return status;
+	status = make_key(v, m);
+	if (!status || !remove_new_store(v))
+		fprintf(stderr, "varseal: creating a new store at %s/vars\n", v->root);
 	return status;
 }
 
@@ -171,16 +302,35 @@ static int missing_kept_key(const struct vs_vars *v, const struct vf_spec_machin
 			v->root, rel, m->name, m->name);
 }
 
+/* The kept key is printed only if it is the key the spec names (when it
+ * names one): a key installed on the host that the spec does not name
+ * would leave the machine unable to open its secrets. */
+static int check_printed(const struct vs_vars *v, const struct vf_spec_machine *m,
+			 const struct vf_value *key, const char *rel)
+{
+	char *recipient = NULL;
+	int status = m->key ? identity_recipient(key, rel, &recipient) : 0;
+	if (!status && m->key && strcmp(recipient, m->key))
+		status = vs_error("%s/%s holds the key %s, but %s names %s for machine %s; "
+				  "varseal machine keygen --force %s makes a new one",
+				  v->root, rel, recipient, v->spec_path, m->key, m->name, m->name);
+	free(recipient);
+	return status;
+}
+
 static int print_key(struct vs_vars *v, const char *machine)
 {
-	if (!vf_spec_machine(&v->spec, machine))
+	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
+	if (!m)
 		return vs_error("%s: no machine named %s", v->spec_path, machine);
-	char *rel = vf_store_machine_key_rel(machine, "secret");
+	char *rel = NULL;
 	struct vf_value key = {0};
 	struct vf_error err;
 	bool exists = false;
-	int status = rel ? 0 : vs_error("out of memory");
-	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
+	int status = 0;
+	/* An interrupted keygen may keep the key the spec names as pending. */
+	if (vf_machine_key_secret_rel(v->root, machine, m->key, &rel, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
 	if (!status && vf_store_exists(v->root, rel, &exists, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	if (!status && !exists)
@@ -189,6 +339,8 @@ static int print_key(struct vs_vars *v, const char *machine)
 		status = vs_vars_identities(v);
 	if (!status && vf_unseal(v->root, rel, &v->ids, &key, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
+	if (!status)
+		status = check_printed(v, m, &key, rel);
 	if (!status && vf_write_all(STDOUT_FILENO, key.data, key.len, "standard output", &err) !=
 			       VF_OK)
 		status = vs_fail(NULL, &err);
