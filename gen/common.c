@@ -97,7 +97,12 @@ int vg_confirm(const char *question, size_t n, const char *what, bool yes)
 	uint8_t *answer = NULL;
 	size_t len = 0;
 	struct vf_error err;
-	if (vf_tty_read(question, true, false, &answer, &len, &err) != VF_OK)
+	enum vf_code rc = vf_tty_read(question, true, false, &answer, &len, &err);
+	/* Just Enter is the default, no (the reader calls an empty line an
+	 * error, VF_E_ARG, as it must for passphrases). */
+	if (rc == VF_E_ARG)
+		return vg_error("not confirmed: nothing was written");
+	if (rc != VF_OK)
 		return vg_fail(&err);
 	bool ok = (len == 1 || (len == 3 && !strncasecmp((char *)answer, "yes", 3))) &&
 		  (answer[0] == 'y' || answer[0] == 'Y');

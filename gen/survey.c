@@ -145,6 +145,24 @@ static bool add_name(const char **set, size_t *n, const char *name)
 	return true;
 }
 
+/* Whether every item of the generators named is in state st (somewhere
+ * in its files). */
+static bool covers_generators(const struct vg_survey *s, enum vf_state st, const char **gens,
+			      size_t n_gens)
+{
+	for (size_t i = 0; i < s->n_items; i++) {
+		const struct vg_item *it = &s->items[i];
+		bool named = false, in_state = false;
+		for (size_t k = 0; k < n_gens; k++)
+			named = named || !strcmp(gens[k], it->g->name);
+		for (size_t f = 0; named && f < it->g->n_files; f++)
+			in_state = in_state || s->states[i][f] == st;
+		if (named && !in_state)
+			return false;
+	}
+	return true;
+}
+
 /* The --machine/--generator selection that covers the rows in state st
  * (of generators' files): up to three of each, else --all. */
 static void selection(const struct vg_survey *s, enum vf_state st, char *out, size_t cap)
@@ -166,6 +184,9 @@ static void selection(const struct vg_survey *s, enum vf_state st, char *out, si
 		snprintf(out, cap, "--all");
 		return;
 	}
+	/* Every machine's files of those generators: the generators say it. */
+	if (covers_generators(s, st, gens, n_gens))
+		few_machines = false;
 	size_t at = 0;
 	for (size_t k = 0; few_machines && k < n_machines && at < cap; k++)
 		at += (size_t)snprintf(out + at, cap - at, "--machine %s ", machines[k]);

@@ -385,6 +385,7 @@ int cmd_machine(int argc, char **argv)
 	}
 	if (!status && argc - optind != 1)
 		status = vs_usage(usage);
+	v.may_create = is_keygen; /* keygen comes before the first generate */
 	if (!status)
 		status = vs_vars_load(&v);
 	if (!status)

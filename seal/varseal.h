@@ -58,6 +58,7 @@ struct vs_vars {
 	const char *passphrase_file; /* for passphrase-protected identities */
 	struct vf_identities ids;
 	int lock_fd;
+	bool may_create; /* machine keygen: a missing store is made */
 };
 /* Codes of the long options that have no short form: above every char, so
  * no letter can collide with them (getopt_long returns a letter for a
@@ -85,6 +86,8 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg);
 /* Parses just those options (and --help): 0, -1 after --help, or the
  * exit status of a usage error. */
 int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage);
+/* Loads the spec; refuses a missing store (one line: no store at ROOT)
+ * unless may_create. */
 int vs_vars_load(struct vs_vars *v);
 /* parse, then load, then MACHINE GENERATOR/FILE: what get and set begin with. */
 int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const char *usage,

@@ -51,7 +51,8 @@ TIMEOUT = 120  # seconds, for any single process
 RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 STATE_RE = re.compile(r"^([^/\t]+)/([^/\t]+)/([^/\t]+)\t(secret|value)\t"
-                      r"(ok|missing|stale|wrong-recipients|no-key|corrupt|incomplete)$")
+                      r"(ok|missing|stale|wrong-recipients|no-key|corrupt|incomplete|hand-set|"
+                      r"orphan)$")
 SPEC_ERROR_RE = re.compile(r"^vargen: error: vars\.yaml:(\d+):(\d+): (.+)$")
 
 
