@@ -11,7 +11,6 @@
 #include "base/secmem.h"
 #include "base/term.h"
 
-#include "vars/store.h"
 #include "vargen.h"
 
 int vg_error(const char *fmt, ...)
@@ -127,13 +126,11 @@ int vg_load(struct vg_context *ctx)
 	/* A mistyped --store must not read as an empty store (everything
 	 * "missing") or start a new one unannounced. */
 	bool present;
-	if (vf_store_present(ctx->root, &present, &err) != VF_OK)
+	if (vf_vars_store_present(ctx->root, &present, &err) != VF_OK)
 		return vg_fail(&err);
 	ctx->new_store = !present;
-	if (!present && !ctx->may_create)
-		return vg_error("no store at %s (no vars/ directory there; vargen generate makes "
-				"one)",
-				ctx->root);
+	if (!ctx->may_create && vf_vars_require_store(ctx->root, &err) != VF_OK)
+		return vg_fail(&err);
 	return 0;
 }
 

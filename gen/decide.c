@@ -401,6 +401,8 @@ static size_t other_lines(const struct run *r, FILE *out, struct vg_plan_count *
 		else if (row->st == VF_STATE_MISSING)
 			why = "the kept key is gone: restore it from git, or varseal machine keygen "
 			      "--force M";
+		else if (row->st == VF_STATE_INCOMPLETE)
+			why = "an interrupted varseal machine keygen: run it again to finish it";
 		else
 			why = "restore it from git";
 		fprintf(out, "left\t%s\t%s: %s\n", row->name, vf_state_name(row->st), why);

@@ -238,7 +238,10 @@ static void hint(const struct vg_survey *s, const struct vg_context *ctx, enum v
 		break;
 	case VF_STATE_INCOMPLETE:
 	case VF_STATE_CORRUPT:
-		if (keys)
+		if (keys && st == VF_STATE_INCOMPLETE)
+			fprintf(stderr, "an interrupted varseal machine keygen M: run it again to "
+					"finish it\n");
+		else if (keys)
 			fprintf(stderr, "restore vars/machine-keys/M from git\n");
 		else
 			fprintf(stderr, "vargen generate --regenerate %s\n", sel);

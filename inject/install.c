@@ -249,6 +249,11 @@ static int fill_generation(struct install *in, int gen_fd, const char *gen_shown
 	char *root = NULL;
 	if (vf_vars_open(in->src.spec_path, in->src.store_opt, &spec, &root, &err) != VF_OK)
 		return vi_fail(&err);
+	if (vf_vars_require_store(root, &err) != VF_OK) {
+		vf_spec_free(&spec);
+		free(root);
+		return vi_fail(&err);
+	}
 	const struct vf_spec_machine *m = vf_spec_machine(&spec, in->src.machine);
 	const struct vf_spec_generator **gens = NULL;
 	size_t n = 0;

@@ -173,6 +173,11 @@ int vi_load_from_store(const struct vi_store_source *src, struct vi_creds *out)
 		return vi_error("no machine: give --machine M (or --from-credentials-dir)");
 	if (vf_vars_open(src->spec_path, src->store_opt, &spec, &root, &err) != VF_OK)
 		return vi_fail(&err);
+	if (vf_vars_require_store(root, &err) != VF_OK) {
+		vf_spec_free(&spec);
+		free(root);
+		return vi_fail(&err);
+	}
 	const char *spec_path = spec.path;
 	const struct vf_spec_machine *m = vf_spec_machine(&spec, src->machine);
 	int status = 0;

@@ -14,6 +14,7 @@
 
 #include "base/atomic.h"
 #include "base/secmem.h"
+#include "vars/machine_key.h"
 #include "vars/store.h"
 #include "varseal.h"
 

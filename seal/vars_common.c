@@ -35,13 +35,8 @@ int vs_vars_load(struct vs_vars *v)
 	v->spec_path = v->spec.path; /* the default filled in, for messages */
 	/* A mistyped --store is not an empty store: rekey must not report
 	 * "0 of 0 resealed", set must not start a store of one value. */
-	bool present;
-	if (vf_store_present(v->root, &present, &err) != VF_OK)
+	if (!v->may_create && vf_vars_require_store(v->root, &err) != VF_OK)
 		return vs_fail(NULL, &err);
-	if (!present && !v->may_create)
-		return vs_error("no store at %s (no vars/ directory there; vargen generate makes "
-				"one)",
-				v->root);
 	return 0;
 }
 

@@ -33,7 +33,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testkit  # noqa: E402
 from ptyrun import run_pty  # noqa: E402
-from testkit import VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
+from testkit import VARGEN, VARINJECT, VARSEAL, describe, read, run, write  # noqa: E402
 from vars_test import AGE, VarsCase, files_named, parse_states  # noqa: E402
 
 STRACE = shutil.which("strace")
@@ -120,6 +120,16 @@ def plan_lines(text):
         action, name, why = line.split("\t", 2)
         out.append((action, name, why))
     return out
+
+
+def varinject(case, *args, expect=0, stdin=None):
+    p = run([VARINJECT] + list(args), cwd=case.dir, stdin=stdin)
+    if expect is not None:
+        case.assertEqual(p.returncode, expect, describe(p))
+    return p
+
+
+VarsCase.varinject = varinject
 
 
 class LifeCase(VarsCase):
@@ -364,9 +374,14 @@ class O7NoStore(VarsCase):
                            ("varseal", ("rekey", "--plan") + store),
                            ("varseal", ("get", "-i", self.alice) + store + ("m", "g/a")),
                            ("varseal", ("set",) + store + ("m", "g/a")),
-                           ("varseal", ("machine", "key", "-i", self.alice) + store + ("m",))):
+                           ("varseal", ("machine", "key", "-i", self.alice) + store + ("m",)),
+                           ("varinject", ("--dry-run", "--machine", "m", "-i", self.alice,
+                                          "--hypervisor", "qemu") + store + ("--", "qemu")),
+                           ("varinject", ("install", "--machine", "m", "-i", self.alice)
+                            + store + ("/dev/shm/never",))):
             with self.subTest(args=args):
-                tool = self.vargen if name == "vargen" else self.varseal
+                tool = {"vargen": self.vargen, "varseal": self.varseal,
+                        "varinject": self.varinject}[name]
                 p = tool(*args, expect=None, stdin=b"x")
                 line = self.assert_one_line_error(p, name)
                 self.assertIn("no store at %s" % typo, line)

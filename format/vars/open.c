@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vars/store.h"
+
 /* The store sits beside the spec unless told otherwise: the spec's
  * directory, as dirname(3) names it ("." for a bare file name). */
 static char *spec_dir(const char *spec_path)
@@ -31,4 +33,20 @@ enum vf_code vf_vars_open(const char *spec_path, const char *store, struct vf_sp
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	}
 	return VF_OK;
+}
+
+enum vf_code vf_vars_store_present(const char *root, bool *present, struct vf_error *err)
+{
+	return vf_store_present(root, present, err);
+}
+
+enum vf_code vf_vars_require_store(const char *root, struct vf_error *err)
+{
+	bool present;
+	enum vf_code rc = vf_store_present(root, &present, err);
+	if (rc == VF_OK && !present)
+		rc = vf_fail(err, VF_E_IO,
+			     "no store at %s (no vars/ directory there; vargen generate makes one)",
+			     root);
+	return rc;
 }

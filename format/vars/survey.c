@@ -78,6 +78,18 @@ static enum vf_code key_sealing(const struct vf_spec *spec, const char *root,
 	return rc;
 }
 
+/* Whether an interrupted varseal machine keygen left its pending key. */
+static enum vf_code pending_install(const char *root, const char *machine, bool *pending,
+				    struct vf_error *err)
+{
+	char *rel = vf_store_machine_key_rel(machine, "key.pending");
+	if (!rel)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_store_exists(root, rel, pending, err);
+	free(rel);
+	return rc;
+}
+
 enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *root,
 				       const struct vf_spec_machine *m, bool *shown,
 				       enum vf_state *st, struct vf_error *err)
@@ -91,8 +103,22 @@ enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *r
 		free(marker);
 		return rc;
 	}
+	bool pending = false;
+	if (rc == VF_OK)
+		rc = pending_install(root, m->name, &pending, err);
+	if (rc != VF_OK) {
+		free(marker);
+		return rc;
+	}
 	bool kept = *st != VF_STATE_MISSING;
-	*shown = kept || marker;
+	*shown = kept || marker || pending;
+	if (pending) {
+		/* keygen was interrupted: the spec may name the pending key
+		 * already. Running keygen again finishes or undoes it. */
+		*st = VF_STATE_INCOMPLETE;
+		free(marker);
+		return VF_OK;
+	}
 	/* What is kept must be what the spec names: the key line lost in a
 	 * merge, or replaced by another key, is said before the sealing. */
 	if (*shown && *st != VF_STATE_MISSING && *st != VF_STATE_CORRUPT) {

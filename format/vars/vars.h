@@ -33,6 +33,14 @@ void vf_strings_free(struct vf_strings *l);
 enum vf_code vf_vars_open(const char *spec_path, const char *store, struct vf_spec *spec,
 			  char **root, struct vf_error *err);
 
+/* Whether root holds a store (root/vars): *present. A mistyped --store
+ * must not read as an empty store (everything "missing", "0 of 0
+ * resealed") nor start a new one unannounced. */
+enum vf_code vf_vars_store_present(const char *root, bool *present, struct vf_error *err);
+/* VF_E_IO "no store at ROOT (...)" when there is none: every command but
+ * vargen generate and varseal machine keygen begins with it. */
+enum vf_code vf_vars_require_store(const char *root, struct vf_error *err);
+
 /* Whether machine uses generator g: listed, or a dependency (transitively)
  * of one it lists. */
 bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machine *m,
@@ -89,7 +97,8 @@ bool vf_vars_looks_sealed(const uint8_t *data, size_t len);
  * a key is kept, the key is gone), no-key (kept, but the spec has no key
  * line: varseal machine keygen -i ADMIN restores it), wrong-key (the spec
  * names another key), wrong-recipients (not sealed to exactly the
- * admins) or corrupt. A key from before markers is compared with the
+ * admins), corrupt, or incomplete (an interrupted keygen left its pending
+ * key: machine_key.h). A key from before markers is compared with the
  * admins only. */
 enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *root,
 				       const struct vf_spec_machine *m, bool *shown,

@@ -1,0 +1,456 @@
+/* A machine's key, written to the spec and the store together (the scheme
+ * is in machine_key.h): the spec's new text is prepared and synced beside
+ * it before the store is touched, and renamed into place as the commit
+ * point. */
+#include "vars/machine_key.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/atomic.h"
+#include "vars/store_internal.h"
+
+/* ---- writing the spec ---------------------------------------------------- */
+
+/* The spec's new text on its way to replace the file. */
+struct spec_write {
+	const char *path;
+	char *text;
+	size_t len;
+	struct vf_atomic file;
+	bool open;
+};
+
+static void spec_write_abort(struct spec_write *w)
+{
+	if (w->open)
+		vf_atomic_abort(&w->file);
+	w->open = false;
+	free(w->text);
+	w->text = NULL;
+}
+
+/* The temporary given the replaced file's owner, group and mode, and
+ * synced: what vf_atomic_commit would do first, done early. */
+static enum vf_code spec_write_prepare(struct spec_write *w, struct vf_error *err)
+{
+	struct vf_atomic *a = &w->file;
+	enum vf_code rc = vf_write_all(a->fd, w->text, w->len, "the new spec", err);
+	struct stat st;
+	if (rc == VF_OK && a->keep.set) {
+		if (fstat(a->fd, &st) != 0)
+			rc = vf_fail_errno(err, errno, "the new spec");
+		else if ((st.st_uid != a->keep.uid || st.st_gid != a->keep.gid) &&
+			 fchown(a->fd, a->keep.uid, a->keep.gid) != 0)
+			rc = vf_fail_errno(err, errno, "giving the new spec the owner %lu:%lu",
+					   (unsigned long)a->keep.uid, (unsigned long)a->keep.gid);
+		else if (fchmod(a->fd, a->keep.mode) != 0)
+			rc = vf_fail_errno(err, errno, "giving the new spec mode %04o",
+					   (unsigned)a->keep.mode);
+	}
+	if (rc == VF_OK && fsync(a->fd) != 0)
+		rc = vf_fail_errno(err, errno, "syncing the new spec");
+	return rc;
+}
+
+/* Everything short of the rename, before the store is touched: the new
+ * text made and checked in memory, then written beside the spec (as an
+ * unnamed file, gone if we are killed), with the spec's owner and mode,
+ * and synced. What can fail here (a directory the user may not write, a
+ * full disk, a file of another owner) fails while nothing has changed. */
+static enum vf_code spec_write_begin(struct spec_write *w, const struct vf_spec *spec,
+				     const char *machine, const char *recipient,
+				     struct vf_error *err)
+{
+	memset(w, 0, sizeof(*w));
+	w->path = spec->path;
+	enum vf_code rc = vf_spec_edit_machine_key(spec, machine, recipient, &w->text, &w->len, err);
+	if (rc != VF_OK)
+		return rc;
+	struct vf_error e;
+	/* The spec is the user's file: a symlink there is followed, as the
+	 * parser followed it, and the file it leads to is replaced. */
+	rc = vf_atomic_open_output(&w->file, spec->path, 0644, &e);
+	w->open = rc == VF_OK;
+	if (rc == VF_OK)
+		rc = spec_write_prepare(w, &e);
+	if (rc != VF_OK) {
+		spec_write_abort(w);
+		return vf_fail(err, rc,
+			       "%s: cannot rewrite the spec (%s); the spec and the store are "
+			       "unchanged",
+			       spec->path, e.msg);
+	}
+	return VF_OK;
+}
+
+/* Whether the file at path holds text now. */
+static bool file_holds(const char *path, const char *text, size_t len)
+{
+	uint8_t *now = NULL;
+	size_t n = 0;
+	bool same = vf_store_read(path, &now, &n, NULL) == VF_OK && now && n == len &&
+		    !memcmp(now, text, len);
+	free(now);
+	return same;
+}
+
+/* Renames the new spec into place. *landed: whether the spec now holds
+ * the new text, also when an error came after the rename (a failed sync
+ * of the directory): from then on the store must keep the new key. */
+static enum vf_code spec_write_commit(struct spec_write *w, bool *landed, struct vf_error *err)
+{
+	enum vf_code rc = vf_atomic_commit(&w->file, true, err);
+	w->open = false;
+	*landed = rc == VF_OK || file_holds(w->path, w->text, w->len);
+	return rc;
+}
+
+/* ---- a machine's key in the spec and the store ------------------------------ */
+
+#define PENDING_SECRET "secret.pending"
+#define PENDING_MANIFEST "recipients.pending"
+#define PENDING_KEY "key.pending"
+
+/* Where the record of machine's kept key is (malloc'd). */
+static char *record_rel(const char *machine)
+{
+	return vf_store_rel(machine, ".machine-key", NULL, NULL);
+}
+
+/* "recipient\n": the record's contents (malloc'd). */
+static char *key_line(const char *recipient, size_t *len)
+{
+	*len = strlen(recipient) + 1;
+	char *line = malloc(*len + 1);
+	if (line)
+		snprintf(line, *len + 1, "%s\n", recipient);
+	return line;
+}
+
+/* Whether the store file rel holds exactly recipient and a newline
+ * (false when it is missing). */
+static enum vf_code holds_key(const char *root, const char *rel, const char *recipient,
+			      bool *holds, struct vf_error *err)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	*holds = false;
+	enum vf_code rc = vf_store_read_at(root, rel, &data, &len, err);
+	if (rc == VF_OK && data && recipient)
+		*holds = len == strlen(recipient) + 1 && !memcmp(data, recipient, len - 1) &&
+			 data[len - 1] == '\n';
+	free(data);
+	return rc;
+}
+
+enum vf_code vf_machine_key_record(const char *root, const char *machine, char **recipient,
+				   struct vf_error *err)
+{
+	*recipient = NULL;
+	char *rel = record_rel(machine);
+	if (!rel)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	uint8_t *data = NULL;
+	size_t len = 0;
+	enum vf_code rc = vf_store_read_at(root, rel, &data, &len, err);
+	if (rc == VF_OK && data) {
+		const char *nl = memchr(data, '\n', len);
+		if (len < 2 || nl != (const char *)data + len - 1 || memchr(data, '\0', len))
+			rc = vf_fail(err, VF_E_ARG, "%s/%s: not a recipient and a newline", root, rel);
+		else if (!(*recipient = strndup((const char *)data, len - 1)))
+			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	free(data);
+	free(rel);
+	return rc;
+}
+
+/* One transaction of up to four steps on a machine's key files. */
+struct key_step {
+	const char *rel;
+	enum vf_txn_phase phase;
+	const void *data; /* NULL: remove */
+	size_t len;
+};
+
+static enum vf_code run_steps(const char *root, const struct key_step *steps, size_t n,
+			      struct vf_error *err)
+{
+	struct vf_txn t = {0};
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; rc == VF_OK && i < n; i++)
+		rc = vf_txn_stage(&t, root, steps[i].rel, steps[i].phase, steps[i].data,
+				  steps[i].len, err);
+	if (rc == VF_OK)
+		rc = vf_txn_commit(&t, err);
+	vf_txn_abort(&t);
+	return rc;
+}
+
+/* The store paths of one machine's key. */
+struct key_paths {
+	char *secret, *manifest, *record;
+	char *pending_secret, *pending_manifest, *pending_key;
+};
+
+static void key_paths_free(struct key_paths *p)
+{
+	free(p->secret);
+	free(p->manifest);
+	free(p->record);
+	free(p->pending_secret);
+	free(p->pending_manifest);
+	free(p->pending_key);
+}
+
+static enum vf_code key_paths(const char *machine, struct key_paths *p, struct vf_error *err)
+{
+	p->secret = vf_store_machine_key_rel(machine, "secret");
+	p->manifest = vf_store_machine_key_rel(machine, "recipients");
+	p->record = record_rel(machine);
+	p->pending_secret = vf_store_machine_key_rel(machine, PENDING_SECRET);
+	p->pending_manifest = vf_store_machine_key_rel(machine, PENDING_MANIFEST);
+	p->pending_key = vf_store_machine_key_rel(machine, PENDING_KEY);
+	if (p->secret && p->manifest && p->record && p->pending_secret && p->pending_manifest &&
+	    p->pending_key)
+		return VF_OK;
+	key_paths_free(p);
+	return vf_fail(err, VF_E_NOMEM, "out of memory");
+}
+
+/* (1) The new key beside the kept one; key.pending only once the others
+ * are durable, so that it vouches for them. */
+static enum vf_code stage_pending(const char *root, const struct key_paths *p,
+				  const char *recipient, const void *sealed, size_t sealed_len,
+				  const void *manifest, size_t manifest_len, struct vf_error *err)
+{
+	size_t line_len;
+	char *line = key_line(recipient, &line_len);
+	if (!line)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	const struct key_step steps[] = {
+		{p->pending_secret, VF_TXN_DATA, sealed, sealed_len},
+		{p->pending_manifest, VF_TXN_DATA, manifest, manifest_len},
+		{p->pending_key, VF_TXN_RECORD, line, line_len},
+	};
+	enum vf_code rc = run_steps(root, steps, 3, err);
+	free(line);
+	return rc;
+}
+
+/* (3) The key kept as the machine's: the record of the key it replaces
+ * goes first, the new record last, so that a record always names the
+ * key kept beside it (or there is none). */
+static enum vf_code keep_key(const char *root, const struct key_paths *p, const char *recipient,
+			     const void *sealed, size_t sealed_len, const void *manifest,
+			     size_t manifest_len, struct vf_error *err)
+{
+	size_t line_len;
+	char *line = key_line(recipient, &line_len);
+	if (!line)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	const struct key_step steps[] = {
+		{p->record, VF_TXN_INVALIDATE, NULL, 0},
+		{p->secret, VF_TXN_DATA, sealed, sealed_len},
+		{p->manifest, VF_TXN_DATA, manifest, manifest_len},
+		{p->record, VF_TXN_RECORD, line, line_len},
+	};
+	enum vf_code rc = run_steps(root, steps, 4, err);
+	free(line);
+	return rc;
+}
+
+/* (4) The pending files removed, key.pending first (and synced), so that
+ * it never names files that are gone. */
+static enum vf_code drop_pending(const char *root, const struct key_paths *p,
+				 struct vf_error *err)
+{
+	const struct key_step steps[] = {
+		{p->pending_key, VF_TXN_INVALIDATE, NULL, 0},
+		{p->pending_secret, VF_TXN_DATA, NULL, 0},
+		{p->pending_manifest, VF_TXN_DATA, NULL, 0},
+	};
+	return run_steps(root, steps, 3, err);
+}
+
+/* What is left of an interrupted install: true when any pending file is. */
+static enum vf_code any_pending(const char *root, const struct key_paths *p, bool *any,
+				struct vf_error *err)
+{
+	const char *rels[] = {p->pending_key, p->pending_secret, p->pending_manifest};
+	*any = false;
+	for (size_t i = 0; i < 3 && !*any; i++) {
+		enum vf_code rc = vf_store_exists(root, rels[i], any, err);
+		if (rc != VF_OK)
+			return rc;
+	}
+	return VF_OK;
+}
+
+/* Copies the pending key over the kept one. */
+static enum vf_code finish_pending(const char *root, const struct key_paths *p,
+				   const char *recipient, struct vf_error *err)
+{
+	uint8_t *sealed = NULL, *manifest = NULL;
+	size_t sealed_len = 0, manifest_len = 0;
+	enum vf_code rc = vf_store_read_at(root, p->pending_secret, &sealed, &sealed_len, err);
+	if (rc == VF_OK)
+		rc = vf_store_read_at(root, p->pending_manifest, &manifest, &manifest_len, err);
+	if (rc == VF_OK && (!sealed || !manifest))
+		rc = vf_fail(err, VF_E_IO,
+			     "%s/%s names the spec's key, but %s/%s is missing: restore it (e.g. "
+			     "from git)",
+			     root, p->pending_key, root, sealed ? p->pending_manifest : p->pending_secret);
+	if (rc == VF_OK)
+		rc = keep_key(root, p, recipient, sealed, sealed_len, manifest, manifest_len, err);
+	free(sealed);
+	free(manifest);
+	return rc;
+}
+
+enum vf_code vf_machine_key_settle(const char *root, const char *machine, const char *spec_key,
+				   enum vf_key_settled *done, struct vf_error *err)
+{
+	*done = VF_KEY_NOTHING_PENDING;
+	struct key_paths p;
+	enum vf_code rc = key_paths(machine, &p, err);
+	if (rc != VF_OK)
+		return rc;
+	bool any = false, named = false;
+	rc = any_pending(root, &p, &any, err);
+	if (rc == VF_OK && any)
+		rc = holds_key(root, p.pending_key, spec_key, &named, err);
+	if (rc == VF_OK && any && named) {
+		/* The spec was written: the install goes on from (3). */
+		rc = finish_pending(root, &p, spec_key, err);
+		if (rc == VF_OK)
+			rc = drop_pending(root, &p, err);
+		*done = VF_KEY_PENDING_FINISHED;
+	} else if (rc == VF_OK && any) {
+		/* Killed before the spec named it: never the machine's key. */
+		rc = drop_pending(root, &p, err);
+		*done = VF_KEY_PENDING_DROPPED;
+	}
+	key_paths_free(&p);
+	return rc;
+}
+
+enum vf_code vf_machine_key_secret_rel(const char *root, const char *machine,
+				       const char *spec_key, char **rel, struct vf_error *err)
+{
+	*rel = NULL;
+	struct key_paths p;
+	enum vf_code rc = key_paths(machine, &p, err);
+	if (rc != VF_OK)
+		return rc;
+	bool named = false, there = false;
+	rc = holds_key(root, p.pending_key, spec_key, &named, err);
+	if (rc == VF_OK && named)
+		rc = vf_store_exists(root, p.pending_secret, &there, err);
+	if (rc == VF_OK) {
+		*rel = named && there ? p.pending_secret : p.secret;
+		if (named && there)
+			p.pending_secret = NULL;
+		else
+			p.secret = NULL;
+	}
+	key_paths_free(&p);
+	return rc;
+}
+
+enum vf_code vf_machine_key_install(const struct vf_spec *spec, const char *root,
+				    const char *machine, const char *recipient, const void *sealed,
+				    size_t sealed_len, const void *manifest, size_t manifest_len,
+				    struct vf_error *err)
+{
+	struct key_paths p;
+	struct spec_write w;
+	enum vf_code rc = key_paths(machine, &p, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = spec_write_begin(&w, spec, machine, recipient, err);
+	if (rc == VF_OK &&
+	    (rc = stage_pending(root, &p, recipient, sealed, sealed_len, manifest, manifest_len,
+				err)) != VF_OK)
+		drop_pending(root, &p, NULL);
+	bool landed = false;
+	enum vf_code spec_rc = VF_OK;
+	if (rc == VF_OK) {
+		spec_rc = spec_write_commit(&w, &landed, err);
+		if (!landed) {
+			drop_pending(root, &p, NULL);
+			rc = spec_rc;
+		}
+	}
+	struct vf_error e;
+	if (rc == VF_OK && keep_key(root, &p, recipient, sealed, sealed_len, manifest, manifest_len,
+				    &e) != VF_OK)
+		rc = vf_fail(err, e.code,
+			     "%s now names machine %s's new key %s, which the store keeps in %s/%s "
+			     "until varseal machine keygen %s finishes what failed here: %s",
+			     spec->path, machine, recipient, root, p.pending_secret, machine, e.msg);
+	if (rc == VF_OK && drop_pending(root, &p, &e) != VF_OK)
+		rc = vf_fail(err, e.code,
+			     "machine %s's new key is in place, but its copy in %s/%s stays until the "
+			     "next varseal machine keygen %s: %s",
+			     machine, root, p.pending_secret, machine, e.msg);
+	if (rc == VF_OK)
+		rc = spec_rc; /* the new spec is in place, but its directory is not synced */
+	spec_write_abort(&w);
+	key_paths_free(&p);
+	return rc;
+}
+
+enum vf_code vf_machine_key_restore(const struct vf_spec *spec, const char *root,
+				    const char *machine, const char *recipient,
+				    struct vf_error *err)
+{
+	struct key_paths p;
+	char *recorded = NULL;
+	enum vf_code rc = key_paths(machine, &p, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_machine_key_record(root, machine, &recorded, err);
+	if (rc == VF_OK && recorded && strcmp(recorded, recipient))
+		rc = vf_fail(err, VF_E_KEY,
+			     "machine %s: the key kept in %s/%s is %s, but %s/%s records %s as the "
+			     "key keygen made; restore the one that is right (e.g. from git), or "
+			     "varseal machine keygen --force %s makes a new one",
+			     machine, root, p.secret, recipient, root, p.record, recorded, machine);
+	struct spec_write w;
+	bool begun = false, wrote_record = false, landed = false;
+	if (rc == VF_OK)
+		begun = (rc = spec_write_begin(&w, spec, machine, recipient, err)) == VF_OK;
+	size_t line_len;
+	char *line = rc == VF_OK && !recorded ? key_line(recipient, &line_len) : NULL;
+	if (rc == VF_OK && !recorded) {
+		/* A store made before keygen kept records: it gets one now. */
+		const struct key_step steps[] = {{p.record, VF_TXN_RECORD, line, line_len}};
+		rc = line ? run_steps(root, steps, 1, err)
+			  : vf_fail(err, VF_E_NOMEM, "out of memory");
+		wrote_record = rc == VF_OK;
+	}
+	enum vf_code spec_rc = VF_OK;
+	if (rc == VF_OK) {
+		spec_rc = spec_write_commit(&w, &landed, err);
+		rc = landed ? VF_OK : spec_rc;
+	}
+	if (rc != VF_OK && wrote_record) {
+		const struct key_step undo[] = {{p.record, VF_TXN_DATA, NULL, 0}};
+		run_steps(root, undo, 1, NULL);
+	}
+	if (rc == VF_OK)
+		rc = spec_rc;
+	if (begun)
+		spec_write_abort(&w);
+	free(line);
+	free(recorded);
+	key_paths_free(&p);
+	return rc;
+}

@@ -1,0 +1,84 @@
+/* Machine keys kept in the store by varseal machine keygen: installed
+ * with the spec's key line in one kill-safe step, restored, settled after
+ * an interruption, and found by readers. */
+#ifndef VF_MACHINE_KEY_H
+#define VF_MACHINE_KEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/error.h"
+#include "vars/spec.h"
+
+/* A machine's key, as `varseal machine keygen` keeps it: the recipient in
+ * the spec (`key:`) and, in the store under root,
+ *
+ *   vars/machine-keys/M/secret      the identity (age-keygen's text),
+ *   vars/machine-keys/M/recipients  sealed to the admins, and its manifest
+ *   vars/per-machine/M/.machine-key the record: the recipient and LF,
+ *                                   mode 0600; "M's key is kept in the
+ *                                   store, and this is its public key"
+ *
+ * The record lives outside machine-keys/M so that a removed key is told
+ * apart from one never kept. While a new key is installed it also has
+ *
+ *   vars/machine-keys/M/secret.pending, recipients.pending  the new key
+ *   vars/machine-keys/M/key.pending  its recipient and LF: "the files
+ *                                    beside me are complete"
+ *
+ * An install (vf_machine_key_install, with the store's lock held) goes:
+ * the new spec text made, checked and written beside the spec, synced;
+ * (1) the pending files, key.pending renamed last after a sync; (2) the
+ * spec renamed into place (the commit point); (3) the pending key copied
+ * over the kept one, the record removed before and written after (synced
+ * between); (4) the pending files removed, key.pending first. A failure
+ * before (2) undoes (1); a kill anywhere leaves the spec naming either the
+ * old key, still kept as secret, or the new one, kept as secret or, until
+ * (3) is done, as secret.pending with key.pending naming it. Whoever next
+ * writes the machine's key calls vf_machine_key_settle first, and readers
+ * find the key the spec names with vf_machine_key_secret_rel. */
+
+/* Finishes or undoes an install that was interrupted, by spec_key (the
+ * spec's key for machine, NULL when it has none): pending files that
+ * key.pending says are spec_key are copied over the kept key (3) and
+ * removed (4); any others never were the machine's key and are removed.
+ * The caller holds the store's lock. */
+enum vf_key_settled {
+	VF_KEY_NOTHING_PENDING,
+	VF_KEY_PENDING_FINISHED, /* an interrupted install is now complete */
+	VF_KEY_PENDING_DROPPED,	 /* it never reached the spec: undone */
+};
+enum vf_code vf_machine_key_settle(const char *root, const char *machine, const char *spec_key,
+				   enum vf_key_settled *done, struct vf_error *err);
+
+/* The store path (relative to root, malloc'd) of the kept identity of
+ * machine whose spec key is spec_key (may be NULL): secret.pending while
+ * an interrupted install leaves it there, else secret. */
+enum vf_code vf_machine_key_secret_rel(const char *root, const char *machine,
+				       const char *spec_key, char **rel, struct vf_error *err);
+
+/* The recipient recorded in vars/per-machine/M/.machine-key (malloc'd),
+ * NULL when there is no record; a record that is not one line is
+ * VF_E_ARG. */
+enum vf_code vf_machine_key_record(const char *root, const char *machine, char **recipient,
+				   struct vf_error *err);
+
+/* Installs a new key for machine, as described above: recipient, sealed
+ * (the identity sealed to the admins) and manifest (their recipients).
+ * Errors before the spec changed leave spec and store as they were ("...;
+ * the spec and the store are unchanged" when the spec cannot be written);
+ * after it, the message says what is left for the next keygen. */
+enum vf_code vf_machine_key_install(const struct vf_spec *spec, const char *root,
+				    const char *machine, const char *recipient, const void *sealed,
+				    size_t sealed_len, const void *manifest, size_t manifest_len,
+				    struct vf_error *err);
+
+/* Writes the spec's `key:` for machine back from the kept key, whose
+ * recipient is recipient (the caller decrypted it): VF_E_KEY when the
+ * record names another key; a missing record is written (before the
+ * spec, and removed again if the spec cannot be). */
+enum vf_code vf_machine_key_restore(const struct vf_spec *spec, const char *root,
+				    const char *machine, const char *recipient,
+				    struct vf_error *err);
+
+#endif
