@@ -322,8 +322,9 @@ static void line(FILE *out, struct vg_plan_count *c, const char *action, const s
 		 size_t f, const char *why)
 {
 	count(c, action);
-	fprintf(out, "%s\t%s/%s/%s\t%s\n", action, owner_name(it), it->g->name,
-		it->g->files[f].name, why);
+	if (out)
+		fprintf(out, "%s\t%s/%s/%s\t%s\n", action, owner_name(it), it->g->name,
+			it->g->files[f].name, why);
 }
 
 static size_t item_lines(const struct run *r, size_t i, FILE *out, bool only_replace,
@@ -386,7 +387,8 @@ static size_t other_lines(const struct run *r, FILE *out, struct vg_plan_count *
 		if (row->st == VF_STATE_ORPHAN)
 			why = "vargen prune removes it";
 		else if (row->st == VF_STATE_WRONG_RECIPIENTS && r->identity_files.n) {
-			fprintf(out, "reseal\t%s\twrong-recipients\n", row->name);
+			if (out)
+				fprintf(out, "reseal\t%s\twrong-recipients\n", row->name);
 			count(c, "reseal");
 			n++;
 			continue;
@@ -405,7 +407,8 @@ static size_t other_lines(const struct run *r, FILE *out, struct vg_plan_count *
 			why = "an interrupted varseal machine keygen: run it again to finish it";
 		else
 			why = "restore it from git";
-		fprintf(out, "left\t%s\t%s: %s\n", row->name, vf_state_name(row->st), why);
+		if (out)
+			fprintf(out, "left\t%s\t%s: %s\n", row->name, vf_state_name(row->st), why);
 		count(c, "left");
 		n++;
 	}

@@ -390,9 +390,19 @@ static void report(const struct run *r)
 }
 
 /* After the commit, the store is judged as vargen check judges it, so
- * that generate exits 0 exactly when check would. */
+ * that generate exits 0 exactly when check would. When the plan left
+ * nothing, every row check shows was sound or has just been made, replaced
+ * or resealed: the verdict is known without reading the store again (on
+ * a thousand machines that second scan is a tenth of the run). */
 static int verdict(struct run *r, bool did_something)
 {
+	struct vg_plan_count c = {0};
+	vg_print_plan(r, NULL, false, &c);
+	if (c.n[PLAN_LEFT] == 0) {
+		if (!did_something)
+			printf("generate: everything is up to date\n");
+		return 0;
+	}
 	struct vg_survey after;
 	if (vg_survey(&r->ctx, &after) != 0)
 		return 1;

@@ -71,6 +71,7 @@ enum { PLAN_MAKE, PLAN_REPLACE, PLAN_RESEAL, PLAN_LEFT, N_PLAN };
 struct vg_plan_count {
 	size_t n[N_PLAN];
 };
+/* out NULL: only counts. */
 size_t vg_print_plan(const struct run *r, FILE *out, bool only_replace, struct vg_plan_count *c);
 /* "2 to make, 1 to replace, ..." */
 void vg_plan_summary(const struct vg_plan_count *c, char *out, size_t cap);

@@ -316,7 +316,7 @@ class T6KillDuringCommit(StoreCase):
         self.assertIn("vm/kp/identity\tsecret\tincomplete", p.stdout.decode())
         # Not replaced unasked (issue 10): named, with the command.
         p = self.vargen("generate", expect=1)
-        self.assertIn("--regenerate --machine vm --generator kp", p.stderr.decode())
+        self.assertIn("vargen generate --regenerate --generator kp", p.stderr.decode())
         self.assertFalse(self.matches("kp"))
         self.vargen("generate", "--regenerate", "--machine", "vm", "--generator", "kp", "--yes")
         self.vargen("check")
