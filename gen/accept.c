@@ -78,7 +78,11 @@ int cmd_accept(int argc, char **argv)
 	if (!status && !flags.plan && vf_txn_commit(&txn, &err) != VF_OK)
 		status = vg_fail(&err);
 	if (!status && flags.plan) {
-		printf("plan: %s; nothing written\n", n ? "stale generators to accept" : "nothing to accept");
+		if (n)
+			printf("plan: %d generator%s to accept; nothing written\n", n,
+			       n == 1 ? "" : "s");
+		else
+			printf("plan: nothing to accept; nothing written\n");
 		status = n ? 1 : 0;
 	} else if (!status) {
 		printf("accept: %d generator%s recorded as made by the current spec, values kept\n", n,

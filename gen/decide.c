@@ -127,14 +127,13 @@ __attribute__((format(printf, 3, 4))) static void leave(struct run *r, size_t i,
 	va_end(ap);
 }
 
-/* The command that replaces item i. */
-static void regen_command(const struct vg_item *it, char *out, size_t cap)
+/* The selection that names item i alone. */
+static void item_selection(const struct vg_item *it, char *out, size_t cap)
 {
 	if (it->machine)
-		snprintf(out, cap, "vargen generate --regenerate --machine %s --generator %s",
-			 it->machine, it->g->name);
+		snprintf(out, cap, "--machine %s --generator %s", it->machine, it->g->name);
 	else
-		snprintf(out, cap, "vargen generate --regenerate --generator %s", it->g->name);
+		snprintf(out, cap, "--generator %s", it->g->name);
 }
 
 /* Without --regenerate: make what is missing where nothing else would
@@ -142,17 +141,23 @@ static void regen_command(const struct vg_item *it, char *out, size_t cap)
 static void decide_unselected(struct run *r, size_t i)
 {
 	const struct vg_item *it = &r->items[i];
-	char cmd[512];
-	regen_command(it, cmd, sizeof(cmd));
+	char sel[400];
+	item_selection(it, sel, sizeof(sel));
+	if (any_state(r, i, VF_STATE_STALE) && !any_state(r, i, VF_STATE_INCOMPLETE) &&
+	    !any_state(r, i, VF_STATE_CORRUPT)) {
+		leave(r, i, "vargen generate --regenerate %s replaces it; vargen accept %s keeps it",
+		      sel, sel);
+		return;
+	}
 	if (any_state(r, i, VF_STATE_STALE) || any_state(r, i, VF_STATE_INCOMPLETE) ||
 	    any_state(r, i, VF_STATE_CORRUPT)) {
-		leave(r, i, "%s replaces it%s", cmd,
-		      any_state(r, i, VF_STATE_STALE) ? "; vargen accept keeps it" : "");
+		leave(r, i, "vargen generate --regenerate %s replaces it", sel);
 		return;
 	}
 	if (any_state(r, i, VF_STATE_NO_KEY)) {
 		if (it->machine)
-			leave(r, i, "machine %s has no key in the spec: varseal machine keygen %s",
+			leave(r, i, "machine %s has no key in the spec: varseal machine keygen %s "
+				    "(with -i ADMIN_KEY when the store keeps its key)",
 			      it->machine, it->machine);
 		else
 			leave(r, i, "a machine that uses it has no key in the spec: varseal "
@@ -166,8 +171,9 @@ static void decide_unselected(struct run *r, size_t i)
 	else if (independent(it->g))
 		r->dec[i].act = ACT_FILL;
 	else
-		leave(r, i, "the files of %s are made together, and some exist: %s", it->g->name,
-		      cmd);
+		leave(r, i, "the files of %s are made together, and some exist: vargen generate "
+			    "--regenerate %s",
+		      it->g->name, sel);
 }
 
 static void decide_item(struct run *r, size_t i)
@@ -213,8 +219,50 @@ static void decide_item(struct run *r, size_t i)
 			leave(r, i, "%s", err.msg);
 		vf_strings_free(&recipients);
 	}
-	d->reseal = (d->act == ACT_NONE || d->act == ACT_FILL) && r->wanted[i] &&
-		    any_state(r, i, VF_STATE_WRONG_RECIPIENTS);
+}
+
+/* A stale secret's seal, compared with the spec's recipients: stale
+ * hides wrong-recipients in list and check, but a removed admin must lose
+ * access to a value that stays (left stale) as to any other. */
+static bool seal_is_wrong(const struct run *r, size_t i, size_t f)
+{
+	const struct vg_item *it = &r->items[i];
+	if (!it->g->files[f].secret)
+		return false;
+	struct vf_strings want = {0};
+	char *text = NULL;
+	size_t len = 0, have_len = 0;
+	uint8_t *have = NULL;
+	bool same = true;
+	char *rel = vf_store_rel(it->machine, it->g->name, it->g->files[f].name, "recipients");
+	if (rel && vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &want, NULL) == VF_OK &&
+	    vf_manifest_format(want.items, want.n, &text, &len, NULL) == VF_OK &&
+	    vf_store_read_at(r->ctx.root, rel, &have, &have_len, NULL) == VF_OK && have)
+		vf_manifest_same((const char *)have, have_len, text, len, &same, NULL);
+	free(rel);
+	free(text);
+	free(have);
+	vf_strings_free(&want);
+	return !same;
+}
+
+/* Which of item i's files -i reseals: those of a generator kept as it is
+ * (not made anew) sealed to other keys than the spec's. */
+static int decide_reseals(struct run *r, size_t i)
+{
+	struct decision *d = &r->dec[i];
+	const struct vg_item *it = &r->items[i];
+	if (!r->wanted[i] || vg_made(r, i))
+		return 0;
+	if (!(d->reseal_file = calloc(it->g->n_files + 1, sizeof(bool))))
+		return vg_error("out of memory");
+	for (size_t f = 0; f < it->g->n_files; f++) {
+		enum vf_state st = r->before.states[i][f];
+		d->reseal_file[f] = st == VF_STATE_WRONG_RECIPIENTS ||
+				    (st == VF_STATE_STALE && seal_is_wrong(r, i, f));
+		d->reseal = d->reseal || d->reseal_file[f];
+	}
+	return 0;
 }
 
 int vg_decide(struct run *r)
@@ -224,6 +272,9 @@ int vg_decide(struct run *r)
 		return vg_error("out of memory");
 	for (size_t i = 0; i < r->n; i++)
 		decide_item(r, i);
+	for (size_t i = 0; i < r->n; i++)
+		if (decide_reseals(r, i))
+			return 1;
 	return 0;
 }
 
@@ -258,7 +309,7 @@ static int plan_item_reseals(struct run *r, size_t i)
 {
 	const struct vg_item *it = &r->items[i];
 	for (size_t f = 0; f < it->g->n_files; f++) {
-		if (r->before.states[i][f] != VF_STATE_WRONG_RECIPIENTS)
+		if (!r->dec[i].reseal_file[f])
 			continue;
 		struct vf_strings recipients = {0};
 		struct vf_error err;
@@ -355,24 +406,53 @@ static size_t item_lines(const struct run *r, size_t i, FILE *out, bool only_rep
 			line(out, c, missing ? "make" : "replace", it, f, missing ? "missing" : why), n++;
 			break;
 		case ACT_LEAVE:
-			if (vf_state_sound(st[f]))
+			/* A wrong seal has its own line, below. */
+			if (vf_state_sound(st[f]) || (d->reseal_file && d->reseal_file[f] &&
+						      st[f] == VF_STATE_WRONG_RECIPIENTS))
 				break;
 			snprintf(why, sizeof(why), "%s: %s", state, d->why);
 			line(out, c, "left", it, f, why), n++;
 			break;
 		case ACT_NONE: break;
 		}
-		if (only_replace || !d->reseal || st[f] != VF_STATE_WRONG_RECIPIENTS)
+		if (only_replace || !d->reseal_file || !d->reseal_file[f])
 			continue;
+		bool stale = st[f] == VF_STATE_STALE;
 		if (r->identity_files.n)
-			line(out, c, "reseal", it, f, "wrong-recipients"), n++;
-		else
+			line(out, c, "reseal", it, f,
+			     stale ? "stale, and sealed to other keys than the spec's: resealed, "
+				     "left stale"
+				   : "wrong-recipients"),
+				n++;
+		else if (!stale)
 			line(out, c, "left", it, f,
 			     "wrong-recipients: vargen generate -i ADMIN_KEY (or varseal rekey) "
 			     "reseals it"),
 				n++;
 	}
 	return n;
+}
+
+const char *vg_row_why(const struct vg_row *row)
+{
+	switch (row->st) {
+	case VF_STATE_ORPHAN:
+		return !strcmp(row->kind, "leftover") ? "left by a killed vargen prune: vargen prune "
+							"removes it"
+						      : "vargen prune removes it";
+	case VF_STATE_WRONG_RECIPIENTS:
+		return "vargen generate -i ADMIN_KEY (or varseal rekey) reseals it";
+	case VF_STATE_NO_KEY:
+		return "the spec lost its key line: varseal machine keygen -i ADMIN_KEY M restores it";
+	case VF_STATE_WRONG_KEY:
+		return "the spec names another key: restore the key line, or varseal machine keygen "
+		       "--force M";
+	case VF_STATE_MISSING:
+		return "the kept key is gone: restore it from git, or varseal machine keygen --force M";
+	case VF_STATE_INCOMPLETE:
+		return "an interrupted varseal machine keygen: run it again to finish it";
+	default: return "restore it from git";
+	}
 }
 
 /* Rows other than the generators' files: kept keys and orphans. */
@@ -383,33 +463,13 @@ static size_t other_lines(const struct run *r, FILE *out, struct vg_plan_count *
 		const struct vg_row *row = &r->before.rows[k];
 		if (row->item != SIZE_MAX || vf_state_sound(row->st))
 			continue;
-		const char *why = "";
-		if (row->st == VF_STATE_ORPHAN)
-			why = "vargen prune removes it";
-		else if (row->st == VF_STATE_WRONG_RECIPIENTS && r->identity_files.n) {
-			if (out)
-				fprintf(out, "reseal\t%s\twrong-recipients\n", row->name);
-			count(c, "reseal");
-			n++;
-			continue;
-		} else if (row->st == VF_STATE_WRONG_RECIPIENTS)
-			why = "vargen generate -i ADMIN_KEY (or varseal rekey) reseals it";
-		else if (row->st == VF_STATE_NO_KEY)
-			why = "the spec lost its key line: varseal machine keygen -i ADMIN_KEY M "
-			      "restores it";
-		else if (row->st == VF_STATE_WRONG_KEY)
-			why = "the spec names another key: restore the key line, or varseal "
-			      "machine keygen --force M";
-		else if (row->st == VF_STATE_MISSING)
-			why = "the kept key is gone: restore it from git, or varseal machine keygen "
-			      "--force M";
-		else if (row->st == VF_STATE_INCOMPLETE)
-			why = "an interrupted varseal machine keygen: run it again to finish it";
-		else
-			why = "restore it from git";
-		if (out)
-			fprintf(out, "left\t%s\t%s: %s\n", row->name, vf_state_name(row->st), why);
-		count(c, "left");
+		bool reseal = row->st == VF_STATE_WRONG_RECIPIENTS && r->identity_files.n;
+		if (out && reseal)
+			fprintf(out, "reseal\t%s\twrong-recipients\n", row->name);
+		else if (out)
+			fprintf(out, "left\t%s\t%s: %s\n", row->name, vf_state_name(row->st),
+				vg_row_why(row));
+		count(c, reseal ? "reseal" : "left");
 		n++;
 	}
 	return n;

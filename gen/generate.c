@@ -417,6 +417,9 @@ static int verdict(struct run *r, bool did_something)
 		const struct decision *d = same && row->item != SIZE_MAX ? &r->dec[row->item] : NULL;
 		if (d && d->act == ACT_LEAVE)
 			printf("left\t%s\t%s: %s\n", row->name, vf_state_name(row->st), d->why);
+		else if (row->item == SIZE_MAX)
+			printf("left\t%s\t%s: %s\n", row->name, vf_state_name(row->st),
+			       vg_row_why(row));
 		else
 			printf("left\t%s\t%s\n", row->name, vf_state_name(row->st));
 	}
@@ -466,6 +469,8 @@ static void free_run(struct run *r)
 	}
 	free(r->reseals);
 	free(r->wanted);
+	for (size_t i = 0; r->dec && i < r->n; i++)
+		free(r->dec[i].reseal_file);
 	free(r->dec);
 	vg_survey_free(&r->before);
 	vf_txn_abort(&r->txn);

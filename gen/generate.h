@@ -20,7 +20,9 @@ enum action {
 
 struct decision {
 	enum action act;
-	bool reseal;		   /* wrong-recipients files to reseal with -i */
+	bool reseal;		   /* files to reseal with -i: */
+	bool *reseal_file;	   /* per file: wrong-recipients, or stale and
+				      sealed to other keys (kept stale) */
 	const struct vg_item *cause; /* ACT_REPLACE of a dependent: the input made anew */
 	char why[512];		   /* ACT_LEAVE: what is wrong and the command */
 };
@@ -75,6 +77,8 @@ struct vg_plan_count {
 size_t vg_print_plan(const struct run *r, FILE *out, bool only_replace, struct vg_plan_count *c);
 /* "2 to make, 1 to replace, ..." */
 void vg_plan_summary(const struct vg_plan_count *c, char *out, size_t cap);
+/* Why a kept key's or an orphan's row is not sound, and the command. */
+const char *vg_row_why(const struct vg_row *row);
 /* Existing values the run would replace. */
 size_t vg_count_replaced(const struct run *r);
 

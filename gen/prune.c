@@ -37,18 +37,26 @@ int cmd_prune(int argc, char **argv)
 		status = vg_usage(usage);
 	if (!status && !flags.plan && vf_store_lock(ctx.root, &lock_fd, &err) != VF_OK)
 		status = vg_fail(&err);
+	/* What a killed prune took out of the store goes first, also when
+	 * there is nothing else to remove. */
+	if (!status && !flags.plan)
+		vf_store_clean_temps(ctx.root);
 	if (!status && vf_vars_orphans(&ctx.spec, ctx.root, &o, &err) != VF_OK)
 		status = vg_fail(&err);
 	if (!status && flags.plan) {
 		print_orphans(&o, "remove", stdout);
-		printf("plan: %zu orphan%s to remove; nothing written\n", o.n, o.n == 1 ? "" : "s");
+		if (o.n)
+			printf("plan: %zu orphan%s to remove; nothing written\n", o.n,
+			       o.n == 1 ? "" : "s");
+		else
+			printf("plan: nothing to remove; nothing written\n");
 		status = o.n ? 1 : 0;
 	} else if (!status && o.n) {
 		char question[128];
 		snprintf(question, sizeof(question), "Remove these %zu orphan%s? [y/N] ", o.n,
 			 o.n == 1 ? "" : "s");
-		int tty = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
-		if (tty >= 0 && !flags.yes) {
+		int tty = flags.yes ? -1 : open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+		if (tty >= 0) { /* the list only where someone can answer */
 			close(tty);
 			print_orphans(&o, "remove", stderr);
 		}

@@ -195,6 +195,25 @@ static void selection(const struct vg_survey *s, enum vf_state st, char *out, si
 				       k + 1 < n_gens ? " " : "");
 }
 
+/* A missing file of a generator whose files are made together (a script,
+ * a key pair) and some of which exist: plain generate leaves it. */
+static bool partly_made(const struct vg_survey *s)
+{
+	for (size_t i = 0; i < s->n_rows; i++) {
+		const struct vg_row *r = &s->rows[i];
+		if (r->st != VF_STATE_MISSING || r->item == SIZE_MAX)
+			continue;
+		const struct vg_item *it = &s->items[r->item];
+		if (!it->g->script && it->g->kind != VF_KIND_AGE_KEYPAIR &&
+		    it->g->kind != VF_KIND_WIREGUARD)
+			continue;
+		for (size_t f = 0; f < it->g->n_files; f++)
+			if (s->states[r->item][f] != VF_STATE_MISSING)
+				return true;
+	}
+	return false;
+}
+
 /* A missing file whose owner (or a machine sharing it) has no key yet. */
 static bool keyless_missing(const struct vg_survey *s, const struct vg_context *ctx)
 {
@@ -225,6 +244,11 @@ static void hint(const struct vg_survey *s, const struct vg_context *ctx, enum v
 		if (keys)
 			fprintf(stderr, "restore vars/machine-keys/M from git, or make a new key "
 					"with varseal machine keygen --force M\n");
+		else if (partly_made(s))
+			fprintf(stderr, "vargen generate makes them, but a script or key-pair "
+					"generator some of whose files exist is made whole: vargen "
+					"generate --regenerate %s\n",
+				sel);
 		else if (keyless_missing(s, ctx))
 			fprintf(stderr, "vargen generate (a machine without a key first needs "
 					"varseal machine keygen M)\n");
@@ -254,7 +278,8 @@ static void hint(const struct vg_survey *s, const struct vg_context *ctx, enum v
 			fprintf(stderr, "the spec lost the key line of a kept key: varseal machine "
 					"keygen -i ADMIN_KEY M restores it\n");
 		else
-			fprintf(stderr, "varseal machine keygen M\n");
+			fprintf(stderr, "varseal machine keygen M (with -i ADMIN_KEY when the store "
+					"keeps M's key: it restores the key line)\n");
 		break;
 	case VF_STATE_WRONG_KEY:
 		fprintf(stderr, "the spec names another key than the one kept: restore the "

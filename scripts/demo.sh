@@ -26,10 +26,10 @@ step() { printf '\n$ %s\n' "$*"; "$@"; }
 "$varseal" keygen -o admin.key 2>/dev/null
 sed -i "s|^  alice: age1.*|  alice: $("$varseal" pubkey admin.key)|" vars.yaml
 
-printf '\n$ vargen check      # nothing generated yet, test-vm has no key\n'
-"$vargen" check || true
 printf '\n$ varseal machine keygen test-vm\n'
 "$varseal" machine keygen test-vm
+printf '\n$ vargen generate --plan   # what generate would do; writes nothing\n'
+"$vargen" generate --plan || true
 printf '\n$ vargen generate\n'
 "$vargen" generate
 printf '\n$ vargen generate   # idempotent\n'

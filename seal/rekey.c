@@ -439,7 +439,7 @@ static int print_plan(const struct rekey *r)
 		printf("plan: %zu of %zu secrets would be resealed; nothing written\n", r->n_jobs,
 		       r->checked);
 	else
-		printf("plan: nothing to reseal (%zu secrets checked)\n", r->checked);
+		printf("plan: nothing to reseal (%zu secrets checked); nothing written\n", r->checked);
 	if (fflush(stdout) != 0)
 		return vs_error("writing the plan: standard output failed");
 	return r->n_jobs ? 1 : 0;

@@ -73,12 +73,7 @@ MAX_INJECTIONS = 64  # a commit of one generator makes far fewer calls
 
 
 
-def traced_env():
-    """The environment for a tool run under strace: LeakSanitizer (in
-    sanitizer builds) cannot work under ptrace; the other checks still do."""
-    env = dict(os.environ)
-    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
-    return env
+traced_env = testkit.traced_env
 
 
 STATE_RE = re.compile(r"^([^/\t]+)/([^/\t]+)/([^/\t]+)\t(secret|value)\t([a-z-]+)$")

@@ -133,7 +133,7 @@ def walk_entries(top, read_links=False):
             yield os.path.relpath(p, top), st, data
 
 
-OTHER_ROW_RE = re.compile(r"^[^\t]+\t(key|machine|generator)\t[a-z-]+$")
+OTHER_ROW_RE = re.compile(r"^[^\t]+\t(key|machine|generator|leftover)\t[a-z-]+$")
 
 
 def state_lines(text, state_re):
@@ -160,6 +160,14 @@ def other_rows(text):
             name, kind, state = line.split("\t")
             out[name] = (kind, state)
     return out
+
+
+def traced_env():
+    """The environment for a tool run under strace or gdb: LeakSanitizer (in
+    sanitizer builds) cannot work under ptrace; the other checks still do."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+    return env
 
 
 def fs_type(path):

@@ -1649,7 +1649,8 @@ generators:
     def assert_nothing_to_do(self, *args, checked):
         plan, summary = self.plan(*args, expect=0)
         self.assertEqual(plan, {})
-        self.assertEqual(summary, "plan: nothing to reseal (%d secrets checked)" % checked)
+        self.assertEqual(summary, "plan: nothing to reseal (%d secrets checked); nothing written"
+                         % checked)
 
     def rekey_as_planned(self, plan, *args):
         """The real rekey with the same options: exactly the planned

@@ -953,8 +953,25 @@ static enum vf_code list_entry(int dfd, const struct dirent *e, const char *root
 	return VF_OK;
 }
 
+static enum vf_code list_dirs(const char *root, const char *rel_dir, bool temps, char ***names,
+			      size_t *n, struct vf_error *err);
+
 enum vf_code vf_store_list_dirs(const char *root, const char *rel_dir, char ***names, size_t *n,
 				struct vf_error *err)
+{
+	return list_dirs(root, rel_dir, false, names, n, err);
+}
+
+enum vf_code vf_store_list_discarded(const char *root, char ***names, size_t *n,
+				     struct vf_error *err)
+{
+	return list_dirs(root, "vars", true, names, n, err);
+}
+
+/* The directories in rel_dir: with temps, only those named as
+ * temporaries; without, only those not starting with '.'. */
+static enum vf_code list_dirs(const char *root, const char *rel_dir, bool temps, char ***names,
+			      size_t *n, struct vf_error *err)
 {
 	*names = NULL;
 	*n = 0;
@@ -971,7 +988,7 @@ enum vf_code vf_store_list_dirs(const char *root, const char *rel_dir, char ***n
 	size_t cap = 0;
 	struct dirent *e;
 	while (rc == VF_OK && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
+		if (temps ? !is_temp(e->d_name) : e->d_name[0] == '.')
 			continue;
 		bool is_dir = false;
 		rc = list_entry(dirfd(d), e, root, rel_dir, &is_dir, err);

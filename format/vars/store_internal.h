@@ -41,6 +41,11 @@ bool vf_txn_staged(struct vf_txn *t, const char *rel, bool *removed,
 enum vf_code vf_store_list_dirs(const char *root, const char *rel_dir, char ***names, size_t *n,
 				struct vf_error *err);
 void vf_store_names_free(char **names, size_t n);
+/* The directories directly in vars/ named as temporaries (".*.tmp"):
+ * what vf_store_discard_dir took out of the store and a killed run did not
+ * delete. */
+enum vf_code vf_store_list_discarded(const char *root, char ***names, size_t *n,
+				     struct vf_error *err);
 
 /* Takes the directory rel_dir (and everything in it) out of the store in
  * one rename: it becomes a hidden temporary directly in vars/, which

@@ -78,15 +78,27 @@ static enum vf_code key_sealing(const struct vf_spec *spec, const char *root,
 	return rc;
 }
 
-/* Whether an interrupted varseal machine keygen left its pending key. */
-static enum vf_code pending_install(const char *root, const char *machine, bool *pending,
-				    struct vf_error *err)
+/* Whether an interrupted varseal machine keygen left the key the spec
+ * names pending (machine_key.h): the spec was written, the store not yet
+ * finished. A pending key the spec does not name never was the machine's
+ * (the next keygen drops it) and changes nothing here. */
+static enum vf_code pending_install(const char *root, const struct vf_spec_machine *m,
+				    bool *pending, struct vf_error *err)
 {
-	char *rel = vf_store_machine_key_rel(machine, "key.pending");
+	*pending = false;
+	char *rel = vf_store_machine_key_rel(m->name, "key.pending");
 	if (!rel)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	enum vf_code rc = vf_store_exists(root, rel, pending, err);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	enum vf_code rc = vf_store_read_at(root, rel, &data, &len, err);
 	free(rel);
+	if (rc == VF_OK && data && m->key) {
+		while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+			len--;
+		*pending = len == strlen(m->key) && !memcmp(data, m->key, len);
+	}
+	free(data);
 	return rc;
 }
 
@@ -105,7 +117,7 @@ enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *r
 	}
 	bool pending = false;
 	if (rc == VF_OK)
-		rc = pending_install(root, m->name, &pending, err);
+		rc = pending_install(root, m, &pending, err);
 	if (rc != VF_OK) {
 		free(marker);
 		return rc;
@@ -325,11 +337,32 @@ static enum vf_code key_orphans(const struct vf_spec *spec, const char *root,
 	return rc;
 }
 
+/* What a killed prune took out of the store but did not delete: still
+ * secrets, maybe sealed to a removed admin, and still in the directory
+ * git sees. */
+static enum vf_code discarded_orphans(const char *root, struct vf_orphans *o,
+				      struct vf_error *err)
+{
+	char **dirs;
+	size_t n;
+	enum vf_code rc = vf_store_list_discarded(root, &dirs, &n, err);
+	for (size_t i = 0; rc == VF_OK && i < n; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "vars/%s", dirs[i]);
+		rc = add_orphan(o, strdup(path), dirs[i], "leftover",
+				"left by a killed vargen prune", err);
+	}
+	vf_store_names_free(dirs, n);
+	return rc;
+}
+
 enum vf_code vf_vars_orphans(const struct vf_spec *spec, const char *root, struct vf_orphans *out,
 			     struct vf_error *err)
 {
 	*out = (struct vf_orphans){0};
-	enum vf_code rc = per_machine_orphans(spec, root, out, err);
+	enum vf_code rc = discarded_orphans(root, out, err);
+	if (rc == VF_OK)
+		rc = per_machine_orphans(spec, root, out, err);
 	if (rc == VF_OK)
 		rc = shared_orphans(spec, root, out, err);
 	if (rc == VF_OK)

@@ -97,8 +97,8 @@ bool vf_vars_looks_sealed(const uint8_t *data, size_t len);
  * a key is kept, the key is gone), no-key (kept, but the spec has no key
  * line: varseal machine keygen -i ADMIN restores it), wrong-key (the spec
  * names another key), wrong-recipients (not sealed to exactly the
- * admins), corrupt, or incomplete (an interrupted keygen left its pending
- * key: machine_key.h). A key from before markers is compared with the
+ * admins), corrupt, or incomplete (an interrupted keygen left the key the
+ * spec names pending: machine_key.h). A key from before markers is compared with the
  * admins only. */
 enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *root,
 				       const struct vf_spec_machine *m, bool *shown,
@@ -111,7 +111,8 @@ struct vf_orphan {
 	char *rel;	  /* "vars/per-machine/web2": what vargen prune removes */
 	char *name;	  /* as vargen list names it: "web2", "web1/gen",
 			     "web1/gen/file", "shared/gen", "machine-keys/web2" */
-	const char *kind; /* "machine", "generator", "secret", "value", "key" */
+	const char *kind; /* "machine", "generator", "secret", "value", "key",
+			     "leftover" (of a killed prune) */
 	char *why;	  /* "machine web2 is not in the spec" */
 };
 struct vf_orphans {
