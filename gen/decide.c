@@ -74,33 +74,31 @@ static bool regen_selected(const struct run *r, size_t i)
 	return it->machine != NULL;
 }
 
-static bool depends_on(const struct vf_spec_generator *g, const struct vf_spec_generator *dep)
+/* For every item, a value that exists and is made from it, directly or
+ * through other items (NULL when none): making the item anew would change
+ * that value's input. One pass from the last item to the first, since
+ * dependents come after what they depend on: linear in the items and
+ * their dependencies however the dependencies nest (a walk along every
+ * path takes 2^N steps on N chained diamonds). */
+static int find_existing_dependents(struct run *r)
 {
-	for (size_t d = 0; d < g->n_dependencies; d++)
-		if (!strcmp(g->dependencies[d], dep->name))
-			return true;
-	return false;
-}
-
-/* A value that exists and is made from item i (directly or through other
- * items): making i anew would change its input. Depth-bounded by the
- * item count; dependents come after i in dependency order. */
-static const struct vg_item *existing_dependent(const struct run *r, size_t i, size_t depth)
-{
-	if (depth > r->n)
-		return NULL;
-	for (size_t j = i + 1; j < r->n; j++) {
+	r->existing_dependent = calloc(r->n + 1, sizeof(*r->existing_dependent));
+	if (!r->existing_dependent)
+		return vg_error("out of memory");
+	for (size_t j = r->n; j-- > 0;) {
 		const struct vg_item *it = &r->items[j];
-		if (!depends_on(it->g, r->items[i].g) || vg_find_item(r, it->machine, r->items[i].g) !=
-								      (ssize_t)i)
-			continue;
-		if (!all_state(r, j, VF_STATE_MISSING) && !regen_selected(r, j))
-			return it;
-		const struct vg_item *deeper = existing_dependent(r, j, depth + 1);
-		if (deeper)
-			return deeper;
+		const struct vg_item *mine =
+			!all_state(r, j, VF_STATE_MISSING) && !regen_selected(r, j)
+				? it
+				: r->existing_dependent[j];
+		for (size_t d = 0; mine && d < it->g->n_dependencies; d++) {
+			ssize_t i = vg_find_item(r, it->machine,
+						 vf_spec_generator(&r->ctx.spec, it->g->dependencies[d]));
+			if (i >= 0 && !r->existing_dependent[i])
+				r->existing_dependent[i] = mine;
+		}
 	}
-	return NULL;
+	return 0;
 }
 
 static const struct vg_item *dependency_made(const struct run *r, size_t i)
@@ -203,7 +201,7 @@ static void decide_item(struct run *r, size_t i)
 		decide_unselected(r, i);
 	}
 	if ((d->act == ACT_MAKE || d->act == ACT_FILL) && !r->regenerate) {
-		const struct vg_item *dep = existing_dependent(r, i, 0);
+		const struct vg_item *dep = r->existing_dependent[i];
 		if (dep) {
 			char what[300];
 			snprintf(what, sizeof(what), "%s/%s", owner_name(dep), dep->g->name);
@@ -270,6 +268,8 @@ int vg_decide(struct run *r)
 	r->dec = calloc(r->n + 1, sizeof(*r->dec));
 	if (!r->dec)
 		return vg_error("out of memory");
+	if (find_existing_dependents(r))
+		return 1;
 	for (size_t i = 0; i < r->n; i++)
 		decide_item(r, i);
 	for (size_t i = 0; i < r->n; i++)

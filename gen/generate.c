@@ -472,6 +472,7 @@ static void free_run(struct run *r)
 	for (size_t i = 0; r->dec && i < r->n; i++)
 		free(r->dec[i].reseal_file);
 	free(r->dec);
+	free(r->existing_dependent);
 	vg_survey_free(&r->before);
 	vf_txn_abort(&r->txn);
 	vf_identities_free(&r->ids);

@@ -39,6 +39,8 @@ struct run {
 	struct vg_item *items;	 /* = before.items */
 	size_t n;
 	struct decision *dec; /* per item */
+	/* per item: an existing value made from it (decide.c), or NULL */
+	const struct vg_item **existing_dependent;
 	bool *wanted;
 	struct vf_value **values; /* per item, per file, when made or loaded */
 	struct vf_txn txn;

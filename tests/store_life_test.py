@@ -589,6 +589,34 @@ class KKillDuringPrune(LifeCase):
         sys.stderr.write("[%d kills] " % kills)
 
 
+# ---- D. dependencies nested deep ------------------------------------------------------------
+
+class DDiamonds(VarsCase):
+    # Which existing values a new value would change is found in one pass:
+    # a walk along every path takes 2^N steps on N chained diamonds.
+    def test_chained_diamonds(self):
+        self.admins("alice")
+        levels = 24
+        gens = ["generators:"]
+        names = []
+        for k in range(levels):
+            for side in "ab":
+                deps = "[a%d, b%d]" % (k - 1, k - 1) if k else "[]"
+                gens.append("  %s%d:\n    dependencies: %s\n    files:\n      v: {secret: false}\n"
+                            "    script: printf x > \"$out/v\"" % (side, k, deps))
+                names.append("%s%d" % (side, k))
+        spec = ("admins:\n  alice: @A@\nmachines:\n  m:\n    generators: [%s]\n"
+                % ", ".join(names)) + "\n".join(gens) + "\n"
+        self.write_spec(spec, a=self.alice_r)
+        self.varseal("machine", "keygen", "m")
+        p = self.vargen("generate", "--plan", expect=1, timeout=60)
+        self.assertEqual(len(plan_lines(p.stdout.decode())), 2 * levels)
+        self.vargen("generate", timeout=120)
+        os.unlink(self.path("m", "a0", "v", "value"))
+        p = self.vargen("generate", expect=1, timeout=60)
+        self.assertIn("made from it, exists", p.stdout.decode())
+
+
 # ---- T. the question on a terminal ------------------------------------------------------------
 
 class TTerminal(LifeCase):
