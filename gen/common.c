@@ -196,3 +196,16 @@ int vg_items(const struct vg_context *ctx, struct vg_item **out, size_t *n_out)
 	*n_out = n;
 	return 0;
 }
+
+static void progress_draw(const char *line, void *ctx)
+{
+	(void)ctx;
+	fputs(line, stderr);
+	fflush(stderr);
+}
+
+void vg_progress_begin(struct vf_progress *p, const char *label, uint64_t total, bool show)
+{
+	vf_progress_begin(p, label, total, false,
+			  show && isatty(STDERR_FILENO) ? progress_draw : NULL, NULL);
+}

@@ -259,8 +259,10 @@ static int seal_job(void *ctx, size_t j)
 					  rs->manifest, rs->manifest_len, &r->ids, &rs->recipients,
 					  false, &err);
 	}
-	if (rc == VF_OK)
+	if (rc == VF_OK) {
+		vf_progress_add(&r->progress, 1);
 		return 0;
+	}
 	if (!atomic_flag_test_and_set(&r->job_failed))
 		r->job_err = err;
 	return 1;
@@ -322,7 +324,11 @@ static int stage_all(struct run *r)
 	}
 	/* vf_parallel_for stops handing out jobs after the first failure;
 	 * jobs already running may fail too, but only the first one reports. */
-	if (vf_parallel_for(r->n_jobs + r->n_reseals, seal_job, r))
+	size_t n = r->n_jobs + r->n_reseals;
+	vg_progress_begin(&r->progress, "vargen: sealing", n, n >= VG_PROGRESS_MIN_FILES);
+	int failed = vf_parallel_for(n, seal_job, r);
+	vf_progress_end(&r->progress);
+	if (failed)
 		return vg_fail(&r->job_err);
 	return stage_records(r);
 }

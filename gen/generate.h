@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "base/progress.h"
 #include "vars/store.h"
 #include "vargen.h"
 
@@ -60,6 +61,7 @@ struct run {
 	size_t n_reseals;
 	struct vf_error job_err;
 	atomic_flag job_failed; /* the first failing job records job_err */
+	struct vf_progress progress; /* of the sealing jobs */
 };
 
 bool vg_made(const struct run *r, size_t i);

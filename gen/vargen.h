@@ -30,6 +30,12 @@ int cmd_accept(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 
 int vg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Progress of sealing on standard error, only when it is a terminal and
+ * the work is large (at least VG_PROGRESS_MIN_FILES). */
+#include "base/progress.h"
+#define VG_PROGRESS_MIN_FILES 256
+void vg_progress_begin(struct vf_progress *p, const char *label, uint64_t total, bool show);
 int vg_fail(const struct vf_error *err);
 int vg_usage(const char *usage);
 

@@ -148,3 +148,27 @@ void vs_output_abort(struct vs_output *o)
 	vf_atomic_abort(&o->file);
 	track_temp(NULL);
 }
+
+static void progress_draw(const char *line, void *ctx)
+{
+	(void)ctx;
+	fputs(line, stderr);
+	fflush(stderr);
+}
+
+void vs_progress_begin(struct vf_progress *p, const char *label, uint64_t total, bool bytes,
+		       bool show)
+{
+	vf_progress_begin(p, label, total, bytes,
+			  show && isatty(STDERR_FILENO) ? progress_draw : NULL, NULL);
+}
+
+struct vf_src *vs_progress_src(struct vs_progress_input *in, struct vf_src *src, int fd,
+			       const char *label, bool show)
+{
+	struct stat st;
+	uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	vs_progress_begin(&in->progress, label, total, true, show);
+	vf_progress_src_init(&in->src, src, &in->progress);
+	return &in->src.base;
+}

@@ -15,13 +15,13 @@
 
 static const char usage[] =
 	"varseal decrypt [-i IDENTITY]... [--passphrase-file FILE] [--max-work-factor N]\n"
-	"                [--insecure-permissions] [-o OUTPUT] [INPUT]";
+	"                [--insecure-permissions] [--progress] [-o OUTPUT] [INPUT]";
 
 struct decrypt_opts {
 	const char *output, *input, *passphrase_file;
 	const char *identity_files[64];
 	size_t n_identity_files;
-	bool insecure;
+	bool insecure, progress;
 	unsigned max_work_factor;
 	/* Where the passphrase of a passphrase-encrypted file comes from; the
 	 * scrypt identity asks through it only when it meets such a file, so
@@ -37,6 +37,7 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 		{"max-work-factor", required_argument, NULL, OPT_MAX_WORK_FACTOR},
 		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
+		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -51,6 +52,7 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 		case 'o': o->output = optarg; break;
 		case OPT_PASSPHRASE_FILE: o->passphrase_file = optarg; break;
 		case OPT_INSECURE_PERMISSIONS: o->insecure = true; break;
+		case OPT_PROGRESS: o->progress = true; break;
 		case OPT_MAX_WORK_FACTOR: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -109,8 +111,11 @@ static int decrypt_to(const struct decrypt_opts *o, struct vf_identities *ids, i
 		return vs_fail(NULL, &err);
 	struct vf_fd_src src;
 	vf_fd_src_init(&src, in_fd, in_name);
-	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &out.sink.base,
-				     &err);
+	struct vs_progress_input counted;
+	struct vf_src *in = vs_progress_src(&counted, &src.base, in_fd, "varseal: decrypting",
+					    o->progress);
+	enum vf_code rc = vf_decrypt(ids->items, ids->n, in, VF_ARMOR_AUTO, &out.sink.base, &err);
+	vf_progress_end(&counted.progress);
 	if (rc == VF_E_NO_MATCH && o->n_identity_files == 0 && !o->passphrase_file &&
 	    strcmp(err.msg, "wrong passphrase") != 0)
 		vf_fail(&err, VF_E_NO_MATCH,

@@ -15,10 +15,10 @@
 
 static const char usage[] =
 	"varseal encrypt [-a] [-r RECIPIENT]... [-R FILE]... [-p [--passphrase-file FILE]]\n"
-	"                [--work-factor N] [-o OUTPUT] [INPUT]";
+	"                [--work-factor N] [--progress] [-o OUTPUT] [INPUT]";
 
 struct encrypt_opts {
-	bool armor, passphrase;
+	bool armor, passphrase, progress;
 	const char *output, *input, *passphrase_file;
 	unsigned work_factor;
 	struct vf_recipients recipients;
@@ -82,6 +82,7 @@ static int parse_args(int argc, char **argv, struct encrypt_opts *o)
 		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 		{"work-factor", required_argument, NULL, OPT_WORK_FACTOR},
 		{"output", required_argument, NULL, 'o'},
+		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -95,6 +96,7 @@ static int parse_args(int argc, char **argv, struct encrypt_opts *o)
 		case 'p': o->passphrase = true; break;
 		case OPT_PASSPHRASE_FILE: o->passphrase_file = optarg; break;
 		case 'o': o->output = optarg; break;
+		case OPT_PROGRESS: o->progress = true; break;
 		case OPT_WORK_FACTOR: {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -145,8 +147,12 @@ static int encrypt_to(struct encrypt_opts *o, int in_fd, const char *in_name)
 		rc = vf_armor_writer_init(&armor, sink, &err);
 		sink = &armor.base;
 	}
+	struct vs_progress_input counted;
+	struct vf_src *in = vs_progress_src(&counted, &src.base, in_fd, "varseal: encrypting",
+					    o->progress);
 	if (rc == VF_OK)
-		rc = vf_encrypt(o->recipients.items, o->recipients.n, &src.base, sink, &err);
+		rc = vf_encrypt(o->recipients.items, o->recipients.n, in, sink, &err);
+	vf_progress_end(&counted.progress);
 	if (o->armor)
 		vf_armor_writer_free(&armor);
 	if (rc == VF_OK)

@@ -24,8 +24,6 @@ static const char usage[] = "varseal rekey [-f SPEC] [--store DIR] [--machine M]
 
 /* Only rekey has --plan: its code sits past vs_long_option's, which other
  * commands extend. */
-enum { OPT_PLAN = 512 };
-_Static_assert((int)OPT_PLAN > (int)OPT_ROTATE, "OPT_PLAN collides with a shared option code");
 
 /* One secret to reseal: decided sequentially (cheap), done in parallel.
  * Paths are relative to the store root. */
@@ -68,6 +66,7 @@ struct rekey {
 	size_t n_touched;
 	struct vf_error job_err;
 	atomic_flag job_failed;
+	struct vf_progress progress; /* of the reseal jobs */
 };
 
 /* ---- --plan: why a file is resealed ----------------------------------- */
@@ -306,8 +305,10 @@ static int reseal_job(void *ctx, size_t i)
 	struct vf_error err;
 	if (vf_vars_stage_reseal(&r->txn, r->v.root, job->secret, job->manifest_path, job->manifest,
 				 job->manifest_len, &r->v.ids, job->recipients, r->rotate,
-				 &err) == VF_OK)
+				 &err) == VF_OK) {
+		vf_progress_add(&r->progress, 1);
 		return 0;
+	}
 	if (!atomic_flag_test_and_set(&r->job_failed))
 		r->job_err = err;
 	return 1;
@@ -450,8 +451,11 @@ static int reseal_all(struct rekey *r)
 {
 	struct vf_error err;
 	int status = r->n_jobs ? vs_vars_identities(&r->v) : 0;
+	vs_progress_begin(&r->progress, "varseal: resealing", r->n_jobs, false,
+			  r->n_jobs >= VS_PROGRESS_MIN_FILES);
 	if (!status && vf_parallel_for(r->n_jobs, reseal_job, r) != 0)
 		status = vs_fail(NULL, &r->job_err);
+	vf_progress_end(&r->progress);
 	if (!status)
 		status = stage_records(r);
 	if (!status && vf_txn_commit(&r->txn, &err) != VF_OK)

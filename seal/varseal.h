@@ -72,7 +72,24 @@ enum vs_long_option {
 	OPT_MAX_WORK_FACTOR,
 	OPT_FORCE,
 	OPT_ROTATE,
+	OPT_PLAN,
+	OPT_PROGRESS,
 };
+
+/* Progress of long work on standard error, only when it is a terminal and
+ * show is true (large enough work, or --progress). */
+#include "base/progress.h"
+#define VS_PROGRESS_MIN_FILES 256
+void vs_progress_begin(struct vf_progress *p, const char *label, uint64_t total, bool bytes,
+		       bool show);
+/* encrypt/decrypt --progress: src counted into in (the size of fd, when a
+ * regular file, is the total); returns the source to read. */
+struct vs_progress_input {
+	struct vf_progress progress;
+	struct vf_progress_src src;
+};
+struct vf_src *vs_progress_src(struct vs_progress_input *in, struct vf_src *src, int fd,
+			       const char *label, bool show);
 
 /* Handles -f, --store, -i, --insecure-permissions and --passphrase-file
  * (for passphrase-protected identity files); returns 1 if c was
