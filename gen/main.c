@@ -6,6 +6,7 @@
 
 #include "base/secmem.h"
 #include "vargen.h"
+#include "vars_revision.h"
 
 static const struct {
 	const char *name;
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("vargen %s\n", VARS_VERSION);
+		printf("vargen %s%s\n", VARS_VERSION, VARS_REVISION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

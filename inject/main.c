@@ -5,6 +5,7 @@
 
 #include "base/secmem.h"
 #include "varinject.h"
+#include "vars_revision.h"
 
 int main(int argc, char **argv)
 {
@@ -12,7 +13,7 @@ int main(int argc, char **argv)
 	if (vf_harden_process() != 0)
 		return vi_error("cannot disable core dumps or initialise libsodium");
 	if (argc > 1 && !strcmp(argv[1], "--version")) {
-		printf("varinject %s\n", VARS_VERSION);
+		printf("varinject %s%s\n", VARS_VERSION, VARS_REVISION);
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "install"))

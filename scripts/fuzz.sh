@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shared=${SHARED_DIR:-$PWD/../shared}
 
-cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVARS_FUZZ=ON \
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVARS_FUZZ=ON -DVARS_WERROR=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline \
 	fuzz_vmconfig >/dev/null

@@ -10,6 +10,7 @@
 
 #include "base/secmem.h"
 #include "varseal.h"
+#include "vars_revision.h"
 
 static const struct {
 	const char *name;
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("varseal %s\n", VARS_VERSION);
+		printf("varseal %s%s\n", VARS_VERSION, VARS_REVISION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
