@@ -22,12 +22,20 @@ endforeach()
 # ---- shell completion --------------------------------------------------------
 # bash: the directory bash-completion loads on demand, one file per
 # command name (vargen and varinject source varseal, which serves all
-# three). zsh: Debian's directory for packaged completion functions.
+# three); it looks there under /usr and /usr/local alike. zsh: Debian's
+# directory for packaged completion functions, which is on zsh's fpath
+# only under /usr; under another prefix (/usr/local) site-functions is.
 install(FILES completion/varseal completion/vargen completion/varinject
   DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(zsh_dir ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
+else()
+  set(zsh_dir ${CMAKE_INSTALL_DATADIR}/zsh/site-functions)
+endif()
+set(VARS_ZSH_COMPLETION_DIR ${zsh_dir} CACHE STRING
+  "Where the zsh completion functions go, relative to the prefix")
 install(FILES completion/_varseal completion/_vargen completion/_varinject
-  completion/_vars_tools_names
-  DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
+  completion/_vars_tools_names DESTINATION ${VARS_ZSH_COMPLETION_DIR})
 
 # ---- examples and documentation ----------------------------------------------
 # The host units name the binary by its path: point them at the one this
