@@ -35,6 +35,42 @@ int vs_usage(const char *usage)
 	return 2;
 }
 
+/* Descriptions start in this column; a longer option pushes its own
+ * further, never onto a second line. */
+enum { HELP_COLUMN = 30 };
+
+static void print_row(FILE *out, const struct vs_help_row *r)
+{
+	const char *option = r->option ? r->option : "";
+	const char *argument = r->argument ? r->argument : "";
+	/* "--opt ARG", but an optional argument is glued on: "--opt[=ARG]" */
+	const char *space = *option && *argument && *argument != '[' ? " " : "";
+	int len = (int)(strlen(option) + strlen(space) + strlen(argument));
+	int pad = len < HELP_COLUMN - 4 ? HELP_COLUMN - 4 - len : 0;
+	fprintf(out, "  %s%s%s%*s  %s\n", option, space, argument, pad, "", r->description);
+}
+
+void vs_print_rows(FILE *out, const char *title, const struct vs_help_row *rows, size_t n,
+		   bool options)
+{
+	bool any = false;
+	for (size_t i = 0; i < n; i++) {
+		if ((rows[i].option != NULL) != options)
+			continue;
+		if (!any)
+			fprintf(out, "\n%s:\n", title);
+		any = true;
+		print_row(out, &rows[i]);
+	}
+}
+
+void vs_print_help(const struct vs_help *h)
+{
+	printf("Usage: %s\n\n%s\n", h->usage, h->about);
+	vs_print_rows(stdout, "Arguments", h->rows, h->n_rows, false);
+	vs_print_rows(stdout, "Options", h->rows, h->n_rows, true);
+}
+
 int vs_open_input(const char *path, const char **name)
 {
 	if (!path || !strcmp(path, "-")) {
