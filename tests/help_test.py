@@ -274,38 +274,46 @@ class HelpMatchesParser(HelpCase):
 
     def test_described_options_are_accepted(self):
         for tool, (_, subdir) in TOOLS.items():
-            source = source_options(subdir)
-            for verb, options in self.described(tool).items():
-                for name, (_, metavar, _) in options.items():
-                    if name in ("help", "version"):
-                        continue
-                    with self.subTest(tool=tool, verb=verb, option=name):
-                        p = self.probe(tool, verb, name, metavar, source[name][0])
-                        self.assertEqual(p.returncode, 0, describe(p))
-                        self.assertTrue(p.stdout.startswith(b"Usage: "), describe(p))
+            with self.subTest(tool=tool):
+                self.described_options_are_accepted(tool, source_options(subdir))
+
+    def described_options_are_accepted(self, tool, source):
+        for verb, options in self.described(tool).items():
+            for name, (_, metavar, _) in options.items():
+                if name in ("help", "version"):
+                    continue
+                with self.subTest(tool=tool, verb=verb, option=name):
+                    p = self.probe(tool, verb, name, metavar, source[name][0])
+                    self.assertEqual(p.returncode, 0, describe(p))
+                    self.assertTrue(p.stdout.startswith(b"Usage: "), describe(p))
 
     def test_other_options_are_refused(self):
         for tool, (_, subdir) in TOOLS.items():
-            source = source_options(subdir)
-            metavars = {}
-            described = self.described(tool)
-            for options in described.values():
-                for name, (_, metavar, _) in options.items():
-                    metavars[name] = metavar
-            for verb, options in described.items():
-                for name in sorted(set(source) - set(options) - {"version"}):
-                    with self.subTest(tool=tool, verb=verb, option=name):
-                        kind = source[name][0]
-                        p = self.probe(tool, verb, name, metavars.get(name, ""), kind)
-                        if p.returncode == 0 and tool == "vargen":
-                            # vargen's shared parser takes --all, --plan,
-                            # --yes, --machine and --generator for every
-                            # verb; those that have no use for one refuse it
-                            # after the spec is read (none has operands).
-                            p = self.probe(tool, verb, name, metavars.get(name, ""), kind,
-                                           then_help=False)
-                        self.assertEqual(p.returncode, 2, describe(p))
-                        self.assertIn("usage", p.stderr.decode().lower(), describe(p))
+            with self.subTest(tool=tool):
+                self.other_options_are_refused(tool, source_options(subdir))
+
+    def other_options_are_refused(self, tool, source):
+        metavars = {}
+        described = self.described(tool)
+        for options in described.values():
+            for name, (_, metavar, _) in options.items():
+                metavars[name] = metavar
+        for verb, options in described.items():
+            for name in sorted(set(source) - set(options) - {"version"}):
+                if any(other.startswith(name) for other in options):
+                    continue  # getopt_long reads it as that option, abbreviated
+                with self.subTest(tool=tool, verb=verb, option=name):
+                    kind = source[name][0]
+                    p = self.probe(tool, verb, name, metavars.get(name, ""), kind)
+                    if p.returncode == 0 and tool == "vargen":
+                        # vargen's shared parser takes --all, --plan,
+                        # --yes, --machine and --generator for every
+                        # verb; those that have no use for one refuse it
+                        # after the spec is read (none has operands).
+                        p = self.probe(tool, verb, name, metavars.get(name, ""), kind,
+                                       then_help=False)
+                    self.assertEqual(p.returncode, 2, describe(p))
+                    self.assertIn("usage", p.stderr.decode().lower(), describe(p))
 
 
 class BareVarinject(HelpCase):
