@@ -37,9 +37,33 @@ int vg_usage(const char *usage)
 	return 2;
 }
 
-int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
+/* Descriptions start in this column; a longer option pushes its own
+ * further, never onto a second line. */
+enum { HELP_COLUMN = 30 };
+
+void vg_print_rows(FILE *out, const char *title, const struct vg_help_row *rows, size_t n)
+{
+	fprintf(out, "\n%s:\n", title);
+	for (size_t i = 0; i < n; i++) {
+		const char *argument = rows[i].argument ? rows[i].argument : "";
+		const char *space = *argument ? " " : "";
+		int len = (int)(strlen(rows[i].option) + strlen(space) + strlen(argument));
+		int pad = len < HELP_COLUMN - 4 ? HELP_COLUMN - 4 - len : 0;
+		fprintf(out, "  %s%s%s%*s  %s\n", rows[i].option, space, argument, pad, "",
+			rows[i].description);
+	}
+}
+
+void vg_print_help(const struct vg_help *h)
+{
+	printf("Usage: %s\n\n%s\n", h->usage, h->about);
+	vg_print_rows(stdout, "Options", h->rows, h->n_rows);
+}
+
+int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help *help,
 	     struct vg_flags *flags)
 {
+	const char *usage = help->usage;
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},
 		{"store", required_argument, NULL, OPT_STORE},
@@ -72,7 +96,7 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
 				return vg_usage(usage);
 			*(c == OPT_ALL ? &flags->all : c == OPT_PLAN ? &flags->plan : &flags->yes) = true;
 			break;
-		case 'h': printf("Usage: %s\n", usage); return -1;
+		case 'h': vg_print_help(help); return -1;
 		default: return vg_usage(usage);
 		}
 	}
