@@ -7,7 +7,8 @@
   H2. Every verb (and varinject's launch form): `TOOL VERB --help`, `-h`
       and `TOOL help VERB` print the same help, exit 0, with an Options
       section in which every line is one option and its one-line
-      description. `TOOL help NOSUCH` is a usage error (2).
+      description, no line wider than 100 columns. `TOOL help NOSUCH` is
+      a usage error (2).
   H3. The help is what the parser does: every long option of the tool's
       getopt tables (read from its sources) is described in the help of a
       verb, with the short form the table gives it; every option a verb's
@@ -36,6 +37,7 @@ import testkit  # noqa: E402
 from testkit import ROOT, VARGEN, VARINJECT, VARSEAL, describe, run, write  # noqa: E402
 
 TIMEOUT = 60
+MAX_WIDTH = 100  # columns: a description that needs more is too long for one line
 
 # Where each tool's sources are, and its verbs' names: the command table
 # of main.c (varseal, vargen); varinject has its launch form ("", no
@@ -145,6 +147,8 @@ class HelpCase(unittest.TestCase):
         self.assertEqual(p.stderr, b"", describe(p))
         text = p.stdout.decode()
         self.assertTrue(text.startswith("Usage: %s" % tool), describe(p))
+        for line in text.splitlines():
+            self.assertLessEqual(len(line), MAX_WIDTH, "%s %s: %r" % (tool, verb, line))
         return text
 
     def options_in(self, text, where):
@@ -179,6 +183,8 @@ class ToolHelp(HelpCase):
                     texts.add(p.stdout.decode())
                 self.assertEqual(len(texts), 1, "--help, -h and help differ: %r" % texts)
                 text = texts.pop()
+                for line in text.splitlines():
+                    self.assertLessEqual(len(line), MAX_WIDTH, "%s: %r" % (tool, line))
                 options = self.options_in(text, tool)
                 for name in ("help", "version"):
                     self.assertIn(name, options, text)
