@@ -37,20 +37,21 @@ int vg_usage(const char *usage)
 	return 2;
 }
 
-/* Descriptions start in this column; a longer option pushes its own
- * further, never onto a second line. */
-enum { HELP_COLUMN = 30 };
-
 void vg_print_rows(FILE *out, const char *title, const struct vg_help_row *rows, size_t n)
 {
+	/* One column for the descriptions, each on its own line. */
+	char left[128];
+	int width = 0;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(left, sizeof(left), "%s%s%s", rows[i].option, rows[i].argument ? " " : "",
+			 rows[i].argument ? rows[i].argument : "");
+		width = (int)strlen(left) > width ? (int)strlen(left) : width;
+	}
 	fprintf(out, "\n%s:\n", title);
 	for (size_t i = 0; i < n; i++) {
-		const char *argument = rows[i].argument ? rows[i].argument : "";
-		const char *space = *argument ? " " : "";
-		int len = (int)(strlen(rows[i].option) + strlen(space) + strlen(argument));
-		int pad = len < HELP_COLUMN - 4 ? HELP_COLUMN - 4 - len : 0;
-		fprintf(out, "  %s%s%s%*s  %s\n", rows[i].option, space, argument, pad, "",
-			rows[i].description);
+		snprintf(left, sizeof(left), "%s%s%s", rows[i].option, rows[i].argument ? " " : "",
+			 rows[i].argument ? rows[i].argument : "");
+		fprintf(out, "  %-*s  %s\n", width, left, rows[i].description);
 	}
 }
 

@@ -53,7 +53,7 @@ struct vg_help {
 /* The spec and store, and the selection, as every command takes them. */
 #define VG_SPEC_HELP                                                                      \
 	{"-f, --file", "SPEC", "the vars spec (default: ./vars.yaml)"},                   \
-		{"--store", "DIR", "the store root, which holds vars/ (default: the spec's " \
+		{"--store", "DIR", "the store root, holding vars/ (default: the spec's "    \
 				   "directory)"}
 #define VG_SELECT_HELP                                                                    \
 	{"-m, --machine", "M", "only machine M (and the shared generators it uses); "     \

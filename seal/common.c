@@ -35,24 +35,27 @@ int vs_usage(const char *usage)
 	return 2;
 }
 
-/* Descriptions start in this column; a longer option pushes its own
- * further, never onto a second line. */
-enum { HELP_COLUMN = 30 };
-
-static void print_row(FILE *out, const struct vs_help_row *r)
+/* The left part of a row: "--opt ARG", but an optional argument is glued
+ * on ("--opt[=ARG]"), and an operand alone. */
+static void row_left(const struct vs_help_row *r, char *out, size_t cap)
 {
 	const char *option = r->option ? r->option : "";
 	const char *argument = r->argument ? r->argument : "";
-	/* "--opt ARG", but an optional argument is glued on: "--opt[=ARG]" */
 	const char *space = *option && *argument && *argument != '[' ? " " : "";
-	int len = (int)(strlen(option) + strlen(space) + strlen(argument));
-	int pad = len < HELP_COLUMN - 4 ? HELP_COLUMN - 4 - len : 0;
-	fprintf(out, "  %s%s%s%*s  %s\n", option, space, argument, pad, "", r->description);
+	snprintf(out, cap, "%s%s%s", option, space, argument);
 }
 
 void vs_print_rows(FILE *out, const char *title, const struct vs_help_row *rows, size_t n,
 		   bool options)
 {
+	/* One column for the descriptions of every row of the table, so that
+	 * Arguments and Options line up; each description on its own line. */
+	char left[128];
+	int width = 0;
+	for (size_t i = 0; i < n; i++) {
+		row_left(&rows[i], left, sizeof(left));
+		width = (int)strlen(left) > width ? (int)strlen(left) : width;
+	}
 	bool any = false;
 	for (size_t i = 0; i < n; i++) {
 		if ((rows[i].option != NULL) != options)
@@ -60,7 +63,8 @@ void vs_print_rows(FILE *out, const char *title, const struct vs_help_row *rows,
 		if (!any)
 			fprintf(out, "\n%s:\n", title);
 		any = true;
-		print_row(out, &rows[i]);
+		row_left(&rows[i], left, sizeof(left));
+		fprintf(out, "  %-*s  %s\n", width, left, rows[i].description);
 	}
 }
 

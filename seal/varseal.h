@@ -111,7 +111,7 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg);
  * each command says (what). */
 #define VS_STORE_HELP                                                                     \
 	{"-f, --file", "SPEC", "the vars spec (default: ./vars.yaml)"},                   \
-		{"--store", "DIR", "the store root, which holds vars/ (default: the spec's " \
+		{"--store", "DIR", "the store root, holding vars/ (default: the spec's "    \
 				   "directory)"}
 #define VS_IDENTITY_HELP(what)                                                            \
 	{"-i, --identity", "FILE", what},                                                 \
