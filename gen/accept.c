@@ -12,6 +12,19 @@
 
 static const char usage[] = "vargen accept [-f SPEC] [--store DIR] (--machine M | --generator G | "
 			    "--all)... [--plan]";
+static const struct vg_help_row help_rows[] = {
+	VG_SPEC_HELP,
+	VG_SELECT_HELP,
+	{"--all", NULL, "select every stale generator"},
+	{"--plan", NULL, "list what would be accepted; write nothing"},
+	VG_HELP_OPTION,
+};
+static const struct vg_help help = {
+	usage,
+	"Keeps the values of stale generators (whose definition changed in a way that does\n"
+	"not change them) and records them as made by the current definition.",
+	VG_HELP_ROWS(help_rows),
+};
 
 static bool stale(const enum vf_state *states, size_t n)
 {
@@ -58,7 +71,7 @@ int cmd_accept(int argc, char **argv)
 	struct vf_txn txn = {0};
 	struct vf_error err;
 	int lock_fd = -1;
-	int status = vg_parse(argc, argv, &ctx, usage, &flags);
+	int status = vg_parse(argc, argv, &ctx, &help, &flags);
 	if (!status && flags.yes)
 		status = vg_usage(usage);
 	/* Accepting says "these values are right for the new definition":

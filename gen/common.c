@@ -37,9 +37,34 @@ int vg_usage(const char *usage)
 	return 2;
 }
 
-int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
+void vg_print_rows(FILE *out, const char *title, const struct vg_help_row *rows, size_t n)
+{
+	/* One column for the descriptions, each on its own line. */
+	char left[128];
+	int width = 0;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(left, sizeof(left), "%s%s%s", rows[i].option, rows[i].argument ? " " : "",
+			 rows[i].argument ? rows[i].argument : "");
+		width = (int)strlen(left) > width ? (int)strlen(left) : width;
+	}
+	fprintf(out, "\n%s:\n", title);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(left, sizeof(left), "%s%s%s", rows[i].option, rows[i].argument ? " " : "",
+			 rows[i].argument ? rows[i].argument : "");
+		fprintf(out, "  %-*s  %s\n", width, left, rows[i].description);
+	}
+}
+
+void vg_print_help(const struct vg_help *h)
+{
+	printf("Usage: %s\n\n%s\n", h->usage, h->about);
+	vg_print_rows(stdout, "Options", h->rows, h->n_rows);
+}
+
+int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help *help,
 	     struct vg_flags *flags)
 {
+	const char *usage = help->usage;
 	static const struct option opts[] = {
 		{"file", required_argument, NULL, 'f'},
 		{"store", required_argument, NULL, OPT_STORE},
@@ -72,7 +97,7 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
 				return vg_usage(usage);
 			*(c == OPT_ALL ? &flags->all : c == OPT_PLAN ? &flags->plan : &flags->yes) = true;
 			break;
-		case 'h': printf("Usage: %s\n", usage); return -1;
+		case 'h': vg_print_help(help); return -1;
 		default: return vg_usage(usage);
 		}
 	}

@@ -21,6 +21,28 @@ static const char usage[] =
 	"vargen generate [-f SPEC] [--store DIR] [--machine M]... [--generator G]... [--plan]\n"
 	"                [--regenerate (--machine M | --generator G | --all)... [--yes]]\n"
 	"                [--prompt [GEN/]NAME=@FILE]... [-i IDENTITY]... [--passphrase-file FILE]";
+static const struct vg_help_row help_rows[] = {
+	VG_SPEC_HELP,
+	VG_SELECT_HELP,
+	{"--regenerate", NULL, "replace the selection's existing values, once confirmed"},
+	{"--all", NULL, "with --regenerate: select everything"},
+	{"--yes", NULL, "confirm replacing without asking (needed off a terminal)"},
+	{"--plan", NULL, "list what would be made, replaced or resealed; write nothing"},
+	{"--prompt", "[GEN/]NAME=@FILE", "answer prompt NAME from FILE, not the terminal"},
+	{"-i, --identity", "FILE", "an admin's identity: reseals, and opens secret inputs; "
+				   "repeatable"},
+	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
+	{"--passphrase-file", "FILE", "the passphrase of passphrase-protected identity files, "
+				      "read from FILE"},
+	VG_HELP_OPTION,
+};
+static const struct vg_help help = {
+	usage,
+	"Makes what is missing, in dependency order, and commits the whole run at once.\n"
+	"Existing values are replaced only with --regenerate and a selection; what is left\n"
+	"is listed with the command for it, and the exit status is what check would say.",
+	VG_HELP_ROWS(help_rows),
+};
 
 static int parse(int argc, char **argv, struct run *r)
 {
@@ -61,7 +83,7 @@ static int parse(int argc, char **argv, struct run *r)
 		case 'i': rc = vf_strings_add(&r->identity_files, optarg, &err); break;
 		case OPT_INSECURE_PERMISSIONS: r->insecure = true; break;
 		case OPT_PASSPHRASE_FILE: r->passphrase_file = optarg; break;
-		case 'h': printf("Usage: %s\n", usage); return -1;
+		case 'h': vg_print_help(&help); return -1;
 		default: return vg_usage(usage);
 		}
 	}

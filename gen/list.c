@@ -10,6 +10,23 @@ static const char list_usage[] = "vargen list [-f SPEC] [--store DIR] [--machine
 				 "[--generator G]...";
 static const char check_usage[] = "vargen check [-f SPEC] [--store DIR] [--machine M]... "
 				  "[--generator G]...";
+static const struct vg_help_row help_rows[] = {
+	VG_SPEC_HELP,
+	VG_SELECT_HELP,
+	VG_HELP_OPTION,
+};
+static const struct vg_help list_help = {
+	list_usage,
+	"Lists the selected generators' files, kept machine keys and (nothing selected)\n"
+	"orphans, one NAME<TAB>KIND<TAB>STATE line each.",
+	VG_HELP_ROWS(help_rows),
+};
+static const struct vg_help check_help = {
+	check_usage,
+	"Lists what needs attention, as list does, and exits 1 when anything does,\n"
+	"saying on standard error the command that fixes each state.",
+	VG_HELP_ROWS(help_rows),
+};
 
 /* Prints the rows (only the problems with problems_only); returns the
  * number of problems, or -1 on error (reported). */
@@ -27,7 +44,7 @@ int cmd_list(int argc, char **argv)
 {
 	struct vg_context ctx = {0};
 	struct vg_survey s = {0};
-	int status = vg_parse(argc, argv, &ctx, list_usage, NULL);
+	int status = vg_parse(argc, argv, &ctx, &list_help, NULL);
 	if (status == 0 && report(&ctx, false, &s) < 0)
 		status = 1;
 	vg_survey_free(&s);
@@ -39,7 +56,7 @@ int cmd_check(int argc, char **argv)
 {
 	struct vg_context ctx = {0};
 	struct vg_survey s = {0};
-	int status = vg_parse(argc, argv, &ctx, check_usage, NULL);
+	int status = vg_parse(argc, argv, &ctx, &check_help, NULL);
 	if (status == 0) {
 		int bad = report(&ctx, true, &s);
 		if (bad < 0) {

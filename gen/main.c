@@ -20,12 +20,37 @@ static const struct {
 	{"prune", cmd_prune, "remove what the spec no longer names (orphans)"},
 };
 
+static const struct vg_help_row options[] = {
+	VG_HELP_OPTION,
+	{"--version", NULL, "print the version and exit"},
+};
+
 static void usage(FILE *out)
 {
-	fprintf(out, "Usage: vargen <command> [-f SPEC] [--store DIR] [options]\n\nCommands:\n");
+	fprintf(out, "Usage: vargen <command> [-f SPEC] [--store DIR] [options]\n"
+		     "       vargen help <command>\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\nThe spec defaults to ./vars.yaml; the store to the spec's directory.\n");
+	vg_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]));
+	fprintf(out, "\nThe spec defaults to ./vars.yaml; the store to the spec's directory.\n"
+		     "'vargen help <command>' or 'vargen <command> --help' shows a command's "
+		     "options.\n");
+}
+
+/* "vargen help COMMAND" is "vargen COMMAND --help": the command prints
+ * its own help, as it knows its options. */
+static int help_command(int argc, char **argv)
+{
+	static char help_flag[] = "--help";
+	if (argc > 1)
+		return vg_usage("vargen help [<command>]");
+	char *args[] = {argv[0], help_flag, NULL};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[0], commands[i].name))
+			return commands[i].run(2, args);
+	vg_error("unknown command '%s'", argv[0]);
+	usage(stderr);
+	return 2;
 }
 
 int main(int argc, char **argv)
@@ -36,6 +61,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "help") && argc > 2)
+		return help_command(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;

@@ -12,6 +12,18 @@
 #include "vargen.h"
 
 static const char usage[] = "vargen prune [-f SPEC] [--store DIR] [--plan] [--yes]";
+static const struct vg_help_row help_rows[] = {
+	VG_SPEC_HELP,
+	{"--plan", NULL, "list what would be removed; write nothing"},
+	{"--yes", NULL, "remove without asking (needed off a terminal)"},
+	VG_HELP_OPTION,
+};
+static const struct vg_help help = {
+	usage,
+	"Removes from the store what the spec no longer names (orphans: retired machines,\n"
+	"dropped generators and files, keys of machines that are gone), once confirmed.",
+	VG_HELP_ROWS(help_rows),
+};
 
 static void print_orphans(const struct vf_orphans *o, const char *action, FILE *out)
 {
@@ -32,7 +44,7 @@ int cmd_prune(int argc, char **argv)
 	struct vf_orphans o = {0};
 	struct vf_error err;
 	int lock_fd = -1;
-	int status = vg_parse(argc, argv, &ctx, usage, &flags);
+	int status = vg_parse(argc, argv, &ctx, &help, &flags);
 	if (!status && (flags.all || ctx.machines.n || ctx.generators.n))
 		status = vg_usage(usage);
 	if (!status && !flags.plan && vf_store_lock(ctx.root, &lock_fd, &err) != VF_OK)

@@ -18,13 +18,46 @@ bool vi_ch_api_up(const char *socket_path);
 
 static const char usage[] =
 	"varinject [-f SPEC] [--store DIR] --machine M (-i IDENTITY | --identity-credential NAME)\n"
-	"          [--from-credentials-dir[=DIR] [--credential NAME]...]\n"
-	"          [--name-style spec|seed|verbatim] [--oem-string STR]...\n"
-	"          [--credentials-dir DIR] [--allow-persistent]\n"
-	"          [--hypervisor qemu|cloud-hypervisor] [--argv] [--vm-config FILE] [--fw-cfg]\n"
-	"          [--api-timeout SECONDS] [--stop-timeout SECONDS] [--dry-run]\n"
-	"          -- HYPERVISOR [ARGS...]\n"
-	"varinject install [-f SPEC] [--store DIR] --machine M -i IDENTITY DIR";
+	"                 [--from-credentials-dir[=DIR] [--credential NAME]...]\n"
+	"                 [--name-style spec|seed|verbatim] [--oem-string STR]...\n"
+	"                 [--credentials-dir DIR] [--allow-persistent]\n"
+	"                 [--hypervisor qemu|cloud-hypervisor] [--argv] [--vm-config FILE]\n"
+	"                 [--fw-cfg] [--api-timeout SECONDS] [--stop-timeout SECONDS] [--dry-run]\n"
+	"                 -- HYPERVISOR [ARGS...]\n"
+	"       varinject install [-f SPEC] [--store DIR] --machine M -i IDENTITY DIR\n"
+	"       varinject help [install]";
+static const struct vi_help_row help_rows[] = {
+	{NULL, "HYPERVISOR [ARGS...]", "the command line of qemu-system-* or cloud-hypervisor"},
+	VI_STORE_HELP,
+	{"--from-credentials-dir", "[=DIR]", "the files of DIR or $CREDENTIALS_DIRECTORY, not "
+					     "the store"},
+	{"--credential", "NAME", "with --from-credentials-dir: only file NAME; repeatable"},
+	{"--name-style", "spec|seed|verbatim", "names: the spec's, HOST-FILE-NAME, or the file "
+					       "name"},
+	{"--oem-string", "STR", "a static OEM string, given before the credentials; repeatable"},
+	{"--credentials-dir", "DIR", "where the private runtime directory goes (see below)"},
+	{"--allow-persistent", NULL, "allow that directory on a file system not in RAM"},
+	{"--hypervisor", "qemu|cloud-hypervisor", "which it is, when its file name does not say"},
+	{"--argv", NULL, "cloud-hypervisor: strings on its command line (the seed's way)"},
+	{"--vm-config", "FILE", "cloud-hypervisor API mode: the VmConfig JSON of the VM"},
+	{"--fw-cfg", NULL, "QEMU: fw_cfg files instead of SMBIOS (implied by -M microvm)"},
+	{"--api-timeout", "SECONDS", "wait this long for the API or monitor (default 10)"},
+	{"--stop-timeout", "SECONDS", "on stop, give the VM this long to shut down (default 30)"},
+	{"--dry-run", NULL, "print what would run, each secret as its size; launch nothing"},
+	VI_HELP_OPTION,
+	{"--version", NULL, "print the version and exit"},
+};
+static const struct vi_help help = {
+	usage,
+	"Decrypts machine M's secrets (or takes the files of a credentials directory) and\n"
+	"launches HYPERVISOR with them as systemd credentials in SMBIOS OEM strings or\n"
+	"fw_cfg, staying its parent. 'varinject help install' shows install's options.",
+	VI_HELP_ROWS(help_rows),
+	"The runtime directory goes under --credentials-dir, else $RUNTIME_DIRECTORY,\n"
+	"$XDG_RUNTIME_DIR or /run. '--from-credentials-dir DIR' with a space is\n"
+	"--from-credentials-dir=DIR when a -- follows; without one, the word after it is\n"
+	"the hypervisor.",
+};
 
 enum vi_hv { VI_HV_UNKNOWN, VI_HV_QEMU, VI_HV_CH };
 
@@ -32,6 +65,9 @@ struct run {
 	struct vi_store_source store;
 	bool from_dir, allow_persistent, argv_mode, fw_cfg, dry_run;
 	const char *dir, *credentials_dir, *vm_config;
+	/* The word right after a bare --from-credentials-dir, when it was
+	 * taken for the hypervisor: named in the error if it is none. */
+	const char *maybe_dir;
 	struct vf_strings pick, static_strings;
 	enum vi_hv hv;
 	double api_timeout, stop_timeout;
@@ -93,6 +129,24 @@ static int identity_name(const char *name)
 	return 0;
 }
 
+/* "--from-credentials-dir DIR -- HYPERVISOR": getopt gives an optional
+ * argument only as "=DIR" and stops at DIR as at a hypervisor. The
+ * hypervisor follows "--": a word right after the bare option (at
+ * bare_at) with a "--" still to come can only be the directory. Without a
+ * later "--" the word stays the hypervisor, as it always was. */
+static bool take_directory_word(int argc, char **argv, struct run *r, int *bare_at)
+{
+	if (!*bare_at || *bare_at != optind || optind >= argc)
+		return false;
+	for (int i = optind + 1; i < argc; i++)
+		if (!strcmp(argv[i], "--")) {
+			r->dir = argv[optind++];
+			*bare_at = 0;
+			return true; /* and the options after it are read */
+		}
+	return false;
+}
+
 static int parse(int argc, char **argv, struct run *r)
 {
 	static const struct option opts[] = {
@@ -120,49 +174,57 @@ static int parse(int argc, char **argv, struct run *r)
 		{0},
 	};
 	struct vf_error err;
-	int c, status = 0;
+	int c, status = 0, bare_at = 0;
+	if (argc < 2)
+		return 2; /* the usage, not "no hypervisor" */
 	/* "+": stop at the first non-option, so the hypervisor's own flags
-	 * after "--" are never taken for ours. */
-	while (!status && (c = getopt_long(argc, argv, "+f:m:i:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'f': r->store.spec_path = optarg; break;
-		case OPT_STORE: r->store.store_opt = optarg; break;
-		case 'm': r->store.machine = optarg; break;
-		case 'i': r->store.identity_file = optarg; break;
-		case OPT_IDENTITY_CREDENTIAL:
-			r->store.identity_credential = optarg;
-			status = identity_name(optarg);
-			break;
-		case OPT_INSECURE_PERMISSIONS: r->store.insecure = true; break;
-		case OPT_PASSPHRASE_FILE: r->store.passphrase_file = optarg; break;
-		case OPT_FROM_CREDENTIALS_DIR:
-			r->from_dir = true;
-			r->dir = optarg;
-			break;
-		case OPT_CREDENTIAL:
-			if (vf_strings_add(&r->pick, optarg, &err) != VF_OK)
-				status = vi_fail(&err);
-			break;
-		case OPT_NAME_STYLE: status = parse_style(optarg, &r->store.style); break;
-		case OPT_OEM_STRING:
-			if (vf_strings_add(&r->static_strings, optarg, &err) != VF_OK)
-				status = vi_fail(&err);
-			break;
-		case OPT_CREDENTIALS_DIR: r->credentials_dir = optarg; break;
-		case OPT_ALLOW_PERSISTENT: r->allow_persistent = true; break;
-		case OPT_HYPERVISOR: status = parse_hypervisor(optarg, &r->hv); break;
-		case OPT_ARGV: r->argv_mode = true; break;
-		case OPT_VM_CONFIG: r->vm_config = optarg; break;
-		case OPT_FW_CFG: r->fw_cfg = true; break;
-		case OPT_API_TIMEOUT: status = parse_seconds(optarg, &r->api_timeout); break;
-		case OPT_STOP_TIMEOUT: status = parse_seconds(optarg, &r->stop_timeout); break;
-		case OPT_DRY_RUN: r->dry_run = true; break;
-		case 'h': printf("Usage: %s\n", usage); return -1;
-		default: return 2;
+	 * after "--" are never taken for ours; and once more after the
+	 * directory of a "--from-credentials-dir DIR". */
+	do {
+		while (!status && (c = getopt_long(argc, argv, "+f:m:i:h", opts, NULL)) != -1) {
+			switch (c) {
+			case 'f': r->store.spec_path = optarg; break;
+			case OPT_STORE: r->store.store_opt = optarg; break;
+			case 'm': r->store.machine = optarg; break;
+			case 'i': r->store.identity_file = optarg; break;
+			case OPT_IDENTITY_CREDENTIAL:
+				r->store.identity_credential = optarg;
+				status = identity_name(optarg);
+				break;
+			case OPT_INSECURE_PERMISSIONS: r->store.insecure = true; break;
+			case OPT_PASSPHRASE_FILE: r->store.passphrase_file = optarg; break;
+			case OPT_FROM_CREDENTIALS_DIR:
+				r->from_dir = true;
+				r->dir = optarg;
+				bare_at = optarg ? 0 : optind;
+				break;
+			case OPT_CREDENTIAL:
+				if (vf_strings_add(&r->pick, optarg, &err) != VF_OK)
+					status = vi_fail(&err);
+				break;
+			case OPT_NAME_STYLE: status = parse_style(optarg, &r->store.style); break;
+			case OPT_OEM_STRING:
+				if (vf_strings_add(&r->static_strings, optarg, &err) != VF_OK)
+					status = vi_fail(&err);
+				break;
+			case OPT_CREDENTIALS_DIR: r->credentials_dir = optarg; break;
+			case OPT_ALLOW_PERSISTENT: r->allow_persistent = true; break;
+			case OPT_HYPERVISOR: status = parse_hypervisor(optarg, &r->hv); break;
+			case OPT_ARGV: r->argv_mode = true; break;
+			case OPT_VM_CONFIG: r->vm_config = optarg; break;
+			case OPT_FW_CFG: r->fw_cfg = true; break;
+			case OPT_API_TIMEOUT: status = parse_seconds(optarg, &r->api_timeout); break;
+			case OPT_STOP_TIMEOUT: status = parse_seconds(optarg, &r->stop_timeout); break;
+			case OPT_DRY_RUN: r->dry_run = true; break;
+			case 'h': vi_print_help(&help); return -1;
+			default: return 2;
+			}
 		}
-	}
+	} while (!status && take_directory_word(argc, argv, r, &bare_at));
 	if (status)
 		return status;
+	if (bare_at && bare_at == optind && optind < argc)
+		r->maybe_dir = argv[optind];
 	if (optind >= argc)
 		return vi_error("no hypervisor: varinject [options] -- HYPERVISOR [ARGS...]");
 	r->hv_argv = argv + optind;
@@ -181,6 +243,10 @@ static int detect(struct run *r)
 		r->hv = strstr(base, "qemu") ? VI_HV_QEMU
 			: strstr(base, "cloud-hypervisor") ? VI_HV_CH
 							   : VI_HV_UNKNOWN;
+	if (r->hv == VI_HV_UNKNOWN && r->maybe_dir)
+		return vi_error("%s: cannot tell which hypervisor this is (a directory is given as "
+				"--from-credentials-dir=%s, or before a --)",
+				r->hv_argv[0], r->maybe_dir);
 	if (r->hv == VI_HV_UNKNOWN)
 		return vi_error("%s: cannot tell which hypervisor this is: --hypervisor qemu or "
 				"cloud-hypervisor",

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "base/error.h"
@@ -196,5 +197,39 @@ enum vi_long_option {
 
 int vi_run(int argc, char **argv);
 int vi_install(int argc, char **argv);
+
+/* A form's --help: its usage, what it does, one line per operand and per
+ * option, each described in one line, and notes. Every option of a getopt
+ * table has its row (tests/help_test.py checks it). */
+struct vi_help_row {
+	const char *option;	 /* "-m, --machine"; NULL for an operand */
+	const char *argument;	 /* "M", "[=DIR]", or NULL */
+	const char *description; /* one line */
+};
+struct vi_help {
+	const char *usage;
+	const char *about; /* a sentence or two */
+	const struct vi_help_row *rows;
+	size_t n_rows;
+	const char *notes; /* after the options, or NULL */
+};
+#define VI_HELP_ROWS(rows) (rows), sizeof(rows) / sizeof((rows)[0])
+#define VI_HELP_OPTION {"-h, --help", NULL, "show this help and exit"}
+/* Where the secrets come from: the options the launch and install share. */
+#define VI_STORE_HELP                                                                     \
+	{"-f, --file", "SPEC", "the vars spec (default: ./vars.yaml)"},                   \
+		{"--store", "DIR", "the store root, holding vars/ (default: the spec's "    \
+				   "directory)"},                                         \
+		{"-m, --machine", "M", "the machine whose secrets these are"},            \
+		{"-i, --identity", "FILE", "the machine's identity: an age key, or its SSH " \
+					   "host key"},                           \
+		{"--identity-credential", "NAME", "the identity in "                      \
+						  "$CREDENTIALS_DIRECTORY/NAME (systemd)"}, \
+		{"--insecure-permissions", NULL, "read an identity file that group or "      \
+						 "others may read"},                 \
+		{"--passphrase-file", "FILE", "a passphrase-protected identity's "          \
+					      "passphrase, read from FILE"}
+/* Prints the whole help on standard output. */
+void vi_print_help(const struct vi_help *h);
 
 #endif

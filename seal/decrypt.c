@@ -16,6 +16,26 @@
 static const char usage[] =
 	"varseal decrypt [-i IDENTITY]... [--passphrase-file FILE] [--max-work-factor N]\n"
 	"                [--insecure-permissions] [--progress] [-o OUTPUT] [INPUT]";
+static const struct vs_help_row help_rows[] = {
+	{NULL, "INPUT", "the age file, binary or armored; standard input when absent or -"},
+	{"-i, --identity", "FILE", "an identity file (age or SSH; - for standard input); "
+				   "up to 64 of them"},
+	{"--passphrase-file", "FILE", "the passphrase of the file or of an identity file, read "
+				      "from FILE"},
+	{"--max-work-factor", "N", "open passphrase files of scrypt cost up to 2^N (1..40, "
+				   "default 22)"},
+	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
+	{"--progress", NULL, "draw a progress line on standard error when it is a terminal"},
+	{"-o, --output", "OUTPUT", "write to OUTPUT, made only once complete (default: "
+				   "standard output)"},
+	VS_HELP_OPTION,
+};
+static const struct vs_help help = {
+	usage,
+	"Decrypts an age file (age -d) with identities, or with a passphrase asked on the\n"
+	"terminal (or read from --passphrase-file) when it was encrypted to one.",
+	VS_HELP_ROWS(help_rows),
+};
 
 struct decrypt_opts {
 	const char *output, *input, *passphrase_file;
@@ -61,7 +81,7 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 			o->max_work_factor = (unsigned)v;
 			break;
 		}
-		case 'h': printf("Usage: %s\n", usage); return -1;
+		case 'h': vs_print_help(&help); return -1;
 		default: return vs_usage(usage);
 		}
 	}

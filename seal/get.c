@@ -10,6 +10,20 @@
 
 static const char usage[] =
 	"varseal get [-f SPEC] [--store DIR] [-i IDENTITY]... MACHINE|shared GENERATOR/FILE";
+static const struct vs_help_row help_rows[] = {
+	{NULL, "MACHINE|shared", "the machine, or shared for a shared generator's file"},
+	{NULL, "GENERATOR/FILE", "the file, as the spec names it"},
+	VS_STORE_HELP,
+	VS_IDENTITY_HELP("an admin's or the machine's identity, to open a secret; "
+			 "repeatable"),
+	VS_HELP_OPTION,
+};
+static const struct vs_help help = {
+	usage,
+	"Prints one stored var on standard output; a secret is decrypted with the identities\n"
+	"given (needed only for secrets).",
+	VS_HELP_ROWS(help_rows),
+};
 
 int cmd_get(int argc, char **argv)
 {
@@ -17,7 +31,7 @@ int cmd_get(int argc, char **argv)
 	const struct vf_spec_generator *g = NULL;
 	const struct vf_spec_file *f = NULL;
 	const char *owner = NULL;
-	int status = vs_vars_open_target(argc, argv, &v, usage, &g, &f, &owner);
+	int status = vs_vars_open_target(argc, argv, &v, &help, &g, &f, &owner);
 	struct vf_value value = {0};
 	struct vf_error err;
 	/* Keys are only needed, and asked for, when a secret is there to open. */

@@ -15,6 +15,16 @@
 #include "varseal.h"
 
 static const char usage[] = "varseal keygen [-o FILE]";
+static const struct vs_help_row help_rows[] = {
+	{"-o, --output", "FILE", "write the identity to FILE, made 0600 (an existing one is refused)"},
+	VS_HELP_OPTION,
+};
+static const struct vs_help help = {
+	usage,
+	"Makes a new X25519 identity in age-keygen's format, on standard output or in FILE;\n"
+	"its public key (age1...) goes to standard error.",
+	VS_HELP_ROWS(help_rows),
+};
 
 /* "# created: <RFC 3339>\n# public key: age1...\nAGE-SECRET-KEY-1...\n"
  * into guarded memory. */
@@ -89,7 +99,7 @@ int cmd_keygen(int argc, char **argv)
 		if (c == 'o')
 			output = optarg;
 		else if (c == 'h') {
-			printf("Usage: %s\n", usage);
+			vs_print_help(&help);
 			return 0;
 		} else
 			return vs_usage(usage);

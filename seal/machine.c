@@ -22,6 +22,21 @@ static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--f
 			    "[-i ADMIN_KEY...] MACHINE\n"
 			    "       varseal machine key [-f SPEC] [--store DIR] -i IDENTITY... "
 			    "MACHINE";
+static const struct vs_help_row help_rows[] = {
+	{NULL, "keygen|key", "make MACHINE's key, or print it"},
+	{NULL, "MACHINE", "the machine, as the spec names it"},
+	VS_STORE_HELP,
+	{"--force", NULL, "keygen: replace the machine's key with a new one"},
+	VS_IDENTITY_HELP("an admin's identity: key needs one; keygen restores a lost key: line"),
+	VS_HELP_OPTION,
+};
+static const struct vs_help help = {
+	usage,
+	"keygen makes MACHINE's age identity offline, writes its recipient into the spec as\n"
+	"key: and keeps the identity in the store, sealed to the admins. key prints that\n"
+	"identity, to install on the host that runs MACHINE.",
+	VS_HELP_ROWS(help_rows),
+};
 
 /* age-keygen's format, so the decrypted file can be used as-is. */
 static int identity_text(const struct vf_identity *id, const char *recipient,
@@ -359,7 +374,7 @@ int cmd_machine(int argc, char **argv)
 		{0},
 	};
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("Usage: %s\n", usage);
+		vs_print_help(&help);
 		return 0;
 	}
 	if (argc < 2 || (strcmp(argv[1], "keygen") && strcmp(argv[1], "key")))
@@ -379,7 +394,7 @@ int cmd_machine(int argc, char **argv)
 		else if (c == OPT_FORCE)
 			force = true;
 		else if (c == 'h') {
-			printf("Usage: %s\n", usage);
+			vs_print_help(&help);
 			status = -1;
 		} else
 			status = vs_usage(usage);

@@ -27,12 +27,40 @@ static const struct {
 	{"machine", cmd_machine, "keygen M: make a machine key offline; key M: print it"},
 };
 
+static const struct vs_help_row options[] = {
+	VS_HELP_OPTION,
+	{"--version", NULL, "print the version and exit"},
+};
+
 static void usage(FILE *out)
 {
-	fprintf(out, "Usage: varseal <command> [options]\n\nCommands:\n");
+	fprintf(out, "Usage: varseal <command> [options]\n"
+		     "       varseal help <command>\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\n'varseal <command> --help' shows a command's options.\n");
+	vs_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]), true);
+	fprintf(out, "\n'varseal help <command>' or 'varseal <command> --help' shows a command's "
+		     "options.\n");
+}
+
+/* "varseal help COMMAND [SUBCOMMAND]" is "varseal COMMAND [SUBCOMMAND]
+ * --help": the command prints its own help, as it knows its options. */
+static int help_command(int argc, char **argv)
+{
+	static char help_flag[] = "--help";
+	if (argc > 2)
+		return vs_usage("varseal help [<command> [<subcommand>]]");
+	char *args[4] = {argv[0]};
+	int n = 1;
+	if (argc > 1)
+		args[n++] = argv[1];
+	args[n++] = help_flag;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[0], commands[i].name))
+			return commands[i].run(n, args);
+	vs_error("unknown command '%s'", argv[0]);
+	usage(stderr);
+	return 2;
 }
 
 int main(int argc, char **argv)
@@ -46,6 +74,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "help") && argc > 2)
+		return help_command(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;

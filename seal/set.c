@@ -15,6 +15,22 @@
 
 static const char usage[] = "varseal set [-f SPEC] [--store DIR] MACHINE|shared GENERATOR/FILE "
 			    "< VALUE";
+static const struct vs_help_row help_rows[] = {
+	{NULL, "MACHINE|shared", "the machine, or shared for a shared generator's file"},
+	{NULL, "GENERATOR/FILE", "the file, as the spec names it"},
+	VS_STORE_HELP,
+	/* Parsed with get's options; set seals to public keys and opens nothing. */
+	{"-i, --identity", "FILE", "accepted and not used: set needs no key"},
+	{"--insecure-permissions", NULL, "accepted and not used: set needs no key"},
+	{"--passphrase-file", "FILE", "accepted and not used: set needs no key"},
+	VS_HELP_OPTION,
+};
+static const struct vs_help help = {
+	usage,
+	"Stores a var read from standard input (at most 16 MiB), sealed to the spec's\n"
+	"recipients when it is secret, and marks it set by hand: vargen generate keeps it.",
+	VS_HELP_ROWS(help_rows),
+};
 
 /* The value from standard input: a pipe or a file, into guarded memory. */
 static int read_stdin(struct vf_value *v)
@@ -36,7 +52,7 @@ int cmd_set(int argc, char **argv)
 	const struct vf_spec_generator *g = NULL;
 	const struct vf_spec_file *f = NULL;
 	const char *owner = NULL;
-	int status = vs_vars_open_target(argc, argv, &v, usage, &g, &f, &owner);
+	int status = vs_vars_open_target(argc, argv, &v, &help, &g, &f, &owner);
 	struct vf_value value = {0};
 	struct vf_strings recipients = {0};
 	struct vf_txn txn = {0};

@@ -103,7 +103,7 @@ int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
 	return 0;
 }
 
-int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage)
+int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vs_help *help)
 {
 	static const struct option opts[] = {VS_VARS_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
 	int c;
@@ -114,21 +114,21 @@ int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const char *usage)
 		if (used)
 			continue;
 		if (c == 'h') {
-			printf("Usage: %s\n", usage);
+			vs_print_help(help);
 			return -1;
 		}
-		return vs_usage(usage);
+		return vs_usage(help->usage);
 	}
 	return 0;
 }
 
-int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const char *usage,
+int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct vs_help *help,
 			const struct vf_spec_generator **g, const struct vf_spec_file **f,
 			const char **owner)
 {
-	int status = vs_vars_parse(argc, argv, v, usage);
+	int status = vs_vars_parse(argc, argv, v, help);
 	if (!status && argc - optind != 2)
-		status = vs_usage(usage);
+		status = vs_usage(help->usage);
 	if (!status)
 		status = vs_vars_load(v);
 	if (!status)
