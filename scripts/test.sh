@@ -58,5 +58,7 @@ echo "== Release build (-O3, GCC): compiles warning-free, quick tests =="
 run_quick build-release -DCMAKE_BUILD_TYPE=Release
 echo "== clang build (RelWithDebInfo): compiles warning-free, quick tests =="
 run_quick build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang
+echo "== Debian package: built, installed, the README's example run with it, man pages rendered =="
+scripts/deb-check.sh
 echo "== fuzzing (libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-60}s per target) =="
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
