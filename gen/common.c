@@ -48,6 +48,7 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
 		{"all", no_argument, NULL, OPT_ALL},
 		{"plan", no_argument, NULL, OPT_PLAN},
 		{"yes", no_argument, NULL, OPT_YES},
+		{"json", no_argument, NULL, OPT_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -68,9 +69,14 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const char *usage,
 		case OPT_ALL:
 		case OPT_PLAN:
 		case OPT_YES:
-			if (!flags)
+			if (!flags || flags->takes_json)
 				return vg_usage(usage);
 			*(c == OPT_ALL ? &flags->all : c == OPT_PLAN ? &flags->plan : &flags->yes) = true;
+			break;
+		case OPT_JSON:
+			if (!flags || !flags->takes_json)
+				return vg_usage(usage);
+			flags->json = true;
 			break;
 		case 'h': printf("Usage: %s\n", usage); return -1;
 		default: return vg_usage(usage);
