@@ -243,9 +243,9 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
 			snprintf(out, cap, "restore vars/machine-keys/M from git, or make a new key "
 					   "with varseal machine keygen --force M");
 		else if (partly_made(s))
-			snprintf(out, cap, "vargen generate makes them, but a script or key-pair "
-					   "generator some of whose files exist is made whole: vargen "
-					   "generate --regenerate %s",
+			snprintf(out, cap, "vargen generate makes them, but a script or "
+					   "key-pair generator some of whose files exist is made "
+					   "whole: vargen generate --regenerate %s",
 				 sel);
 		else if (keyless_missing(s, ctx))
 			snprintf(out, cap, "vargen generate (a machine without a key first needs "
@@ -261,8 +261,8 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
 	case VF_STATE_INCOMPLETE:
 	case VF_STATE_CORRUPT:
 		if (keys && st == VF_STATE_INCOMPLETE)
-			snprintf(out, cap, "an interrupted varseal machine keygen M: run it again to "
-					   "finish it");
+			snprintf(out, cap, "an interrupted varseal machine keygen M: run it "
+					   "again to finish it");
 		else if (keys)
 			snprintf(out, cap, "restore vars/machine-keys/M from git");
 		else
@@ -273,11 +273,11 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
 		break;
 	case VF_STATE_NO_KEY:
 		if (keys)
-			snprintf(out, cap, "the spec lost the key line of a kept key: varseal machine "
-					   "keygen -i ADMIN_KEY M restores it");
+			snprintf(out, cap, "the spec lost the key line of a kept key: varseal "
+					   "machine keygen -i ADMIN_KEY M restores it");
 		else
-			snprintf(out, cap, "varseal machine keygen M (with -i ADMIN_KEY when the store "
-					   "keeps M's key: it restores the key line)");
+			snprintf(out, cap, "varseal machine keygen M (with -i ADMIN_KEY when the "
+					   "store keeps M's key: it restores the key line)");
 		break;
 	case VF_STATE_WRONG_KEY:
 		snprintf(out, cap, "the spec names another key than the one kept: restore the "

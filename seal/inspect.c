@@ -89,9 +89,11 @@ static char *store_root(const char *dir)
 	} layouts[] = {{"machine-keys", 2}, {"shared", 3}, {"per-machine", 4}};
 	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
 		const char *at, *vars;
-		if (component_is(dir, layouts[i].depth, layouts[i].parent, &at) &&
-		    component_is(dir, layouts[i].depth + 1, "vars", &vars))
-			return vars - 1 == dir ? strdup("/") : strndup(dir, (size_t)(vars - 1 - dir));
+		if (!component_is(dir, layouts[i].depth, layouts[i].parent, &at) ||
+		    !component_is(dir, layouts[i].depth + 1, "vars", &vars))
+			continue;
+		size_t root_len = (size_t)(vars - 1 - dir);
+		return root_len ? strndup(dir, root_len) : strdup("/");
 	}
 	return NULL;
 }
@@ -125,6 +127,7 @@ static int find_spec(struct namer *n, const char *dir)
 	struct vf_error err;
 	if (vf_spec_load(path, &n->spec, &err) != VF_OK) {
 		free(path);
+		namer_drop(n); /* the next file of this store says it again */
 		return vs_fail(NULL, &err);
 	}
 	n->path = path;
@@ -167,13 +170,14 @@ static void manifest_free(struct manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* Whether two manifest lines name the same key (an SSH key's comment
- * aside), as the store compares them. */
+/* Whether a manifest line names the spec's recipient (an SSH key's comment
+ * aside), as the store compares them. No allocation: a hostile manifest of
+ * many short lines against a spec of many machines stays cheap. */
 static bool same_key(const char *line, size_t len, const char *recipient)
 {
-	bool same = false;
-	return vf_manifest_same(line, len, recipient, strlen(recipient), &same, NULL) == VF_OK &&
-	       same;
+	size_t a = vf_manifest_key_len(line, len);
+	size_t b = vf_manifest_key_len(recipient, strlen(recipient));
+	return a == b && !memcmp(line, recipient, a);
 }
 
 static int add_name(struct recipient_line *l, const char *role, const char *name)
@@ -207,7 +211,8 @@ static int split_lines(struct manifest *m)
 		char *stop = nl ? nl : end;
 		*stop = '\0';
 		if (stop > p) {
-			struct recipient_line *grown = realloc(m->lines, (m->n + 1) * sizeof(*grown));
+			struct recipient_line *grown;
+			grown = realloc(m->lines, (m->n + 1) * sizeof(*grown));
 			if (!grown)
 				return vs_error("out of memory");
 			m->lines = grown;
