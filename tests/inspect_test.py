@@ -645,6 +645,14 @@ class NNames(InspectCase):
         self.assertNotIn(b"\x1b", p.stdout)
         # Control characters escaped; other bytes as they are (UTF-8 names).
         self.assertTrue(first.endswith(b"odd\\nname \xff\\x1b[31m.age"), first)
+        # UTF-8 kept, each byte of what is not UTF-8 (a surrogate, an
+        # overlong '/', a lone continuation byte) replaced.
+        utf8 = os.path.join(self.dir.encode(),
+                            b"\xc3\xa9\xf0\x9f\x98\x80 \xed\xa0\x80 \xc0\xaf \x80")
+        write(utf8, self.hand_made([b"some-plugin"]))
+        p = run([VARSEAL.encode(), b"inspect", b"--json", utf8])
+        self.assertEqual(json.loads(p.stdout)[0]["file"], os.path.join(
+            self.dir, "\u00e9\U0001f600 \ufffd\ufffd\ufffd \ufffd\ufffd \ufffd"))
         # Refused, it is one line too.
         write(path, b"not an age file\n")
         for args in ((path,), (b"--json", path)):
