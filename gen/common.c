@@ -73,6 +73,7 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help
 		{"all", no_argument, NULL, OPT_ALL},
 		{"plan", no_argument, NULL, OPT_PLAN},
 		{"yes", no_argument, NULL, OPT_YES},
+		{"json", no_argument, NULL, OPT_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -93,9 +94,14 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help
 		case OPT_ALL:
 		case OPT_PLAN:
 		case OPT_YES:
-			if (!flags)
+			if (!flags || flags->takes_json)
 				return vg_usage(usage);
 			*(c == OPT_ALL ? &flags->all : c == OPT_PLAN ? &flags->plan : &flags->yes) = true;
+			break;
+		case OPT_JSON:
+			if (!flags || !flags->takes_json)
+				return vg_usage(usage);
+			flags->json = true;
 			break;
 		case 'h': vg_print_help(help); return -1;
 		default: return vg_usage(usage);

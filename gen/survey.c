@@ -232,79 +232,87 @@ static bool keyless_missing(const struct vg_survey *s, const struct vg_context *
 	return false;
 }
 
-static void hint(const struct vg_survey *s, const struct vg_context *ctx, enum vf_state st,
-		 bool keys, size_t count)
+void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum vf_state st,
+		   bool keys, char *out, size_t cap)
 {
 	char sel[512];
 	selection(s, st, sel, sizeof(sel));
-	const char *what = keys ? "machine key" : st == VF_STATE_ORPHAN ? "orphan" : "file";
-	fprintf(stderr, "  %s: %zu %s%s: ", vf_state_name(st), count, what, count == 1 ? "" : "s");
 	switch (st) {
 	case VF_STATE_MISSING:
 		if (keys)
-			fprintf(stderr, "restore vars/machine-keys/M from git, or make a new key "
-					"with varseal machine keygen --force M\n");
+			snprintf(out, cap, "restore vars/machine-keys/M from git, or make a new key "
+					   "with varseal machine keygen --force M");
 		else if (partly_made(s))
-			fprintf(stderr, "vargen generate makes them, but a script or key-pair "
-					"generator some of whose files exist is made whole: vargen "
-					"generate --regenerate %s\n",
-				sel);
+			snprintf(out, cap, "vargen generate makes them, but a script or "
+					   "key-pair generator some of whose files exist is made "
+					   "whole: vargen generate --regenerate %s",
+				 sel);
 		else if (keyless_missing(s, ctx))
-			fprintf(stderr, "vargen generate (a machine without a key first needs "
-					"varseal machine keygen M)\n");
+			snprintf(out, cap, "vargen generate (a machine without a key first needs "
+					   "varseal machine keygen M)");
 		else
-			fprintf(stderr, "vargen generate\n");
+			snprintf(out, cap, "vargen generate");
 		break;
 	case VF_STATE_STALE:
-		fprintf(stderr, "vargen generate --regenerate %s replaces them; vargen accept %s "
-				"keeps them\n",
-			sel, sel);
+		snprintf(out, cap, "vargen generate --regenerate %s replaces them; vargen accept %s "
+				   "keeps them",
+			 sel, sel);
 		break;
 	case VF_STATE_INCOMPLETE:
 	case VF_STATE_CORRUPT:
 		if (keys && st == VF_STATE_INCOMPLETE)
-			fprintf(stderr, "an interrupted varseal machine keygen M: run it again to "
-					"finish it\n");
+			snprintf(out, cap, "an interrupted varseal machine keygen M: run it "
+					   "again to finish it");
 		else if (keys)
-			fprintf(stderr, "restore vars/machine-keys/M from git\n");
+			snprintf(out, cap, "restore vars/machine-keys/M from git");
 		else
-			fprintf(stderr, "vargen generate --regenerate %s\n", sel);
+			snprintf(out, cap, "vargen generate --regenerate %s", sel);
 		break;
 	case VF_STATE_WRONG_RECIPIENTS:
-		fprintf(stderr, "varseal rekey -i ADMIN_KEY (or vargen generate -i ADMIN_KEY)\n");
+		snprintf(out, cap, "varseal rekey -i ADMIN_KEY (or vargen generate -i ADMIN_KEY)");
 		break;
 	case VF_STATE_NO_KEY:
 		if (keys)
-			fprintf(stderr, "the spec lost the key line of a kept key: varseal machine "
-					"keygen -i ADMIN_KEY M restores it\n");
+			snprintf(out, cap, "the spec lost the key line of a kept key: varseal "
+					   "machine keygen -i ADMIN_KEY M restores it");
 		else
-			fprintf(stderr, "varseal machine keygen M (with -i ADMIN_KEY when the store "
-					"keeps M's key: it restores the key line)\n");
+			snprintf(out, cap, "varseal machine keygen M (with -i ADMIN_KEY when the "
+					   "store keeps M's key: it restores the key line)");
 		break;
 	case VF_STATE_WRONG_KEY:
-		fprintf(stderr, "the spec names another key than the one kept: restore the "
-				"spec's key line, or varseal machine keygen --force M\n");
+		snprintf(out, cap, "the spec names another key than the one kept: restore the "
+				   "spec's key line, or varseal machine keygen --force M");
 		break;
 	case VF_STATE_ORPHAN:
-		fprintf(stderr, "not in the spec: vargen prune removes them (--plan first)\n");
+		snprintf(out, cap, "not in the spec: vargen prune removes them (--plan first)");
 		break;
 	case VF_STATE_OK:
-	case VF_STATE_HAND_SET: fprintf(stderr, "nothing to do\n"); break;
+	case VF_STATE_HAND_SET: snprintf(out, cap, "nothing to do"); break;
 	}
+}
+
+bool vg_row_is_kept_key(const struct vg_row *r)
+{
+	return !strcmp(r->kind, "key") && r->item == SIZE_MAX && r->st != VF_STATE_ORPHAN;
 }
 
 void vg_survey_hints(const struct vg_survey *s, const struct vg_context *ctx)
 {
 	for (int keys = 0; keys < 2; keys++)
-		for (enum vf_state st = 0; st <= VF_STATE_WRONG_KEY; st++) {
+		for (enum vf_state st = 0; st <= VG_STATE_LAST; st++) {
 			if (vf_state_sound(st))
 				continue;
 			size_t count = 0;
 			for (size_t i = 0; i < s->n_rows; i++)
 				count += s->rows[i].st == st &&
-					 (!strcmp(s->rows[i].kind, "key") && s->rows[i].item == SIZE_MAX &&
-					  st != VF_STATE_ORPHAN) == (keys == 1);
-			if (count)
-				hint(s, ctx, st, keys == 1, count);
+					 vg_row_is_kept_key(&s->rows[i]) == (keys == 1);
+			if (!count)
+				continue;
+			char fix[1024];
+			vg_survey_fix(s, ctx, st, keys == 1, fix, sizeof(fix));
+			const char *what = keys ? "machine key" : st == VF_STATE_ORPHAN ? "orphan"
+										  : "file";
+			fprintf(stderr, "  %s: %zu %s%s: %s\n", vf_state_name(st), count, what,
+				count == 1 ? "" : "s", fix);
 		}
 }

@@ -22,6 +22,7 @@ enum vg_long_option {
 	OPT_ALL,
 	OPT_YES,
 	OPT_PLAN,
+	OPT_JSON,
 };
 
 int cmd_generate(int argc, char **argv);
@@ -90,6 +91,9 @@ int vg_load(struct vg_context *ctx);
  * then vg_load. 0, -1 after --help, or the exit status of an error. */
 struct vg_flags {
 	bool all, plan, yes;
+	bool json;
+	/* Set by list and check: they take --json, and none of the others. */
+	bool takes_json;
 };
 int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help *help,
 	     struct vg_flags *flags);
@@ -132,8 +136,18 @@ void vg_survey_free(struct vg_survey *s);
 size_t vg_survey_problems(const struct vg_survey *s);
 void vg_print_row(const struct vg_row *r);
 /* For each state present that needs something done, one line on stderr:
- * how many, and the command that does it. */
+ * how many, and the command that does it (vg_survey_fix). */
 void vg_survey_hints(const struct vg_survey *s, const struct vg_context *ctx);
+/* What fixes the rows in state st: of kept machine keys when keys, else of
+ * generators' files and orphans. The one wording of check's hints and of
+ * the "reason" of list/check --json ("nothing to do" for a sound state). */
+void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum vf_state st,
+		   bool keys, char *out, size_t cap);
+/* A row of a machine's kept key (not an orphaned one): its fixes are the
+ * keys' own. */
+bool vg_row_is_kept_key(const struct vg_row *r);
+/* The last state, for tables indexed by state. */
+#define VG_STATE_LAST VF_STATE_WRONG_KEY
 
 /* Runs a generator's script in a private directory on a RAM file system
  * with $out, $in/<dep>/<file> and $prompts/<name>; values[i] receives

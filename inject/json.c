@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/io.h"
+#include "base/json.h"
 #include "vars/store.h"
 #include "varinject.h"
 
@@ -247,23 +248,11 @@ static void put(struct out *o, const char *s)
 	put_both(o, s, strlen(s));
 }
 
+/* A value is copied unchanged or the body is not made: bytes that are not
+ * UTF-8 are refused, not replaced (vf_oem_text_safe checked them already). */
 static void json_string(struct vf_buf *b, const uint8_t *s, size_t n, bool *ok)
 {
-	*ok &= vf_buf_append(b, "\"", 1, NULL) == VF_OK;
-	for (size_t i = 0; i < n; i++) {
-		char esc[8];
-		if (s[i] == '"' || s[i] == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)s[i];
-			*ok &= vf_buf_append(b, esc, 2, NULL) == VF_OK;
-		} else if (s[i] < 0x20 || s[i] == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", s[i]);
-			*ok &= vf_buf_append(b, esc, 6, NULL) == VF_OK;
-		} else {
-			*ok &= vf_buf_append(b, &s[i], 1, NULL) == VF_OK;
-		}
-	}
-	*ok &= vf_buf_append(b, "\"", 1, NULL) == VF_OK;
+	*ok &= vf_json_string(b, s, n, VF_JSON_REFUSE, NULL) == VF_OK;
 }
 
 /* "oem_strings": [existing..., ours...] */

@@ -21,6 +21,7 @@ static const struct {
 	{"pubkey", cmd_pubkey, "print the recipients of an identity file (age-keygen -y)"},
 	{"encrypt", cmd_encrypt, "encrypt to recipients or a passphrase (age -e)"},
 	{"decrypt", cmd_decrypt, "decrypt with identities or a passphrase (age -d)"},
+	{"inspect", cmd_inspect, "describe age files without a key (age-inspect)"},
 	{"get", cmd_get, "print a stored var (decrypting secrets with -i)"},
 	{"set", cmd_set, "store a var read from standard input, sealed per the spec"},
 	{"rekey", cmd_rekey, "reseal secrets whose recipients differ from the spec"},

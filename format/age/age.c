@@ -7,10 +7,6 @@
 #include "age/armor.h"
 #include "age/header_internal.h"
 
-/* Big enough for any line of any known stanza (post-quantum arguments are
- * about 1.5 KB), small enough to bound what a hostile header costs. */
-#define HEADER_LINE_MAX (16 * 1024)
-
 enum vf_code vf_wrap_header(struct vf_recipient *const *recipients, size_t n,
 			    const uint8_t file_key[VF_FILE_KEY_LEN], struct vf_header *h,
 			    struct vf_error *err)
@@ -73,9 +69,7 @@ enum vf_code vf_encrypt(struct vf_recipient *const *recipients, size_t n, struct
 	return rc;
 }
 
-enum vf_code vf_unwrap_header(struct vf_identity *const *ids, size_t n,
-			      const struct vf_header *h, uint8_t file_key[VF_FILE_KEY_LEN],
-			      struct vf_error *err)
+enum vf_code vf_header_check(const struct vf_header *h, struct vf_error *err)
 {
 	/* A passphrase-encrypted file must not carry other stanzas: otherwise
 	 * whoever holds the other key could swap in a weaker passphrase. */
@@ -83,7 +77,17 @@ enum vf_code vf_unwrap_header(struct vf_identity *const *ids, size_t n,
 		if (strcmp(h->stanzas[s].type, "scrypt") == 0 && h->n != 1)
 			return vf_fail(err, VF_E_HEADER,
 				       "an scrypt stanza must be the only one in the header");
-	enum vf_code rc = VF_E_NO_MATCH;
+	return VF_OK;
+}
+
+enum vf_code vf_unwrap_header(struct vf_identity *const *ids, size_t n,
+			      const struct vf_header *h, uint8_t file_key[VF_FILE_KEY_LEN],
+			      struct vf_error *err)
+{
+	enum vf_code rc = vf_header_check(h, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = VF_E_NO_MATCH;
 	struct vf_error last_no_match = {VF_E_NO_MATCH, "no identity matched any of the recipients"};
 	for (size_t i = 0; i < n && rc == VF_E_NO_MATCH; i++) {
 		for (size_t s = 0; s < h->n; s++) {
@@ -134,7 +138,7 @@ static enum vf_code decrypt_from(struct vf_identity *const *ids, size_t n,
 	if (rc == VF_OK)
 		rc = vf_read_full(&br->base, nonce, sizeof(nonce), &got, err);
 	if (rc == VF_OK && got != sizeof(nonce))
-		rc = vf_fail(err, VF_E_HEADER, "the file ends before the payload nonce");
+		rc = vf_fail(err, VF_E_HEADER, VF_MSG_NO_NONCE);
 	if (rc == VF_OK)
 		rc = vf_stream_decrypt(file_key, nonce, &br->base, out, err);
 	if (rc == VF_OK)
@@ -148,7 +152,7 @@ enum vf_code vf_decrypt(struct vf_identity *const *ids, size_t n, struct vf_src 
 {
 	struct vf_bufreader raw, dearmored;
 	struct vf_armor_reader ar;
-	enum vf_code rc = vf_bufreader_init(&raw, in, HEADER_LINE_MAX, err);
+	enum vf_code rc = vf_bufreader_init(&raw, in, VF_HEADER_LINE_MAX, err);
 	if (rc != VF_OK)
 		return rc;
 	bool armored = armor == VF_ARMOR_YES;
@@ -156,7 +160,7 @@ enum vf_code vf_decrypt(struct vf_identity *const *ids, size_t n, struct vf_src 
 		rc = vf_armor_detect(&raw, &armored, err);
 	if (rc == VF_OK && armored) {
 		vf_armor_reader_init(&ar, &raw);
-		rc = vf_bufreader_init(&dearmored, &ar.base, HEADER_LINE_MAX, err);
+		rc = vf_bufreader_init(&dearmored, &ar.base, VF_HEADER_LINE_MAX, err);
 		if (rc == VF_OK) {
 			rc = decrypt_from(ids, n, &dearmored, out, err);
 			vf_bufreader_free(&dearmored);

@@ -75,6 +75,14 @@ enum vf_code vf_header_add(struct vf_header *h, struct vf_stanza *s, struct vf_e
 	return VF_OK;
 }
 
+enum vf_code vf_stanza_wrapped_key(const struct vf_stanza *s, struct vf_error *err)
+{
+	if (s->body_len != VF_FILE_KEY_LEN + VF_AEAD_TAG_LEN)
+		return vf_fail(err, VF_E_HEADER, "%s stanza body is not a wrapped 16-byte key",
+			       s->type);
+	return VF_OK;
+}
+
 void vf_header_free(struct vf_header *h)
 {
 	for (size_t i = 0; i < h->n; i++)

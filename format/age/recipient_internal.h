@@ -43,6 +43,32 @@ enum vf_code vf_share_unwrap(const struct vf_share_kdf *kdf, vf_share_dh_fn dh, 
 			     const uint8_t body[VF_SHARE_WRAPPED_LEN],
 			     uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err);
 
+/* The checks of each stanza type that need no key: its arguments and body
+ * as the format defines them. Each identity runs them before trying its
+ * key, and varseal inspect on every stanza, so that both refuse a stanza
+ * with the same VF_E_HEADER message. */
+/* X25519: one argument, the canonical base64 of a 32-byte share; a
+ * wrapped file key as the body. */
+enum vf_code vf_x25519_stanza_share(const struct vf_stanza *s, uint8_t share[VF_X25519_LEN],
+				    struct vf_error *err);
+/* Refuses a low-order share (one whose X25519 with any key is all zero,
+ * which age forbids) as decryption does: "TYPE stanza with a low-order
+ * share". */
+enum vf_code vf_share_check_order(const char *type, const uint8_t share[VF_X25519_LEN],
+				  struct vf_error *err);
+/* scrypt: the canonical base64 of a 16-byte salt and a decimal work factor
+ * (no sign, no leading zero) at most max_log_n; a wrapped file key. */
+#define VF_SCRYPT_SALT_LEN 16
+enum vf_code vf_scrypt_stanza_params(const struct vf_stanza *s, unsigned max_log_n,
+				     uint8_t salt[VF_SCRYPT_SALT_LEN], unsigned *log_n,
+				     struct vf_error *err);
+/* ssh-ed25519: a key tag and the canonical base64 of a 32-byte share (the
+ * body is checked by vf_stanza_wrapped_key once the tag names the key). */
+enum vf_code vf_ssh_ed25519_stanza_share(const struct vf_stanza *s, uint8_t share[VF_X25519_LEN],
+					 struct vf_error *err);
+/* ssh-rsa: a key tag; the body's length depends on the key. */
+enum vf_code vf_ssh_rsa_stanza_check(const struct vf_stanza *s, struct vf_error *err);
+
 /* SSH keys (ssh.c): a public key line as in authorized_keys or a .pub
  * file (options and comment allowed), ssh-ed25519 or ssh-rsa (2048 bits or
  * more); an unencrypted OpenSSH private key file. */

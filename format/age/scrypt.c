@@ -7,10 +7,10 @@
 #include "base/crypto.h"
 #include "base/secmem.h"
 #include "age/header_internal.h"
-#include "age/recipient.h"
+#include "age/recipient_internal.h"
 
 #define LABEL "age-encryption.org/v1/scrypt"
-#define SALT_LEN 16
+#define SALT_LEN VF_SCRYPT_SALT_LEN
 #define WRAPPED_LEN (VF_FILE_KEY_LEN + VF_AEAD_TAG_LEN)
 
 struct scrypt_recipient {
@@ -121,6 +121,26 @@ static bool parse_work_factor(const char *s, unsigned max, unsigned *log_n, bool
 	return true;
 }
 
+enum vf_code vf_scrypt_stanza_params(const struct vf_stanza *s, unsigned max_log_n,
+				     uint8_t salt[SALT_LEN], unsigned *log_n, struct vf_error *err)
+{
+	uint8_t decoded[SALT_LEN + 1];
+	size_t n = 0;
+	bool too_big;
+	if (s->nargs != 2 ||
+	    !vf_b64_decode(s->args[0], strlen(s->args[0]), decoded, sizeof(decoded), &n, false) ||
+	    n != SALT_LEN)
+		return vf_fail(err, VF_E_HEADER, "malformed scrypt stanza");
+	if (!parse_work_factor(s->args[1], max_log_n, log_n, &too_big))
+		return too_big ? vf_fail(err, VF_E_HEADER,
+					 "scrypt work factor %s is above the limit %u "
+					 "(--max-work-factor to allow it)",
+					 s->args[1], max_log_n)
+			       : vf_fail(err, VF_E_HEADER, "malformed scrypt work factor");
+	memcpy(salt, decoded, SALT_LEN);
+	return vf_stanza_wrapped_key(s, err);
+}
+
 static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_stanza *s,
 				    uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
 {
@@ -128,22 +148,11 @@ static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_st
 	struct scrypt_identity *id = (struct scrypt_identity *)base;
 	if (strcmp(s->type, "scrypt") != 0)
 		return VF_E_NO_MATCH;
-	uint8_t salt[SALT_LEN + 1];
-	size_t n = 0;
+	uint8_t salt[SALT_LEN];
 	unsigned log_n = 0;
-	bool too_big;
-	if (s->nargs != 2 ||
-	    !vf_b64_decode(s->args[0], strlen(s->args[0]), salt, sizeof(salt), &n, false) ||
-	    n != SALT_LEN)
-		return vf_fail(err, VF_E_HEADER, "malformed scrypt stanza");
-	if (!parse_work_factor(s->args[1], id->max_log_n, &log_n, &too_big))
-		return too_big ? vf_fail(err, VF_E_HEADER,
-					 "scrypt work factor %s is above the limit %u "
-					 "(--max-work-factor to allow it)",
-					 s->args[1], id->max_log_n)
-			       : vf_fail(err, VF_E_HEADER, "malformed scrypt work factor");
-	if (s->body_len != WRAPPED_LEN)
-		return vf_fail(err, VF_E_HEADER, "scrypt stanza body is not a wrapped 16-byte key");
+	enum vf_code params = vf_scrypt_stanza_params(s, id->max_log_n, salt, &log_n, err);
+	if (params != VF_OK)
+		return params;
 	if (!id->pass) {
 		enum vf_code rc = id->get(id->ctx, &id->pass, &id->pass_len, err);
 		if (rc != VF_OK)

@@ -147,22 +147,34 @@ static enum vf_code raw_dh(const void *secret, const uint8_t share[32], uint8_t 
 	return vf_x25519(secret, share, shared, err);
 }
 
+enum vf_code vf_ssh_ed25519_stanza_share(const struct vf_stanza *s, uint8_t share[VF_X25519_LEN],
+					 struct vf_error *err)
+{
+	uint8_t decoded[VF_X25519_LEN + 1];
+	size_t n = 0;
+	if (s->nargs != 2 || !vf_b64_decode(s->args[1], strlen(s->args[1]), decoded,
+					    sizeof(decoded), &n, false) ||
+	    n != VF_X25519_LEN)
+		return vf_fail(err, VF_E_HEADER, "malformed ssh-ed25519 stanza");
+	memcpy(share, decoded, VF_X25519_LEN);
+	return VF_OK;
+}
+
 static enum vf_code ed25519_unwrap(struct vf_identity *base, const struct vf_stanza *s,
 				   uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
 {
 	struct ed25519_identity *id = (struct ed25519_identity *)base;
 	if (strcmp(s->type, "ssh-ed25519") != 0)
 		return VF_E_NO_MATCH;
-	uint8_t share[33];
-	size_t n = 0;
-	if (s->nargs != 2 || !vf_b64_decode(s->args[1], strlen(s->args[1]), share, sizeof(share), &n,
-					    false) ||
-	    n != 32)
-		return vf_fail(err, VF_E_HEADER, "malformed ssh-ed25519 stanza");
+	uint8_t share[VF_X25519_LEN];
+	enum vf_code checked = vf_ssh_ed25519_stanza_share(s, share, err);
+	if (checked != VF_OK)
+		return checked;
 	if (strcmp(s->args[0], id->tag) != 0)
 		return VF_E_NO_MATCH;
-	if (s->body_len != WRAPPED_LEN)
-		return vf_fail(err, VF_E_HEADER, "ssh-ed25519 stanza body is not a wrapped 16-byte key");
+	checked = vf_stanza_wrapped_key(s, err);
+	if (checked != VF_OK)
+		return checked;
 	struct vf_share_kdf kdf = ed25519_kdf(id->blob, id->blob_len);
 	enum vf_code rc = vf_share_unwrap(&kdf, raw_dh, id->x25519_secret, share, id->x25519_public,
 					  s->body, file_key, err);
@@ -257,14 +269,21 @@ static const struct vf_recipient_ops rsa_recipient_ops = {
 	.free = rsa_recipient_free,
 };
 
+enum vf_code vf_ssh_rsa_stanza_check(const struct vf_stanza *s, struct vf_error *err)
+{
+	if (s->nargs != 1)
+		return vf_fail(err, VF_E_HEADER, "malformed ssh-rsa stanza");
+	return VF_OK;
+}
+
 static enum vf_code rsa_unwrap(struct vf_identity *base, const struct vf_stanza *s,
 			       uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
 {
 	struct rsa_identity *id = (struct rsa_identity *)base;
 	if (strcmp(s->type, "ssh-rsa") != 0)
 		return VF_E_NO_MATCH;
-	if (s->nargs != 1)
-		return vf_fail(err, VF_E_HEADER, "malformed ssh-rsa stanza");
+	if (vf_ssh_rsa_stanza_check(s, err) != VF_OK)
+		return VF_E_HEADER;
 	if (strcmp(s->args[0], id->tag) != 0)
 		return VF_E_NO_MATCH;
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, id->key, NULL);

@@ -35,6 +35,21 @@ static unsigned thread_count(void)
 	return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
 }
 
+enum vf_code vf_stream_sizes(uint64_t ct_len, uint64_t *plaintext_len, uint64_t *chunks,
+			     struct vf_error *err)
+{
+	uint64_t n = ct_len / ENC_CHUNK_SIZE + (ct_len % ENC_CHUNK_SIZE != 0);
+	uint64_t last = n ? ct_len - (n - 1) * ENC_CHUNK_SIZE : 0;
+	if (n == 0 || last < VF_AEAD_TAG_LEN || (last == VF_AEAD_TAG_LEN && n > 1))
+		return vf_fail(err, VF_E_PAYLOAD,
+			       "a payload of %llu bytes after the nonce is not one age writes "
+			       "(truncated, or data after its end)",
+			       (unsigned long long)ct_len);
+	*chunks = n;
+	*plaintext_len = ct_len - n * VF_AEAD_TAG_LEN;
+	return VF_OK;
+}
+
 enum chunk_result { CHUNK_OK, CHUNK_LAST, CHUNK_BAD, CHUNK_EMPTY_LAST };
 
 /* One batch of chunks: its input, output and per-chunk outcome. Threads

@@ -24,6 +24,14 @@ enum vf_code vf_stream_encrypt(const uint8_t file_key[VF_FILE_KEY_LEN],
 			       const uint8_t nonce[VF_PAYLOAD_NONCE_LEN], struct vf_src *in,
 			       struct vf_sink *out, struct vf_error *err);
 
+/* The plaintext length and chunk count of a payload whose ciphertext
+ * (after the nonce) is ct_len bytes long, computed from the length alone as
+ * age-inspect does: chunks of 64 KiB + 16, the last one shorter, and empty
+ * only when it is the only one. A length no encryption gives is
+ * VF_E_PAYLOAD (a truncated file, or data after its end). */
+enum vf_code vf_stream_sizes(uint64_t ct_len, uint64_t *plaintext_len, uint64_t *chunks,
+			     struct vf_error *err);
+
 /* Errors: VF_E_PAYLOAD for truncation, bad chunks and trailing data; the
  * source's own code (VF_E_IO, VF_E_ARMOR) when reading fails. */
 enum vf_code vf_stream_decrypt(const uint8_t file_key[VF_FILE_KEY_LEN],

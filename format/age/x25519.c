@@ -81,6 +81,28 @@ enum vf_code vf_share_wrap(const struct vf_share_kdf *kdf, const uint8_t recipie
 	return rc;
 }
 
+static enum vf_code low_order(const char *type, struct vf_error *err)
+{
+	return vf_fail(err, VF_E_HEADER, "%s stanza with a low-order share", type);
+}
+
+enum vf_code vf_share_check_order(const char *type, const uint8_t share[VF_X25519_LEN],
+				  struct vf_error *err)
+{
+	/* X25519 with a low-order point is all zero whatever the scalar (each
+	 * is a multiple of the cofactor 8 once clamped), and only then: a
+	 * throwaway random scalar tells without any key. */
+	uint8_t scalar[VF_X25519_LEN], shared[VF_X25519_LEN];
+	enum vf_code rc = vf_random(scalar, sizeof(scalar), err);
+	if (rc == VF_OK)
+		rc = vf_x25519(scalar, share, shared, err);
+	if (rc == VF_E_KEY)
+		rc = low_order(type, err);
+	vf_wipe(scalar, sizeof(scalar));
+	vf_wipe(shared, sizeof(shared));
+	return rc;
+}
+
 enum vf_code vf_share_unwrap(const struct vf_share_kdf *kdf, vf_share_dh_fn dh, const void *key,
 			     const uint8_t share[VF_X25519_LEN],
 			     const uint8_t recipient[VF_X25519_LEN],
@@ -94,7 +116,7 @@ enum vf_code vf_share_unwrap(const struct vf_share_kdf *kdf, vf_share_dh_fn dh, 
 	uint8_t *shared = sec, *wrap = sec + 32;
 	enum vf_code rc = dh(key, share, shared, err);
 	if (rc == VF_E_KEY)
-		rc = vf_fail(err, VF_E_HEADER, "%s stanza with a low-order share", kdf->type);
+		rc = low_order(kdf->type, err);
 	if (rc == VF_OK)
 		rc = wrap_key(kdf, shared, share, recipient, wrap, err);
 	if (rc == VF_OK)
@@ -166,21 +188,30 @@ static enum vf_code imported_dh(const void *key, const uint8_t share[VF_X25519_L
 	return vf_x25519_key_dh(key, share, shared, err);
 }
 
+enum vf_code vf_x25519_stanza_share(const struct vf_stanza *s, uint8_t share[VF_X25519_LEN],
+				    struct vf_error *err)
+{
+	uint8_t decoded[VF_X25519_LEN + 1];
+	size_t n = 0;
+	if (s->nargs != 1 ||
+	    !vf_b64_decode(s->args[0], strlen(s->args[0]), decoded, sizeof(decoded), &n, false) ||
+	    n != VF_X25519_LEN)
+		return vf_fail(err, VF_E_HEADER, "malformed X25519 stanza");
+	memcpy(share, decoded, VF_X25519_LEN);
+	return vf_stanza_wrapped_key(s, err);
+}
+
 static enum vf_code identity_unwrap(struct vf_identity *base, const struct vf_stanza *s,
 				    uint8_t file_key[VF_FILE_KEY_LEN], struct vf_error *err)
 {
 	struct x25519_identity *id = (struct x25519_identity *)base;
 	if (strcmp(s->type, "X25519") != 0)
 		return VF_E_NO_MATCH;
-	uint8_t share[VF_X25519_LEN + 1];
-	size_t n = 0;
-	if (s->nargs != 1 ||
-	    !vf_b64_decode(s->args[0], strlen(s->args[0]), share, sizeof(share), &n, false) ||
-	    n != VF_X25519_LEN)
-		return vf_fail(err, VF_E_HEADER, "malformed X25519 stanza");
-	if (s->body_len != WRAPPED_LEN)
-		return vf_fail(err, VF_E_HEADER, "X25519 stanza body is not a wrapped 16-byte key");
-	enum vf_code rc = vf_share_unwrap(&x25519_kdf, imported_dh, id->key, share, id->pub, s->body,
+	uint8_t share[VF_X25519_LEN];
+	enum vf_code rc = vf_x25519_stanza_share(s, share, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_share_unwrap(&x25519_kdf, imported_dh, id->key, share, id->pub, s->body,
 					  file_key, err);
 	if (rc == VF_E_AUTH) {
 		/* Not for us: no reason to report, the caller tries the rest. */

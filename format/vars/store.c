@@ -427,9 +427,7 @@ enum vf_code vf_manifest_format(char **recipients, size_t n, char **text, size_t
 	return VF_OK;
 }
 
-/* A manifest line as it identifies a key: an SSH recipient is its type and
- * key, without the comment, which names a key but does not change it. */
-static char *canonical_recipient(const char *line, size_t len)
+size_t vf_manifest_key_len(const char *line, size_t len)
 {
 	if (len > 4 && !memcmp(line, "ssh-", 4)) {
 		const char *sp = memchr(line, ' ', len);
@@ -437,7 +435,12 @@ static char *canonical_recipient(const char *line, size_t len)
 		if (sp2)
 			len = (size_t)(sp2 - line);
 	}
-	return strndup(line, len);
+	return len;
+}
+
+static char *canonical_recipient(const char *line, size_t len)
+{
+	return strndup(line, vf_manifest_key_len(line, len));
 }
 
 /* The manifest text with every line canonical, sorted, without duplicates. */

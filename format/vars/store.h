@@ -66,6 +66,10 @@ enum vf_code vf_store_exists(const char *root, const char *rel, bool *exists,
 /* The manifest: recipients one per line, sorted, without duplicates. */
 enum vf_code vf_manifest_format(char **recipients, size_t n, char **text, size_t *len,
 				struct vf_error *err);
+/* How much of a manifest line identifies its key: all of it, but an SSH
+ * recipient's type and key without the comment, which names a key but does
+ * not change it. */
+size_t vf_manifest_key_len(const char *line, size_t len);
 /* Whether two manifests name the same keys: line by line, an SSH recipient
  * compared by its type and key, not its comment (a comment changed in the
  * spec does not change who can decrypt). */
