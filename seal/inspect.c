@@ -22,6 +22,20 @@
 #include "varseal.h"
 
 static const char usage[] = "varseal inspect [--json] [-f SPEC] [--max-work-factor N] FILE...";
+static const struct vs_help_row help_rows[] = {
+	{NULL, "FILE", "an age file, armored or not; - is standard input (once); repeatable"},
+	{"--json", NULL, "one JSON array, an object per file (its keys: varseal(1))"},
+	{"-f, --file", "SPEC", "name a secret's recipients by this spec (default: its store's "
+			       "vars.yaml)"},
+	{"--max-work-factor", "N", "accept scrypt stanzas up to 2^N (1..40, default 22)"},
+	VS_HELP_OPTION,
+};
+static const struct vs_help help = {
+	usage,
+	"Says what each age FILE is, without any key: armor, stanzas, post-quantum or\n"
+	"not, sizes; for a store's secret, who its manifest says it is sealed to.",
+	VS_HELP_ROWS(help_rows),
+};
 
 /* A manifest lists a handful of keys; this is far above any real one. */
 #define MANIFEST_MAX (1u << 20)
@@ -497,7 +511,7 @@ static int inspect_one(const struct inspect_opts *opts, const char *arg, struct 
 static int parse_args(int argc, char **argv, struct inspect_opts *o)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
+		{"json", no_argument, NULL, OPT_JSON},
 		{"file", required_argument, NULL, 'f'},
 		{"max-work-factor", required_argument, NULL, OPT_MAX_WORK_FACTOR},
 		{"help", no_argument, NULL, 'h'},
@@ -507,7 +521,7 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
 	o->max_log_n = VF_SCRYPT_MAX_LOG_N;
 	while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': o->json = true; break;
+		case OPT_JSON: o->json = true; break;
 		case 'f': o->spec_path = optarg; break;
 		case OPT_MAX_WORK_FACTOR: {
 			char *end;
@@ -517,7 +531,7 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
 			o->max_log_n = (unsigned)v;
 			break;
 		}
-		case 'h': printf("Usage: %s\n", usage); return -1;
+		case 'h': vs_print_help(&help); return -1;
 		default: return vs_usage(usage);
 		}
 	}

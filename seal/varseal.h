@@ -99,6 +99,7 @@ enum vs_long_option {
 	OPT_ROTATE,
 	OPT_PLAN,
 	OPT_PROGRESS,
+	OPT_JSON,
 };
 
 /* Progress of long work on standard error, only when it is a terminal and
