@@ -126,7 +126,8 @@ class Bash(unittest.TestCase):
         cases = {
             "varseal keygen --": "seal/keygen.c", "varseal pubkey --": "seal/pubkey.c",
             "varseal encrypt --": "seal/encrypt.c", "varseal decrypt --": "seal/decrypt.c",
-            "varseal rekey --": "seal/rekey.c", "vargen generate --": "gen/generate.c",
+            "varseal rekey --": "seal/rekey.c", "varseal inspect --": "seal/inspect.c",
+            "vargen generate --": "gen/generate.c",
             "varinject install --": "inject/install.c",
         }
         for line, source in cases.items():
@@ -139,7 +140,7 @@ class Bash(unittest.TestCase):
         self.assertOffers("varseal machine keygen --f", ["--file", "--force"])
         self.assertOffers("varseal machine key --f", ["--file"])
         self.assertOffers("vargen list --", ["--file", "--store", "--machine", "--generator",
-                                             "--help"])
+                                             "--json", "--help"])
         self.assertOffers("vargen prune --", ["--file", "--store", "--plan", "--yes", "--help"])
         self.assertOffers("vargen generate --re", ["--regenerate"])
 
