@@ -18,17 +18,27 @@ with them, and the guest reports every credential it received as
      --credentials-dir is refused before launch; --dry-run shows no value;
   4. the real chain (tests/guest/build-systemd-guest.sh): Debian 12's
      systemd 252 imports them and report-credentials.service reads them
-     with LoadCredential=, over SMBIOS and over fw_cfg.
+     with LoadCredential=, over SMBIOS and over fw_cfg;
+  5. the tests' own guarantees: a microvm guest boots with no PIT at all
+     (nothing to calibrate its clock against), and a guest that stops
+     printing, or never prints, is named stuck within seconds, with the
+     last lines of its console.
+
+Every guest boots on any x86-64 host, KVM or not (see APPEND and
+MICROVM_APPEND), under deadlines (SILENCE_TIMEOUT, *_BOOTED, *_TIMEOUT)
+that fail the test with the guest's last console lines.
 
 While QEMU runs, /proc/*/cmdline and /proc/*/environ of every process are
 scanned for every secret value (and its base64, and the random core of each
 awkward value): none may appear. After each run: the private runtime
 directory is gone, and no file under /run, /dev/shm or /tmp holds a value.
 
-Run as root: `python3 tests/inject_qemu_test.py`. Binaries from VARINJECT,
-VARGEN, VARSEAL (defaults under build/ of this checkout), QEMU from QEMU
-(default qemu-system-x86_64 on PATH), guest caches under GUEST_CACHE
-(default build/guest-cache of this checkout). Standard library only.
+Run as root: `python3 tests/inject_qemu_test.py [TEST...]`. Binaries from
+VARINJECT, VARGEN, VARSEAL (defaults under build/ of this checkout), QEMU
+from QEMU (default qemu-system-x86_64 on PATH), guest caches under
+GUEST_CACHE (default build/guest-cache of this checkout), the guests' CPU
+model from VARS_QEMU_CPU (passed as -cpu to every guest; default: QEMU's
+own, qemu64 under TCG). Standard library only.
 """
 import base64
 import functools
@@ -56,10 +66,73 @@ QEMU = os.environ.get("QEMU") or shutil.which("qemu-system-x86_64") or "/usr/bin
 GUEST_DIR = os.path.join(HERE, "guest")
 GUEST_CACHE = os.environ.get("GUEST_CACHE", BUILD + "/guest-cache")
 
+# The CPU model of every guest: VARS_QEMU_CPU, passed as -cpu (e.g.
+# qemu64: no invariant TSC, no TSC deadline timer, no x2APIC); unset or
+# empty, QEMU's default (qemu64 too under TCG, but a QEMU built otherwise
+# may differ).
+QEMU_CPU = os.environ.get("VARS_QEMU_CPU", "").strip()
+
 TOOL_TIMEOUT = 120      # vargen, varseal
-BUSYBOX_TIMEOUT = 90    # boots to poweroff in ~3 s under TCG
-SYSTEMD_TIMEOUT = 180   # boots to poweroff in ~20 s under TCG with -m 1024
-APPEND = "console=ttyS0 quiet panic=-1"
+# Deadlines of a guest boot, in seconds from varinject's start; each one
+# kills varinject and QEMU and fails the test with the last console lines.
+# Generous for a slow or busy TCG host; measured on a 2-core host: the
+# busybox guest prints GUEST-BOOTED after ~3 s (~15 s with a third of a
+# core), the systemd guest after 15-20 s.
+SILENCE_TIMEOUT = 30    # until GUEST-BOOTED, the console never stays silent
+                        # longer (nor before its first byte): the firmware or
+                        # the kernel's setup code prints within a second, then
+                        # the kernel line by line (its longest pause, unpacking
+                        # the systemd guest's 35 MB initramfs, is ~3 s)
+BUSYBOX_BOOTED = 60     # GUEST-BOOTED
+BUSYBOX_TIMEOUT = 90    # GUEST-DONE and QEMU's exit: ~3 s after launch
+SYSTEMD_BOOTED = 120
+SYSTEMD_TIMEOUT = 180   # ~20 s after launch with -m 1024
+
+# The guests' kernel command line, for every machine:
+#  - no `quiet`: the kernel's boot messages reach the console, so that a
+#    guest stuck in the kernel shows where it stopped, and a kernel that
+#    works keeps printing until init (the silence deadline above);
+#  - sysctl.kernel.printk=1: from init on (the kernel applies sysctl.*
+#    arguments just before it runs init), only emergencies reach the
+#    console. A kernel message can land in the middle of a line the guest
+#    prints (the serial console writes between the UART's FIFO-sized
+#    pieces of a tty write), and the tests parse those lines. systemd
+#    still shows its unit status lines there (no `quiet`);
+#  - no_timer_check: skips the kernel's test that the PIT's interrupt
+#    reaches the IO-APIC (q35, pc). It counts the PIT ticks during a busy
+#    wait of a fixed number of TSC cycles (40e9/HZ: 40 ms at 4 GHz), and
+#    under TCG a vCPU thread that the busy host does not run for that long
+#    misses ticks (QEMU merges them); the kernel then tries other routes,
+#    and panics ("IO-APIC + timer doesn't work!") when none passes. Linux
+#    sets it by itself under KVM and Hyper-V, not under TCG;
+#  - panic=-1: a panic reboots at once, which -no-reboot turns into
+#    QEMU's exit (the guest's failure shows at once, with its console).
+APPEND = "console=ttyS0 panic=-1 no_timer_check sysctl.kernel.printk=1"
+# More for -M microvm, whose kernel otherwise hangs on any host where it
+# cannot calibrate the TSC against the PIT (issue 11: "tsc: Unable to
+# calibrate against PIT", "tsc: No reference (HPET/PMTIMER) available",
+# then nothing). microvm's ACPI is hardware-reduced: Linux sets up no
+# legacy PIC and no PIT clock event there, so the local APIC timer is the
+# only tick, and it is calibrated against the TSC, or against jiffies
+# when the TSC's frequency is unknown: jiffies that never advance without
+# a tick. microvm has no HPET and no ACPI PM timer, and the PIT
+# calibration fails under TCG whenever the vCPU is slowed or descheduled
+# while it polls the PIT (its loop refuses any pass more than 10 times
+# slower than the fastest): 11 of 12 microvm boots without this hung on
+# the 2-core development host, with -cpu qemu64, kvm64, Nehalem or max.
+#  - tsc_early_khz=N: the TSC frequency, so neither calibration runs
+#    (documented in the kernel's admin-guide/kernel-parameters). It need
+#    not be right: under TCG the guest reads the host's TSC, and its clock
+#    runs at the host TSC's rate / N. N above any host's TSC frequency (an
+#    invariant TSC ticks at the CPU's nominal frequency, an older one at
+#    most at its top frequency: below 5 GHz on x86-64 CPUs) makes the
+#    guest's clock slower than real time, never faster: every delay and
+#    timeout in the guest lasts at least as long as it asks, on any host.
+# Checked by test_microvm_without_pit: -machine microvm,pit=off leaves the
+# kernel nothing to calibrate against, and hangs without this argument.
+# (q35 and pc need no such thing: their HPET and ACPI PM timer are the
+# references when the PIT calibration fails.)
+MICROVM_APPEND = "tsc_early_khz=5000000"
 
 CRED_RE = re.compile(r"CRED (\S+) ([0-9a-f]{64}) (\d+)")
 FORM_RE = re.compile(r"FORM (\S+) (smbios-text|smbios-binary|fw_cfg)")
@@ -200,6 +273,32 @@ def files_holding(roots, needles, skip=()):
     return hits
 
 
+# Terminal control sequences (SeaBIOS clears the screen, systemd colours
+# its status lines, and cuts some of them short when it shortens a line):
+# left out of the console lines a failure quotes.
+ESCAPE_RE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[@-Z\\-_c]|\[?)")
+
+
+def console_tail(text, lines=20):
+    """The last lines of a console, quoted, without control sequences."""
+    kept = [l.rstrip() for l in ESCAPE_RE.sub("", text).split("\n") if l.strip()]
+    return "\n".join("  | " + l for l in kept[-lines:]) or "  (nothing)"
+
+
+def guest_label(qemu_args):
+    """'-M microvm, -cpu qemu64': the machine and CPU model of a guest."""
+    args = list(qemu_args)
+
+    def value(*options):
+        for i, a in enumerate(args[:-1]):
+            if a in options:
+                return args[i + 1]
+        return None
+
+    return "-M %s, -cpu %s" % (value("-M", "-machine", "--machine") or "?",
+                               value("-cpu") or "QEMU's default")
+
+
 class Run:
     """One varinject run: output, exit status, what was seen while it ran."""
 
@@ -214,7 +313,10 @@ class Run:
         self.qemu_pid = None
         self.qemu_argv = None
         self.private_dirs = {}   # path -> (mode, {file: mode})
-        self.timed_out = False
+        self.timed_out = False   # a deadline was missed: then stuck says which
+        self.stuck = None
+        self.stuck_after = None  # seconds from launch
+        self.guest = "?"         # guest_label()
         self.hang = ""
 
     @property
@@ -235,6 +337,15 @@ class Run:
         return "%r exited %s%s\nguest/QEMU output:\n%s\nstderr:\n%s" % (
             self.args, self.rc, " (timed out; then:\n%s)" % self.hang if self.timed_out else "",
             self.text[-6000:], self.stderr.decode(errors="replace")[-6000:])
+
+    def stuck_report(self):
+        """Why and where a guest was declared stuck: its last console lines."""
+        return ("guest stuck: %s (%s; %.1f s after launch): QEMU and varinject killed "
+                "(exit status %s)\nlast console lines:\n%s\nvarinject's stderr:\n%s\n"
+                "processes when it was declared stuck:\n%s\ncommand: %r" % (
+                    self.stuck, self.guest, self.stuck_after, self.rc, console_tail(self.text),
+                    self.stderr.decode(errors="replace")[-2000:].rstrip() or "  (nothing)",
+                    self.hang, self.args))
 
 
 # ---- the store, made once ----------------------------------------------------
@@ -313,30 +424,34 @@ class InjectCase(unittest.TestCase):
 
     def qemu_args(self, initrd, machine="q35", memory=256, append=APPEND):
         if machine == "microvm":
-            # microvm has no HPET or ACPI PM timer: when the PIT calibration
-            # of the TSC fails under a busy TCG host, the kernel stops
-            # ("tsc: No reference (HPET/PMTIMER) available"). Giving it the
-            # frequency skips that calibration; the guest's clock speed
-            # does not matter to these tests.
-            append += " tsc_early_khz=2000000"
-        return ["-accel", "tcg", "-M", machine, "-m", str(memory), "-nographic",
-                "-no-reboot", "-net", "none", "-kernel", STORE.kernel, "-initrd", initrd,
-                "-append", append]
+            append += " " + MICROVM_APPEND
+        cpu = ["-cpu", QEMU_CPU] if QEMU_CPU else []
+        return ["-accel", "tcg", "-M", machine] + cpu + [
+            "-m", str(memory), "-nographic", "-no-reboot", "-net", "none",
+            "-kernel", STORE.kernel, "-initrd", initrd, "-append", append]
 
-    def inject(self, qemu_args, options=(), timeout=BUSYBOX_TIMEOUT, env=None,
-               cred_dir=True, on_booted=None, on_qemu=None):
-        """Runs varinject with the store's test-vm; scans /proc while it runs."""
+    def inject(self, qemu_args, options=(), timeout=BUSYBOX_TIMEOUT, booted_timeout=BUSYBOX_BOOTED,
+               silence_timeout=SILENCE_TIMEOUT, env=None, cred_dir=True, on_booted=None,
+               on_qemu=None, expect_stuck=False):
+        """Runs varinject with the store's test-vm; scans /proc while it runs.
+
+        A guest that misses a deadline (missed_deadline) is killed, and the
+        test fails there, naming it stuck, with its last console lines;
+        unless expect_stuck: then the run's stuck says which deadline."""
         cmd = [VARINJECT, "-f", STORE.spec, "--machine", "test-vm", "-i", STORE.machine_key]
         if cred_dir:
             cmd += ["--credentials-dir", self.cred_parent]
         cmd += list(options) + ["--", QEMU] + list(qemu_args)
         r = Run()
         r.args = cmd
+        r.guest = guest_label(qemu_args)
+        start = time.monotonic()
         p = subprocess.Popen(cmd, cwd=STORE.dir, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              env=env or clean_env())
         out, err = [], []
         booted = threading.Event()
+        console = {"last": None}  # when the console last printed
 
         def reader(stream, sink, watch):
             tail = b""  # the serial console comes in small pieces
@@ -346,6 +461,7 @@ class InjectCase(unittest.TestCase):
                     break
                 sink.append(chunk)
                 if watch:
+                    console["last"] = time.monotonic()
                     tail = (tail + chunk)[-64:]
                     if b"GUEST-BOOTED" in tail:
                         booted.set()
@@ -354,18 +470,16 @@ class InjectCase(unittest.TestCase):
                    threading.Thread(target=reader, args=(p.stderr, err, False), daemon=True)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + timeout
         booted_done = qemu_done = False
         while p.poll() is None:
-            if time.monotonic() > deadline:
-                r.timed_out = True
+            now = time.monotonic()
+            silent_for = None if console["last"] is None else now - console["last"]
+            stuck = self.missed_deadline(now - start, silent_for, booted.is_set(), timeout,
+                                         booted_timeout, silence_timeout)
+            if stuck:
+                r.timed_out, r.stuck, r.stuck_after = True, stuck, now - start
                 r.hang = self.hang_report(p.pid)
-                p.kill()
-                if r.qemu_pid:
-                    try:
-                        os.kill(r.qemu_pid, signal.SIGKILL)
-                    except OSError:
-                        pass
+                self.kill_stuck(r, p)
                 break
             self.scan(r, p.pid)
             if r.qemu_pid and on_qemu and not qemu_done:
@@ -381,7 +495,43 @@ class InjectCase(unittest.TestCase):
         p.stdout.close()
         p.stderr.close()
         r.stdout, r.stderr = b"".join(out), b"".join(err)
+        if r.stuck and not expect_stuck:
+            self.fail(r.stuck_report())
         return r
+
+    @staticmethod
+    def missed_deadline(elapsed, silent_for, booted, timeout, booted_timeout, silence_timeout):
+        """Which deadline a run has missed, or None. elapsed: seconds since
+        launch; silent_for: since the console's last byte (None: no byte
+        yet); booted: GUEST-BOOTED seen."""
+        if elapsed > timeout:
+            return "not finished (GUEST-DONE, then QEMU's exit) within %d s" % timeout
+        if booted:
+            return None
+        if silent_for is None and elapsed > silence_timeout:
+            return "no console output at all within %d s" % silence_timeout
+        if silent_for is not None and silent_for > silence_timeout:
+            return "console silent for %d s before GUEST-BOOTED" % silence_timeout
+        if elapsed > booted_timeout:
+            return "no GUEST-BOOTED within %d s" % booted_timeout
+        return None
+
+    @staticmethod
+    def kill_stuck(r, p):
+        """SIGKILL for QEMU (varinject's children): varinject then cleans up
+        and exits 128+9 by itself; SIGKILL for it too if it has not after
+        10 s."""
+        children = [r.qemu_pid] if r.qemu_pid else [
+            int(q) for q in os.listdir("/proc") if q.isdigit() and ppid_of(q) == p.pid]
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
     @staticmethod
     def hang_report(pid):
@@ -507,7 +657,7 @@ class T1Smbios(InjectCase):
         static = "environment=inject-qemu-test"
         t0 = time.monotonic()
         r = self.inject(self.qemu_args(STORE.busybox), options=["--oem-string", static])
-        print("\n  q35 + busybox via varinject: %.1f s" % (time.monotonic() - t0),
+        print("\n  q35 + busybox via varinject (%s): %.1f s" % (r.guest, time.monotonic() - t0),
               file=sys.stderr)
         self.assertEqual(r.rc, 0, r.describe())
         self.assert_guest_got_everything(r, "smbios")
@@ -545,7 +695,7 @@ class T2FwCfg(InjectCase):
         # there): varinject must switch to fw_cfg without being told.
         t0 = time.monotonic()
         r = self.inject(self.qemu_args(STORE.busybox, machine="microvm"))
-        print("\n  microvm + busybox via varinject: %.1f s" % (time.monotonic() - t0),
+        print("\n  microvm + busybox via varinject (%s): %.1f s" % (r.guest, time.monotonic() - t0),
               file=sys.stderr)
         self.assertEqual(r.rc, 0, r.describe())
         self.assertIn("SMBIOS-OEM-STRINGS none", r.text, r.describe())
@@ -559,6 +709,25 @@ class T2FwCfg(InjectCase):
         args[i:i + 2] = ["-machine", "microvm,rtc=on"]
         r = self.inject(args)
         self.assertEqual(r.rc, 0, r.describe())
+        self.assert_guest_got_everything(r, "fw_cfg")
+        self.assert_no_leaks(r)
+
+    def test_microvm_without_pit(self):
+        # No PIT either: nothing at all to calibrate the TSC against, as on
+        # a host where the PIT calibration always fails. Without
+        # MICROVM_APPEND the kernel stops for good after "tsc: Marking TSC
+        # unstable due to could not calculate TSC khz".
+        args = self.qemu_args(STORE.busybox, machine="microvm")
+        i = args.index("-M")
+        args[i:i + 2] = ["-machine", "microvm,pit=off"]
+        t0 = time.monotonic()
+        r = self.inject(args)
+        print("\n  microvm,pit=off + busybox via varinject (%s): %.1f s"
+              % (r.guest, time.monotonic() - t0), file=sys.stderr)
+        self.assertEqual(r.rc, 0, r.describe())
+        khz = int(MICROVM_APPEND.partition("tsc_early_khz=")[2])
+        self.assertIn("tsc: Detected %d.%03d MHz processor" % divmod(khz, 1000), r.text,
+                      r.describe())
         self.assert_guest_got_everything(r, "fw_cfg")
         self.assert_no_leaks(r)
 
@@ -665,9 +834,9 @@ class T4Systemd(InjectCase):
                          "the guest's unit and this test disagree on the credentials")
         t0 = time.monotonic()
         r = self.inject(self.qemu_args(self.initrd, memory=1024), options=options,
-                        timeout=SYSTEMD_TIMEOUT)
-        print("\n  q35 + systemd via varinject%s: %.1f s"
-              % (" --fw-cfg" if fw_cfg else "", time.monotonic() - t0), file=sys.stderr)
+                        timeout=SYSTEMD_TIMEOUT, booted_timeout=SYSTEMD_BOOTED)
+        print("\n  q35 + systemd via varinject%s (%s): %.1f s"
+              % (" --fw-cfg" if fw_cfg else "", r.guest, time.monotonic() - t0), file=sys.stderr)
         self.assertFalse(r.timed_out, r.describe())
         self.assertEqual(r.rc, 0, r.describe())
         self.assertNotIn("GUEST-UNIT-FAILED", r.text, r.describe())
@@ -696,6 +865,58 @@ class T4Systemd(InjectCase):
 
     def test_systemd_fw_cfg(self):
         self.check_systemd(["--fw-cfg"], fw_cfg=True)
+
+
+class T5Deadlines(InjectCase):
+    """A stuck guest is named stuck within seconds, with its last console
+    lines, and cleaned up: the deadlines every boot above runs under."""
+    SILENCE = 10  # seconds: shorter than SILENCE_TIMEOUT, to test quickly
+
+    def check_stuck(self, r, why, console_line):
+        self.assertTrue(r.timed_out, r.describe())
+        self.assertIn(why, r.stuck, r.stuck_report())
+        report = r.stuck_report()
+        # The console's last line is the last one quoted.
+        self.assertIn("\n%s\nvarinject's stderr:" % console_line, report)
+        self.assertIn(r.guest, report)
+        # QEMU was killed, varinject said so (128+9) and removed its
+        # runtime directory: nothing of the stuck run is left.
+        self.assertEqual(r.rc, 128 + signal.SIGKILL, report)
+        self.assert_no_leaks(r)
+
+    def test_silent_guest(self):
+        # The busybox guest prints GUEST-STALLING, then nothing for 600 s:
+        # named stuck SILENCE s later, long before any other deadline.
+        r = self.inject(self.qemu_args(STORE.busybox, append=APPEND + " guest_stall=600"),
+                        silence_timeout=self.SILENCE, expect_stuck=True)
+        print("\n  a guest silent before GUEST-BOOTED, named stuck after %.1f s"
+              % r.stuck_after, file=sys.stderr)
+        self.check_stuck(r, "console silent for %d s before GUEST-BOOTED" % self.SILENCE,
+                         "  | GUEST-STALLING 600")
+        self.assertLess(r.stuck_after, BUSYBOX_BOOTED, r.stuck_report())
+
+    def test_mute_guest(self):
+        # QEMU started with its CPU stopped (-S): not one console byte.
+        r = self.inject(self.qemu_args(STORE.busybox) + ["-S"],
+                        silence_timeout=self.SILENCE, expect_stuck=True)
+        print("\n  a guest that never prints, named stuck after %.1f s" % r.stuck_after,
+              file=sys.stderr)
+        self.check_stuck(r, "no console output at all within %d s" % self.SILENCE,
+                         "  (nothing)")
+        self.assertLess(r.stuck_after, BUSYBOX_BOOTED, r.stuck_report())
+
+    def test_deadlines(self):
+        # The rules, by themselves: (elapsed, silent for, booted) -> which.
+        d = functools.partial(InjectCase.missed_deadline, timeout=90, booted_timeout=60,
+                              silence_timeout=30)
+        self.assertIsNone(d(29, None, False))
+        self.assertIn("no console output", d(31, None, False))
+        self.assertIsNone(d(50, 29, False))
+        self.assertIn("console silent for 30 s", d(50, 31, False))
+        self.assertIn("no GUEST-BOOTED within 60 s", d(61, 1, False))
+        # Once booted, a quiet guest is fine (guest_hold) until the end.
+        self.assertIsNone(d(89, 80, True))
+        self.assertIn("not finished", d(91, 1, True))
 
 
 if __name__ == "__main__":

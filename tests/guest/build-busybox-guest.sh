@@ -16,7 +16,10 @@
 # qemu_fw_cfg module, which /init insmods).
 #
 # Kernel command line knobs read by /init: guest_hold=N sleeps N seconds
-# before reporting (for tests that signal a running VM).
+# after GUEST-BOOTED, before reporting (for tests that signal a running
+# VM); guest_stall=N prints GUEST-STALLING and sleeps N seconds silently
+# before GUEST-BOOTED (a guest stuck while booting, for the tests of the
+# tests' deadlines).
 #
 # Usage: build-busybox-guest.sh
 #   Prints GUEST_KERNEL=<path> and GUEST_INITRD=<path> on stdout.
@@ -24,7 +27,8 @@
 #   GUEST_KERNEL (default: the newest /boot/vmlinuz-*-cloud-amd64).
 # Cached: rebuilt only when this script, busybox, the kernel version or the
 # qemu_fw_cfg module change. Needs busybox-static, cpio, gzip (xz-utils if
-# the module is compressed). Building takes well under a second.
+# the module is compressed). Building takes well under a second; one build
+# at a time (GUEST_CACHE/.busybox.lock).
 set -euo pipefail
 
 script=$(readlink -f "$0")
@@ -51,7 +55,7 @@ busybox=$(readlink -f "$busybox")
 if command -v ldd >/dev/null && ldd "$busybox" >/dev/null 2>&1; then
 	die "$busybox is dynamically linked (install busybox-static)"
 fi
-for tool in cpio gzip sha256sum; do
+for tool in cpio gzip sha256sum flock; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
 
@@ -60,8 +64,14 @@ key=$( { sha256sum "$script" "$busybox" "$module" | cut -d' ' -f1; echo "$kver";
 out=$cache/busybox-$key
 initrd=$out/initrd.gz
 
+# One build at a time in a cache: the QEMU tests run in parallel (ctest -j)
+# and each builds the guests it boots; the second waits for the first and
+# finds its result.
+mkdir -p "$cache"
+exec 9>"$cache/.busybox.lock"
+flock -w 600 9 || die "$cache/.busybox.lock: still held after 600 s"
+
 if [ ! -s "$initrd" ]; then
-	mkdir -p "$cache"
 	work=$(mktemp -d "$cache/.busybox-build.XXXXXX")
 	trap 'rm -rf "$work"' EXIT
 	root=$work/root
@@ -92,10 +102,11 @@ exec </dev/console >/dev/console 2>&1
 # our lines are not interleaved with kernel messages.
 echo 1 >/proc/sys/kernel/printk
 
-hold=0
+hold=0 stall=0
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	guest_hold=*) hold=${arg#guest_hold=} ;;
+	guest_stall=*) stall=${arg#guest_stall=} ;;
 	esac
 done
 
@@ -110,6 +121,10 @@ finish() {
 
 if ! insmod /lib/modules/qemu_fw_cfg.ko; then
 	echo "GUEST-WARN insmod qemu_fw_cfg failed"
+fi
+if [ "$stall" -gt 0 ] 2>/dev/null; then
+	echo "GUEST-STALLING $stall"
+	sleep "$stall"
 fi
 echo "GUEST-BOOTED"
 [ "$hold" -gt 0 ] 2>/dev/null && sleep "$hold"

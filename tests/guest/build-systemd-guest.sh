@@ -32,7 +32,8 @@
 #   GUEST_MIRROR (default: the Debian mirror of apt's sources).
 # Cache: GUEST_CACHE/systemd-base-<hash of the debootstrap parameters>/ (the
 # bootstrapped tree) and GUEST_CACHE/systemd-<hash of this script, the
-# kernel version and the module>/initrd.gz. Must run as root.
+# kernel version and the module>/initrd.gz; one build at a time
+# (GUEST_CACHE/.systemd.lock). Must run as root.
 set -euo pipefail
 
 # The credentials the unit loads: LOCAL:SYSTEM (the seed's three, then the
@@ -59,7 +60,7 @@ die() { echo "build-systemd-guest: error: $1" >&2; exit "${2:-1}"; }
 say() { echo "build-systemd-guest: $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, device nodes)"
-for tool in debootstrap cpio gzip depmod sha256sum; do
+for tool in debootstrap cpio gzip depmod sha256sum flock; do
 	command -v "$tool" >/dev/null || die "$tool not found"
 done
 
@@ -110,8 +111,14 @@ work=
 cleanup() { [ -z "$work" ] || rm -rf "$work"; }
 trap cleanup EXIT
 
+# One build at a time in a cache: the QEMU tests run in parallel (ctest -j)
+# and each builds the guests it boots; the second waits for the first and
+# finds its result (debootstrap takes about a minute).
+mkdir -p "$cache"
+exec 9>"$cache/.systemd.lock"
+flock -w 1200 9 || die "$cache/.systemd.lock: still held after 1200 s"
+
 if [ ! -s "$initrd" ] && [ ! -e "$base/.complete" ]; then
-	mkdir -p "$cache"
 	mirror=${GUEST_MIRROR:-$(find_mirror)}
 	say "debootstrap $SUITE from $mirror (about 1 minute)"
 	work=$(mktemp -d "$cache/.systemd-base.XXXXXX")
