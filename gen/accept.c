@@ -87,7 +87,7 @@ int cmd_accept(int argc, char **argv)
 		status = vg_survey(&ctx, &s);
 	int n = status ? 0 : stage(&ctx, &s, &txn, flags.plan);
 	if (n < 0)
-		status = 1;
+		status = VF_EXIT_ERROR;
 	if (!status && !flags.plan && vf_txn_commit(&txn, &err) != VF_OK)
 		status = vg_fail(&err);
 	if (!status && flags.plan) {
@@ -96,7 +96,7 @@ int cmd_accept(int argc, char **argv)
 			       n == 1 ? "" : "s");
 		else
 			printf("plan: nothing to accept; nothing written\n");
-		status = n ? 1 : 0;
+		status = n ? VF_EXIT_ATTENTION : VF_EXIT_OK;
 	} else if (!status) {
 		printf("accept: %d generator%s recorded as made by the current spec, values kept\n", n,
 		       n == 1 ? "" : "s");

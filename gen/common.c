@@ -23,18 +23,19 @@ int vg_error(const char *fmt, ...)
 	va_end(ap);
 	vf_escape_controls(raw, safe, sizeof(safe));
 	fprintf(stderr, "vargen: error: %s\n", safe);
-	return 1;
+	return VF_EXIT_ERROR;
 }
 
 int vg_fail(const struct vf_error *err)
 {
-	return vg_error("%s", err->msg);
+	vg_error("%s", err->msg);
+	return vf_exit_status(err->code);
 }
 
 int vg_usage(const char *usage)
 {
 	fprintf(stderr, "vargen: usage: %s\n", usage);
-	return 2;
+	return VF_EXIT_USAGE;
 }
 
 void vg_print_rows(FILE *out, const char *title, const struct vg_help_row *rows, size_t n)

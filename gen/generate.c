@@ -150,8 +150,9 @@ static int load_values(struct run *r, size_t i)
 			free(path);
 			return status;
 		}
-		if (file->secret && load_identities(r))
-			return 1;
+		int status = file->secret ? load_identities(r) : 0;
+		if (status)
+			return status;
 		if (vf_vars_read(r->ctx.root, it->machine, it->g, file, &r->ids, &r->values[i][f],
 				 &err) != VF_OK)
 			return vg_fail(&err);
@@ -368,8 +369,9 @@ static int lock_store(struct run *r)
 
 static int generate_all(struct run *r)
 {
-	if (r->n_reseals && load_identities(r))
-		return 1;
+	int loaded = r->n_reseals ? load_identities(r) : 0;
+	if (loaded)
+		return loaded;
 	for (size_t i = 0; i < r->n; i++) {
 		if (!vg_made(r, i))
 			continue;
@@ -432,8 +434,9 @@ static int verdict(struct run *r, bool did_something)
 		return 0;
 	}
 	struct vg_survey after;
-	if (vg_survey(&r->ctx, &after) != 0)
-		return 1;
+	int status = vg_survey(&r->ctx, &after);
+	if (status)
+		return status;
 	size_t bad = vg_survey_problems(&after);
 	/* The same machines, so the same items in the same order: a row's
 	 * item is the one decided on. */
@@ -460,7 +463,7 @@ static int verdict(struct run *r, bool did_something)
 		printf("generate: everything is up to date\n");
 	}
 	vg_survey_free(&after);
-	return bad ? 1 : 0;
+	return bad ? VF_EXIT_ATTENTION : VF_EXIT_OK;
 }
 
 static int print_plan(struct run *r)
@@ -473,7 +476,7 @@ static int print_plan(struct run *r)
 	char summary[256];
 	vg_plan_summary(&c, summary, sizeof(summary));
 	printf("plan: %s; nothing written\n", n ? summary : "nothing to do");
-	return n || r->ctx.new_store ? 1 : 0;
+	return n || r->ctx.new_store ? VF_EXIT_ATTENTION : VF_EXIT_OK;
 }
 
 static void free_run(struct run *r)
@@ -526,16 +529,18 @@ static bool alloc_values(struct run *r)
 /* The store as found, and what to do with each generator. */
 static int survey_and_decide(struct run *r)
 {
-	if (vg_survey(&r->ctx, &r->before) != 0)
-		return 1;
+	int status = vg_survey(&r->ctx, &r->before);
+	if (status)
+		return status;
 	r->items = r->before.items;
 	r->n = r->before.n_items;
 	r->wanted = calloc(r->n + 1, sizeof(bool));
 	if (!r->wanted || !alloc_values(r))
 		return vg_error("out of memory");
 	mark_wanted(r);
-	if (vg_decide(r))
-		return 1;
+	status = vg_decide(r);
+	if (status)
+		return status;
 	return r->identity_files.n ? vg_plan_reseals(r) : 0;
 }
 

@@ -203,7 +203,7 @@ int cmd_list(int argc, char **argv)
 	struct vg_flags flags = {.takes_json = true};
 	int status = vg_parse(argc, argv, &ctx, &list_help, &flags);
 	if (status == 0 && report(&ctx, false, flags.json, &s) < 0)
-		status = 1;
+		status = VF_EXIT_ERROR;
 	vg_survey_free(&s);
 	vg_context_free(&ctx);
 	return status < 0 ? 0 : status;
@@ -218,7 +218,7 @@ int cmd_check(int argc, char **argv)
 	if (status == 0) {
 		int bad = report(&ctx, true, flags.json, &s);
 		if (bad < 0) {
-			status = 1;
+			status = VF_EXIT_ERROR;
 		} else if (bad > 0) {
 			/* The JSON's rows carry their reasons: nothing more to say. */
 			if (!flags.json) {
@@ -227,7 +227,7 @@ int cmd_check(int argc, char **argv)
 					s.n_rows);
 				vg_survey_hints(&s, &ctx);
 			}
-			status = 1;
+			status = VF_EXIT_ATTENTION;
 		} else if (!flags.json) {
 			printf("check: all %zu ok\n", s.n_rows);
 		}

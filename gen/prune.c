@@ -62,7 +62,7 @@ int cmd_prune(int argc, char **argv)
 			       o.n == 1 ? "" : "s");
 		else
 			printf("plan: nothing to remove; nothing written\n");
-		status = o.n ? 1 : 0;
+		status = o.n ? VF_EXIT_ATTENTION : VF_EXIT_OK;
 	} else if (!status && o.n) {
 		char question[128];
 		snprintf(question, sizeof(question), "Remove these %zu orphan%s? [y/N] ", o.n,

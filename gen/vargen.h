@@ -38,6 +38,7 @@ int vg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #include "base/progress.h"
 #define VG_PROGRESS_MIN_FILES 256
 void vg_progress_begin(struct vf_progress *p, const char *label, uint64_t total, bool show);
+/* "vargen: error: <reason>"; returns vf_exit_status(err->code). */
 int vg_fail(const struct vf_error *err);
 int vg_usage(const char *usage);
 

@@ -96,12 +96,13 @@ int vi_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	emit(LOG_ERR, "error: ", fmt, ap);
 	va_end(ap);
-	return 1;
+	return VF_EXIT_ERROR;
 }
 
 int vi_fail(const struct vf_error *err)
 {
-	return vi_error("%s", err->msg);
+	vi_error("%s", err->msg);
+	return vf_exit_status(err->code);
 }
 
 void vi_notify(const char *fmt, ...)

@@ -19,6 +19,7 @@ void vi_log_init(void);
 void vi_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vi_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vi_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "varinject: error: <reason>"; returns vf_exit_status(err->code). */
 int vi_fail(const struct vf_error *err);
 /* sd_notify, a no-op outside systemd. */
 void vi_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

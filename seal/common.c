@@ -21,18 +21,22 @@ int vs_error(const char *fmt, ...)
 	va_end(ap);
 	vf_escape_controls(raw, safe, sizeof(safe));
 	fprintf(stderr, "varseal: error: %s\n", safe);
-	return 1;
+	return VF_EXIT_ERROR;
 }
 
 int vs_fail(const char *what, const struct vf_error *err)
 {
-	return what ? vs_error("%s: %s", what, err->msg) : vs_error("%s", err->msg);
+	if (what)
+		vs_error("%s: %s", what, err->msg);
+	else
+		vs_error("%s", err->msg);
+	return vf_exit_status(err->code);
 }
 
 int vs_usage(const char *usage)
 {
 	fprintf(stderr, "varseal: usage: %s\n", usage);
-	return 2;
+	return VF_EXIT_USAGE;
 }
 
 /* The left part of a row: "--opt ARG", but an optional argument is glued

@@ -388,7 +388,7 @@ int cmd_machine(int argc, char **argv)
 	while (!status && (c = getopt_long(argc, argv, "f:i:h", opts, NULL)) != -1) {
 		int used = vs_vars_option(&v, c, optarg);
 		if (used < 0)
-			status = 1;
+			status = VF_EXIT_ERROR;
 		else if (used)
 			continue;
 		else if (c == OPT_FORCE)

@@ -457,7 +457,7 @@ static int print_plan(const struct rekey *r)
 		printf("plan: nothing to reseal (%zu secrets checked); nothing written\n", r->checked);
 	if (fflush(stdout) != 0)
 		return vs_error("writing the plan: standard output failed");
-	return r->n_jobs ? 1 : 0;
+	return r->n_jobs ? VF_EXIT_ATTENTION : VF_EXIT_OK;
 }
 
 /* The real run: identities only when something must be resealed. */
@@ -520,7 +520,7 @@ int cmd_rekey(int argc, char **argv)
 	while (!status && (c = getopt_long(argc, argv, "f:i:m:h", opts, NULL)) != -1) {
 		int used = vs_vars_option(&r.v, c, optarg);
 		if (used < 0)
-			status = 1;
+			status = VF_EXIT_ERROR;
 		else if (used)
 			continue;
 		else if (c == 'm') {

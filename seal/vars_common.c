@@ -110,7 +110,7 @@ int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vs_help
 	while ((c = getopt_long(argc, argv, "f:i:h", opts, NULL)) != -1) {
 		int used = vs_vars_option(v, c, optarg);
 		if (used < 0)
-			return 1;
+			return VF_EXIT_ERROR;
 		if (used)
 			continue;
 		if (c == 'h') {

@@ -19,12 +19,14 @@ int cmd_set(int argc, char **argv);
 int cmd_rekey(int argc, char **argv);
 int cmd_machine(int argc, char **argv);
 
-/* Prints "varseal: error: <formatted>" and returns 1 (the exit status). */
+/* Prints "varseal: error: <formatted>" and returns VF_EXIT_ERROR (the exit
+ * status). */
 int vs_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prints "varseal: error: <what>: <reason>" and returns 1. The library's
- * message usually names the file itself: what may be NULL then. */
+/* Prints "varseal: error: <what>: <reason>" and returns the exit status for
+ * err->code (vf_exit_status: VF_EXIT_NO_MATCH when no identity matched).
+ * The library's message usually names the file itself: what may be NULL. */
 int vs_fail(const char *what, const struct vf_error *err);
-/* "varseal: usage: ..." to stderr, returns 2. */
+/* "varseal: usage: ..." to stderr, returns VF_EXIT_USAGE. */
 int vs_usage(const char *usage);
 
 /* A command's --help: its usage, what it does, then one line per operand

@@ -174,10 +174,9 @@ class ExitCodes(unittest.TestCase):
         self.tool(VARGEN, "check", expect=ATTENTION)            # missing
         self.tool(VARGEN, "generate", "--plan", expect=ATTENTION)
         self.tool(VARGEN, "generate")
-        for plan in (["vargen", "generate"], ["vargen", "accept"], ["vargen", "prune"],
-                     ["varseal", "rekey"]):
-            exe = VARGEN if plan[0] == "vargen" else VARSEAL
-            self.tool(exe, plan[1], "--plan")                   # nothing to do: 0
+        for exe, *plan in ((VARGEN, "generate"), (VARGEN, "accept", "--all"),
+                           (VARGEN, "prune"), (VARSEAL, "rekey")):
+            self.tool(exe, *plan, "--plan")                     # nothing to do: 0
         self.tool(VARGEN, "check")
 
         # A changed script: the value is stale.
@@ -187,8 +186,8 @@ class ExitCodes(unittest.TestCase):
         self.tool(VARGEN, "generate", "--plan", expect=ATTENTION)
         p = self.tool(VARGEN, "generate", expect=ATTENTION)     # leaves the stale value
         self.assertIn(b"stale", p.stdout + p.stderr, describe(p))
-        self.tool(VARGEN, "accept", "--plan", expect=ATTENTION)
-        self.tool(VARGEN, "accept")
+        self.tool(VARGEN, "accept", "--all", "--plan", expect=ATTENTION)
+        self.tool(VARGEN, "accept", "--all")
         self.tool(VARGEN, "check")
 
         # A new admin: rekey has work.
@@ -205,7 +204,7 @@ class ExitCodes(unittest.TestCase):
             .replace("    generators: [g]\n", "    generators: []\n")
             .replace("    credentials:\n      API-KEY: g/api-key\n", ""))
         self.tool(VARGEN, "prune", "--plan", expect=ATTENTION)
-        self.tool(VARGEN, "prune")
+        self.tool(VARGEN, "prune", "--yes")
         self.tool(VARGEN, "prune", "--plan")
 
 

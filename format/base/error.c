@@ -77,3 +77,8 @@ void vf_escape_controls(const char *msg, char *out, size_t cap)
 	}
 	out[o] = '\0';
 }
+
+int vf_exit_status(enum vf_code code)
+{
+	return code == VF_E_NO_MATCH ? VF_EXIT_NO_MATCH : VF_EXIT_ERROR;
+}

@@ -30,6 +30,24 @@ struct vf_error {
 	char msg[4352];
 };
 
+/* The exit statuses of varseal, vargen and varinject, the same in all three
+ * and documented in their man pages (EXIT STATUS) and the README. The
+ * library never exits; the tools map their results to these. */
+enum vf_exit {
+	VF_EXIT_OK = 0,		/* success, or nothing to do */
+	VF_EXIT_ERROR = 1,	/* bad input, a malformed file, I/O failure, refused */
+	VF_EXIT_USAGE = 2,	/* bad usage: options, arguments, verbs */
+	VF_EXIT_NO_MATCH = 3,	/* no identity (key or passphrase) opened a file */
+	VF_EXIT_ATTENTION = 4,	/* it worked and found something needing attention:
+				 * check's problems, a plan with work, what
+				 * generate left */
+};
+
+/* The exit status of a failure with this code: VF_EXIT_NO_MATCH for
+ * VF_E_NO_MATCH, so that scripts can tell a wrong key from a broken file;
+ * VF_EXIT_ERROR for every other code. */
+int vf_exit_status(enum vf_code code);
+
 /* Records code and a printf-style reason; returns code so that callers can
  * write `return vf_fail(err, VF_E_HEADER, "...")`. err may be NULL. */
 enum vf_code vf_fail(struct vf_error *err, enum vf_code code, const char *fmt, ...)
