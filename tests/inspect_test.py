@@ -772,8 +772,8 @@ class JListJson(VarsCase):
         write(self.spec, spec, 0o644)
         os.makedirs(os.path.join(self.vars, "per-machine", "old-vm", "api", "token"))
         os.makedirs(os.path.join(self.vars, "per-machine", "web1", "api", "gone"))
-        hints = self.vargen("check", expect=1).stderr.decode()
-        doc = self.same_as_text("check", 1)
+        hints = self.vargen("check", expect=4).stderr.decode()
+        doc = self.same_as_text("check", 4)
         rows = self.by_name(doc)
         self.assertEqual(doc["problems"], len(doc["rows"]))
         stale = [r for r in doc["rows"] if r["state"] == "stale"]
@@ -795,8 +795,8 @@ class JListJson(VarsCase):
 
     def test_machine_key_rows(self):
         shutil.rmtree(os.path.join(self.vars, "machine-keys", "web1"))
-        hints = self.vargen("check", expect=1).stderr.decode()
-        doc = self.same_as_text("check", 1)
+        hints = self.vargen("check", expect=4).stderr.decode()
+        doc = self.same_as_text("check", 4)
         self.assertEqual(len(doc["rows"]), 1)
         row = doc["rows"][0]
         self.assertEqual({k: row[k] for k in ("machine", "generator", "file", "secret", "kind",
@@ -810,7 +810,7 @@ class JListJson(VarsCase):
                       "", spec)
         self.assertNotIn(ODD, spec)
         write(self.spec, spec, 0o644)
-        rows = self.by_name(self.same_as_text("check", 1))
+        rows = self.by_name(self.same_as_text("check", 4))
         self.assertEqual((rows["machine-keys/" + ODD]["kind"],
                           rows["machine-keys/" + ODD]["machine"],
                           rows["machine-keys/" + ODD]["state"]), ("key", ODD, "orphan"))
