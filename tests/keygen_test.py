@@ -232,7 +232,7 @@ class T1LostKeyLine(KeygenCase):
         stranger, _ = self.key("stranger")
         before = self.snapshot()
         p = self.varseal("machine", "keygen", "-i", stranger, "web1", expect=None)
-        self.assertIn("no identity matched", self.one_line_error(p))
+        self.assertIn("no identity matched", self.one_line_error(p, code=3))
         self.assert_unchanged(before)
 
     def test_restore_writes_a_missing_record(self):
