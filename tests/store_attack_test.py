@@ -245,7 +245,7 @@ class T6KillDuringCommit(StoreCase):
                                                             ".commit")),
                                 "%s: new files ok without a commit record" % what)
         else:
-            self.assertEqual(p.returncode, 1, describe(p))
+            self.assertEqual(p.returncode, 4, describe(p))
             for k, v in mine.items():
                 self.assertIn(v, ("ok", "incomplete", "missing"), "%s: %s is %s" % (what, k, v))
         # The other generators were not touched.

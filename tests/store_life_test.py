@@ -166,11 +166,11 @@ class O1CommentInScript(LifeCase):
     def test_plain_generate_replaces_nothing(self):
         keys, before = self.host_keys(), store_tree(self.vars)
         self.edit_spec("    script: |\n", "    script: |\n      # host keys, ed25519\n")
-        states = self.states("check", 1)
+        states = self.states("check", 4)
         self.assertEqual({k: v[1] for k, v in states.items()},
                          {"%s/ssh-host/%s" % (m, f): "stale" for m in MACHINES
                           for f in ("key", "pub")})
-        p = self.vargen("generate", expect=1)
+        p = self.vargen("generate", expect=4)
         self.assertIn("vargen accept --generator ssh-host keeps them", p.stderr.decode())
         self.assertIn("vargen generate --regenerate --generator ssh-host replaces them",
                       p.stderr.decode())
@@ -221,14 +221,14 @@ class O2Orphans(LifeCase):
         self.assertNotIn("web2", text)
         p = self.varseal("rekey", "-i", self.alice)
         # Rekey reseals what the spec names; the rest is reported, not ok.
-        p = self.vargen("check", expect=1)
+        p = self.vargen("check", expect=4)
         other = testkit.other_rows(p.stdout.decode())
         self.assertEqual(other, {"web2": ("machine", "orphan"),
                                  "machine-keys/web2": ("key", "orphan")})
         self.assertIn("orphan: 2 orphans: not in the spec: vargen prune", p.stderr.decode())
         self.assertTrue(all(self.opens(self.bob, f) for f in web2_files))
         # The plan, then prune removes exactly that, and the rest is bob-free.
-        p = self.vargen("prune", "--plan", expect=1)
+        p = self.vargen("prune", "--plan", expect=4)
         self.assertEqual(sorted(n for _, n, _ in plan_lines(p.stdout.decode())),
                          ["machine-keys/web2", "web2"])
         p = self.vargen("prune", expect=None)
@@ -249,10 +249,10 @@ class O2Orphans(LifeCase):
         text = read(self.spec).decode()
         text = text.replace("    generators: [ssh-host, api]\n", "    generators: [ssh-host]\n")
         write(self.spec, text, 0o644)
-        p = self.vargen("check", expect=1)
+        p = self.vargen("check", expect=4)
         self.assertEqual(testkit.other_rows(p.stdout.decode()),
                          {"web3/api": ("generator", "orphan")})
-        p = self.vargen("generate", expect=1)  # generate agrees with check
+        p = self.vargen("generate", expect=4)  # generate agrees with check
         self.assertIn("vargen prune", p.stderr.decode())
         self.vargen("prune", "--yes")
         self.assertFalse(os.path.exists(os.path.join(self.vars, "per-machine", "web3", "api")))
@@ -264,7 +264,7 @@ class O2Orphans(LifeCase):
 class O3KeptKeyDeleted(LifeCase):
     def test_check_reports_it_and_key_says_missing(self):
         shutil.rmtree(os.path.join(self.vars, "machine-keys", "web2"))
-        p = self.vargen("check", expect=1)
+        p = self.vargen("check", expect=4)
         self.assertEqual(testkit.other_rows(p.stdout.decode()),
                          {"machine-keys/web2": ("key", "missing")})
         self.assertIn("restore", p.stderr.decode())
@@ -275,7 +275,7 @@ class O3KeptKeyDeleted(LifeCase):
 
     def test_kept_key_sealed_to_a_removed_admin(self):
         self.edit_spec("  bob: %s\n" % self.bob_r, "")
-        p = self.vargen("check", expect=1)
+        p = self.vargen("check", expect=4)
         self.assertEqual(testkit.other_rows(p.stdout.decode())["machine-keys/web1"],
                          ("key", "wrong-recipients"))
         self.varseal("rekey", "-i", self.alice)
@@ -292,7 +292,7 @@ class O4KeyLineLost(LifeCase):
         text = read(self.spec).decode()
         line = re.search(r"  web1:\n(    key: (\S+)\n)", text)
         write(self.spec, text.replace(line.group(1), ""), 0o644)
-        p = self.vargen("check", expect=1)
+        p = self.vargen("check", expect=4)
         self.assertEqual(testkit.other_rows(p.stdout.decode())["machine-keys/web1"],
                          ("key", "no-key"))
         p = self.varseal("machine", "keygen", "web1", expect=None)
@@ -329,10 +329,10 @@ class O6GenerateAndCheckAgree(LifeCase):
                        % (self.bob_r, self.carol_r))
         self.edit_spec("    generators: [ssh-host, api]\ngenerators:",
                        "    generators: [ssh-host, api, db]\ngenerators:")
-        p = self.vargen("generate", expect=1)
+        p = self.vargen("generate", expect=4)
         self.assertIn("vargen generate -i ADMIN_KEY", p.stderr.decode())
         self.assertIn("left\tshared/db/password\twrong-recipients", p.stdout.decode())
-        self.vargen("check", expect=1)
+        self.vargen("check", expect=4)
         p = self.vargen("generate", "-i", self.alice)
         self.assertIn("resealed shared/db/password", p.stdout.decode())
         self.vargen("check")
@@ -345,7 +345,7 @@ class O6GenerateAndCheckAgree(LifeCase):
         self.edit_spec("  bob: %s\n" % self.bob_r, "  bob: %s\n  carol: %s\n"
                        % (self.bob_r, self.carol_r))
         os.makedirs(os.path.join(self.vars, "per-machine", "old-vm", "api", "token"))
-        p = self.vargen("check", expect=1)
+        p = self.vargen("check", expect=4)
         hints = p.stderr.decode().splitlines()
         self.assertRegex(hints[0], r"^vargen: check: \d+ of \d+ need attention$")
         joined = "\n".join(hints[1:])
@@ -386,7 +386,7 @@ class O7NoStore(VarsCase):
                 line = self.assert_one_line_error(p, name)
                 self.assertIn("no store at %s" % typo, line)
                 self.assertFalse(os.path.exists(typo), args)
-        p = self.vargen("generate", "--store", typo, "--plan", expect=1)
+        p = self.vargen("generate", "--store", typo, "--plan", expect=4)
         self.assertIn("would create", p.stdout.decode())
         self.assertFalse(os.path.exists(typo))
         p = self.vargen("generate", "--store", typo)
@@ -428,8 +428,8 @@ generators:
         states = self.states("list")
         self.assertEqual(states["m/g/a"][1], "hand-set")
         self.assertEqual(states["m/g/b"][1], "stale")
-        self.vargen("check", expect=1)
-        self.vargen("generate", expect=1)
+        self.vargen("check", expect=4)
+        self.vargen("generate", expect=4)
         self.assertEqual(self.open_secret(self.alice, self.path("m", "g", "a")), b"by hand")
         self.vargen("accept", "--generator", "g")
         self.assertEqual(self.states("list")["m/g/a"][1], "hand-set")
@@ -438,7 +438,7 @@ generators:
     def test_set_next_to_a_missing_file(self):
         self.varseal("set", "m", "g/a", stdin=b"mine")
         self.varseal("set", "m", "r/x", stdin=b"mine too")
-        p = self.vargen("generate", expect=1)  # g's files are made together
+        p = self.vargen("generate", expect=4)  # g's files are made together
         self.assertIn("made together", p.stdout.decode())
         self.assertEqual(self.open_secret(self.alice, self.path("m", "g", "a")), b"mine")
         # r's files are independent: y is made, x kept.
@@ -492,11 +492,11 @@ class PPlans(LifeCase):
         names the plan would make, replace or reseal are exactly those
         whose files changed, and what it leaves is what check reports."""
         before = store_tree(self.vars)
-        p = self.vargen("generate", "--plan", *args, expect=1)
+        p = self.vargen("generate", "--plan", *args, expect=4)
         self.assertEqual(store_tree(self.vars), before)
         plan = plan_lines(p.stdout.decode())
         p = self.vargen("generate", *args, expect=None)
-        self.assertIn(p.returncode, (0, 1), describe(p))
+        self.assertIn(p.returncode, (0, 4), describe(p))
         changed = changed_vars(before, store_tree(self.vars))
         self.assertEqual(changed, {n for a, n, _ in plan if a in ("make", "replace", "reseal")})
         left = {n for a, n, _ in plan if a == "left"}
@@ -506,7 +506,7 @@ class PPlans(LifeCase):
         p2 = self.vargen("check", *selection, expect=None)
         self.assertEqual(set(parse_states(p2.stdout.decode())) |
                          set(testkit.other_rows(p2.stdout.decode())), left)
-        self.assertEqual((p.returncode, p2.returncode), (1, 1) if left else (0, 0))
+        self.assertEqual((p.returncode, p2.returncode), (4, 4) if left else (0, 0))
         return {a for a, _, _ in plan}
 
     def test_generate_plan_matches_the_run(self):
@@ -549,7 +549,7 @@ class KKillDuringPrune(LifeCase):
         pristine = store_tree(self.vars)
         snapshot = {rel: read(os.path.join(self.vars, rel)) for rel in pristine}
         orphans = [r for _, r, _ in plan_lines(self.vargen("prune", "--plan",
-                                                           expect=1).stdout.decode())]
+                                                           expect=4).stdout.decode())]
         self.assertEqual(len(orphans), 5, orphans)
         prefixes = {"web2": "per-machine/web2/", "web3": "per-machine/web3/",
                     "web1/api": "per-machine/web1/api/",
@@ -610,11 +610,11 @@ class DDiamonds(VarsCase):
                 % ", ".join(names)) + "\n".join(gens) + "\n"
         self.write_spec(spec, a=self.alice_r)
         self.varseal("machine", "keygen", "m")
-        p = self.vargen("generate", "--plan", expect=1, timeout=60)
+        p = self.vargen("generate", "--plan", expect=4, timeout=60)
         self.assertEqual(len(plan_lines(p.stdout.decode())), 2 * levels)
         self.vargen("generate", timeout=120)
         os.unlink(self.path("m", "a0", "v", "value"))
-        p = self.vargen("generate", expect=1, timeout=60)
+        p = self.vargen("generate", expect=4, timeout=60)
         self.assertIn("made from it, exists", p.stdout.decode())
 
 
