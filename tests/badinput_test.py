@@ -154,7 +154,8 @@ class Base(unittest.TestCase):
         self.assertNotEqual(res.returncode, 0, "succeeded on bad input %s" % where)
         # 3 exactly when no key (or passphrase) matched, 1 for any other
         # failure (the documented exit statuses).
-        no_match = "no identity matched" in err or "wrong passphrase" in err
+        no_match = any(w in err for w in ("no identity matched", "wrong passphrase",
+                                          "no identity given"))
         self.assertEqual(res.returncode, 3 if no_match else 1,
                          "exit status %d %s" % (res.returncode, where))
         self.assertTrue(err.endswith("\n") and err.count("\n") == 1,
