@@ -109,7 +109,7 @@ class OutputFile(unittest.TestCase):
         """A failing decrypt (wrong key) leaves real (what out names) untouched."""
         before = os.lstat(real), read(real), os.path.islink(out)
         p = self.decrypt("varseal", out, key=self.wrong_key, check=False)
-        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.returncode, 3, p.stderr)  # no identity matched
         after = os.lstat(real)
         self.assertEqual((after.st_ino, after.st_mode, after.st_uid, after.st_gid),
                          (before[0].st_ino, before[0].st_mode, before[0].st_uid,

@@ -121,10 +121,12 @@ class Tmp(testkit.TempDirCase):
         return run(base + list(args) + [src]).stdout
 
     def assert_error(self, p, out_dir, *patterns):
-        """Exit 1, exactly one stderr line `varseal: error: ...` matching
-        every pattern, and nothing left in out_dir. Returns the line."""
+        """Exit 3 when no key or passphrase matched, 1 otherwise; exactly
+        one stderr line `varseal: error: ...` matching every pattern, and
+        nothing left in out_dir. Returns the line."""
         err = p.stderr.decode(errors="replace")
-        self.assertEqual(p.returncode, 1, describe(p))
+        no_match = any(w in err for w in ("no identity matched", "wrong passphrase"))
+        self.assertEqual(p.returncode, 3 if no_match else 1, describe(p))
         self.assertTrue(err.endswith("\n"), describe(p))
         lines = err.splitlines()
         self.assertEqual(len(lines), 1, describe(p))
@@ -517,7 +519,7 @@ class VarsSshTest(Tmp):
         self.assertNotEqual(p.returncode, 0, describe(p))
         self.assertIn(b"no store at", p.stderr)
         p = self.tool([VARGEN, "generate", "--plan"], check=False)
-        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertEqual(p.returncode, 4, describe(p))
         self.assertIn(b"make\thost1/app/token\tmissing", p.stdout)
         self.tool([VARGEN, "generate"])
         p = self.tool([VARGEN, "check"])
@@ -577,7 +579,7 @@ class VarsSshTest(Tmp):
         self.tool([VARGEN, "generate"])
         other, _ = self.ssh_keygen("ed25519")
         p = self.tool([VARSEAL, "get", "host1", "app/token", "-i", other], check=False)
-        self.assertEqual(p.returncode, 1, describe(p))
+        self.assertEqual(p.returncode, 3, describe(p))
         self.assertEqual(p.stdout, b"")
         self.assertIn(b"no identity matched", p.stderr)
         p = self.tool([VARINJECT, "--machine", "host1", "-i", other, "--credentials-dir",
