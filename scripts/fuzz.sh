@@ -3,8 +3,9 @@
 # SECONDS (default 60), seeded with the bodies of the CCTV age vectors (read
 # in place from ../shared, decompressed into a temporary corpus), the spec
 # loader seeded with the example specs, varinject's command-line
-# builders from an empty corpus and its VmConfig JSON scanner seeded with
-# fuzz/corpus/vmconfig/. For each target the log shows its executions per
+# builders from an empty corpus, its VmConfig JSON scanner seeded with
+# fuzz/corpus/vmconfig/, and varseal inspect's library half seeded with
+# the vectors' bodies too. For each target the log shows its executions per
 # second, the new inputs it found and the corpus size at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +15,12 @@ shared=${SHARED_DIR:-$PWD/../shared}
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVARS_FUZZ=ON -DVARS_WERROR=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline \
-	fuzz_vmconfig >/dev/null
+	fuzz_vmconfig fuzz_inspect >/dev/null
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-mkdir -p "$corpus/decrypt" "$corpus/keys" "$corpus/spec" "$corpus/cmdline" "$corpus/vmconfig"
+mkdir -p "$corpus/decrypt" "$corpus/keys" "$corpus/spec" "$corpus/cmdline" "$corpus/vmconfig" \
+	"$corpus/inspect"
 cp examples/*.yaml "$corpus/spec/"
 cp fuzz/corpus/vmconfig/* "$corpus/vmconfig/"
 python3 - "$shared/testdata/cctv-age" "$corpus" <<'PY'
@@ -34,13 +36,14 @@ for name in sorted(os.listdir(src)):
         body = zlib.decompress(body)
     if len(body) < 200000:
         open(os.path.join(out, "decrypt", name), "wb").write(body)
+        open(os.path.join(out, "inspect", name), "wb").write(body)
     for line in head.split(b"\n"):
         if line.startswith(b"identity: "):
             open(os.path.join(out, "keys", name), "wb").write(
                 b"# seed\n" + line[10:] + b"\r\n")
 PY
 
-for target in fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline fuzz_vmconfig; do
+for target in fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline fuzz_vmconfig fuzz_inspect; do
 	dir=$corpus/${target#fuzz_}
 	# The VmConfig scanner prints a line for each input it refuses; its
 	# own checks and the sanitizers report on the fuzzer's copy of stderr.
