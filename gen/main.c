@@ -32,7 +32,8 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	vg_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]));
-	fprintf(out, "\nThe spec defaults to ./vars.yaml; the store to the spec's directory.\n"
+	fprintf(out, "\nThe spec defaults to $VARS_SPEC, else vars.yaml here or in the nearest "
+		     "parent;\nthe store to the spec's directory.\n"
 		     "'vargen help <command>' or 'vargen <command> --help' shows a command's "
 		     "options.\n");
 }

@@ -60,7 +60,7 @@ struct vg_help {
 #define VG_HELP_OPTION {"-h, --help", NULL, "show this help and exit"}
 /* The spec and store, and the selection, as every command takes them. */
 #define VG_SPEC_HELP                                                                      \
-	{"-f, --file", "SPEC", "the vars spec (default: ./vars.yaml)"},                   \
+	{"-f, --file", "SPEC", "the spec (default: $VARS_SPEC, else vars.yaml here or above)"},                   \
 		{"--store", "DIR", "the store root, holding vars/ (default: the spec's "    \
 				   "directory)"}
 #define VG_SELECT_HELP                                                                    \

@@ -218,7 +218,7 @@ struct vi_help {
 #define VI_HELP_OPTION {"-h, --help", NULL, "show this help and exit"}
 /* Where the secrets come from: the options the launch and install share. */
 #define VI_STORE_HELP                                                                     \
-	{"-f, --file", "SPEC", "the vars spec (default: ./vars.yaml)"},                   \
+	{"-f, --file", "SPEC", "the spec (default: $VARS_SPEC, else vars.yaml here or above)"},                   \
 		{"--store", "DIR", "the store root, holding vars/ (default: the spec's "    \
 				   "directory)"},                                         \
 		{"-m, --machine", "M", "the machine whose secrets these are"},            \

@@ -76,7 +76,7 @@ int vs_open_input(const char *path, const char **name);
 #include "vars/vars.h"
 
 struct vs_vars {
-	const char *spec_path; /* -f, default ./vars.yaml */
+	const char *spec_path; /* -f; else $VARS_SPEC, else vars.yaml here or above */
 	const char *store_opt; /* --store */
 	char *root;
 	struct vf_spec spec;
@@ -131,7 +131,7 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg);
 /* Their help rows: the spec and store, then the identities, whose use
  * each command says (what). */
 #define VS_STORE_HELP                                                                     \
-	{"-f, --file", "SPEC", "the vars spec (default: ./vars.yaml)"},                   \
+	{"-f, --file", "SPEC", "the spec (default: $VARS_SPEC, else vars.yaml here or above)"},                   \
 		{"--store", "DIR", "the store root, holding vars/ (default: the spec's "    \
 				   "directory)"}
 #define VS_IDENTITY_HELP(what)                                                            \

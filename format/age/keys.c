@@ -186,6 +186,31 @@ static enum vf_code key_read_failed(const struct vf_file *f, const char *path, e
 	}
 }
 
+/* Whether a would-be identity file holds a public key instead: its first
+ * line that is not blank or a comment is a recipient (age1..., or an SSH
+ * public key line as in a .pub file). Said before any permission check,
+ * since that is the mistake to name (a .pub file is rightly 0644). */
+static bool holds_public_key(const char *text, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t end = i;
+		while (end < len && text[end] != '\n')
+			end++;
+		size_t s = i;
+		while (s < end && (text[s] == ' ' || text[s] == '\t' || text[s] == '\r'))
+			s++;
+		if (s < end && text[s] != '#') {
+			size_t n = end - s;
+			return (n > 4 && !memcmp(text + s, "age1", 4)) ||
+			       (n > 4 && !memcmp(text + s, "ssh-", 4)) ||
+			       (n > 6 && !memcmp(text + s, "ecdsa-", 6));
+		}
+		i = end + 1;
+	}
+	return false;
+}
+
 enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
 			      char **text, size_t *len, struct vf_error *err)
 {
@@ -196,6 +221,13 @@ enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_
 	if (rc != VF_OK)
 		return key_read_failed(&f, strcmp(path, "-") == 0 ? "standard input" : path, rc,
 				       err);
+	if (check_perms && holds_public_key((const char *)f.data, f.len)) {
+		vf_file_free(&f, &key_read_opts);
+		return vf_fail(err, VF_E_KEY,
+			       "%s: is a public key; give the private key (the identity file "
+			       "it was made from)",
+			       strcmp(path, "-") == 0 ? "standard input" : path);
+	}
 	if (check_perms && !insecure_ok && strcmp(path, "-") != 0 && S_ISREG(f.mode) &&
 	    (f.mode & 077)) {
 		vf_file_free(&f, &key_read_opts);
