@@ -47,7 +47,7 @@ static enum vf_code find_spec(char **found, struct vf_error *err)
 		if (stat(candidate, &st) == 0 && !S_ISDIR(st.st_mode))
 			return (*found = strdup(candidate)) ? VF_OK
 							    : vf_fail(err, VF_E_NOMEM, "out of memory");
-		char parent[PATH_MAX];
+		char parent[PATH_MAX + 4];
 		snprintf(parent, sizeof(parent), "%s..", up);
 		struct stat p;
 		if (stat(parent, &p) != 0 || (p.st_dev == here.st_dev && p.st_ino == here.st_ino) ||
