@@ -54,27 +54,10 @@ int cmd_set(int argc, char **argv)
 	const char *owner = NULL;
 	int status = vs_vars_open_target(argc, argv, &v, &help, &g, &f, &owner);
 	struct vf_value value = {0};
-	struct vf_strings recipients = {0};
-	struct vf_txn txn = {0};
-	struct vf_error err;
 	if (!status)
 		status = read_stdin(&value);
 	if (!status)
-		status = vs_vars_lock(&v);
-	if (!status && vf_vars_recipients(&v.spec, owner, g, &recipients, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	/* The commit record names the new bytes beside the other files' and
-	 * marks this one set by hand; the generator keeps the definition
-	 * hash its other files were made by, so a stale sibling stays
-	 * stale, and generate leaves the value alone. */
-	struct vf_update hand = {.hand_set = f ? f->name : NULL};
-	if (!status && (vf_vars_stage_file(&txn, v.root, owner, g, f, &recipients, &value, &err) !=
-				VF_OK ||
-			vf_vars_stage_update(&txn, v.root, owner, g, &hand, &err) != VF_OK ||
-			vf_txn_commit(&txn, &err) != VF_OK))
-		status = vs_fail(NULL, &err);
-	vf_txn_abort(&txn);
-	vf_strings_free(&recipients);
+		status = vs_vars_store_hand_set(&v, owner, g, f, &value);
 	vf_value_free(&value);
 	vs_vars_free(&v);
 	return status < 0 ? 0 : status;

@@ -64,6 +64,31 @@ int vs_vars_lock(struct vs_vars *v)
 	return 0;
 }
 
+int vs_vars_store_hand_set(struct vs_vars *v, const char *owner,
+			   const struct vf_spec_generator *g, const struct vf_spec_file *f,
+			   const struct vf_value *value)
+{
+	struct vf_strings recipients = {0};
+	struct vf_txn txn = {0};
+	struct vf_error err;
+	int status = vs_vars_lock(v);
+	if (!status && vf_vars_recipients(&v->spec, owner, g, &recipients, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	/* The commit record names the new bytes beside the other files' and
+	 * marks this one set by hand; the generator keeps the definition
+	 * hash its other files were made by, so a stale sibling stays
+	 * stale, and generate leaves the value alone. */
+	struct vf_update hand = {.hand_set = f->name};
+	if (!status && (vf_vars_stage_file(&txn, v->root, owner, g, f, &recipients, value, &err) !=
+				VF_OK ||
+			vf_vars_stage_update(&txn, v->root, owner, g, &hand, &err) != VF_OK ||
+			vf_txn_commit(&txn, &err) != VF_OK))
+		status = vs_fail(NULL, &err);
+	vf_txn_abort(&txn);
+	vf_strings_free(&recipients);
+	return status;
+}
+
 void vs_vars_free(struct vs_vars *v)
 {
 	vf_spec_free(&v->spec);

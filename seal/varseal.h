@@ -154,6 +154,13 @@ int vs_vars_identities(struct vs_vars *v);
 /* Takes the store's writer lock (flock on vars/). */
 int vs_vars_lock(struct vs_vars *v);
 void vs_vars_free(struct vs_vars *v);
+/* Stores value as FILE of generator g for owner (NULL: shared), sealed
+ * to the spec's recipients when secret, in one store transaction that
+ * also records the file as set by hand; takes the writer lock. What set
+ * and edit share. */
+int vs_vars_store_hand_set(struct vs_vars *v, const char *owner,
+			   const struct vf_spec_generator *g, const struct vf_spec_file *f,
+			   const struct vf_value *value);
 /* Splits "GENERATOR/FILE" and finds both in the spec, with the owner the
  * store uses for machine (NULL when the generator is shared). */
 int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <signal.h>
 #include <string.h>
 #include <termios.h>
@@ -264,6 +265,47 @@ enum vf_code vf_tty_read(const char *prompt, bool echo, bool multiline, uint8_t 
 	if (rc == VF_E_CANCELED && sig)
 		raise(sig);
 	return rc;
+}
+
+/* Tells the typist, on the terminal itself: the message is about what
+ * they typed, not an error of the program's. */
+static void tell_tty(const char *msg)
+{
+	int fd = open("/dev/tty", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0) {
+		(void)!write(fd, msg, strlen(msg));
+		close(fd);
+	}
+}
+
+enum vf_code vf_tty_read_confirmed(const char *prompt, const char *again_prompt, bool echo,
+				   bool multiline, uint8_t **secret, size_t *len,
+				   struct vf_error *err)
+{
+	for (int attempt = 0; attempt < VF_TTY_CONFIRM_TRIES; attempt++) {
+		uint8_t *first = NULL, *second = NULL;
+		size_t n1 = 0, n2 = 0;
+		enum vf_code rc = vf_tty_read(prompt, echo, multiline, &first, &n1, err);
+		if (rc != VF_OK)
+			return rc;
+		rc = vf_tty_read(again_prompt, echo, multiline, &second, &n2, err);
+		if (rc != VF_OK) {
+			vf_secure_free(first);
+			return rc;
+		}
+		/* Constant time: a typo's position is nobody's business. */
+		bool same = n1 == n2 && (n1 == 0 || sodium_memcmp(first, second, n1) == 0);
+		vf_secure_free(second);
+		if (same) {
+			*secret = first;
+			*len = n1;
+			return VF_OK;
+		}
+		vf_secure_free(first);
+		tell_tty("The two entries differ; again.\n");
+	}
+	return vf_fail(err, VF_E_ARG, "the entries did not match (%d tries)",
+		       VF_TTY_CONFIRM_TRIES);
 }
 
 enum vf_code vf_file_read_secret(const char *path, uint8_t **secret, size_t *len,

@@ -28,6 +28,17 @@ enum vf_code vf_tty_read_secret(const char *prompt, uint8_t **secret, size_t *le
 enum vf_code vf_tty_read(const char *prompt, bool echo, bool multiline, uint8_t **secret,
 			 size_t *len, struct vf_error *err);
 
+/* A new secret typed twice (hidden, or with echo when echo is true): asks
+ * prompt, then again_prompt; when the two differ it says so on the
+ * terminal and asks both again, at most VF_TTY_CONFIRM_TRIES times, then
+ * fails with VF_E_ARG ("the entries did not match"). The result is the
+ * first entry, in guarded memory; the second is wiped. Signals behave as
+ * in vf_tty_read. */
+#define VF_TTY_CONFIRM_TRIES 3
+enum vf_code vf_tty_read_confirmed(const char *prompt, const char *again_prompt, bool echo,
+				   bool multiline, uint8_t **secret, size_t *len,
+				   struct vf_error *err);
+
 /* Reads the first line of path (a file, "-" for standard input, or
  * /dev/fd/N for an inherited descriptor) into guarded memory, without its
  * line ending. An empty first line is an error. */
