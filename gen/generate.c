@@ -13,14 +13,13 @@
 #include <unistd.h>
 
 #include "base/parallel.h"
-#include "base/secmem.h"
-#include "base/term.h"
 #include "generate.h"
 
 static const char usage[] =
 	"vargen generate [-f SPEC] [--store DIR] [--machine M]... [--generator G]... [--plan]\n"
 	"                [--regenerate (--machine M | --generator G | --all)... [--yes]]\n"
-	"                [--prompt [GEN/]NAME=@FILE]... [-i IDENTITY]... [--passphrase-file FILE]";
+	"                [--prompt [MACHINE:][GEN/]NAME=@FILE]... [-i IDENTITY]...\n"
+	"                [--passphrase-file FILE]";
 static const struct vg_help_row help_rows[] = {
 	VG_SPEC_HELP,
 	VG_SELECT_HELP,
@@ -28,7 +27,7 @@ static const struct vg_help_row help_rows[] = {
 	{"--all", NULL, "with --regenerate: select everything"},
 	{"--yes", NULL, "confirm replacing without asking (needed off a terminal)"},
 	{"--plan", NULL, "list what would be made, replaced or resealed; write nothing"},
-	{"--prompt", "[GEN/]NAME=@FILE", "answer prompt NAME from FILE, not the terminal"},
+	{"--prompt", "[M:][G/]NAME=@FILE", "answer prompt NAME from FILE; the most specific wins"},
 	{"-i, --identity", "FILE", "an admin's identity: reseals, and opens secret inputs; "
 				   "repeatable"},
 	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
@@ -75,11 +74,12 @@ static int parse(int argc, char **argv, struct run *r)
 		case OPT_ALL: r->all = true; break;
 		case OPT_YES: r->yes = true; break;
 		case OPT_PLAN: r->plan = true; break;
-		case OPT_PROMPT:
-			if (!strstr(optarg, "=@"))
-				return vg_error("--prompt %s: expected NAME=@FILE", optarg);
-			rc = vf_strings_add(&r->prompt_args, optarg, &err);
+		case OPT_PROMPT: {
+			int status = vg_prompt_add(&r->prompts, optarg);
+			if (status)
+				return status;
 			break;
+		}
 		case 'i': rc = vf_strings_add(&r->identity_files, optarg, &err); break;
 		case OPT_INSECURE_PERMISSIONS: r->insecure = true; break;
 		case OPT_PASSPHRASE_FILE: r->passphrase_file = optarg; break;
@@ -98,7 +98,9 @@ static int parse(int argc, char **argv, struct run *r)
 		return vg_error("--regenerate replaces existing values: say which, with --machine M, "
 				"--generator G, or --all");
 	r->ctx.may_create = true;
-	return vg_load(&r->ctx);
+	int status = vg_load(&r->ctx);
+	/* An unknown --prompt is said before the store is even looked at. */
+	return status ? status : vg_prompts_check(&r->prompts, &r->ctx.spec);
 }
 
 /* Selected generators, and (transitively) what they depend on. */
@@ -160,53 +162,6 @@ static int load_values(struct run *r, size_t i)
 	return 0;
 }
 
-static int read_prompt_file(const char *path, struct vf_value *v)
-{
-	uint8_t *secret;
-	size_t len;
-	struct vf_error err;
-	/* Multi-line values are kept whole: read the file raw. */
-	if (vf_read_key_file(path, false, true, (char **)&secret, &len, &err) != VF_OK)
-		return vg_fail(&err);
-	if (len && secret[len - 1] == '\n')
-		len--;
-	enum vf_code rc = vf_value_set(v, secret, len, &err);
-	vf_secure_free(secret);
-	return rc == VF_OK ? 0 : vg_fail(&err);
-}
-
-static int ask_prompt(const struct run *r, const struct vf_spec_generator *g,
-		      const struct vf_spec_prompt *p, struct vf_value *v)
-{
-	size_t name_len = strlen(p->name), gen_len = strlen(g->name);
-	for (size_t i = 0; i < r->prompt_args.n; i++) {
-		const char *arg = r->prompt_args.items[i];
-		const char *at = strstr(arg, "=@");
-		size_t key_len = (size_t)(at - arg);
-		bool plain = key_len == name_len && !strncmp(arg, p->name, name_len);
-		bool qualified = key_len == gen_len + 1 + name_len && !strncmp(arg, g->name, gen_len) &&
-				 arg[gen_len] == '/' && !strncmp(arg + gen_len + 1, p->name, name_len);
-		if (plain || qualified)
-			return read_prompt_file(at + 2, v);
-	}
-	char question[512];
-	snprintf(question, sizeof(question), "%s/%s%s%s: ", g->name, p->name,
-		 p->description ? " - " : "", p->description ? p->description : "");
-	struct vf_error err;
-	uint8_t *secret;
-	size_t len;
-	bool echo = p->type != VF_PROMPT_HIDDEN, multiline = p->type == VF_PROMPT_MULTILINE;
-	if (multiline)
-		snprintf(question + strlen(question), sizeof(question) - strlen(question),
-			 "(end with Ctrl-D)\n");
-	if (vf_tty_read(question, echo, multiline, &secret, &len, &err) != VF_OK)
-		return vg_error("generator %s needs prompt %s: %s (or --prompt %s=@FILE)", g->name,
-				p->name, err.msg, p->name);
-	enum vf_code rc = vf_value_set(v, secret, len, &err);
-	vf_secure_free(secret);
-	return rc == VF_OK ? 0 : vg_fail(&err);
-}
-
 static int make_script_values(struct run *r, size_t i, struct vf_value *values)
 {
 	const struct vg_item *it = &r->items[i];
@@ -226,7 +181,7 @@ static int make_script_values(struct run *r, size_t i, struct vf_value *values)
 			deps[d] = r->values[j];
 	}
 	for (size_t p = 0; !status && p < g->n_prompts; p++)
-		status = ask_prompt(r, g, &g->prompts[p], &prompts[p]);
+		status = vg_prompt_answer(&r->prompts, it, &g->prompts[p], &prompts[p]);
 	if (!status)
 		status = vg_run_script(&r->ctx.spec, g, deps, prompts, values);
 	for (size_t p = 0; prompts && p < g->n_prompts; p++)
@@ -507,7 +462,7 @@ static void free_run(struct run *r)
 	vg_survey_free(&r->before);
 	vf_txn_abort(&r->txn);
 	vf_identities_free(&r->ids);
-	vf_strings_free(&r->prompt_args);
+	vg_prompts_free(&r->prompts);
 	vf_strings_free(&r->identity_files);
 	vg_context_free(&r->ctx);
 	if (r->lock_fd >= 0)
@@ -539,9 +494,10 @@ static int survey_and_decide(struct run *r)
 		return vg_error("out of memory");
 	mark_wanted(r);
 	status = vg_decide(r);
-	if (status)
-		return status;
-	return r->identity_files.n ? vg_plan_reseals(r) : 0;
+	if (!status && r->identity_files.n)
+		status = vg_plan_reseals(r);
+	/* An unused --prompt is said before anything is made. */
+	return status ? status : vg_prompts_check_used(&r->prompts, r);
 }
 
 int cmd_generate(int argc, char **argv)
@@ -564,6 +520,10 @@ int cmd_generate(int argc, char **argv)
 		vf_store_clean_temps(r.ctx.root);
 	if (!status)
 		status = survey_and_decide(&r);
+	/* Prompt files read and a terminal found for the rest before asking
+	 * to replace, and before any script runs. */
+	if (!status)
+		status = vg_prompts_prepare(&r.prompts, &r);
 	if (!status)
 		status = confirm_replace(&r);
 	if (!status) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "base/progress.h"
+#include "prompt.h"
 #include "vars/store.h"
 #include "vargen.h"
 
@@ -32,7 +33,7 @@ struct run {
 	struct vg_context ctx;
 	bool regenerate, all, yes, plan, insecure;
 	const char *passphrase_file; /* for passphrase-protected identities */
-	struct vf_strings prompt_args;
+	struct vg_prompts prompts; /* --prompt answers (prompt.h) */
 	struct vf_strings identity_files;
 	struct vf_identities ids; /* loaded when an old secret is needed */
 	bool ids_loaded;

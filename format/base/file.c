@@ -165,3 +165,33 @@ enum vf_code vf_read_file(int dirfd, const char *path, const struct vf_read_opts
 	close(fd);
 	return describe(path, o, f, rc, err);
 }
+
+enum vf_code vf_read_prompt_file(const char *path, uint8_t **data, size_t *len,
+				 struct vf_error *err)
+{
+	const struct vf_read_opts o = {.max = VF_PROMPT_FILE_MAX, .follow = VF_FOLLOW,
+				       .any_type = true, .guarded = true};
+	bool from_stdin = strcmp(path, "-") == 0;
+	const char *name = from_stdin ? "standard input" : path;
+	struct vf_file f = {0};
+	enum vf_code rc = from_stdin ? read_fd(STDIN_FILENO, &o, &f) : VF_OK;
+	if (!from_stdin) {
+		struct vf_error ignored;
+		rc = vf_read_file(AT_FDCWD, path, &o, &f, &ignored);
+	}
+	switch (f.fail) {
+	case VF_READ_NONE: break;
+	case VF_READ_OPEN:
+	case VF_READ_IO: return vf_fail_errno(err, f.errnum, "prompt file %s", name);
+	case VF_READ_TYPE: return vf_fail(err, rc, "prompt file %s: a directory", name);
+	case VF_READ_SIZE: /* VF_PROMPT_FILE_MAX */
+		return vf_fail(err, rc, "prompt file %s: larger than 1 MiB", name);
+	case VF_READ_CHANGED: return vf_fail(err, rc, "prompt file %s: changed while read", name);
+	case VF_READ_NOMEM: return vf_fail(err, rc, "out of memory");
+	}
+	if (rc != VF_OK)
+		return vf_fail(err, rc, "prompt file %s: unreadable", name);
+	*data = f.data;
+	*len = f.len;
+	return VF_OK;
+}

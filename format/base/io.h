@@ -140,4 +140,15 @@ enum vf_code vf_read_fd(int fd, const char *name, const struct vf_read_opts *o,
 /* Releases f->data as it was allocated (not for an arena). */
 void vf_file_free(struct vf_file *f, const struct vf_read_opts *o);
 
+/* A file that answers a question in place of the terminal (vargen
+ * generate --prompt NAME=@FILE): all its bytes, whatever they are (none is
+ * an answer too), at most VF_PROMPT_FILE_MAX, into guarded memory (free
+ * with vf_secure_free). path is as the user gave it: symlinks followed,
+ * pipes and /dev/fd/N read to their end, "-" is standard input; a
+ * directory is refused. Not the key-file reader: its errors say "prompt
+ * file PATH: why" ("larger than 1 MiB", "No such file or directory"). */
+#define VF_PROMPT_FILE_MAX ((size_t)1 << 20)
+enum vf_code vf_read_prompt_file(const char *path, uint8_t **data, size_t *len,
+				 struct vf_error *err);
+
 #endif
