@@ -110,6 +110,7 @@ elif action == "hold":
     # no signal meant for varseal reaches it: what it reads later is what
     # varseal left in the file (zeros), not what the editor wrote.
     holder = subprocess.Popen(["sleep", "600"], stdin=open(path, "rb"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     save(holder=holder.pid)
     time.sleep(600)
