@@ -176,6 +176,7 @@ static int make_edit_dir(struct edit_dir *d)
 		if (d->fd >= 0)
 			close(d->fd);
 		d->fd = -1;
+		unlinkat(d->base_fd, d->name, AT_REMOVEDIR); /* empty: nothing written yet */
 		return vs_error("%s/%s: not the private directory just made", d->base, d->name);
 	}
 	return vs_error("%s: no fresh directory name could be made", d->base);
@@ -344,8 +345,7 @@ static void exec_editor(const char *script, const char *path, const struct signa
 }
 
 struct editor_run {
-	int wstatus;
-	bool reaped;
+	int wstatus;	 /* when it was reaped */
 	int stop_signal; /* what stopped varseal, or 0 */
 };
 
@@ -379,10 +379,8 @@ static void wait_editor(pid_t pid, const struct signals *s, struct editor_run *r
 	bool killed = false;
 	struct timespec deadline = {0, 0};
 	for (;;) {
-		if (waitpid(pid, &r->wstatus, WNOHANG) == pid) {
-			r->reaped = true;
+		if (waitpid(pid, &r->wstatus, WNOHANG) == pid)
 			return;
-		}
 		siginfo_t si;
 		int sig;
 		if (r->stop_signal) {

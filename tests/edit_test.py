@@ -13,7 +13,7 @@ the store or the working directory may hold it, and a process that kept
 the temporary file open must see only zeros: varseal wiped it before
 removing it.
 
-Run as `python3 tests/edit_test.py` with VARSEAL, VARGEN set. Standard
+Run as `python3 tests/edit_test.py` with VARSEAL and VARGEN set. Standard
 library only.
 """
 import fcntl
@@ -34,7 +34,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testkit  # noqa: E402
 from ptyrun import run_pty  # noqa: E402
-from testkit import VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
+from testkit import VARSEAL, describe, read, run, write  # noqa: E402
 from vars_test import VarsCase, parse_states, tree  # noqa: E402
 
 AGE = shutil.which("age") or "/usr/bin/age"
@@ -109,10 +109,14 @@ elif action == "hold":
     # A process of our own keeps the file open, in its own session so that
     # no signal meant for varseal reaches it: what it reads later is what
     # varseal left in the file (zeros), not what the editor wrote.
-    holder = subprocess.Popen(["sleep", "600"], stdin=open(path, "rb"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    save(holder=holder.pid)
+    # A swap file beside it, as vi makes, holding the text too.
+    swap = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".swp")
+    with open(swap, "wb") as f:
+        f.write(b"swap:" + before)
+    holders = [subprocess.Popen(["sleep", "600"], stdin=open(p, "rb"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True).pid for p in (path, swap)]
+    save(holders=holders)
     time.sleep(600)
 elif action == "ctrl-c":
     got = []
@@ -379,7 +383,7 @@ class EditSignals(EditCase):
         proc = subprocess.Popen([VARSEAL, "edit", "-i", self.alice, "web1", "api/token"],
                                 cwd=self.dir, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        holder = None
+        holders = []
         try:
             deadline = time.monotonic() + WAIT
             while not os.path.exists(self.record):
@@ -387,7 +391,7 @@ class EditSignals(EditCase):
                 self.assertLess(time.monotonic(), deadline, "the editor never started")
                 time.sleep(0.05)
             info = self.recorded()
-            holder = info["holder"]
+            holders = info["holders"]
             os.kill(proc.pid, sig)
             out, err = proc.communicate(timeout=WAIT)
         finally:
@@ -398,16 +402,19 @@ class EditSignals(EditCase):
             self.assertEqual(proc.returncode, -sig, "stderr: %s" % err.decode(errors="replace"))
             self.assertTrue(pid_gone(info["pid"]), "the editor outlived varseal")
             self.assert_cleaned(info)
-            # What the holder still has open: varseal's temporary file,
-            # unlinked, and overwritten with zeros of its size.
-            kept = read("/proc/%d/fd/0" % holder)
-            self.assertEqual(kept, b"\0" * len(self.secret))
+            # What the holders still have open: varseal's temporary file
+            # and the editor's swap file, unlinked, and overwritten with
+            # zeros of their size.
+            self.assertEqual(read("/proc/%d/fd/0" % holders[0]), b"\0" * len(self.secret))
+            self.assertEqual(read("/proc/%d/fd/0" % holders[1]),
+                             b"\0" * len(b"swap:" + self.secret))
             self.assert_no_plaintext(self.secret)
             # The sealed value is as it was.
             self.assertEqual(self.varseal("get", "-i", self.alice, "web1", "api/token").stdout,
                              self.secret)
         finally:
-            os.kill(holder, signal.SIGKILL)
+            for pid in holders:
+                os.kill(pid, signal.SIGKILL)
 
     def test_sigterm(self):
         self.stopped_by(signal.SIGTERM)
