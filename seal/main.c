@@ -24,6 +24,7 @@ static const struct {
 	{"inspect", cmd_inspect, "describe age files without a key (age-inspect)"},
 	{"get", cmd_get, "print a stored var (decrypting secrets with -i)"},
 	{"set", cmd_set, "store a var read from standard input, sealed per the spec"},
+	{"edit", cmd_edit, "change a stored var in $EDITOR, resealed if it changed"},
 	{"rekey", cmd_rekey, "reseal secrets whose recipients differ from the spec"},
 	{"machine", cmd_machine, "keygen M: make a machine key offline; key M: print it"},
 };

@@ -58,6 +58,10 @@ int vs_vars_identities(struct vs_vars *v)
 int vs_vars_lock(struct vs_vars *v)
 {
 	struct vf_error err;
+	/* Held already (edit compares the store under it before it saves):
+	 * a second flock on another descriptor would refuse ourselves. */
+	if (v->lock_fd >= 0)
+		return 0;
 	if (vf_store_lock(v->root, &v->lock_fd, &err) != VF_OK)
 		return vs_fail(NULL, &err);
 	vf_store_clean_temps(v->root);

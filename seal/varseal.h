@@ -16,6 +16,7 @@ int cmd_decrypt(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_set(int argc, char **argv);
+int cmd_edit(int argc, char **argv);
 int cmd_rekey(int argc, char **argv);
 int cmd_machine(int argc, char **argv);
 
@@ -151,7 +152,7 @@ int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct v
 			const struct vf_spec_generator **g, const struct vf_spec_file **f,
 			const char **owner);
 int vs_vars_identities(struct vs_vars *v);
-/* Takes the store's writer lock (flock on vars/). */
+/* Takes the store's writer lock (flock on vars/); nothing when v holds it. */
 int vs_vars_lock(struct vs_vars *v);
 void vs_vars_free(struct vs_vars *v);
 /* Stores value as FILE of generator g for owner (NULL: shared), sealed
