@@ -627,6 +627,48 @@ static char *b64_of(const uint8_t *p, size_t len)
 	return out;
 }
 
+/* The limits: a file past VF_SOPS_MAX_FILE, a value past
+ * VF_SOPS_MAX_LEAVES, a node past VF_SOPS_MAX_NODES, each refused where it
+ * is met. */
+static void test_limits(const struct vf_identities *ids)
+{
+	size_t n = VF_SOPS_MAX_FILE + 1;
+	char *big = calloc(1, n + 1);
+	struct vf_sops_file *f = NULL;
+	struct vf_error err;
+	check(big && vf_sops_parse("big.json", (uint8_t *)big, n, VF_SOPS_AUTO, &f, &err) == VF_E_ARG &&
+		      strcmp(err.msg, "big.json: larger than 16 MiB (expected a sops file)") == 0,
+	      "a file over 16 MiB: refused before it is parsed");
+	free(big);
+
+	const char *meta = "], \"sops\": {\"lastmodified\": \"2024-01-02T03:04:05Z\"}}";
+	size_t leaves = VF_SOPS_MAX_LEAVES + 1;
+	char *text = malloc(2 * leaves + 100), *o = text;
+	o += sprintf(o, "{\"x_unencrypted\": [");
+	for (size_t i = 0; i < leaves; i++)
+		o += sprintf(o, "%s0", i ? "," : "");
+	strcpy(o, meta);
+	char want[200];
+	snprintf(want, sizeof(want),
+		 "many.json:1:%zu: more than 65536 values (expected a smaller file)",
+		 (size_t)20 + 2 * VF_SOPS_MAX_LEAVES);
+	refused("a value past the limit", "many.json", text, VF_SOPS_AUTO, ids, 0, VF_E_ARG, want);
+	free(text);
+
+	size_t nodes = VF_SOPS_MAX_NODES + 10;
+	text = malloc(5 * nodes + 100);
+	o = text + sprintf(text, "{\"x\": [");
+	for (size_t i = 0; i < nodes; i++)
+		o += sprintf(o, "%snull", i ? "," : "");
+	strcpy(o, meta);
+	/* The root and the list are nodes 1 and 2: item k is node k + 3. */
+	snprintf(want, sizeof(want),
+		 "nodes.json:1:%zu: more than 262144 keys, values, mappings and lists (expected a "
+		 "smaller file)", (size_t)8 + 5 * (VF_SOPS_MAX_NODES - 2));
+	refused("a node past the limit", "nodes.json", text, VF_SOPS_AUTO, ids, 0, VF_E_ARG, want);
+	free(text);
+}
+
 static void test_refusals(void)
 {
 	struct vf_identities nix = {0}, age = {0}, admin = {0};
@@ -794,6 +836,7 @@ static void test_refusals(void)
 		"deep.json:1:69: nesting deeper than 64 levels (expected at most 64 nested objects "
 		"and arrays)");
 
+	test_limits(&nix);
 	free(yaml);
 	free(rpc);
 	vf_identities_free(&nix);
@@ -904,7 +947,9 @@ static void test_yaml_types(void)
 	const char *enc_pieces[] = {"123456789", "-42", "False", "", "2024-01-02T03:04:05Z",
 				    "0.000001", NULL};
 	char *mac2 = mac_of(enc_pieces, true);
-	char *text2 = replace(replace(text, mac, mac2), "  version:", "  mac_only_encrypted: true\n  version:");
+	char *tmp = replace(text, mac, mac2);
+	char *text2 = replace(tmp, "  version:", "  mac_only_encrypted: true\n  version:");
+	free(tmp);
 	ok = decrypts("mac-only.yaml", text2, &f, &p, &err) && f->meta.mac_only_encrypted;
 	check(ok, "mac_only_encrypted: the MAC starts from sha256(\"sops\") and skips clear values");
 	vf_sops_plain_free(&p);
@@ -925,6 +970,48 @@ static void test_yaml_types(void)
 	vf_sops_free(f);
 	free(s), free(t), free(u), free(w), free(x), free(mac), free(mac2), free(text);
 	free(text2), free(text3), free(text4);
+}
+
+/* The longest spellings: Go's 'f' writes 1e308 with 309 digits and 5e-324
+ * with 324 decimals (the MAC's form, and dotenv's). */
+static void test_float_extremes(void)
+{
+	char big_f[400] = "1", tiny_f[400] = "0.";
+	for (int i = 0; i < 308; i++)
+		strcat(big_f, "0");
+	for (int i = 0; i < 323; i++)
+		strcat(tiny_f, "0");
+	strcat(tiny_f, "5");
+	char *big = seal("1e308", "big:", "float");
+	const char *pieces[] = {big_f, tiny_f, "-0", NULL};
+	char *mac = mac_of(pieces, false);
+	char *text = malloc(4096);
+	snprintf(text, 4096,
+		 "big: %s\ntiny_unencrypted: 5e-324\nzero_unencrypted: -0.0\n"
+		 "sops:\n" AGE_STANZA "  lastmodified: \"2024-01-02T03:04:05Z\"\n  mac: %s\n", big, mac);
+	struct vf_sops_file *f;
+	struct vf_sops_plain p;
+	struct vf_error err;
+	bool ok = decrypts("floats.yaml", text, &f, &p, &err) &&
+		  value_is(f, &p, "big:", "1e+308", 6) &&
+		  value_is(f, &p, "tiny_unencrypted:", "5e-324", 6) &&
+		  value_is(f, &p, "zero_unencrypted:", "-0", 2);
+	check(ok, "floats at the ends of the range: YAML prints 1e+308 and 5e-324, the MAC takes "
+		  "their 309- and 326-character 'f' forms");
+	vf_sops_plain_free(&p);
+	vf_sops_free(f);
+	/* dotenv prints them in the long form. */
+	char *env_big = seal("1e308", "big:", "float");
+	const char *env_pieces[] = {big_f, NULL};
+	char *env_mac = mac_of(env_pieces, false);
+	snprintf(text, 4096,
+		 "big=%s\nsops_age__list_0__map_enc=x\nsops_age__list_0__map_recipient=age1test\n"
+		 "sops_lastmodified=2024-01-02T03:04:05Z\nsops_mac=%s\n", env_big, env_mac);
+	ok = decrypts("floats.env", text, &f, &p, &err) && value_is(f, &p, "big:", big_f, 309);
+	check(ok, "dotenv prints a float as sops's dotenv writer does: 1e308 with 309 digits");
+	vf_sops_plain_free(&p);
+	vf_sops_free(f);
+	free(big), free(mac), free(text), free(env_big), free(env_mac);
 }
 
 static void test_json(void)
@@ -1056,6 +1143,7 @@ int main(int argc, char **argv)
 	test_metadata();
 	test_refusals();
 	test_yaml_types();
+	test_float_extremes();
 	test_json();
 	test_regex_rules();
 	test_dotenv();

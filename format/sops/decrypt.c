@@ -34,21 +34,52 @@ static enum vf_code no_age(const struct vf_sops_file *f, struct vf_error *err)
 		       f->name);
 }
 
+/* Where an age payload goes: straight into the caller's guarded key, no
+ * byte past it (a stanza holding more is refused, not buffered). */
+struct key_sink {
+	struct vf_sink sink;
+	uint8_t *key;
+	size_t len;
+	bool too_long;
+};
+
+static enum vf_code key_sink_write(struct vf_sink *sink, const struct iovec *iov, int iovcnt,
+				   struct vf_error *err)
+{
+	struct key_sink *k = (struct key_sink *)sink;
+	(void)err;
+	for (int i = 0; i < iovcnt; i++) {
+		size_t n = iov[i].iov_len, room = VF_SOPS_DATA_KEY_LEN - k->len;
+		if (n > room) {
+			k->too_long = true;
+			n = room;
+		}
+		memcpy(k->key + k->len, iov[i].iov_base, n);
+		k->len += n;
+	}
+	return VF_OK;
+}
+
+static enum vf_code key_sink_finish(struct vf_sink *sink, struct vf_error *err)
+{
+	(void)sink;
+	(void)err;
+	return VF_OK;
+}
+
 /* One stanza's armored age file, opened with ids into key. */
 static enum vf_code open_stanza(const struct sops_stanza *s, const struct vf_identities *ids,
 				uint8_t key[VF_SOPS_DATA_KEY_LEN], struct vf_error *err)
 {
 	struct vf_mem_src src;
-	struct vf_secbuf out;
+	struct key_sink out = {{key_sink_write, key_sink_finish}, key, 0, false};
 	vf_mem_src_init(&src, (const uint8_t *)s->enc, s->enc_len);
-	vf_secbuf_init(&out);
 	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &out.sink, err);
-	if (rc == VF_OK && out.len != VF_SOPS_DATA_KEY_LEN)
-		rc = vf_fail(err, VF_E_PAYLOAD, "it holds %zu bytes (expected a %d-byte data key)",
-			     out.len, VF_SOPS_DATA_KEY_LEN);
-	if (rc == VF_OK)
-		memcpy(key, out.data, VF_SOPS_DATA_KEY_LEN);
-	vf_secbuf_free(&out);
+	if (rc == VF_OK && (out.too_long || out.len != VF_SOPS_DATA_KEY_LEN))
+		rc = vf_fail(err, VF_E_PAYLOAD, "it holds %s%zu bytes (expected a %d-byte data key)",
+			     out.too_long ? "more than " : "", out.len, VF_SOPS_DATA_KEY_LEN);
+	if (rc != VF_OK)
+		vf_wipe(key, VF_SOPS_DATA_KEY_LEN);
 	return rc;
 }
 
@@ -117,10 +148,21 @@ static enum vf_code value_fail(struct decrypting *d, size_t i, enum vf_code code
 		       path, what);
 }
 
-/* A copy of len bytes into the guarded arena, NUL-terminated. */
+/* len bytes of the values' guarded block (sized beforehand). */
+static uint8_t *take(struct decrypting *d, size_t len)
+{
+	struct vf_sops_plain *p = d->out;
+	if (p->mem_cap - p->mem_used < len)
+		return NULL;
+	uint8_t *out = p->mem + p->mem_used;
+	p->mem_used += len;
+	return out;
+}
+
+/* A copy of len bytes into the guarded block, NUL-terminated. */
 static uint8_t *keep(struct decrypting *d, const void *p, size_t len)
 {
-	uint8_t *out = vf_arena_alloc(&d->out->arena, len + 1);
+	uint8_t *out = take(d, len + 1);
 	if (out) {
 		if (len)
 			memcpy(out, p, len);
@@ -138,25 +180,36 @@ static enum float_style float_style(enum vf_sops_format format)
 	}
 }
 
-/* The text of value i and the bytes the MAC takes of it, from its type
- * and the string it was stored as (raw: decrypted, or as written). The
- * numbers' texts are short: they are formatted on the stack and wiped. */
+/* A clear int, float or bool of the document spelt as sops's cipher would
+ * have stored it, so that one path (typed) reads every value. */
+static void respell(const struct node *n, char out[FLOAT_TEXT_MAX])
+{
+	if (n->kind == NODE_INT)
+		snprintf(out, FLOAT_TEXT_MAX, "%lld", (long long)n->v.i);
+	else if (n->kind == NODE_FLOAT)
+		go_format_float(n->v.f, FLOAT_MAC, out);
+	else
+		strcpy(out, n->v.b ? "True" : "False");
+}
+
+/* Value i from the string it was stored as (raw: decrypted, or as the
+ * document has it): its text as sops -d prints it, kept in the guarded
+ * block, and its bytes as sops's ToBytes gives them, into the MAC. A
+ * number's forms are made on the stack and wiped. */
 static enum vf_code typed(struct decrypting *d, size_t i, const uint8_t *raw, size_t len,
-			  const uint8_t **text, size_t *text_len, const uint8_t **mac,
-			  size_t *mac_len)
+			  bool into_mac)
 {
 	const struct vf_sops_leaf *l = &d->f->leaves[i];
-	char t[FLOAT_TEXT_MAX + 32], m[FLOAT_TEXT_MAX + 32];
+	char t[FLOAT_TEXT_MAX], m[FLOAT_TEXT_MAX];
+	const uint8_t *text = raw, *mac = raw;
+	size_t text_len = len, mac_len = len;
 	int64_t iv;
 	double fv;
 	bool bv, fraction;
 	enum vf_code rc = VF_OK;
 	switch (l->type) {
 	case VF_SOPS_STR:
-	case VF_SOPS_BYTES:
-		*text = *mac = raw;
-		*text_len = *mac_len = len;
-		return VF_OK;
+	case VF_SOPS_BYTES: break;
 	case VF_SOPS_INT:
 		if (!go_parse_int((const char *)raw, len, &iv))
 			return value_fail(d, i, VF_E_ARG, "is not an integer (its type is int)");
@@ -185,77 +238,52 @@ static enum vf_code typed(struct decrypting *d, size_t i, const uint8_t *raw, si
 		strcpy(m, t);
 		break;
 	}
-	uint8_t *kt = keep(d, t, strlen(t)), *km = kt ? keep(d, m, strlen(m)) : NULL;
+	if (l->type != VF_SOPS_STR && l->type != VF_SOPS_BYTES) {
+		text = (const uint8_t *)t;
+		text_len = strlen(t);
+		mac = (const uint8_t *)m;
+		mac_len = strlen(m);
+	}
+	/* Decrypted bytes are already in the block; anything else is copied. */
+	uint8_t *kept = text == raw && l->encrypted ? (uint8_t *)raw : keep(d, text, text_len);
+	if (!kept)
+		rc = vf_fail(d->err, VF_E_NOMEM, "out of memory");
+	if (rc == VF_OK && into_mac)
+		rc = vf_sha512_update(d->mac, mac, mac_len, d->err);
+	if (rc == VF_OK)
+		d->out->values[i] = (struct vf_sops_value){kept, text_len};
 	vf_wipe(t, sizeof(t));
 	vf_wipe(m, sizeof(m));
-	if (!km)
-		return vf_fail(d->err, VF_E_NOMEM, "out of memory");
-	*text = kt;
-	*text_len = strlen((const char *)kt);
-	*mac = km;
-	*mac_len = strlen((const char *)km);
 	return rc;
-}
-
-/* A value left in clear, as the file's format typed it. */
-static enum vf_code clear_value(struct decrypting *d, size_t i, const uint8_t **raw, size_t *len)
-{
-	const struct node *n = d->f->doc->x[i].value;
-	char buf[FLOAT_TEXT_MAX];
-	switch (n->kind) {
-	case NODE_INT: snprintf(buf, sizeof(buf), "%lld", (long long)n->v.i); break;
-	case NODE_FLOAT:
-		if (!go_format_float(n->v.f, FLOAT_MAC, buf))
-			return value_fail(d, i, VF_E_ARG, "is not a number");
-		break;
-	case NODE_BOOL: strcpy(buf, n->v.b ? "true" : "false"); break;
-	default:
-		*raw = (const uint8_t *)n->text;
-		*len = n->len;
-		return VF_OK;
-	}
-	/* Typed from a canonical spelling, so that typed() reads it back. */
-	uint8_t *k = keep(d, buf, strlen(buf));
-	if (!k)
-		return vf_fail(d->err, VF_E_NOMEM, "out of memory");
-	*raw = k;
-	*len = strlen(buf);
-	return VF_OK;
 }
 
 static enum vf_code one_value(struct decrypting *d, size_t i, const uint8_t *key)
 {
 	const struct vf_sops_leaf *l = &d->f->leaves[i];
 	const struct sops_leaf_x *x = &d->f->doc->x[i];
-	const uint8_t *raw = (const uint8_t *)"";
-	size_t len = 0;
-	enum vf_code rc = VF_OK;
-	if (l->encrypted && !x->empty) {
-		uint8_t *buf = vf_arena_alloc(&d->out->arena, x->enc.data_len + 1);
-		if (!buf)
-			return vf_fail(d->err, VF_E_NOMEM, "out of memory");
-		struct vf_error e;
-		rc = vf_sops_enc_open(&x->enc, key, x->aad, x->aad_len, buf, &e);
-		if (rc == VF_E_AUTH)
-			return value_fail(d, i, VF_E_AUTH,
-					  "does not decrypt (wrong data key or tampered value)");
-		if (rc != VF_OK)
-			return vf_fail(d->err, rc, "%s: %s", d->f->name, e.msg);
-		buf[x->enc.data_len] = 0;
-		raw = buf;
-		len = x->enc.data_len;
-	} else if (!l->encrypted) {
-		rc = clear_value(d, i, &raw, &len);
+	bool into_mac = !d->f->meta.mac_only_encrypted || l->encrypted;
+	if (!l->encrypted) {
+		const struct node *n = x->value;
+		if (n->kind == NODE_STRING)
+			return typed(d, i, (const uint8_t *)n->text, n->len, into_mac);
+		char spelt[FLOAT_TEXT_MAX];
+		respell(n, spelt);
+		return typed(d, i, (const uint8_t *)spelt, strlen(spelt), into_mac);
 	}
-	const uint8_t *text = NULL, *mac = NULL;
-	size_t text_len = 0, mac_len = 0;
-	if (rc == VF_OK)
-		rc = typed(d, i, raw, len, &text, &text_len, &mac, &mac_len);
-	if (rc == VF_OK && (!d->f->meta.mac_only_encrypted || l->encrypted))
-		rc = vf_sha512_update(d->mac, mac, mac_len, d->err);
-	if (rc == VF_OK)
-		d->out->values[i] = (struct vf_sops_value){text, text_len};
-	return rc;
+	if (x->empty) /* sops stores "" as it is */
+		return typed(d, i, (const uint8_t *)"", 0, into_mac);
+	uint8_t *buf = take(d, x->enc.data_len + 1);
+	if (!buf)
+		return vf_fail(d->err, VF_E_NOMEM, "out of memory");
+	struct vf_error e;
+	enum vf_code rc = vf_sops_enc_open(&x->enc, key, x->aad, x->aad_len, buf, &e);
+	if (rc == VF_E_AUTH)
+		return value_fail(d, i, VF_E_AUTH,
+				  "does not decrypt (wrong data key or tampered value)");
+	if (rc != VF_OK)
+		return vf_fail(d->err, rc, "%s: %s", d->f->name, e.msg);
+	buf[x->enc.data_len] = 0;
+	return typed(d, i, buf, x->enc.data_len, into_mac);
 }
 
 /* ---- the MAC ---- */
@@ -285,7 +313,7 @@ static const char *mac_problem(struct decrypting *d, const uint8_t *key, enum vf
 	if (!doc->has_mac) {
 		problem = "the file has no MAC (sops:mac is empty)";
 	} else {
-		uint8_t *stored = vf_arena_alloc(&d->out->arena, doc->mac.data_len + 1);
+		uint8_t *stored = take(d, doc->mac.data_len);
 		struct vf_error e;
 		if (!stored) {
 			*rc = vf_fail(d->err, VF_E_NOMEM, "out of memory");
@@ -316,14 +344,36 @@ static enum vf_code check_mac(struct decrypting *d, const uint8_t *key, unsigned
 	return VF_OK;
 }
 
+/* The guarded memory all values need: one block, not one allocation (an
+ * mmap, guard pages, an mlock) per value. A decrypted value is its own
+ * text when it is a string; other texts are at most FLOAT_TEXT_MAX. */
+static size_t plain_size(const struct vf_sops_file *f)
+{
+	size_t n = f->doc->has_mac ? f->doc->mac.data_len : 0;
+	for (size_t i = 0; i < f->n_leaves; i++) {
+		const struct vf_sops_leaf *l = &f->leaves[i];
+		const struct sops_leaf_x *x = &f->doc->x[i];
+		bool string = l->type == VF_SOPS_STR || l->type == VF_SOPS_BYTES;
+		if (l->encrypted && !x->empty)
+			n += x->enc.data_len + 1;
+		else if (string)
+			n += x->value->len + 1;
+		if (!string)
+			n += FLOAT_TEXT_MAX;
+	}
+	return n;
+}
+
 enum vf_code vf_sops_decrypt_with_key(const struct vf_sops_file *f,
 				      const uint8_t key[VF_SOPS_DATA_KEY_LEN], unsigned flags,
 				      struct vf_sops_plain *out, struct vf_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	out->values = calloc(f->n_leaves ? f->n_leaves : 1, sizeof(*out->values));
+	out->mem_cap = plain_size(f);
+	out->mem = out->values ? vf_secure_alloc(out->mem_cap) : NULL;
 	struct decrypting d = {f, out, NULL, err};
-	if (!out->values)
+	if (!out->mem)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	out->n = f->n_leaves;
 	enum vf_code rc = vf_sha512_new(&d.mac, err);
@@ -345,13 +395,13 @@ enum vf_code vf_sops_decrypt(const struct vf_sops_file *f, const struct vf_ident
 			     unsigned flags, struct vf_sops_plain *out, struct vf_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	uint8_t *key = vf_secure_alloc(VF_SOPS_DATA_KEY_LEN);
+	uint8_t *key = vf_scratch_alloc(VF_SOPS_DATA_KEY_LEN);
 	if (!key)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	enum vf_code rc = vf_sops_data_key(f, ids, key, err);
 	if (rc == VF_OK)
 		rc = vf_sops_decrypt_with_key(f, key, flags, out, err);
-	vf_secure_free(key);
+	vf_scratch_free(key, VF_SOPS_DATA_KEY_LEN);
 	return rc;
 }
 
@@ -359,7 +409,7 @@ void vf_sops_plain_free(struct vf_sops_plain *p)
 {
 	if (!p)
 		return;
-	vf_arena_free(&p->arena);
+	vf_secure_free(p->mem); /* wipes */
 	free(p->values);
 	memset(p, 0, sizeof(*p));
 }

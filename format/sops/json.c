@@ -266,11 +266,14 @@ static enum vf_code object(struct jp *j, struct node *n)
 		if (!at(j, ':'))
 			return jfail(j, "':' after the key");
 		advance(j, 1);
-		struct node *v;
-		if ((rc = value(j, &v)) != VF_OK)
+		struct node *v = NULL;
+		rc = value(j, &v);
+		if (rc == VF_OK)
+			rc = node_map_add(j->p, n, key, key_len, line, column, v);
+		if (rc != VF_OK) {
+			node_free_arrays(v); /* a value cut short is in no tree yet */
 			return rc;
-		if ((rc = node_map_add(j->p, n, key, key_len, line, column, v)) != VF_OK)
-			return rc;
+		}
 		skip_space(j);
 		if (at(j, '}')) {
 			advance(j, 1);
@@ -292,12 +295,14 @@ static enum vf_code array(struct jp *j, struct node *n)
 		return VF_OK;
 	}
 	for (;;) {
-		struct node *v;
+		struct node *v = NULL;
 		enum vf_code rc = value(j, &v);
 		if (rc == VF_OK)
 			rc = node_seq_add(j->p, n, v);
-		if (rc != VF_OK)
+		if (rc != VF_OK) {
+			node_free_arrays(v);
 			return rc;
+		}
 		skip_space(j);
 		if (at(j, ']')) {
 			advance(j, 1);

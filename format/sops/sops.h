@@ -167,7 +167,9 @@ struct vf_sops_plain {
 	 * for the tool to print as a warning. */
 	bool mac_verified;
 	char mac_warning[512];
-	struct vf_arena arena;
+	/* The guarded block the values live in (vf_secure_alloc). */
+	uint8_t *mem;
+	size_t mem_cap, mem_used;
 };
 
 /* Opens the data key from the file's age stanzas with ids: VF_E_NO_MATCH

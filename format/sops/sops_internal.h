@@ -110,14 +110,15 @@ bool go_parse_int(const char *s, size_t len, int64_t *out);
 bool go_parse_float(const char *s, size_t len, double *out);
 bool go_parse_bool(const char *s, size_t len, bool *out);
 
-/* How a float is printed (cap 40 bytes is enough for any of them). */
+/* How a float is printed. FLOAT_TEXT_MAX holds any of them with its NUL:
+ * 'f' spells 1e308 with 309 digits and 5e-324 with 327 characters. */
 enum float_style {
 	FLOAT_MAC,    /* strconv.FormatFloat(f, 'f', -1, 64): sops's ToBytes, the MAC */
 	FLOAT_YAML,   /* yaml.v3: FormatFloat(f, 'g', -1, 64), .inf/-.inf/.nan */
 	FLOAT_JSON,   /* encoding/json: 'f', or 'e' below 1e-6 and from 1e21 */
 	FLOAT_DOTENV, /* sops's dotenv writer: as the MAC */
 };
-#define FLOAT_TEXT_MAX 40
+#define FLOAT_TEXT_MAX 400
 /* Writes v in style to out; false where the style has no form for it
  * (JSON: NaN and infinities). */
 bool go_format_float(double v, enum float_style style, char out[FLOAT_TEXT_MAX]);
