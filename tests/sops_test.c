@@ -795,6 +795,20 @@ static void test_refusals(void)
 	refused("a YAML alias", "secrets.yaml", t, VF_SOPS_AUTO, &nix, 0, VF_E_ARG,
 		"secrets.yaml:7:12: YAML alias *x (expected none: sops writes no aliases)");
 	free(t);
+	t = replace(yaml, "a_list:", "n_unencrypted: 18446744073709551615\na_list:");
+	refused("an integer beyond int64", "secrets.yaml", t, VF_SOPS_AUTO, &nix, 0, VF_E_ARG,
+		"secrets.yaml:2:16: plain scalar 18446744073709551615 is an integer beyond 64 bits "
+		"or a merge key (sops cannot read it)");
+	free(t);
+	t = replace(yaml, "a_list:", "1: x\na_list:");
+	refused("a key that is not a string", "secrets.yaml", t, VF_SOPS_AUTO, &nix, 0, VF_E_ARG,
+		"secrets.yaml:2:1: key 1 is not a string (sops takes string keys only; quote it)");
+	free(t);
+	t = replace(yaml, "a_list:", "x_unencrypted: !!binary aGVsbG8=\na_list:");
+	refused("a YAML tag", "secrets.yaml", t, VF_SOPS_AUTO, &nix, 0, VF_E_ARG,
+		"secrets.yaml:2:16: YAML tag tag:yaml.org,2002:binary (expected no tag: sops writes "
+		"none)");
+	free(t);
 	t = replace(yaml, "a_list:", "test_key: x\na_list:");
 	refused("a key given twice", "secrets.yaml", t, VF_SOPS_AUTO, &nix, 0, VF_E_ARG,
 		"secrets.yaml:2:1: key \"test_key\" given twice in one mapping (first on line 1)");

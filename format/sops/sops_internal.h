@@ -102,7 +102,7 @@ enum vf_code sops_parse_dotenv(struct sops_parser *p, const uint8_t *data, size_
 
 /* yaml.v3's resolution of a plain scalar without a tag, into n. VF_E_ARG
  * (nothing recorded in an error) for an integer sops cannot hold (beyond
- * int64) and for the merge key "<<". */
+ * int64) and for the merge key "<<"; VF_E_NOMEM. */
 enum vf_code yaml_resolve_plain(const char *s, size_t len, struct node *n);
 /* strconv.Atoi, ParseFloat and ParseBool, as sops uses them on decrypted
  * values (false: not of that form). */

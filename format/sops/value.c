@@ -254,9 +254,9 @@ static enum vf_code resolve_number(const char *s, size_t len, struct node *n)
 			set_float(n, f);
 		return VF_OK;
 	}
-	char buf[128];
-	if (len >= sizeof(buf))
-		return VF_OK; /* longer than any number: a string */
+	char small[128], *buf = len < sizeof(small) ? small : malloc(len + 1);
+	if (!buf)
+		return VF_E_NOMEM;
 	size_t k = 0;
 	for (size_t i = 0; i < len; i++)
 		if (s[i] != '_')
@@ -265,15 +265,18 @@ static enum vf_code resolve_number(const char *s, size_t len, struct node *n)
 	int64_t i64;
 	uint64_t u64;
 	double f;
+	enum vf_code rc = VF_OK;
 	if (go_parse_int_base(buf, k, 0, &i64)) {
 		n->kind = NODE_INT;
 		n->v.i = i64;
 	} else if (go_parse_uint(buf, k, 0, &u64)) {
-		return VF_E_ARG;
+		rc = VF_E_ARG;
 	} else if (yaml_style_float(buf, k) && go_parse_float(buf, k, &f)) {
 		set_float(n, f);
 	}
-	return VF_OK;
+	if (buf != small)
+		free(buf);
+	return rc;
 }
 
 enum vf_code yaml_resolve_plain(const char *s, size_t len, struct node *n)

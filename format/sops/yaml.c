@@ -105,7 +105,10 @@ static enum vf_code scalar_node(struct ybuild *b, const yaml_event_t *ev, struct
 		return sops_nomem(b->p);
 	n->len = len;
 	bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !tag;
-	if (plain && yaml_resolve_plain(n->text, len, n) != VF_OK)
+	enum vf_code rc = plain ? yaml_resolve_plain(n->text, len, n) : VF_OK;
+	if (rc == VF_E_NOMEM)
+		return sops_nomem(b->p);
+	if (rc != VF_OK)
 		return sops_fail_at(b->p, n->line, n->column,
 				    "plain scalar %.40s is an integer beyond 64 bits or a merge key "
 				    "(sops cannot read it)", n->text);
