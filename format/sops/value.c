@@ -330,6 +330,7 @@ static void shortest_digits(double v, char digits[20], int *nd, int *dp)
 	digits[n] = 0;
 	*nd = n;
 	*dp = atoi(e + 1) + 1;
+	vf_wipe(buf, sizeof(buf)); /* a decrypted value's digits */
 }
 
 /* Go's fmtF: digits with prec of them after the point. */
@@ -417,6 +418,7 @@ bool go_format_float(double v, enum float_style style, char out[FLOAT_TEXT_MAX])
 		out[n - 2] = out[n - 1];
 		out[n - 1] = 0;
 	}
+	vf_wipe(d, sizeof(d));
 	return true;
 }
 
