@@ -4,8 +4,10 @@
 # in place from ../shared, decompressed into a temporary corpus), the spec
 # loader seeded with the example specs, varinject's command-line
 # builders from an empty corpus, its VmConfig JSON scanner seeded with
-# fuzz/corpus/vmconfig/, and varseal inspect's library half seeded with
-# the vectors' bodies too. For each target the log shows its executions per
+# fuzz/corpus/vmconfig/, varseal inspect's library half seeded with
+# the vectors' bodies too, and the SOPS reader seeded with the SOPS
+# fixtures (../shared/testdata/sops: YAML, JSON, dotenv and clan's binary
+# files). For each target the log shows its executions per
 # second, the new inputs it found and the corpus size at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,14 +17,17 @@ shared=${SHARED_DIR:-$PWD/../shared}
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVARS_FUZZ=ON -DVARS_WERROR=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline \
-	fuzz_vmconfig fuzz_inspect >/dev/null
+	fuzz_vmconfig fuzz_inspect fuzz_sops >/dev/null
 
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 mkdir -p "$corpus/decrypt" "$corpus/keys" "$corpus/spec" "$corpus/cmdline" "$corpus/vmconfig" \
-	"$corpus/inspect"
+	"$corpus/inspect" "$corpus/sops"
 cp examples/*.yaml "$corpus/spec/"
 cp fuzz/corpus/vmconfig/* "$corpus/vmconfig/"
+# Each SOPS fixture under a name of its own (clan's are all called secret).
+find "$shared/testdata/sops" -type f \( -name 'secret' -o -name '*.enc.*' -o -name '*.yaml' \) |
+	while read -r f; do cp "$f" "$corpus/sops/$(echo "${f#"$shared"/}" | tr / _)"; done
 python3 - "$shared/testdata/cctv-age" "$corpus" <<'PY'
 import os, sys, zlib
 src, out = sys.argv[1], sys.argv[2]
@@ -43,7 +48,7 @@ for name in sorted(os.listdir(src)):
                 b"# seed\n" + line[10:] + b"\r\n")
 PY
 
-for target in fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline fuzz_vmconfig fuzz_inspect; do
+for target in fuzz_decrypt fuzz_keys fuzz_spec fuzz_cmdline fuzz_vmconfig fuzz_inspect fuzz_sops; do
 	dir=$corpus/${target#fuzz_}
 	# The VmConfig scanner prints a line for each input it refuses; its
 	# own checks and the sanitizers report on the fuzzer's copy of stderr.

@@ -28,7 +28,8 @@ static enum vf_code openssl_fail(struct vf_error *err, const char *what)
 static struct {
 	EVP_KDF *hkdf, *scrypt;
 	EVP_MAC *hmac;
-	EVP_CIPHER *chacha;
+	EVP_CIPHER *chacha, *aes_gcm;
+	EVP_MD *sha512;
 } algs;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 
@@ -38,6 +39,8 @@ static void fetch_algs(void)
 	algs.scrypt = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL);
 	algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	algs.chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+	algs.aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	algs.sha512 = EVP_MD_fetch(NULL, "SHA512", NULL);
 }
 
 static void ensure_algs(void)
@@ -385,4 +388,116 @@ enum vf_code vf_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt
 	};
 	ensure_algs();
 	return derive(algs.scrypt, OSSL_KDF_NAME_SCRYPT, params, out, out_len, err);
+}
+
+/* The nonce length is set (with the cipher) before the key and nonce:
+ * OpenSSL sizes GCM's first counter block from it when the nonce is set. */
+static enum vf_code aes_gcm_one_shot(const uint8_t *key, const uint8_t *nonce, size_t nonce_len,
+				     const uint8_t *aad, size_t aad_len, const uint8_t *in,
+				     size_t len, uint8_t *out, uint8_t *tag, int encrypt,
+				     struct vf_error *err)
+{
+	if (nonce_len == 0 || nonce_len > VF_AES_GCM_MAX_NONCE_LEN)
+		return vf_fail(err, VF_E_ARG, "AES-GCM nonce of %zu bytes (expected 1 to %d)",
+			       nonce_len, VF_AES_GCM_MAX_NONCE_LEN);
+	if (!fits_int(len) || !fits_int(aad_len))
+		return vf_fail(err, VF_E_ARG, "AES-GCM message too large");
+	ensure_algs();
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	if (!ctx)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	size_t ivlen = nonce_len;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen),
+		OSSL_PARAM_END,
+	};
+	enum vf_code rc = VF_OK;
+	int n = 0, fin = 0;
+	if (!algs.aes_gcm || EVP_CipherInit_ex2(ctx, algs.aes_gcm, NULL, NULL, encrypt, params) != 1 ||
+	    EVP_CipherInit_ex2(ctx, NULL, key, nonce, encrypt, NULL) != 1)
+		rc = openssl_fail(err, "AES-256-GCM init");
+	if (rc == VF_OK && !encrypt &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, VF_AES_GCM_TAG_LEN, tag) != 1)
+		rc = openssl_fail(err, "AES-256-GCM set tag");
+	if (rc == VF_OK && aad_len && EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
+		rc = openssl_fail(err, "AES-256-GCM AAD");
+	if (rc == VF_OK && len && EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
+		rc = openssl_fail(err, "AES-256-GCM update");
+	uint8_t nothing[VF_AES_GCM_TAG_LEN]; /* GCM's final writes nothing; out may be NULL */
+	if (rc == VF_OK && EVP_CipherFinal_ex(ctx, out ? out + len : nothing, &fin) != 1) {
+		ERR_clear_error();
+		rc = encrypt ? openssl_fail(err, "AES-256-GCM final")
+			     : vf_fail(err, VF_E_AUTH, "AES-256-GCM authentication failed");
+	}
+	if (rc == VF_OK && encrypt &&
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, VF_AES_GCM_TAG_LEN, tag) != 1)
+		rc = openssl_fail(err, "AES-256-GCM get tag");
+	/* Unauthenticated plaintext is never released. */
+	if (rc != VF_OK && !encrypt && len)
+		sodium_memzero(out, len);
+	EVP_CIPHER_CTX_free(ctx);
+	return rc;
+}
+
+enum vf_code vf_aes256gcm_seal(const uint8_t key[VF_AES_GCM_KEY_LEN], const uint8_t *nonce,
+			       size_t nonce_len, const uint8_t *aad, size_t aad_len,
+			       const uint8_t *in, size_t len, uint8_t *out,
+			       uint8_t tag[VF_AES_GCM_TAG_LEN], struct vf_error *err)
+{
+	return aes_gcm_one_shot(key, nonce, nonce_len, aad, aad_len, in, len, out, tag, 1, err);
+}
+
+enum vf_code vf_aes256gcm_open(const uint8_t key[VF_AES_GCM_KEY_LEN], const uint8_t *nonce,
+			       size_t nonce_len, const uint8_t *aad, size_t aad_len,
+			       const uint8_t *in, size_t len, const uint8_t tag[VF_AES_GCM_TAG_LEN],
+			       uint8_t *out, struct vf_error *err)
+{
+	return aes_gcm_one_shot(key, nonce, nonce_len, aad, aad_len, in, len, out, (uint8_t *)tag,
+				0, err);
+}
+
+struct vf_sha512 {
+	EVP_MD_CTX *ctx;
+};
+
+enum vf_code vf_sha512_new(struct vf_sha512 **out, struct vf_error *err)
+{
+	ensure_algs();
+	struct vf_sha512 *h = calloc(1, sizeof(*h));
+	if (!h || !(h->ctx = EVP_MD_CTX_new())) {
+		free(h);
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	if (!algs.sha512 || EVP_DigestInit_ex2(h->ctx, algs.sha512, NULL) != 1) {
+		vf_sha512_free(h);
+		return openssl_fail(err, "SHA-512 init");
+	}
+	*out = h;
+	return VF_OK;
+}
+
+enum vf_code vf_sha512_update(struct vf_sha512 *h, const void *p, size_t len,
+			      struct vf_error *err)
+{
+	if (len && EVP_DigestUpdate(h->ctx, p, len) != 1)
+		return openssl_fail(err, "SHA-512");
+	return VF_OK;
+}
+
+enum vf_code vf_sha512_final(struct vf_sha512 *h, uint8_t out[VF_SHA512_LEN],
+			     struct vf_error *err)
+{
+	unsigned int len = 0;
+	if (EVP_DigestFinal_ex(h->ctx, out, &len) != 1 || len != VF_SHA512_LEN)
+		return openssl_fail(err, "SHA-512");
+	return VF_OK;
+}
+
+/* EVP_MD_CTX_free cleanses the state (it held a hash of secrets). */
+void vf_sha512_free(struct vf_sha512 *h)
+{
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
 }

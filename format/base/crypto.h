@@ -87,4 +87,32 @@ enum vf_code vf_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt
 		       size_t salt_len, unsigned log_n, uint8_t *out, size_t out_len,
 		       struct vf_error *err);
 
+/* AES-256-GCM with a nonce of any length from 1 to 64 bytes: SOPS values
+ * use 32-byte nonces, which GCM hashes into its first counter block (as
+ * Go's cipher.NewGCMWithNonceSize does). seal writes len bytes of
+ * ciphertext and the tag; open verifies the tag and writes len bytes of
+ * plaintext, or returns VF_E_AUTH and leaves out wiped. */
+#define VF_AES_GCM_KEY_LEN 32
+#define VF_AES_GCM_TAG_LEN 16
+#define VF_AES_GCM_MAX_NONCE_LEN 64
+enum vf_code vf_aes256gcm_seal(const uint8_t key[VF_AES_GCM_KEY_LEN], const uint8_t *nonce,
+			       size_t nonce_len, const uint8_t *aad, size_t aad_len,
+			       const uint8_t *in, size_t len, uint8_t *out,
+			       uint8_t tag[VF_AES_GCM_TAG_LEN], struct vf_error *err);
+enum vf_code vf_aes256gcm_open(const uint8_t key[VF_AES_GCM_KEY_LEN], const uint8_t *nonce,
+			       size_t nonce_len, const uint8_t *aad, size_t aad_len,
+			       const uint8_t *in, size_t len, const uint8_t tag[VF_AES_GCM_TAG_LEN],
+			       uint8_t *out, struct vf_error *err);
+
+/* SHA-512 fed piece by piece (the SOPS MAC runs over many values). The
+ * context is wiped when freed. */
+#define VF_SHA512_LEN 64
+struct vf_sha512;
+enum vf_code vf_sha512_new(struct vf_sha512 **out, struct vf_error *err);
+enum vf_code vf_sha512_update(struct vf_sha512 *h, const void *p, size_t len,
+			      struct vf_error *err);
+enum vf_code vf_sha512_final(struct vf_sha512 *h, uint8_t out[VF_SHA512_LEN],
+			     struct vf_error *err);
+void vf_sha512_free(struct vf_sha512 *h);
+
 #endif
