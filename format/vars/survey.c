@@ -301,7 +301,7 @@ static enum vf_code shared_orphans(const struct vf_spec *spec, const char *root,
 		char name[1024], why[1024];
 		snprintf(name, sizeof(name), "shared/%s", dirs[i]);
 		char *rel = vf_store_rel(NULL, dirs[i], NULL, NULL);
-		if (g && g->share && shared_in_use(spec, g)) {
+		if (g && g->share && (shared_in_use(spec, g) || vf_vars_kept_unused(spec, g))) {
 			rc = rel ? file_orphans(root, "shared", rel, g, o, err)
 				 : vf_fail(err, VF_E_NOMEM, "out of memory");
 			free(rel);

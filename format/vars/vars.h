@@ -46,6 +46,12 @@ enum vf_code vf_vars_require_store(const char *root, struct vf_error *err);
 bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machine *m,
 			  const struct vf_spec_generator *g);
 
+/* Whether g is an imported shared generator that no machine uses (yet):
+ * its values are kept in vars/shared/G sealed to the admins alone, until
+ * a machine lists it (then varseal rekey seals them to that machine
+ * too). Every other generator no machine uses is an orphan in the store. */
+bool vf_vars_kept_unused(const struct vf_spec *spec, const struct vf_spec_generator *g);
+
 /* The generators of machine m in dependency order (dependencies first). */
 enum vf_code vf_vars_machine_generators(const struct vf_spec *spec,
 					const struct vf_spec_machine *m,
