@@ -27,6 +27,7 @@ static const struct {
 	{"edit", cmd_edit, "change a stored var in $EDITOR, resealed if it changed"},
 	{"rekey", cmd_rekey, "reseal secrets whose recipients differ from the spec"},
 	{"machine", cmd_machine, "keygen M: make a machine key offline; key M: print it"},
+	{"import-sops", cmd_import_sops, "import one SOPS file as a new generator of the spec"},
 };
 
 static const struct vs_help_row options[] = {
@@ -39,7 +40,7 @@ static void usage(FILE *out)
 	fprintf(out, "Usage: varseal <command> [options]\n"
 		     "       varseal help <command>\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	vs_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]), true);
 	fprintf(out, "\n'varseal help <command>' or 'varseal <command> --help' shows a command's "
 		     "options.\n");

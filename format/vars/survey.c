@@ -384,3 +384,13 @@ enum vf_code vf_vars_remove_orphans(const char *root, const struct vf_orphans *o
 		vf_store_clean_temps(root);
 	return rc;
 }
+
+enum vf_code vf_vars_remove_dir(const char *root, const char *rel_dir, struct vf_error *err)
+{
+	enum vf_code rc = vf_store_discard_dir(root, rel_dir, err);
+	if (rc == VF_OK)
+		rc = vf_store_sync(root, err);
+	if (rc == VF_OK)
+		vf_store_clean_temps(root);
+	return rc;
+}

@@ -135,6 +135,13 @@ void vf_orphans_free(struct vf_orphans *o);
 enum vf_code vf_vars_remove_orphans(const char *root, const struct vf_orphans *o,
 				    struct vf_error *err);
 
+/* Takes the store directory rel_dir (vf_store_rel of a generator's, say)
+ * out of the store in one rename, as vf_vars_remove_orphans does, syncs and
+ * deletes it; the caller holds the store's lock. A missing one is no
+ * error. For a step that staged a new generator and then could not write
+ * the spec that names it (varseal import-sops). */
+enum vf_code vf_vars_remove_dir(const char *root, const char *rel_dir, struct vf_error *err);
+
 /* Seals plaintext to the recipient strings into out (an age file). */
 enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, size_t len,
 		     struct vf_buf *out, struct vf_error *err);
