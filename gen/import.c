@@ -41,8 +41,7 @@ static const struct vg_help_row help_rows[] = {
 	{"--store", "DIR", "the new store's root, for DIR/vars (default: the spec's directory)"},
 	{"-i, --identity", "FILE", "an admin's identity (or a machine's): opens the secrets; "
 				   "repeatable"},
-	{"--plan", NULL, "list every admin, machine, generator and file it would import; needs no "
-			 "key"},
+	{"--plan", NULL, "list each admin, machine, generator and file to import; needs no key"},
 	{"--ignore-mac", NULL, "import a secret whose SOPS MAC does not verify, with a warning"},
 	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
 	{"--passphrase-file", "FILE", "the passphrase of passphrase-protected identity files, "
