@@ -82,13 +82,13 @@ static char *leaf_name(const struct vf_sops_leaf *l)
 	return name;
 }
 
-/* "FILE:LINE:COLUMN: value PATH", for a message about leaf i. */
+/* "FILE:LINE:COLUMN: value of PATH", for a message about leaf i. */
 static const char *leaf_where(const struct import *im, size_t i, char *buf, size_t cap)
 {
 	const struct vf_sops_leaf *l = &im->sops->leaves[i];
 	char path[1024];
 	vf_sops_leaf_path(l, path, sizeof(path));
-	snprintf(buf, cap, "%s:%u:%u: value %s", im->file, l->line, l->column, path);
+	snprintf(buf, cap, "%s:%u:%u: value of %s", im->file, l->line, l->column, path);
 	return buf;
 }
 
@@ -108,16 +108,17 @@ static int name_leaves(struct import *im)
 		const char *problem = vf_spec_name_problem(im->names[i]);
 		char where[2048];
 		if (problem)
-			return vs_error("%s: its file name '%.80s' %s (names join keys with '.': "
-					"printable ASCII without spaces or '/', not starting with "
-					"'.'); rename the key, or store it by hand with varseal set",
+			return vs_error("%s cannot be a file: its name '%.80s' %s (names join keys "
+					"with '.': printable ASCII without spaces or '/', not "
+					"starting with '.'); rename the key, or store it by hand with "
+					"varseal set",
 					leaf_where(im, i, where, sizeof(where)), im->names[i], problem);
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(im->names[i], im->names[j])) {
 				char other[1024];
 				vf_sops_leaf_path(&im->sops->leaves[j], other, sizeof(other));
-				return vs_error("%s: its file name '%.80s' is also value %.200s's (names "
-						"join keys with '.'); rename one of the keys",
+				return vs_error("%s would be file '%.80s', as value of %.200s would "
+						"(names join keys with '.'); rename one of the keys",
 						leaf_where(im, i, where, sizeof(where)), im->names[i],
 						other);
 			}
