@@ -233,17 +233,42 @@ static int load_identities(struct import *im)
 	return 0;
 }
 
-static int decrypt(struct import *im, const struct vf_sops_file *f, const char *path,
-		   struct vf_sops_plain *out)
+static void mac_warning(const struct vf_sops_plain *p, const char *path)
 {
-	struct vf_error err;
-	if (vf_sops_decrypt(f, &im->ids, im->ignore_mac ? VF_SOPS_IGNORE_MAC : 0, out, &err) !=
-	    VF_OK)
-		return vg_fail(&err);
-	if (!out->mac_verified)
+	if (!p->mac_verified)
 		fprintf(stderr, "vargen: warning: %s: MAC does not verify; imported anyway "
 				"(--ignore-mac)\n",
 			path);
+}
+
+/* With ids, or else (no identity of ids opens the data key) with the kept
+ * keys of the machines that may: the file's owner, or the machines a
+ * shared generator is used by. Only those are tried, not every machine's:
+ * each identity costs an X25519 per stanza. */
+static int decrypt(struct import *im, const struct vf_sops_file *f, const char *path,
+		   const struct vg_imp_file *file, struct vf_sops_plain *out)
+{
+	struct vf_error err, other;
+	unsigned flags = im->ignore_mac ? VF_SOPS_IGNORE_MAC : 0;
+	enum vf_code rc = vf_sops_decrypt(f, &im->ids, flags, out, &err);
+	struct vg_clan *c = &im->clan;
+	const struct vg_imp_gen *g = file ? vg_clan_gen(c, file->generator) : NULL;
+	for (size_t i = 0; rc == VF_E_NO_MATCH && g && i < c->n_machines; i++) {
+		const struct vg_imp_machine *m = &c->machines[i];
+		bool may = file->owner ? !strcmp(file->owner, m->name)
+				       : vf_strings_has(&m->generators, g->name);
+		if (!may || !m->kept || !m->kept->ids.n)
+			continue;
+		vf_sops_plain_free(out);
+		enum vf_code again = vf_sops_decrypt(f, &m->kept->ids, flags, out, &other);
+		if (again != VF_E_NO_MATCH) {
+			rc = again;
+			err = other;
+		}
+	}
+	if (rc != VF_OK)
+		return vg_fail(&err);
+	mac_warning(out, path);
 	if (out->n != 1)
 		return vg_error("%s: %zu values (expected clan's one, in sops's binary form)", path,
 				out->n);
@@ -256,7 +281,7 @@ static int decrypt(struct import *im, const struct vf_sops_file *f, const char *
 static int open_kept_key(struct import *im, struct vg_imp_key *k)
 {
 	struct vg_imp_machine *m = vg_clan_machine(&im->clan, k->machine);
-	int status = decrypt(im, k->sops, k->path, &k->plain);
+	int status = decrypt(im, k->sops, k->path, NULL, &k->plain);
 	if (status)
 		return status;
 	struct vf_identities one = {0};
@@ -274,10 +299,10 @@ static int open_kept_key(struct import *im, struct vg_imp_key *k)
 				  im->clan.dir, m->key_path);
 	else if (!m->key && !(m->key = strdup(recipient)))
 		status = vg_error("out of memory");
-	else if (vf_identities_add(&im->ids, one.items[0], &err) != VF_OK)
+	else if (vf_identities_add(&k->ids, one.items[0], &err) != VF_OK)
 		status = vg_fail(&err);
 	else
-		one.n = 0; /* now im->ids's */
+		one.n = 0; /* now k->ids's */
 	free(recipient);
 	vf_identities_free(&one);
 	return status;
@@ -291,7 +316,8 @@ static int decrypt_all(struct import *im)
 		status = open_kept_key(im, &c->keys[i]);
 	for (size_t i = 0; !status && i < c->n_files; i++)
 		if (c->files[i].secret)
-			status = decrypt(im, c->files[i].sops, c->files[i].path, &c->files[i].plain);
+			status = decrypt(im, c->files[i].sops, c->files[i].path, &c->files[i],
+					 &c->files[i].plain);
 	return status;
 }
 
@@ -438,13 +464,11 @@ static int stage_records(struct import *im)
 {
 	const struct vg_clan *c = &im->clan;
 	struct vf_error err;
+	/* The files are in order of owner and generator (vg_clan_read). */
 	for (size_t i = 0; i < c->n_files; i++) {
 		const struct vg_imp_file *f = &c->files[i];
-		bool first = true;
-		for (size_t j = 0; j < i && first; j++)
-			first = strcmp(c->files[j].generator, f->generator) ||
-				(f->owner ? !c->files[j].owner || strcmp(c->files[j].owner, f->owner)
-					  : c->files[j].owner != NULL);
+		bool first = i == 0 || strcmp(c->files[i - 1].generator, f->generator) ||
+			     strcmp(owner_of(&c->files[i - 1]), owner_of(f));
 		const struct vf_spec_generator *g = vf_spec_generator(&im->spec, f->generator);
 		if (first && vf_vars_stage_hash(&im->txn, im->root, g->share ? NULL : f->owner, g,
 						&err) != VF_OK)

@@ -34,6 +34,7 @@ struct vg_imp_key {
 	char *path;
 	struct vf_sops_file *sops;
 	struct vf_sops_plain plain;
+	struct vf_identities ids; /* the key, once open: it opens M's files too */
 };
 
 struct vg_imp_machine {

@@ -1065,6 +1065,7 @@ void vg_clan_free(struct vg_clan *c)
 		free(c->keys[i].path);
 		vf_sops_free(c->keys[i].sops);
 		vf_sops_plain_free(&c->keys[i].plain);
+		vf_identities_free(&c->keys[i].ids);
 	}
 	free(c->keys);
 	vf_strings_free(&c->notes);

@@ -440,6 +440,36 @@ class I1ClanFixtures(ImportCase):
         self.ok(VARGEN, "check", "-f", "sub/spec.yaml", "--store", "st", cwd=out)
 
 
+class I1MachineKeys(ImportCase):
+    """A kept machine key, once open, opens its machine's files."""
+
+    def test_file_sealed_to_its_machine_only(self):
+        repo = copy_repo(os.path.join(CLAN, "garage-store"), os.path.join(self.dir, "repo"))
+        path = os.path.join(repo, "vars/per-machine/server/garage/metrics_token/secret")
+        want = self.expected_plain(path)
+        admin_pub = self.ok(AGE + "-keygen", "-y", self.admin).stdout.decode().strip()
+        doc = json.loads(read(path))
+        doc["sops"]["age"] = [s for s in doc["sops"]["age"] if s["recipient"] != admin_pub]
+        self.assertEqual(len(doc["sops"]["age"]), 1)  # the machine's alone
+        write(path, json.dumps(doc, indent=1))
+        out = self.out_dir("out")
+        p = self.import_clan(repo, out)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.check_all_ok(out)
+        self.assertEqual(self.get(out, "server", "garage/metrics_token"), want)
+        # Without the kept key (its file gone), nothing opens it: exit 3.
+        shutil.rmtree(os.path.join(repo, "sops/secrets/server-age.key"))
+        out = self.out_dir("out2")
+        p = self.import_clan(repo, out)
+        self.assertEqual(p.returncode, 3, describe(p))
+        self.assertIn("metrics_token/secret: no identity opens the data key", p.stderr.decode())
+        self.assert_nothing_written(out)
+
+    def expected_plain(self, path):
+        doc = json.loads(read(path))
+        return open_enc(data_key(doc["sops"], self.admin), doc["data"], "data:")
+
+
 class I3Refusals(ImportCase):
     """I3: each damage refused with its own message; nothing left behind."""
 
