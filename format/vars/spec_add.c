@@ -291,10 +291,11 @@ static enum vf_code extend_list(const struct doc *d, const yaml_node_t *k, const
 		return by_hand(d, "the machine's generators:", err);
 	size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
 	if (v->data.sequence.style == YAML_FLOW_SEQUENCE_STYLE) {
+		/* Right after the last item, or inside the empty [ ]. */
 		size_t end = mark_offset(d, v->end_mark);
 		if (end == 0 || d->text[end - 1] != ']')
 			return by_hand(d, "the machine's generators:", err);
-		s->at = end - 1;
+		s->at = n ? mark_offset(d, node(d, v->data.sequence.items.top[-1])->end_mark) : end - 1;
 		return list_item(g, n ? ", " : "", "", s, err);
 	}
 	/* A block sequence: "- NAME" after the last item, at the first's dash. */
