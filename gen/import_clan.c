@@ -405,6 +405,11 @@ static struct vg_imp_machine *add_machine(struct vg_clan *c, const char *name)
 static int add_admin(struct reader *r, const char *name, const char *recipient, const char *rel)
 {
 	struct vg_clan *c = r->c;
+	for (size_t i = 0; i < c->n_admins; i++)
+		if (!strcmp(c->admins[i].name, name))
+			return vg_error("%s: admin name %s is taken by %s (a user's further keys are "
+					"named U-2, U-3...): rename one of the users",
+					shown(r, rel), name, shown(r, c->admins[i].path));
 	size_t n = c->n_admins;
 	struct vg_imp_admin *grown = grow(c->admins, &n, sizeof(*grown));
 	if (!grown)
