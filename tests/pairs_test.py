@@ -19,6 +19,7 @@
 Terminal runs go through tests/ptyrun.py. Run as `python3
 tests/pairs_test.py` with VARGEN and VARSEAL set. Standard library only.
 """
+import base64
 import hashlib
 import json
 import os
@@ -145,6 +146,14 @@ class SetOnTerminal(PairsCase):
         self.assertEqual(tty.count(b"(hidden): "), 2, tty)
         self.assertEqual(self.get("api/token"), self.SECRET)
 
+    def test_public_value_is_shown_and_asked_once(self):
+        rc, tty, err, left = self.set_tty("web1", "api/host", [
+            (b"web1 api/host (shown): ", b"web1.example.org")])
+        self.assertEqual((rc, left), (0, []), (tty, err))
+        self.assertIn(b"web1.example.org", tty, "a public value is echoed")
+        self.assertNotIn(b"(again)", tty)
+        self.assertEqual(self.get("api/host"), b"web1.example.org")
+
     def test_shared_generator_is_named_shared(self):
         rc, tty, err, left = self.set_tty("shared", "stripe/token", [
             (b"shared stripe/token (hidden): ", self.SECRET),
@@ -237,6 +246,16 @@ class SetPairs(PairsCase):
         self.assertEqual((listed["web1/wg/private"], listed["web1/wg/public"]),
                          ("hand-set", "hand-set"))
 
+    @unittest.skipUnless(WG, "wireguard-tools (wg) not installed")
+    def test_wireguard_unclamped_key_and_crlf(self):
+        # wg clamps any 32 bytes when it uses them; so must the public half.
+        raw = bytes([0xff] * 32)
+        private = base64.b64encode(raw)
+        self.varseal("set", "web1", "wg/private", stdin=private + b"\r\n")
+        self.assertEqual(self.get("wg/private"), private)
+        self.assertEqual(self.get("wg/public"), wg_pubkey(private + b"\n"))
+        self.check("-i", self.alice)
+
     @unittest.skipUnless(AGE_KEYGEN, "age-keygen not installed")
     def test_age_identity_recomputes_recipient(self):
         keyfile = os.path.join(self.dir, "new.key")
@@ -306,6 +325,22 @@ class CheckPairs(PairsCase):
         self.tamper_public("agekey", "recipient", other, fix_record=True)
         self.check()
         self.assert_mismatch("web1/agekey/recipient", "-i", self.alice)
+
+    def test_private_half_that_is_no_key(self):
+        # What `printf notakey | varseal set web1 wg/private` used to store:
+        # sealed properly, vouched for by the record, and no key at all.
+        secret = self.path("web1", "wg", "private", "secret")
+        manifest = read(self.path("web1", "wg", "private", "recipients")).decode().split()
+        args = [a for r in manifest for a in ("-r", r)]
+        checked([VARSEAL, "encrypt", *args, "-o", secret + ".new"], stdin=b"notakey")
+        os.replace(secret + ".new", secret)
+        record = read(self.commit_record("wg")).decode()
+        sha = hashlib.sha256(read(secret)).hexdigest()
+        record = re.sub(r"(?m)^[0-9a-f]{64} private/secret$", sha + " private/secret", record)
+        write(self.commit_record("wg"), record, 0o644)
+        self.check()  # without a key nothing tells
+        states, p = self.check("-i", self.alice, expect=4)
+        self.assertEqual(states, {"web1/wg/private": "corrupt"}, describe(p))
 
     def test_sound_store_passes_with_identity(self):
         _, p = self.check("-i", self.alice)
