@@ -158,10 +158,18 @@ void vs_vars_free(struct vs_vars *v);
 /* Stores value as FILE of generator g for owner (NULL: shared), sealed
  * to the spec's recipients when secret, in one store transaction that
  * also records the file as set by hand; takes the writer lock. What set
- * and edit share. */
+ * and edit share. A key pair's private half is checked (a value that is
+ * not a key of its kind is refused, one line) and stored with its public
+ * half computed anew, both in the one transaction; the public half alone
+ * is refused (vs_vars_settable). Nothing is written on refusal. */
 int vs_vars_store_hand_set(struct vs_vars *v, const char *owner,
 			   const struct vf_spec_generator *g, const struct vf_spec_file *f,
 			   const struct vf_value *value);
+/* 0 when f may be set by hand; else prints why not and returns the exit
+ * status: a key pair's public half follows from the private half. Lets
+ * set and edit refuse before asking for a value. */
+int vs_vars_settable(const char *owner, const struct vf_spec_generator *g,
+		     const struct vf_spec_file *f);
 /* Splits "GENERATOR/FILE" and finds both in the spec, with the owner the
  * store uses for machine (NULL when the generator is shared). */
 int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
