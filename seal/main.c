@@ -139,9 +139,9 @@ static int run_after_options(int argc, char **argv)
 				list, commands[i].name, commands[i].name);
 			return 2;
 		}
-		/* "machine key": the sub-verb stays first. */
+		/* "machine key": the sub-verb (or --help) stays first. */
 		int keep = !strcmp(commands[i].name, "machine") && verb + 1 < argc &&
-			   argv[verb + 1][0] != '-';
+			   (argv[verb + 1][0] != '-' || is_help(argv[verb + 1]));
 		int n;
 		char **args = vf_args_hoist(argc, argv, verb, keep, &n);
 		if (!args)

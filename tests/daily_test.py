@@ -193,6 +193,10 @@ class GlobalOptions(VarsCase):
         p = run([VARGEN, "-f", self.spec, "help", "check"])
         self.assertEqual(p.returncode, 0, describe(p))
         self.assertTrue(p.stdout.startswith(b"Usage: vargen check"), describe(p))
+        for args in (["machine", "--help"], ["machine", "key", "--help"], ["help", "machine"]):
+            p = run([VARSEAL, "-f", self.spec] + args)
+            self.assertEqual(p.returncode, 0, describe(p))
+            self.assertTrue(p.stdout.startswith(b"Usage: varseal machine"), describe(p))
         p = run([VARGEN, "-f", self.spec, "check", "--help"])
         self.assertEqual(p.returncode, 0, describe(p))
         self.assertTrue(p.stdout.startswith(b"Usage: vargen check"), describe(p))
