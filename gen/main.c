@@ -84,7 +84,10 @@ static int run_after_options(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
-		fprintf(stderr, "vargen: usage: before the command: %s (" USAGE_LINE ")\n", err.msg);
+		/* The word is the user's: no control byte reaches the terminal. */
+		char safe[sizeof(err.msg) * 4];
+		vf_escape_controls(err.msg, safe, sizeof(safe));
+		fprintf(stderr, "vargen: usage: before the command: %s (" USAGE_LINE ")\n", safe);
 		return 2;
 	}
 	if (verb == argc) {

@@ -218,6 +218,8 @@ class GlobalOptions(VarsCase):
             ([VARSEAL, "-f", self.spec, "decrypt", "x.age"], "decrypt"),
             ([VARSEAL, "-i", self.alice, "decrypt", "x.age"], "decrypt"),
             ([VARSEAL, "--store", self.dir, "keygen"], "keygen"),
+            # A control byte in the word is escaped, not sent to the terminal.
+            ([VARGEN, "--x\x1b[2J", "check"], "'--x\\x1b[2J'"),
         ]
         for cmd, named in cases:
             with self.subTest(cmd=cmd[1:]):
@@ -228,6 +230,7 @@ class GlobalOptions(VarsCase):
                 self.assertIn("usage", err.lower(), describe(p))
                 self.assertIn(named, err, describe(p))
                 self.assertNotIn("unknown command '-", err)
+                self.assertNotIn("\x1b", err)
 
 
 class OutputFile(VarsCase):
