@@ -66,6 +66,25 @@ enum vf_code vs_output_open(struct vs_output *o, const char *path, struct vf_err
 enum vf_code vs_output_commit(struct vs_output *o, struct vf_error *err);
 void vs_output_abort(struct vs_output *o);
 
+/* -o FILE of get and machine key: a secret written to a file only this
+ * user may read, mode 0600 whatever the umask, atomically (complete or
+ * absent). Opened before anything is decrypted: the directory (opened
+ * once, the file made beneath it) must be this user's or root's and not
+ * writable by group or others unless sticky; an existing name is refused
+ * ("FILE: exists (give --force to replace it)"), or with force a file or
+ * a symlink there is replaced (the link itself, never what it names).
+ * NULL or "-": standard output. */
+struct vs_private_out {
+	const char *path; /* NULL: standard output */
+	bool force;
+	bool open;
+	struct vf_atomic file;
+};
+int vs_private_open(struct vs_private_out *o, const char *path, bool force);
+/* Writes data and renames the file into place (or writes standard output). */
+int vs_private_commit(struct vs_private_out *o, const void *data, size_t len);
+void vs_private_abort(struct vs_private_out *o);
+
 /* Opens the input (NULL or "-" = standard input); returns the fd or -1
  * having printed the error. */
 int vs_open_input(const char *path, const char **name);
