@@ -75,12 +75,16 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help
 		{"plan", no_argument, NULL, OPT_PLAN},
 		{"yes", no_argument, NULL, OPT_YES},
 		{"json", no_argument, NULL, OPT_JSON},
+		{"identity", required_argument, NULL, 'i'},
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	int c;
 	struct vf_error err;
-	while ((c = getopt_long(argc, argv, "f:m:g:h", opts, NULL)) != -1) {
+	struct vg_identity_args *ids = flags ? flags->identities : NULL;
+	while ((c = getopt_long(argc, argv, "f:m:g:i:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': ctx->spec_path = optarg; break;
 		case OPT_STORE: ctx->store_opt = optarg; break;
@@ -103,6 +107,18 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help
 			if (!flags || !flags->takes_json)
 				return vg_usage(usage);
 			flags->json = true;
+			break;
+		case 'i':
+		case OPT_INSECURE_PERMISSIONS:
+		case OPT_PASSPHRASE_FILE:
+			if (!ids)
+				return vg_usage(usage);
+			if (c == OPT_INSECURE_PERMISSIONS)
+				ids->insecure = true;
+			else if (c == OPT_PASSPHRASE_FILE)
+				ids->passphrase_file = optarg;
+			else if (vf_strings_add(&ids->files, optarg, &err) != VF_OK)
+				return vg_fail(&err);
 			break;
 		case 'h': vg_print_help(help); return -1;
 		default: return vg_usage(usage);

@@ -148,7 +148,7 @@ static void decide_unselected(struct run *r, size_t i)
 		return;
 	}
 	if (any_state(r, i, VF_STATE_STALE) || any_state(r, i, VF_STATE_INCOMPLETE) ||
-	    any_state(r, i, VF_STATE_CORRUPT)) {
+	    any_state(r, i, VF_STATE_CORRUPT) || any_state(r, i, VF_STATE_PAIR_MISMATCH)) {
 		leave(r, i, "vargen generate --regenerate %s replaces it", sel);
 		return;
 	}

@@ -12,11 +12,23 @@
 static const char list_usage[] = "vargen list [-f SPEC] [--store DIR] [--machine M]... "
 				 "[--generator G]... [--json]";
 static const char check_usage[] = "vargen check [-f SPEC] [--store DIR] [--machine M]... "
-				  "[--generator G]... [--json]";
+				  "[--generator G]... [--json]\n"
+				  "             [-i IDENTITY]... [--passphrase-file FILE]";
 static const struct vg_help_row help_rows[] = {
 	VG_SPEC_HELP,
 	VG_SELECT_HELP,
 	{"--json", NULL, "one JSON object: {\"rows\": [...], \"problems\": N, \"total\": M}"},
+	VG_HELP_OPTION,
+};
+static const struct vg_help_row check_rows[] = {
+	VG_SPEC_HELP,
+	VG_SELECT_HELP,
+	{"--json", NULL, "one JSON object: {\"rows\": [...], \"problems\": N, \"total\": M}"},
+	{"-i, --identity", "FILE", "an admin's identity: verify key pairs' private halves; "
+				   "repeatable"},
+	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
+	{"--passphrase-file", "FILE", "the passphrase of passphrase-protected identity files, "
+				      "read from FILE"},
 	VG_HELP_OPTION,
 };
 static const struct vg_help list_help = {
@@ -27,9 +39,10 @@ static const struct vg_help list_help = {
 };
 static const struct vg_help check_help = {
 	check_usage,
-	"Lists what needs attention, as list does, and exits 1 when anything does,\n"
-	"saying on standard error the command that fixes each state.",
-	VG_HELP_ROWS(help_rows),
+	"Lists what needs attention, as list does, and exits 4 when anything does,\n"
+	"saying on standard error the command that fixes each state. With -i, each key\n"
+	"pair's private half is opened and its public key compared with the public half.",
+	VG_HELP_ROWS(check_rows),
 };
 
 /* ---- --json ---------------------------------------------------------------- */
@@ -181,12 +194,18 @@ static int print_json(const struct vg_context *ctx, const struct vg_survey *s,
 /* ---- the commands ---------------------------------------------------------- */
 
 /* Prints the rows (only the problems with problems_only); returns the
- * number of problems, or -1 on error (reported). */
+ * number of problems, or -1 on error (reported), its exit status in
+ * *failed (3 when no identity of check -i opens a key pair's private
+ * half: vf_exit_status). */
 static int report(const struct vg_context *ctx, bool problems_only, bool json,
-		  struct vg_survey *s)
+		  struct vg_survey *s, int *failed)
 {
-	if (vg_survey(ctx, s) != 0)
+	*failed = VF_EXIT_ERROR;
+	int status = vg_survey(ctx, s);
+	if (status != 0) {
+		*failed = status;
 		return -1;
+	}
 	size_t problems = vg_survey_problems(s);
 	if (json)
 		return print_json(ctx, s, problems_only, problems) ? -1 : (int)problems;
@@ -202,23 +221,42 @@ int cmd_list(int argc, char **argv)
 	struct vg_survey s = {0};
 	struct vg_flags flags = {.takes_json = true};
 	int status = vg_parse(argc, argv, &ctx, &list_help, &flags);
-	if (status == 0 && report(&ctx, false, flags.json, &s) < 0)
-		status = VF_EXIT_ERROR;
+	int failed;
+	if (status == 0 && report(&ctx, false, flags.json, &s, &failed) < 0)
+		status = failed;
 	vg_survey_free(&s);
 	vg_context_free(&ctx);
 	return status < 0 ? 0 : status;
+}
+
+/* check -i: the identities the key pairs are verified with. */
+static int load_identities(const struct vg_identity_args *a, struct vf_identities *ids)
+{
+	struct vf_error err;
+	for (size_t i = 0; i < a->files.n; i++)
+		if (vf_load_identities(a->files.items[i], true, a->insecure, a->passphrase_file, ids,
+				       &err) != VF_OK)
+			return vg_fail(&err);
+	return 0;
 }
 
 int cmd_check(int argc, char **argv)
 {
 	struct vg_context ctx = {0};
 	struct vg_survey s = {0};
-	struct vg_flags flags = {.takes_json = true};
+	struct vg_identity_args id_args = {0};
+	struct vf_identities ids = {0};
+	struct vg_flags flags = {.takes_json = true, .identities = &id_args};
 	int status = vg_parse(argc, argv, &ctx, &check_help, &flags);
+	if (status == 0 && id_args.files.n) {
+		status = load_identities(&id_args, &ids);
+		ctx.verify_ids = &ids;
+	}
 	if (status == 0) {
-		int bad = report(&ctx, true, flags.json, &s);
+		int failed;
+		int bad = report(&ctx, true, flags.json, &s, &failed);
 		if (bad < 0) {
-			status = VF_EXIT_ERROR;
+			status = failed;
 		} else if (bad > 0) {
 			/* The JSON's rows carry their reasons: nothing more to say. */
 			if (!flags.json) {
@@ -234,5 +272,7 @@ int cmd_check(int argc, char **argv)
 	}
 	vg_survey_free(&s);
 	vg_context_free(&ctx);
+	vf_identities_free(&ids);
+	vf_strings_free(&id_args.files);
 	return status < 0 ? 0 : status;
 }

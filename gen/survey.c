@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "vargen.h"
+#include "vars/pair.h"
 
 void vg_survey_free(struct vg_survey *s)
 {
@@ -53,6 +54,10 @@ static int survey_items(const struct vg_context *ctx, struct vg_survey *s)
 			return vg_fail(&err);
 		if (!vg_selected_generator(ctx, it->g->name))
 			continue;
+		/* check -i: what only the private half can tell. */
+		if (ctx->verify_ids && vf_pair_verify(ctx->root, it->machine, it->g, ctx->verify_ids,
+						      s->states[i], &err) != VF_OK)
+			return vg_fail(&err);
 		for (size_t f = 0; f < it->g->n_files; f++) {
 			char name[1024];
 			snprintf(name, sizeof(name), "%s/%s/%s", it->machine ? it->machine : "shared",
@@ -233,6 +238,42 @@ static bool imported_rows(const struct vg_survey *s, enum vf_state st, bool all)
 	return all && seen;
 }
 
+/* The one item with files in state st, or NULL when there are several. */
+static const struct vg_item *only_item(const struct vg_survey *s, enum vf_state st)
+{
+	const struct vg_item *found = NULL;
+	for (size_t i = 0; i < s->n_rows; i++) {
+		const struct vg_row *r = &s->rows[i];
+		if (r->st != st || r->item == SIZE_MAX)
+			continue;
+		if (found && found != &s->items[r->item])
+			return NULL;
+		found = &s->items[r->item];
+	}
+	return found;
+}
+
+/* A public half that is not its private half's: computed again from the
+ * private half (set keeps the private key, and marks the pair set by
+ * hand), or a new pair. */
+static void pair_fix(const struct vg_survey *s, const char *sel, char *out, size_t cap)
+{
+	const struct vg_item *it = only_item(s, VF_STATE_PAIR_MISMATCH);
+	const struct vf_spec_file *priv = it ? vf_pair_private(it->g) : NULL;
+	if (!priv) {
+		snprintf(out, cap, "not the public key of the private half: varseal get -i ADMIN_KEY "
+				   "M G/PRIVATE | varseal set M G/PRIVATE computes it again, or vargen "
+				   "generate --regenerate %s makes new pairs",
+			 sel);
+		return;
+	}
+	const char *owner = it->machine ? it->machine : "shared";
+	snprintf(out, cap, "not the public key of the private half: varseal get -i ADMIN_KEY %s "
+			   "%s/%s | varseal set %s %s/%s computes it again, or vargen generate "
+			   "--regenerate %s makes a new pair",
+		 owner, it->g->name, priv->name, owner, it->g->name, priv->name, sel);
+}
+
 /* A missing file whose owner (or a machine sharing it) has no key yet. */
 static bool keyless_missing(const struct vg_survey *s, const struct vg_context *ctx)
 {
@@ -321,6 +362,7 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
 	case VF_STATE_ORPHAN:
 		snprintf(out, cap, "not in the spec: vargen prune removes them (--plan first)");
 		break;
+	case VF_STATE_PAIR_MISMATCH: pair_fix(s, sel, out, cap); break;
 	case VF_STATE_OK:
 	case VF_STATE_HAND_SET: snprintf(out, cap, "nothing to do"); break;
 	}

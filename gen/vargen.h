@@ -85,18 +85,30 @@ struct vg_context {
 	struct vf_strings generators; /* --generator filters */
 	bool may_create;	      /* generate: a missing store is made */
 	bool new_store;		      /* set by vg_load: there is none yet */
+	/* check -i: the identities key pairs are verified with (each pair's
+	 * private half opened, its public key compared); NULL: not done. */
+	const struct vf_identities *verify_ids;
 };
 /* Loads the spec, checks the filters, and refuses a missing store (one
  * line: no store at ROOT) unless may_create. */
 int vg_load(struct vg_context *ctx);
+/* -i, --insecure-permissions and --passphrase-file, as check takes them. */
+struct vg_identity_args {
+	struct vf_strings files;
+	bool insecure;
+	const char *passphrase_file; /* for passphrase-protected identities */
+};
 /* The options list, check, accept and prune share: -f, --store,
- * --machine, --generator, --help, and with flags --all, --plan, --yes;
- * then vg_load. 0, -1 after --help, or the exit status of an error. */
+ * --machine, --generator, --help, and with flags --all, --plan, --yes,
+ * --json, or (check) the identities; then vg_load. 0, -1 after --help, or
+ * the exit status of an error. */
 struct vg_flags {
 	bool all, plan, yes;
 	bool json;
 	/* Set by list and check: they take --json, and none of the others. */
 	bool takes_json;
+	/* Set by check: it takes identities (the caller frees the files). */
+	struct vg_identity_args *identities;
 };
 int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help *help,
 	     struct vg_flags *flags);
@@ -150,7 +162,7 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
  * keys' own. */
 bool vg_row_is_kept_key(const struct vg_row *r);
 /* The last state, for tables indexed by state. */
-#define VG_STATE_LAST VF_STATE_WRONG_KEY
+#define VG_STATE_LAST VF_STATE_PAIR_MISMATCH
 
 /* Runs a generator's script in a private directory on a RAM file system
  * with $out, $in/<dep>/<file> and $prompts/<name>; values[i] receives

@@ -1,8 +1,11 @@
 /* varinject: decrypts a machine's secrets and launches its hypervisor
  * with them as systemd credentials; or installs them on a host. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/args.h"
 #include "base/secmem.h"
 #include "varinject.h"
 #include "vars_revision.h"
@@ -24,6 +27,33 @@ static int help_command(int argc, char **argv)
 	return 2;
 }
 
+/* The options install shares with the launch form: given before the word
+ * install ("varinject -f SPEC -m M -i KEY install DIR") they are
+ * install's, handed to it as if given after it. Without this the launch
+ * form took "install" for the hypervisor. */
+static const struct option source_options[] = {
+	{"file", required_argument, NULL, 'f'},
+	{"store", required_argument, NULL, OPT_STORE},
+	{"machine", required_argument, NULL, 'm'},
+	{"identity", required_argument, NULL, 'i'},
+	{"identity-credential", required_argument, NULL, OPT_IDENTITY_CREDENTIAL},
+	{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
+	{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+	{"allow-persistent", no_argument, NULL, OPT_ALLOW_PERSISTENT},
+	{0},
+};
+
+/* The index of "install" after leading source options, or 0. After a
+ * "--" the next word is the hypervisor, whatever its name. */
+static int install_after_options(int argc, char **argv)
+{
+	int verb;
+	if (vf_args_leading(argc, argv, source_options, &verb, NULL) != VF_OK || verb == argc ||
+	    !strcmp(argv[verb - 1], "--"))
+		return 0;
+	return strcmp(argv[verb], "install") ? 0 : verb;
+}
+
 int main(int argc, char **argv)
 {
 	vi_log_init();
@@ -37,5 +67,15 @@ int main(int argc, char **argv)
 		return help_command(argc - 2, argv + 2);
 	if (argc > 1 && !strcmp(argv[1], "install"))
 		return vi_install(argc - 1, argv + 1);
+	int verb = argc > 2 ? install_after_options(argc, argv) : 0;
+	if (verb) {
+		int n;
+		char **args = vf_args_hoist(argc, argv, verb, 0, &n);
+		if (!args)
+			return vi_error("out of memory");
+		int status = vi_install(n, args);
+		free(args);
+		return status;
+	}
 	return vi_run(argc, argv);
 }

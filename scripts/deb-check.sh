@@ -154,8 +154,8 @@ run 0 $vargen generate
 grep -q '^generate: everything is up to date$' out || fail "a second generate was not a no-op"
 run 0 $vargen check
 grep -q '^check: all 4 ok$' out || fail "check did not find all 4 ok"
-$varseal machine key -i admin.key test-vm >machine.key
-chmod 600 machine.key
+run 0 $varseal machine key -i admin.key -o machine.key test-vm
+[ "$(stat -c %a machine.key)" = 600 ] || fail "machine key -o did not write mode 0600"
 secret=vars/per-machine/test-vm/test-vm-secrets/api-key/secret
 printf '$ age -d -i machine.key %s | sha256sum\n' "$secret"
 by_age=$(age -d -i machine.key "$secret" | sha256sum | cut -d' ' -f1)

@@ -39,8 +39,7 @@ printf '\n$ vargen list\n'
 printf '\n$ vargen check\n'
 "$vargen" check
 
-"$varseal" machine key test-vm -i admin.key >machine.key
-chmod 600 machine.key
+"$varseal" machine key test-vm -i admin.key -o machine.key   # mode 0600
 echo
 echo "Each secret opens with the real age and the machine's key (digests, never values):"
 declare -A host

@@ -575,6 +575,10 @@ int cmd_edit(int argc, char **argv)
 	};
 	int stop_signal = 0;
 	int status = vs_vars_open_target(argc, argv, &e.v, &help, &e.g, &e.f, &e.owner);
+	/* A key pair's public half follows from its private half: say so
+	 * before an editor opens, not after the work is done. */
+	if (!status)
+		status = vs_vars_settable(e.owner, e.g, e.f);
 	if (!status)
 		status = load(&e);
 	if (!status)

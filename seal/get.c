@@ -1,5 +1,6 @@
-/* varseal get MACHINE GENERATOR/FILE [-i IDENTITY]...: prints a stored
- * value; secrets are decrypted with the identities given. */
+/* varseal get MACHINE GENERATOR/FILE [-i IDENTITY]... [-o FILE]: prints a
+ * stored value, or writes it to a private file; secrets are decrypted
+ * with the identities given. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,49 +9,110 @@
 #include "vars/store.h"
 #include "varseal.h"
 
-static const char usage[] =
-	"varseal get [-f SPEC] [--store DIR] [-i IDENTITY]... MACHINE|shared GENERATOR/FILE";
+static const char usage[] = "varseal get [-f SPEC] [--store DIR] [-i IDENTITY]... "
+			    "[-o FILE [--force]]\n"
+			    "                   MACHINE|shared GENERATOR/FILE";
 static const struct vs_help_row help_rows[] = {
 	{NULL, "MACHINE|shared", "the machine, or shared for a shared generator's file"},
 	{NULL, "GENERATOR/FILE", "the file, as the spec names it"},
 	VS_STORE_HELP,
 	VS_IDENTITY_HELP("an admin's or the machine's identity, to open a secret; "
 			 "repeatable"),
+	{"-o, --output", "FILE", "write the value to FILE, mode 0600, not standard output"},
+	{"--force", NULL, "with -o: replace FILE if it exists"},
 	VS_HELP_OPTION,
 };
 static const struct vs_help help = {
 	usage,
-	"Prints one stored var on standard output; a secret is decrypted with the identities\n"
-	"given (needed only for secrets).",
+	"Prints one stored var on standard output, or with -o writes it to a new file only\n"
+	"you can read; a secret is decrypted with the identities given (needed only for\n"
+	"secrets).",
 	VS_HELP_ROWS(help_rows),
 };
+
+struct get_options {
+	const char *output;
+	bool force;
+};
+
+/* The store options, -o and --force: 0, -1 after --help, or the exit
+ * status of a usage error. */
+static int parse(int argc, char **argv, struct vs_vars *v, struct get_options *o)
+{
+	static const struct option opts[] = {
+		VS_VARS_OPTIONS,
+		{"output", required_argument, NULL, 'o'},
+		{"force", no_argument, NULL, OPT_FORCE},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "f:i:o:h", opts, NULL)) != -1) {
+		int used = vs_vars_option(v, c, optarg);
+		if (used < 0)
+			return VF_EXIT_ERROR;
+		if (used)
+			continue;
+		if (c == 'o')
+			o->output = optarg;
+		else if (c == OPT_FORCE)
+			o->force = true;
+		else if (c == 'h') {
+			vs_print_help(&help);
+			return -1;
+		} else
+			return vs_usage(usage);
+	}
+	if (argc - optind != 2 || (o->force && !o->output))
+		return vs_usage(usage);
+	return 0;
+}
+
+/* Keys are only needed, and asked for, when a secret is there to open. */
+static int open_if_sealed(struct vs_vars *v, const char *owner, const struct vf_spec_generator *g,
+			  const struct vf_spec_file *f)
+{
+	if (!f->secret)
+		return 0;
+	struct vf_error err;
+	char *rel = vf_store_rel(owner, g->name, f->name, "secret");
+	bool exists = false;
+	int status = 0;
+	if (!rel)
+		status = vs_error("out of memory");
+	else if (vf_store_exists(v->root, rel, &exists, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	else if (exists)
+		status = vs_vars_identities(v);
+	free(rel);
+	return status;
+}
 
 int cmd_get(int argc, char **argv)
 {
 	struct vs_vars v = {.lock_fd = -1};
+	struct get_options o = {0};
+	struct vs_private_out out = {0};
 	const struct vf_spec_generator *g = NULL;
 	const struct vf_spec_file *f = NULL;
 	const char *owner = NULL;
-	int status = vs_vars_open_target(argc, argv, &v, &help, &g, &f, &owner);
+	int status = parse(argc, argv, &v, &o);
+	if (!status)
+		status = vs_vars_load(&v);
+	if (!status)
+		status = vs_vars_target(&v, argv[optind], argv[optind + 1], &g, &f, &owner);
+	/* Where it goes is settled before anything is decrypted. */
+	if (!status)
+		status = vs_private_open(&out, o.output, o.force);
+	if (!status)
+		status = open_if_sealed(&v, owner, g, f);
 	struct vf_value value = {0};
 	struct vf_error err;
-	/* Keys are only needed, and asked for, when a secret is there to open. */
-	if (!status && f->secret) {
-		char *rel = vf_store_rel(owner, g->name, f->name, "secret");
-		bool exists = false;
-		if (!rel)
-			status = vs_error("out of memory");
-		else if (vf_store_exists(v.root, rel, &exists, &err) != VF_OK)
-			status = vs_fail(NULL, &err);
-		else if (exists)
-			status = vs_vars_identities(&v);
-		free(rel);
-	}
 	if (!status && vf_vars_read(v.root, owner, g, f, &v.ids, &value, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
-	if (!status && vf_write_all(STDOUT_FILENO, value.data, value.len, "standard output",
-				    &err) != VF_OK)
-		status = vs_fail(NULL, &err);
+	if (!status)
+		status = vs_private_commit(&out, value.data, value.len);
+	vs_private_abort(&out);
 	vf_value_free(&value);
 	vs_vars_free(&v);
 	return status < 0 ? 0 : status;

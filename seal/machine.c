@@ -1,8 +1,10 @@
-/* varseal machine keygen M: makes machine M's identity offline, records
- * its recipient in the spec (in place, comments kept) and keeps the
- * private key in the store sealed to the admins.
- * varseal machine key M -i ADMIN: prints that identity, for installing it
- * on the host that runs the VM. */
+/* varseal machine keygen M...: makes the machines' identities offline,
+ * records their recipients in the spec (in place, comments kept) and
+ * keeps the private keys in the store sealed to the admins: all of them
+ * in one transaction, or none.
+ * varseal machine key M -i ADMIN [-o FILE]: prints that identity (or
+ * writes it to a private file), for installing it on the host that runs
+ * the VM. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -19,22 +21,24 @@
 #include "varseal.h"
 
 static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--force] "
-			    "[-i ADMIN_KEY...] MACHINE\n"
+			    "[-i ADMIN_KEY...] MACHINE...\n"
 			    "       varseal machine key [-f SPEC] [--store DIR] -i IDENTITY... "
-			    "MACHINE";
+			    "[-o FILE [--force]] MACHINE";
 static const struct vs_help_row help_rows[] = {
-	{NULL, "keygen|key", "make MACHINE's key, or print it"},
-	{NULL, "MACHINE", "the machine, as the spec names it"},
+	{NULL, "keygen|key", "make the MACHINEs' keys, or print MACHINE's"},
+	{NULL, "MACHINE", "the machine, as the spec names it (keygen: one or more)"},
 	VS_STORE_HELP,
-	{"--force", NULL, "keygen: replace the machine's key with a new one"},
+	{"--force", NULL, "keygen: replace the machines' keys; key -o: replace FILE"},
+	{"-o, --output", "FILE", "key: write the key to FILE, mode 0600, not standard output"},
 	VS_IDENTITY_HELP("an admin's identity: key needs one; keygen restores a lost key: line"),
 	VS_HELP_OPTION,
 };
 static const struct vs_help help = {
 	usage,
-	"keygen makes MACHINE's age identity offline, writes its recipient into the spec as\n"
-	"key: and keeps the identity in the store, sealed to the admins. key prints that\n"
-	"identity, to install on the host that runs MACHINE.",
+	"keygen makes each MACHINE's age identity offline, writes its recipient into the spec\n"
+	"as key: and keeps the identity in the store, sealed to the admins: for every MACHINE\n"
+	"in one transaction, or for none. key prints MACHINE's identity (or writes it to a\n"
+	"new file only you can read), to install on the host that runs MACHINE.",
 	VS_HELP_ROWS(help_rows),
 };
 
@@ -172,130 +176,245 @@ static int refuse_existing(const struct vs_vars *v, const struct vf_spec_machine
 	return status;
 }
 
-/* A new identity for machine m, sealed to the admins, installed in the
- * spec and the store together (vf_machine_key_install). */
-static int make_key(struct vs_vars *v, const struct vf_spec_machine *m)
-{
-	struct vf_error err;
-	struct vf_identity *id = NULL;
-	char *recipient = NULL;
-	struct vf_value text = {0};
-	struct vf_strings admins = {0};
+/* One machine of a keygen: what it gets, and (for the transaction) its
+ * new key sealed to the admins, or the recipient of the key restored. */
+enum job_kind {
+	JOB_NEW,      /* a new key */
+	JOB_RESTORE,  /* the spec's line written back from the kept key */
+	JOB_FINISHED, /* an interrupted keygen of it, finished by the settle */
+};
+struct job {
+	const struct vf_spec_machine *m;
+	enum job_kind kind;
+	enum vf_key_settled settled;
+	char *recipient;
 	struct vf_buf sealed;
-	vf_buf_init(&sealed);
-	char *manifest = NULL;
-	size_t manifest_len = 0;
-	int status = 0;
-	if (vf_x25519_identity_generate(&id, &err) != VF_OK ||
-	    vf_x25519_identity_recipient(id, &recipient, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	if (!status)
-		status = identity_text(id, recipient, &text);
-	for (size_t i = 0; !status && i < v->spec.n_admins; i++)
-		if (vf_strings_add(&admins, v->spec.admins[i].recipient, &err) != VF_OK)
-			status = vs_fail(NULL, &err);
-	if (!status && (vf_seal(&admins, text.data, text.len, &sealed, &err) != VF_OK ||
-			vf_manifest_format(admins.items, admins.n, &manifest, &manifest_len, &err) !=
-				VF_OK ||
-			vf_machine_key_install(&v->spec, v->root, m->name, recipient, sealed.data,
-					       sealed.len, manifest, manifest_len, &err) != VF_OK))
-		status = vs_fail(NULL, &err);
-	if (!status)
-		printf("machine %s: %s\n  recorded in %s; private key sealed to %zu admin(s) in "
-		       "%s/vars/machine-keys/%s/secret\n",
-		       m->name, recipient, v->spec_path, admins.n, v->root, m->name);
-	free(manifest);
-	vf_buf_free(&sealed);
-	vf_strings_free(&admins);
-	vf_value_free(&text);
-	free(recipient);
-	vf_identity_free(id);
-	return status;
+};
+
+/* What keygen does for each machine in one run. */
+struct keygen {
+	struct vs_vars *v;
+	struct job *jobs;
+	size_t n;
+	bool force;
+	struct vf_strings admins;
+	char *manifest; /* the admins' recipients, as every kept key's manifest */
+	size_t manifest_len;
+};
+
+static void keygen_free(struct keygen *k)
+{
+	for (size_t i = 0; k->jobs && i < k->n; i++) {
+		free(k->jobs[i].recipient);
+		vf_buf_free(&k->jobs[i].sealed);
+	}
+	free(k->jobs);
+	vf_strings_free(&k->admins);
+	free(k->manifest);
 }
 
-/* The spec lost machine m's `key:` (a bad merge) while the store keeps
- * its key: the line is written back from the kept key, which an admin's
- * identity opens, so the key installed on the host stays the machine's. */
-static int restore_key(struct vs_vars *v, const struct vf_spec_machine *m)
+/* Every name a machine of the spec, none twice: checked before anything
+ * is read or written. */
+static int find_machines(struct keygen *k, char **names, size_t n)
 {
-	struct vf_error err;
-	char *rel = vf_store_machine_key_rel(m->name, "secret");
-	struct vf_value text = {0};
-	char *recipient = NULL;
-	int status = rel ? 0 : vs_error("out of memory");
-	if (!status && v->identity_files.n == 0)
-		status = vs_error("machine %s has no key in %s, but the store keeps one (%s/%s): "
-				  "varseal machine keygen -i ADMIN_KEY %s restores it (--force makes "
-				  "a new one)",
-				  m->name, v->spec_path, v->root, rel, m->name);
-	if (!status)
-		status = vs_vars_identities(v);
-	if (!status && vf_unseal(v->root, rel, &v->ids, &text, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	if (!status)
-		status = identity_recipient(&text, rel, &recipient);
-	if (!status &&
-	    vf_machine_key_restore(&v->spec, v->root, m->name, recipient, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	if (!status)
-		printf("machine %s: %s\n  restored in %s from the key kept in %s/%s\n", m->name,
-		       recipient, v->spec_path, v->root, rel);
-	free(recipient);
-	vf_value_free(&text);
-	free(rel);
-	return status;
+	if (!(k->jobs = calloc(n, sizeof(*k->jobs))))
+		return vs_error("out of memory");
+	k->n = n;
+	for (size_t i = 0; i < n; i++)
+		vf_buf_init(&k->jobs[i].sealed);
+	for (size_t i = 0; i < n; i++) {
+		k->jobs[i].m = vf_spec_machine(&k->v->spec, names[i]);
+		if (!k->jobs[i].m)
+			return vs_error("%s: no machine named %s", k->v->spec_path, names[i]);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(names[j], names[i])) {
+				vs_error("machine %s is named twice", names[i]);
+				return VF_EXIT_USAGE;
+			}
+	}
+	return 0;
 }
 
-/* Takes the lock and settles what an interrupted keygen left. */
-static int lock_store(struct vs_vars *v, const struct vf_spec_machine *m,
-		      enum vf_key_settled *settled)
+/* Takes the lock and settles what interrupted keygens left of the
+ * machines' keys. */
+static int lock_store(struct keygen *k)
 {
 	struct vf_error err;
-	int status = vs_vars_lock(v);
+	int status = vs_vars_lock(k->v);
 	if (status)
 		return status;
-	vf_spec_clean_temps(v->spec_path);
-	if (vf_machine_key_settle(v->root, m->name, m->key, settled, &err) != VF_OK)
-		return vs_fail(NULL, &err);
+	vf_spec_clean_temps(k->v->spec_path);
+	for (size_t i = 0; i < k->n; i++) {
+		const struct vf_spec_machine *m = k->jobs[i].m;
+		if (vf_machine_key_settle(k->v->root, m->name, m->key, &k->jobs[i].settled, &err) !=
+		    VF_OK)
+			return vs_fail(NULL, &err);
+	}
 	return 0;
 }
 
 /* keygen never replaces a kept key unless forced: with a key in the spec
  * it refuses (saying why); without one, a key the store keeps is restored
- * rather than replaced. The store's lock is held throughout. */
-static int keygen(struct vs_vars *v, const char *machine, bool force)
+ * rather than replaced. One machine refused refuses them all. */
+static int decide(struct keygen *k)
 {
-	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
-	if (!m)
-		return vs_error("%s: no machine named %s", v->spec_path, machine);
-	if (v->spec.n_admins == 0)
-		return vs_error("%s: no admins: the machine's key would be sealed to nobody",
-				v->spec_path);
-	bool new_store = store_missing(v);
-	enum vf_key_settled settled = VF_KEY_NOTHING_PENDING;
-	int status = new_store ? 0 : lock_store(v, m, &settled);
-	if (status)
-		return status;
-	if (settled == VF_KEY_PENDING_FINISHED && !force) {
-		printf("machine %s: %s\n  an interrupted varseal machine keygen, now finished: "
-		       "recorded in %s; private key kept in %s/vars/machine-keys/%s/secret\n",
-		       m->name, m->key, v->spec_path, v->root, m->name);
-		return 0;
+	for (size_t i = 0; i < k->n; i++) {
+		struct job *j = &k->jobs[i];
+		bool kept = false;
+		int status;
+		if (j->settled == VF_KEY_PENDING_FINISHED && !k->force)
+			j->kind = JOB_FINISHED;
+		else if (j->m->key && !k->force)
+			return refuse_existing(k->v, j->m);
+		else if (!j->m->key && !k->force && (status = kept_exists(k->v, j->m->name, &kept)))
+			return status;
+		else
+			j->kind = kept ? JOB_RESTORE : JOB_NEW;
 	}
-	if (m->key && !force)
-		return refuse_existing(v, m);
-	bool kept = false;
-	if (!m->key && !force && (status = kept_exists(v, m->name, &kept)) != 0)
-		return status;
-	if (kept)
-		return restore_key(v, m);
-	if (!new_store)
-		return make_key(v, m);
-	if ((status = lock_store(v, m, &settled)) != 0)
-		return status;
-	status = make_key(v, m);
-	if (!status || !remove_new_store(v))
+	return 0;
+}
+
+/* A new identity for j's machine, sealed to the admins; its text (the
+ * secret) is gone once sealed. */
+static int make_key(struct keygen *k, struct job *j)
+{
+	struct vf_error err;
+	struct vf_identity *id = NULL;
+	struct vf_value text = {0};
+	int status = 0;
+	if (vf_x25519_identity_generate(&id, &err) != VF_OK ||
+	    vf_x25519_identity_recipient(id, &j->recipient, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	if (!status)
+		status = identity_text(id, j->recipient, &text);
+	if (!status && vf_seal(&k->admins, text.data, text.len, &j->sealed, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	vf_value_free(&text);
+	vf_identity_free(id);
+	return status;
+}
+
+/* The spec lost j's machine's `key:` (a bad merge) while the store keeps
+ * its key: the line is written back from the kept key, which an admin's
+ * identity opens, so the key installed on the host stays the machine's. */
+static int restored_recipient(struct keygen *k, struct job *j)
+{
+	struct vs_vars *v = k->v;
+	struct vf_error err;
+	char *rel = vf_store_machine_key_rel(j->m->name, "secret");
+	struct vf_value text = {0};
+	int status = rel ? 0 : vs_error("out of memory");
+	if (!status && v->identity_files.n == 0)
+		status = vs_error("machine %s has no key in %s, but the store keeps one (%s/%s): "
+				  "varseal machine keygen -i ADMIN_KEY %s restores it (--force makes "
+				  "a new one)",
+				  j->m->name, v->spec_path, v->root, rel, j->m->name);
+	if (!status && v->ids.n == 0)
+		status = vs_vars_identities(v);
+	if (!status && vf_unseal(v->root, rel, &v->ids, &text, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	if (!status)
+		status = identity_recipient(&text, rel, &j->recipient);
+	vf_value_free(&text);
+	free(rel);
+	return status;
+}
+
+/* Everything the transaction writes, made in memory first. */
+static int prepare(struct keygen *k)
+{
+	struct vf_error err;
+	for (size_t i = 0; i < k->v->spec.n_admins; i++)
+		if (vf_strings_add(&k->admins, k->v->spec.admins[i].recipient, &err) != VF_OK)
+			return vs_fail(NULL, &err);
+	if (vf_manifest_format(k->admins.items, k->admins.n, &k->manifest, &k->manifest_len,
+			       &err) != VF_OK)
+		return vs_fail(NULL, &err);
+	int status = 0;
+	for (size_t i = 0; !status && i < k->n; i++)
+		if (k->jobs[i].kind == JOB_RESTORE)
+			status = restored_recipient(k, &k->jobs[i]);
+		else if (k->jobs[i].kind == JOB_NEW)
+			status = make_key(k, &k->jobs[i]);
+	return status;
+}
+
+/* The spec and the store, for every machine at once
+ * (vf_machine_keys_install). */
+static int install(struct keygen *k)
+{
+	struct vf_machine_key_new *keys = calloc(k->n, sizeof(*keys));
+	if (!keys)
+		return vs_error("out of memory");
+	size_t n = 0;
+	for (size_t i = 0; i < k->n; i++) {
+		const struct job *j = &k->jobs[i];
+		if (j->kind == JOB_FINISHED)
+			continue;
+		keys[n] = (struct vf_machine_key_new){j->m->name, j->recipient, NULL, 0, NULL, 0};
+		if (j->kind == JOB_NEW)
+			keys[n] = (struct vf_machine_key_new){j->m->name,    j->recipient,
+							      j->sealed.data, j->sealed.len,
+							      k->manifest,   k->manifest_len};
+		n++;
+	}
+	struct vf_error err;
+	int status = 0;
+	if (n && vf_machine_keys_install(&k->v->spec, k->v->root, keys, n, &err) != VF_OK)
+		status = vs_fail(NULL, &err);
+	free(keys);
+	return status;
+}
+
+/* What became of each machine, in the order they were named. */
+static void report(const struct keygen *k)
+{
+	const struct vs_vars *v = k->v;
+	for (size_t i = 0; i < k->n; i++) {
+		const struct job *j = &k->jobs[i];
+		const char *name = j->m->name;
+		if (j->kind == JOB_FINISHED)
+			printf("machine %s: %s\n  an interrupted varseal machine keygen, now finished: "
+			       "recorded in %s; private key kept in %s/vars/machine-keys/%s/secret\n",
+			       name, j->m->key, v->spec_path, v->root, name);
+		else if (j->kind == JOB_RESTORE)
+			printf("machine %s: %s\n  restored in %s from the key kept in "
+			       "%s/vars/machine-keys/%s/secret\n",
+			       name, j->recipient, v->spec_path, v->root, name);
+		else
+			printf("machine %s: %s\n  recorded in %s; private key sealed to %zu admin(s) in "
+			       "%s/vars/machine-keys/%s/secret\n",
+			       name, j->recipient, v->spec_path, k->admins.n, v->root, name);
+	}
+}
+
+/* The store's lock is held from the settle to the install; a missing
+ * store is made only once every machine is decided and its key made. */
+static int keygen(struct vs_vars *v, char **names, size_t n, bool force)
+{
+	struct keygen k = {.v = v, .force = force};
+	int status = find_machines(&k, names, n);
+	if (!status && v->spec.n_admins == 0)
+		status = vs_error("%s: no admins: the machines' keys would be sealed to nobody",
+				  v->spec_path);
+	bool new_store = !status && store_missing(v);
+	if (!status && !new_store)
+		status = lock_store(&k);
+	if (!status)
+		status = decide(&k);
+	if (!status)
+		status = prepare(&k);
+	bool made = !status && new_store;
+	if (made)
+		status = lock_store(&k);
+	if (!status)
+		status = install(&k);
+	if (!status)
+		report(&k);
+	fflush(stdout);
+	if (made && (!status || !remove_new_store(v)))
 		fprintf(stderr, "varseal: creating a new store at %s/vars\n", v->root);
+	keygen_free(&k);
 	return status;
 }
 
@@ -334,7 +453,7 @@ static int check_printed(const struct vs_vars *v, const struct vf_spec_machine *
 	return status;
 }
 
-static int print_key(struct vs_vars *v, const char *machine)
+static int print_key(struct vs_vars *v, const char *machine, const char *output, bool force)
 {
 	const struct vf_spec_machine *m = vf_spec_machine(&v->spec, machine);
 	if (!m)
@@ -342,6 +461,7 @@ static int print_key(struct vs_vars *v, const char *machine)
 	char *rel = NULL;
 	struct vf_value key = {0};
 	struct vf_error err;
+	struct vs_private_out out = {0};
 	bool exists = false;
 	int status = 0;
 	/* An interrupted keygen may keep the key the spec names as pending. */
@@ -351,15 +471,18 @@ static int print_key(struct vs_vars *v, const char *machine)
 		status = vs_fail(NULL, &err);
 	if (!status && !exists)
 		status = missing_kept_key(v, m, rel);
+	/* Where it goes is settled before the key is decrypted. */
+	if (!status)
+		status = vs_private_open(&out, output, force);
 	if (!status)
 		status = vs_vars_identities(v);
 	if (!status && vf_unseal(v->root, rel, &v->ids, &key, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	if (!status)
 		status = check_printed(v, m, &key, rel);
-	if (!status && vf_write_all(STDOUT_FILENO, key.data, key.len, "standard output", &err) !=
-			       VF_OK)
-		status = vs_fail(NULL, &err);
+	if (!status)
+		status = vs_private_commit(&out, key.data, key.len);
+	vs_private_abort(&out);
 	vf_value_free(&key);
 	free(rel);
 	return status;
@@ -370,6 +493,7 @@ int cmd_machine(int argc, char **argv)
 	static const struct option opts[] = {
 		VS_VARS_OPTIONS,
 		{"force", no_argument, NULL, OPT_FORCE},
+		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -384,8 +508,9 @@ int cmd_machine(int argc, char **argv)
 	argv++;
 	struct vs_vars v = {.lock_fd = -1};
 	bool force = false;
+	const char *output = NULL;
 	int c, status = 0;
-	while (!status && (c = getopt_long(argc, argv, "f:i:h", opts, NULL)) != -1) {
+	while (!status && (c = getopt_long(argc, argv, "f:i:o:h", opts, NULL)) != -1) {
 		int used = vs_vars_option(&v, c, optarg);
 		if (used < 0)
 			status = VF_EXIT_ERROR;
@@ -393,19 +518,24 @@ int cmd_machine(int argc, char **argv)
 			continue;
 		else if (c == OPT_FORCE)
 			force = true;
+		else if (c == 'o')
+			output = optarg;
 		else if (c == 'h') {
 			vs_print_help(&help);
 			status = -1;
 		} else
 			status = vs_usage(usage);
 	}
-	if (!status && argc - optind != 1)
+	/* keygen takes machines, key one machine and perhaps a file. */
+	if (!status && (is_keygen ? argc == optind || output : argc - optind != 1 ||
+							(force && !output)))
 		status = vs_usage(usage);
 	v.may_create = is_keygen; /* keygen comes before the first generate */
 	if (!status)
 		status = vs_vars_load(&v);
 	if (!status)
-		status = is_keygen ? keygen(&v, argv[optind], force) : print_key(&v, argv[optind]);
+		status = is_keygen ? keygen(&v, argv + optind, (size_t)(argc - optind), force)
+				   : print_key(&v, argv[optind], output, force);
 	vs_vars_free(&v);
 	return status < 0 ? 0 : status;
 }

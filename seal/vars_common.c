@@ -7,6 +7,7 @@
 
 #include "base/secmem.h"
 #include "base/term.h"
+#include "vars/pair.h"
 #include "vars/store.h"
 #include "varseal.h"
 
@@ -68,6 +69,34 @@ int vs_vars_lock(struct vs_vars *v)
 	return 0;
 }
 
+int vs_vars_settable(const char *owner, const struct vf_spec_generator *g,
+		     const struct vf_spec_file *f)
+{
+	if (f != vf_pair_public(g))
+		return 0;
+	return vs_error("%s %s/%s is the public half of a %s key pair: it follows from the "
+			"private half; set %s/%s, and it is computed",
+			owner ? owner : "shared", g->name, f->name, vf_pair_kind_name(g), g->name,
+			vf_pair_private(g)->name);
+}
+
+/* A key pair's private half: the value checked, then stored as vargen
+ * would have made it, with the public half computed from it (halves[0],
+ * halves[1]). Nothing to do for any other file (0, halves left empty). */
+static int pair_halves(const char *owner, const struct vf_spec_generator *g,
+		       const struct vf_spec_file *f, const struct vf_value *value,
+		       struct vf_value halves[2])
+{
+	if (f != vf_pair_private(g))
+		return 0;
+	struct vf_error err;
+	if (vf_pair_derive(g, value->data, value->len, &halves[0], &halves[1], &err) == VF_OK)
+		return 0;
+	char what[512];
+	snprintf(what, sizeof(what), "%s %s/%s", owner ? owner : "shared", g->name, f->name);
+	return vs_fail(what, &err);
+}
+
 int vs_vars_store_hand_set(struct vs_vars *v, const char *owner,
 			   const struct vf_spec_generator *g, const struct vf_spec_file *f,
 			   const struct vf_value *value)
@@ -75,21 +104,40 @@ int vs_vars_store_hand_set(struct vs_vars *v, const char *owner,
 	struct vf_strings recipients = {0};
 	struct vf_txn txn = {0};
 	struct vf_error err;
-	int status = vs_vars_lock(v);
+	struct vf_value halves[2] = {{0}, {0}};
+	/* Refused before the store is touched: the public half alone, or a
+	 * private half that is not a key of its kind. */
+	int status = vs_vars_settable(owner, g, f);
+	if (!status)
+		status = pair_halves(owner, g, f, value, halves);
+	const struct vf_spec_file *derived = NULL;
+	if (!status && f == vf_pair_private(g)) {
+		derived = vf_pair_public(g);
+		value = &halves[0];
+	}
+	if (!status)
+		status = vs_vars_lock(v);
 	if (!status && vf_vars_recipients(&v->spec, owner, g, &recipients, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	/* The commit record names the new bytes beside the other files' and
-	 * marks this one set by hand; the generator keeps the definition
-	 * hash its other files were made by, so a stale sibling stays
-	 * stale, and generate leaves the value alone. */
-	struct vf_update hand = {.hand_set = f->name};
-	if (!status && (vf_vars_stage_file(&txn, v->root, owner, g, f, &recipients, value, &err) !=
-				VF_OK ||
-			vf_vars_stage_update(&txn, v->root, owner, g, &hand, &err) != VF_OK ||
-			vf_txn_commit(&txn, &err) != VF_OK))
+	 * marks this one set by hand (with a key pair's public half, which
+	 * changes in the same commit: the pair is never seen half set); the
+	 * generator keeps the definition hash its other files were made by,
+	 * so a stale sibling stays stale, and generate leaves the value
+	 * alone. */
+	struct vf_update hand = {.hand_set = f->name,
+				 .hand_set_derived = derived ? derived->name : NULL};
+	if (!status &&
+	    (vf_vars_stage_file(&txn, v->root, owner, g, f, &recipients, value, &err) != VF_OK ||
+	     (derived && vf_vars_stage_file(&txn, v->root, owner, g, derived, &recipients,
+					    &halves[1], &err) != VF_OK) ||
+	     vf_vars_stage_update(&txn, v->root, owner, g, &hand, &err) != VF_OK ||
+	     vf_txn_commit(&txn, &err) != VF_OK))
 		status = vs_fail(NULL, &err);
 	vf_txn_abort(&txn);
 	vf_strings_free(&recipients);
+	vf_value_free(&halves[0]);
+	vf_value_free(&halves[1]);
 	return status;
 }
 

@@ -67,6 +67,25 @@ enum vf_code vs_output_open(struct vs_output *o, const char *path, struct vf_err
 enum vf_code vs_output_commit(struct vs_output *o, struct vf_error *err);
 void vs_output_abort(struct vs_output *o);
 
+/* -o FILE of get and machine key: a secret written to a file only this
+ * user may read, mode 0600 whatever the umask, atomically (complete or
+ * absent). Opened before anything is decrypted: the directory (opened
+ * once, the file made beneath it) must be this user's or root's and not
+ * writable by group or others unless sticky; an existing name is refused
+ * ("FILE: exists (give --force to replace it)"), or with force a file or
+ * a symlink there is replaced (the link itself, never what it names).
+ * NULL or "-": standard output. */
+struct vs_private_out {
+	const char *path; /* NULL: standard output */
+	bool force;
+	bool open;
+	struct vf_atomic file;
+};
+int vs_private_open(struct vs_private_out *o, const char *path, bool force);
+/* Writes data and renames the file into place (or writes standard output). */
+int vs_private_commit(struct vs_private_out *o, const void *data, size_t len);
+void vs_private_abort(struct vs_private_out *o);
+
 /* Opens the input (NULL or "-" = standard input); returns the fd or -1
  * having printed the error. */
 int vs_open_input(const char *path, const char **name);
@@ -161,10 +180,18 @@ void vs_vars_free(struct vs_vars *v);
 /* Stores value as FILE of generator g for owner (NULL: shared), sealed
  * to the spec's recipients when secret, in one store transaction that
  * also records the file as set by hand; takes the writer lock. What set
- * and edit share. */
+ * and edit share. A key pair's private half is checked (a value that is
+ * not a key of its kind is refused, one line) and stored with its public
+ * half computed anew, both in the one transaction; the public half alone
+ * is refused (vs_vars_settable). Nothing is written on refusal. */
 int vs_vars_store_hand_set(struct vs_vars *v, const char *owner,
 			   const struct vf_spec_generator *g, const struct vf_spec_file *f,
 			   const struct vf_value *value);
+/* 0 when f may be set by hand; else prints why not and returns the exit
+ * status: a key pair's public half follows from the private half. Lets
+ * set and edit refuse before asking for a value. */
+int vs_vars_settable(const char *owner, const struct vf_spec_generator *g,
+		     const struct vf_spec_file *f);
 /* Splits "GENERATOR/FILE" and finds both in the spec, with the owner the
  * store uses for machine (NULL when the generator is shared). */
 int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,

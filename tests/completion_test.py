@@ -139,7 +139,8 @@ class Bash(unittest.TestCase):
         self.assertOffers("varinject --", sorted(o for o in getopt_options("inject")
                                                  if o.startswith("--")), exact=False)
         self.assertOffers("varseal machine keygen --f", ["--file", "--force"])
-        self.assertOffers("varseal machine key --f", ["--file"])
+        self.assertOffers("varseal machine key --f", ["--file", "--force"])
+        self.assertOffers("varseal get --o", ["--output"])
         self.assertOffers("vargen list --", ["--file", "--store", "--machine", "--generator",
                                              "--json", "--help"])
         self.assertOffers("vargen prune --", ["--file", "--store", "--plan", "--yes", "--help"])
@@ -167,6 +168,14 @@ class Bash(unittest.TestCase):
                           ["test-vm-secrets/api-key", "test-vm-secrets/db-password",
                            "test-vm-secrets/jwt-secret"])
         self.assertOffers("varinject -f other/spec.yaml --machine ", ["test-vm"])
+        # The store options before the command (issue 12).
+        self.assertOffers("varseal -f other/spec.yaml get shared test-vm-secrets/j",
+                          ["test-vm-secrets/jwt-secret"])
+        self.assertOffers("varseal --file=other/spec.yaml -i x machine ", ["keygen", "key", "--help"])
+        self.assertOffers("varseal -f other/spec.yaml machine keygen web ", ["test-vm"])
+        self.assertOffers("vargen -f other/spec.yaml ch", ["check"])
+        self.assertOffers("vargen --store . -f other/spec.yaml check -m ", ["test-vm"])
+        self.assertOffers("vargen -f oth", ["other"])
         # no spec, no names (and no error)
         self.assertOffers("vargen list -f nowhere.yaml --machine ", [])
 
@@ -310,6 +319,10 @@ class Zsh(unittest.TestCase):
         self.assertOffers("varseal get web mesh/", ["private", "public"])
         self.assertOffers("varinject --machine ", ["web", "worker"])
         self.assertOffers("varinject --name-style=", ["spec", "seed", "verbatim"])
+        # The spec given before the command (issue 12).
+        self.assertOffers("varseal -f other/spec.yaml get ", ["test-vm", "shared"])
+        self.assertOffers("vargen --file=other/spec.yaml check -m ", ["test-vm"])
+        self.assertOffers("varseal -f other/spec.yaml machine keygen ", ["test-vm"])
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testkit  # noqa: E402
 from ptyrun import run_pty  # noqa: E402
-from testkit import VARSEAL, describe, read, run, write  # noqa: E402
+from testkit import VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
 from vars_test import VarsCase, parse_states, tree  # noqa: E402
 
 AGE = shutil.which("age") or "/usr/bin/age"
@@ -51,8 +51,10 @@ admins:
   alice: @A@
 machines:
   web1:
-    generators: [api, pub]
+    generators: [api, pub, wg]
 generators:
+  wg:
+    kind: wireguard
   api:
     files:
       token: {secret: true}
@@ -375,6 +377,37 @@ class Edit(EditCase):
         p = self.varseal("edit", "--help")
         for word in (b"VISUAL", b"EDITOR", b"-i, --identity", b"SIGINT"):
             self.assertIn(word, p.stdout)
+
+
+class EditPairs(EditCase):
+    """A key pair's halves stay consistent through edit, as through set."""
+
+    def setUp(self):
+        super().setUp()
+        self.vargen("generate", "--generator", "wg")
+
+    def test_private_half_recomputes_the_public_half(self):
+        new = subprocess.run(["wg", "genkey"], check=True, capture_output=True).stdout
+        self.edit("-i", self.alice, "web1", "wg/private", action="write", new=new)
+        pub = subprocess.run(["wg", "pubkey"], input=new, check=True,
+                             capture_output=True).stdout.strip()
+        self.assertEqual(self.varseal("get", "web1", "wg/public").stdout.strip(), pub)
+        p = run([VARGEN, "check", "-i", self.alice, "--generator", "wg"], cwd=self.dir)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assert_cleaned(self.recorded())
+
+    def test_invalid_private_half_saves_nothing(self):
+        before = tree(self.vars)
+        p = self.edit("-i", self.alice, "web1", "wg/private", action="write",
+                      new=b"notakey\n", expect=1)
+        self.assertIn(b"nothing saved", p.stderr)
+        self.assertEqual(tree(self.vars), before)
+        self.assert_cleaned(self.recorded())
+
+    def test_public_half_is_refused_before_the_editor(self):
+        p = self.edit("web1", "wg/public", action="write", new=b"x", expect=1)
+        self.assertIn(b"public half of a WireGuard key pair", p.stderr)
+        self.assertFalse(os.path.exists(self.record), "the editor ran")
 
 
 class EditSignals(EditCase):

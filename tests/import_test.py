@@ -658,8 +658,9 @@ class I5EndToEnd(ImportCase):
         out = self.out_dir("garage")
         self.ok(VARGEN, "import", "clan", os.path.join(CLAN, "garage-store"), "-i", self.admin,
                 cwd=out)
-        key = self.ok(VARSEAL, "machine", "key", "-i", self.admin, "server", cwd=out).stdout
-        mkey = write(os.path.join(self.dir, "server.key"), key, 0o600)
+        mkey = os.path.join(self.dir, "server.key")
+        self.ok(VARSEAL, "machine", "key", "-i", self.admin, "-o", mkey, "server", cwd=out)
+        self.assertEqual(stat.S_IMODE(os.stat(mkey).st_mode), 0o600)
         rundir = testkit.temp_dir(self, "import_run.", "/dev/shm")
         p = self.ok(VARINJECT, "--machine", "server", "-i", mkey, "--credentials-dir", rundir,
                     "--dry-run", "--", "qemu-system-x86_64", cwd=out)

@@ -14,7 +14,9 @@ and the spec and the store change together.
       spec and store byte for byte as they were, a missing store is said;
    4. SIGKILL before every write, rename, removal and sync of keygen (fresh
       key and --force), found by strace's syscall injection: the spec never
-      names a key the store lacks, and the next keygen completes.
+      names a key the store lacks, and the next keygen completes; for
+      several machines in one keygen (issue 12) the spec names all the new
+      keys or none.
 
 Run as `python3 tests/keygen_test.py` with VARSEAL set (tests/CMakeLists.txt
 does); the real `age` and `age-keygen` check what the store holds.
@@ -447,42 +449,46 @@ class T4Kill(KeygenCase):
                 self.assertIn(p.returncode, (-signal.SIGKILL, 128 + signal.SIGKILL), describe(p))
                 yield "killed before %s #%d" % (syscall, n)
 
-    def check_killed(self, where, old_spec, expected_spec):
-        """After a kill: the spec is the old or the new one, and the key it
-        names is kept in the store (the real age opens it) and printed by
-        varseal machine key. Returns the key the spec names."""
+    def check_killed(self, where, old_spec, expected_spec, machines=("web1",)):
+        """After a kill: the spec is the old or the new one (naming every
+        machine's new key, or none), and each key it names is kept in the
+        store (the real age opens it) and printed by varseal machine key.
+        Returns the keys the spec names."""
         spec = read(self.spec).decode()
-        key = self.spec_key("web1", spec)
+        keys = tuple(self.spec_key(m, spec) for m in machines)
         if spec != old_spec:
-            self.assertRegex(key or "", RECIPIENT_RE, where)
-            self.assertEqual(spec, expected_spec(key), "%s: a spec neither old nor new" % where)
-        kept = set()
-        for leaf in ("secret", "secret.pending"):
-            if os.path.exists(self.kept("web1", leaf)):
-                kept.add(self.kept_public_key(self.kept("web1", leaf)))
-        if key:
-            self.assertIn(key, kept, "%s: the spec names %s, the store keeps %s" % (
-                where, key, kept or "nothing"))
-            self.assertEqual(self.public_key(self.printed_identity("web1")), key, where)
+            for key in keys:
+                self.assertRegex(key or "", RECIPIENT_RE, where)
+            self.assertEqual(spec, expected_spec(*keys), "%s: a spec neither old nor new" % where)
+        for machine, key in zip(machines, keys):
+            kept = set()
+            for leaf in ("secret", "secret.pending"):
+                if os.path.exists(self.kept(machine, leaf)):
+                    kept.add(self.kept_public_key(self.kept(machine, leaf)))
+            if key:
+                self.assertIn(key, kept, "%s: the spec names %s for %s, the store keeps %s" % (
+                    where, key, machine, kept or "nothing"))
+                self.assertEqual(self.public_key(self.printed_identity(machine)), key, where)
         self.states.add((spec == old_spec, tuple(sorted(
             re.sub(r"\.[0-9a-f]{12}\.tmp$", ".*.tmp", os.path.relpath(os.path.join(d, f), self.vars))
             for d, _, files in os.walk(self.vars) for f in files))))
-        return key
+        return keys
 
-    def kill_everywhere(self, args, again, old_key, expected_spec):
+    def kill_everywhere(self, args, again, old_keys, expected_spec, machines=("web1",)):
         template = self.save()
         old_spec = read(self.spec).decode()
         for where in self.kill_runs(args, template):
             self.points += 1
-            self.check_killed(where, old_spec, expected_spec)
+            self.check_killed(where, old_spec, expected_spec, machines)
             p = self.varseal("machine", "keygen", *again, expect=None)
             if p.returncode:
                 # Only a keygen that had done everything but exit is refused.
                 self.assertIn("already has a key", self.one_line_error(p), where)
                 self.assertNotIn("--force", again)
-            key = self.assert_agree("web1")
-            self.assertNotEqual(key, old_key, where)
-            self.assertEqual(read(self.spec).decode(), expected_spec(key), where)
+            keys = tuple(self.assert_agree(m) for m in machines)
+            for key, old in zip(keys, old_keys):
+                self.assertNotEqual(key, old, where)
+            self.assertEqual(read(self.spec).decode(), expected_spec(*keys), where)
             self.assertEqual([n for n in os.listdir(self.dir) if n.startswith(".vars.yaml")],
                              [], where)
             self.reset(template)
@@ -492,15 +498,51 @@ class T4Kill(KeygenCase):
 
     def test_kill_fresh_key(self):
         old = read(self.spec).decode()
-        self.kill_everywhere(["web1"], ["-i", self.alice, "web1"], None,
+        self.kill_everywhere(["web1"], ["-i", self.alice, "web1"], [None],
                              lambda k: old.replace("  web1:\n", "  web1:\n    key: %s\n" % k))
 
     def test_kill_force(self):
         self.varseal("machine", "keygen", "web1")
         old = read(self.spec).decode()
         old_key = self.spec_key("web1")
-        self.kill_everywhere(["--force", "web1"], ["--force", "web1"], old_key,
+        self.kill_everywhere(["--force", "web1"], ["--force", "web1"], [old_key],
                              lambda k: old.replace(old_key, k))
+
+    # Several machines in one keygen: one commit point for all of them.
+    THREE = ("web1", "web2", "db1")
+
+    def add_db1(self):
+        """A third machine, after web2; the spec's text."""
+        text = read(self.spec).decode()
+        tail = "    generators: []\ngenerators: {}\n"
+        self.assertTrue(text.endswith(tail))
+        text = text[:-len(tail)] + "    generators: []\n  db1:\n    generators: []\ngenerators: {}\n"
+        write(self.spec, text, 0o644)
+        return text
+
+    def test_kill_three_machines(self):
+        old = self.add_db1()
+
+        def spec(k1, k2, k3):
+            return old.replace("  web1:\n", "  web1:\n    key: %s\n" % k1).replace(
+                "  web2:   # the second one\n", "  web2:   # the second one\n    key: %s\n" % k2
+            ).replace("  db1:\n", "  db1:\n    key: %s\n" % k3)
+        self.kill_everywhere(list(self.THREE), ["-i", self.alice] + list(self.THREE),
+                             [None] * 3, spec, self.THREE)
+
+    def test_kill_three_machines_force(self):
+        self.add_db1()
+        self.varseal("machine", "keygen", *self.THREE)
+        old = read(self.spec).decode()
+        old_keys = [self.spec_key(m) for m in self.THREE]
+
+        def spec(*keys):
+            text = old
+            for before, after in zip(old_keys, keys):
+                text = text.replace(before, after)
+            return text
+        self.kill_everywhere(["--force"] + list(self.THREE), ["--force"] + list(self.THREE),
+                             old_keys, spec, self.THREE)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ static enum vf_code read_until(int fd, int wake, int *sig, const char *name, boo
 			break;
 		if (n == MAX_SECRET) {
 			vf_secure_free(buf);
-			return vf_fail(err, VF_E_ARG, "%s: passphrase longer than %d bytes", name,
+			return vf_fail(err, VF_E_ARG, "%s: longer than %d bytes", name,
 				       MAX_SECRET);
 		}
 		buf[n++] = c;
@@ -81,7 +81,7 @@ static enum vf_code read_until(int fd, int wake, int *sig, const char *name, boo
 		n--;
 	if (n == 0) {
 		vf_secure_free(buf);
-		return vf_fail(err, VF_E_ARG, "%s: empty passphrase", name);
+		return vf_fail(err, VF_E_ARG, "%s: nothing entered", name);
 	}
 	*secret = buf;
 	*len = n;

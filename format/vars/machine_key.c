@@ -24,13 +24,13 @@
  * write, a full disk, a file of another owner) fails while nothing has
  * changed. */
 static enum vf_code spec_write_begin(struct vf_spec_write *w, const struct vf_spec *spec,
-				     const char *machine, const char *recipient,
+				     const struct vf_key_edit *edits, size_t n,
 				     struct vf_error *err)
 {
 	memset(w, 0, sizeof(*w));
 	char *text = NULL;
 	size_t len = 0;
-	enum vf_code rc = vf_spec_edit_machine_key(spec, machine, recipient, &text, &len, err);
+	enum vf_code rc = vf_spec_edit_machine_keys(spec, edits, n, &text, &len, err);
 	if (rc != VF_OK)
 		return rc;
 	struct vf_error e;
@@ -296,46 +296,147 @@ enum vf_code vf_machine_key_secret_rel(const char *root, const char *machine,
 	return rc;
 }
 
-enum vf_code vf_machine_key_install(const struct vf_spec *spec, const char *root,
-				    const char *machine, const char *recipient, const void *sealed,
-				    size_t sealed_len, const void *manifest, size_t manifest_len,
-				    struct vf_error *err)
-{
+/* One machine of an install: its store paths, and what was done so far
+ * (for undoing it if the spec is not written). */
+struct install_item {
+	const struct vf_machine_key_new *key;
 	struct key_paths p;
+	bool have_paths, staged, wrote_record;
+	bool need_record; /* a restored key whose record is missing */
+};
+
+/* A restored key must be the one the record names, when there is one. */
+static enum vf_code check_record(const char *root, struct install_item *it, struct vf_error *err)
+{
+	const char *machine = it->key->machine, *recipient = it->key->recipient;
+	char *recorded = NULL;
+	enum vf_code rc = vf_machine_key_record(root, machine, &recorded, err);
+	if (rc == VF_OK && recorded && strcmp(recorded, recipient))
+		rc = vf_fail(err, VF_E_KEY,
+			     "machine %s: the key kept in %s/%s is %s, but %s/%s records %s as the "
+			     "key keygen made; restore the one that is right (e.g. from git), or "
+			     "varseal machine keygen --force %s makes a new one",
+			     machine, root, it->p.secret, recipient, root, it->p.record, recorded,
+			     machine);
+	it->need_record = rc == VF_OK && !recorded;
+	free(recorded);
+	return rc;
+}
+
+/* (1) for every new key, and the missing records of restored keys: all
+ * before the spec is renamed. */
+static enum vf_code stage_all(const char *root, struct install_item *items, size_t n,
+			      struct vf_error *err)
+{
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; rc == VF_OK && i < n; i++) {
+		const struct vf_machine_key_new *k = items[i].key;
+		if (k->sealed) {
+			items[i].staged = true; /* a failure may leave some of them */
+			rc = stage_pending(root, &items[i].p, k->recipient, k->sealed, k->sealed_len,
+					   k->manifest, k->manifest_len, err);
+		} else if (items[i].need_record) {
+			/* A store made before keygen kept records gets one now. */
+			size_t line_len;
+			char *line = key_line(k->recipient, &line_len);
+			const struct key_step steps[] = {
+				{items[i].p.record, VF_TXN_RECORD, line, line_len}};
+			rc = line ? run_steps(root, steps, 1, err)
+				  : vf_fail(err, VF_E_NOMEM, "out of memory");
+			items[i].wrote_record = rc == VF_OK;
+			free(line);
+		}
+	}
+	return rc;
+}
+
+/* The spec was not written: what stage_all did goes. */
+static void unstage_all(const char *root, struct install_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].staged)
+			drop_pending(root, &items[i].p, NULL);
+		if (items[i].wrote_record) {
+			const struct key_step undo[] = {{items[i].p.record, VF_TXN_DATA, NULL, 0}};
+			run_steps(root, undo, 1, NULL);
+		}
+	}
+}
+
+/* (3) and (4) for every new key, once the spec names them all. A failure
+ * for one machine does not stop the others: each is settled on its own
+ * by the next keygen of it. The first failure is the one reported. */
+static enum vf_code finish_all(const struct vf_spec *spec, const char *root,
+			       struct install_item *items, size_t n, struct vf_error *err)
+{
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; i < n; i++) {
+		const struct vf_machine_key_new *k = items[i].key;
+		if (!k->sealed)
+			continue;
+		struct vf_error e;
+		const char *machine = k->machine;
+		if (keep_key(root, &items[i].p, k->recipient, k->sealed, k->sealed_len, k->manifest,
+			     k->manifest_len, &e) != VF_OK) {
+			if (rc == VF_OK)
+				rc = vf_fail(err, e.code,
+					     "%s now names machine %s's new key %s, which the store "
+					     "keeps in %s/%s until varseal machine keygen %s finishes "
+					     "what failed here: %s",
+					     spec->path, machine, k->recipient, root,
+					     items[i].p.pending_secret, machine, e.msg);
+		} else if (drop_pending(root, &items[i].p, &e) != VF_OK && rc == VF_OK) {
+			rc = vf_fail(err, e.code,
+				     "machine %s's new key is in place, but its copy in %s/%s stays "
+				     "until the next varseal machine keygen %s: %s",
+				     machine, root, items[i].p.pending_secret, machine, e.msg);
+		}
+	}
+	return rc;
+}
+
+enum vf_code vf_machine_keys_install(const struct vf_spec *spec, const char *root,
+				     const struct vf_machine_key_new *keys, size_t n,
+				     struct vf_error *err)
+{
+	struct install_item *items = calloc(n ? n : 1, sizeof(*items));
+	struct vf_key_edit *edits = calloc(n ? n : 1, sizeof(*edits));
+	enum vf_code rc = items && edits ? VF_OK : vf_fail(err, VF_E_NOMEM, "out of memory");
+	for (size_t i = 0; rc == VF_OK && i < n; i++) {
+		items[i].key = &keys[i];
+		edits[i] = (struct vf_key_edit){keys[i].machine, keys[i].recipient};
+		rc = key_paths(keys[i].machine, &items[i].p, err);
+		items[i].have_paths = rc == VF_OK;
+		if (rc == VF_OK && !keys[i].sealed)
+			rc = check_record(root, &items[i], err);
+	}
 	struct vf_spec_write w;
-	enum vf_code rc = key_paths(machine, &p, err);
-	if (rc != VF_OK)
-		return rc;
-	rc = spec_write_begin(&w, spec, machine, recipient, err);
-	if (rc == VF_OK &&
-	    (rc = stage_pending(root, &p, recipient, sealed, sealed_len, manifest, manifest_len,
-				err)) != VF_OK)
-		drop_pending(root, &p, NULL);
+	bool begun = false;
+	if (rc == VF_OK)
+		begun = (rc = spec_write_begin(&w, spec, edits, n, err)) == VF_OK;
+	if (rc == VF_OK)
+		rc = stage_all(root, items, n, err);
+	/* (2) the commit point, for every machine at once. */
 	bool landed = false;
 	enum vf_code spec_rc = VF_OK;
 	if (rc == VF_OK) {
 		spec_rc = vf_spec_write_commit(&w, true, &landed, err);
-		if (!landed) {
-			drop_pending(root, &p, NULL);
+		if (!landed)
 			rc = spec_rc;
-		}
 	}
-	struct vf_error e;
-	if (rc == VF_OK && keep_key(root, &p, recipient, sealed, sealed_len, manifest, manifest_len,
-				    &e) != VF_OK)
-		rc = vf_fail(err, e.code,
-			     "%s now names machine %s's new key %s, which the store keeps in %s/%s "
-			     "until varseal machine keygen %s finishes what failed here: %s",
-			     spec->path, machine, recipient, root, p.pending_secret, machine, e.msg);
-	if (rc == VF_OK && drop_pending(root, &p, &e) != VF_OK)
-		rc = vf_fail(err, e.code,
-			     "machine %s's new key is in place, but its copy in %s/%s stays until the "
-			     "next varseal machine keygen %s: %s",
-			     machine, root, p.pending_secret, machine, e.msg);
+	if (rc != VF_OK)
+		unstage_all(root, items, n);
+	else
+		rc = finish_all(spec, root, items, n, err);
 	if (rc == VF_OK)
 		rc = spec_rc; /* the new spec is in place, but its directory is not synced */
-	vf_spec_write_abort(&w);
-	key_paths_free(&p);
+	if (begun)
+		vf_spec_write_abort(&w);
+	for (size_t i = 0; items && i < n; i++)
+		if (items[i].have_paths)
+			key_paths_free(&items[i].p);
+	free(items);
+	free(edits);
 	return rc;
 }
 
@@ -358,54 +459,6 @@ enum vf_code vf_machine_key_stage(struct vf_txn *t, const char *root, const char
 	if (rc == VF_OK)
 		rc = vf_txn_stage(t, root, p.record, VF_TXN_RECORD, line, line_len, err);
 	free(line);
-	key_paths_free(&p);
-	return rc;
-}
-
-enum vf_code vf_machine_key_restore(const struct vf_spec *spec, const char *root,
-				    const char *machine, const char *recipient,
-				    struct vf_error *err)
-{
-	struct key_paths p;
-	char *recorded = NULL;
-	enum vf_code rc = key_paths(machine, &p, err);
-	if (rc != VF_OK)
-		return rc;
-	rc = vf_machine_key_record(root, machine, &recorded, err);
-	if (rc == VF_OK && recorded && strcmp(recorded, recipient))
-		rc = vf_fail(err, VF_E_KEY,
-			     "machine %s: the key kept in %s/%s is %s, but %s/%s records %s as the "
-			     "key keygen made; restore the one that is right (e.g. from git), or "
-			     "varseal machine keygen --force %s makes a new one",
-			     machine, root, p.secret, recipient, root, p.record, recorded, machine);
-	struct vf_spec_write w;
-	bool begun = false, wrote_record = false, landed = false;
-	if (rc == VF_OK)
-		begun = (rc = spec_write_begin(&w, spec, machine, recipient, err)) == VF_OK;
-	size_t line_len;
-	char *line = rc == VF_OK && !recorded ? key_line(recipient, &line_len) : NULL;
-	if (rc == VF_OK && !recorded) {
-		/* A store made before keygen kept records: it gets one now. */
-		const struct key_step steps[] = {{p.record, VF_TXN_RECORD, line, line_len}};
-		rc = line ? run_steps(root, steps, 1, err)
-			  : vf_fail(err, VF_E_NOMEM, "out of memory");
-		wrote_record = rc == VF_OK;
-	}
-	enum vf_code spec_rc = VF_OK;
-	if (rc == VF_OK) {
-		spec_rc = vf_spec_write_commit(&w, true, &landed, err);
-		rc = landed ? VF_OK : spec_rc;
-	}
-	if (rc != VF_OK && wrote_record) {
-		const struct key_step undo[] = {{p.record, VF_TXN_DATA, NULL, 0}};
-		run_steps(root, undo, 1, NULL);
-	}
-	if (rc == VF_OK)
-		rc = spec_rc;
-	if (begun)
-		vf_spec_write_abort(&w);
-	free(line);
-	free(recorded);
 	key_paths_free(&p);
 	return rc;
 }

@@ -26,7 +26,7 @@
  *   vars/machine-keys/M/key.pending  its recipient and LF: "the files
  *                                    beside me are complete"
  *
- * An install (vf_machine_key_install, with the store's lock held) goes:
+ * An install (vf_machine_keys_install, with the store's lock held) goes:
  * the new spec text made, checked and written beside the spec, synced;
  * (1) the pending files, key.pending renamed last after a sync; (2) the
  * spec renamed into place (the commit point); (3) the pending key copied
@@ -36,7 +36,16 @@
  * old key, still kept as secret, or the new one, kept as secret or, until
  * (3) is done, as secret.pending with key.pending naming it. Whoever next
  * writes the machine's key calls vf_machine_key_settle first, and readers
- * find the key the spec names with vf_machine_key_secret_rel. */
+ * find the key the spec names with vf_machine_key_secret_rel.
+ *
+ * Several machines (keygen M1 M2...) share the one commit point: (1) for
+ * each before the one rename of the spec that names every new key, (3)
+ * and (4) for each after it. Each machine's files follow the rule above
+ * on their own, judged by that machine's line in the spec, which the
+ * rename changes for all of them at once: killed before it, every
+ * machine's pending files are dropped by its next settle (the spec names
+ * none of them); after it, each is finished by its next settle, and
+ * readers already find every new key. */
 
 /* Finishes or undoes an install that was interrupted, by spec_key (the
  * spec's key for machine, NULL when it has none): pending files that
@@ -63,15 +72,33 @@ enum vf_code vf_machine_key_secret_rel(const char *root, const char *machine,
 enum vf_code vf_machine_key_record(const char *root, const char *machine, char **recipient,
 				   struct vf_error *err);
 
-/* Installs a new key for machine, as described above: recipient, sealed
- * (the identity sealed to the admins) and manifest (their recipients).
- * Errors before the spec changed leave spec and store as they were ("...;
- * the spec and the store are unchanged" when the spec cannot be written);
- * after it, the message says what is left for the next keygen. */
-enum vf_code vf_machine_key_install(const struct vf_spec *spec, const char *root,
-				    const char *machine, const char *recipient, const void *sealed,
-				    size_t sealed_len, const void *manifest, size_t manifest_len,
-				    struct vf_error *err);
+/* One machine's key for vf_machine_keys_install: a new key (sealed, the
+ * identity sealed to the admins, and manifest, their recipients), or with
+ * sealed NULL the key the store keeps, whose `key:` line is written back
+ * (the caller decrypted it to learn recipient). */
+struct vf_machine_key_new {
+	const char *machine;
+	const char *recipient;
+	const void *sealed;
+	size_t sealed_len;
+	const void *manifest;
+	size_t manifest_len;
+};
+
+/* Installs the keys of n distinct machines in one transaction, as
+ * described above, with one rewrite of the spec naming all of them as the
+ * commit point: (1) is done for every new key (and a missing record
+ * written for every restored one) before (2), and (3) and (4) for every
+ * new key after it. A kill leaves each machine as the scheme says, and
+ * the spec naming either every new key or none. Errors before the spec
+ * changed leave spec and store as they were ("...; the spec and the store
+ * are unchanged" when the spec cannot be written); VF_E_KEY when a
+ * restored key is not the one its record names. After the spec changed,
+ * every machine is finished that can be, and the message says what is
+ * left for the next keygen. */
+enum vf_code vf_machine_keys_install(const struct vf_spec *spec, const char *root,
+				     const struct vf_machine_key_new *keys, size_t n,
+				     struct vf_error *err);
 
 /* Stages a kept key for machine in t, as keygen keeps one: the identity
  * sealed to the admins (sealed) and its manifest as data, the record
@@ -83,13 +110,5 @@ struct vf_txn;
 enum vf_code vf_machine_key_stage(struct vf_txn *t, const char *root, const char *machine,
 				  const char *recipient, const void *sealed, size_t sealed_len,
 				  const void *manifest, size_t manifest_len, struct vf_error *err);
-
-/* Writes the spec's `key:` for machine back from the kept key, whose
- * recipient is recipient (the caller decrypted it): VF_E_KEY when the
- * record names another key; a missing record is written (before the
- * spec, and removed again if the spec cannot be). */
-enum vf_code vf_machine_key_restore(const struct vf_spec *spec, const char *root,
-				    const char *machine, const char *recipient,
-				    struct vf_error *err);
 
 #endif

@@ -183,15 +183,21 @@ const char *vf_spec_name_problem(const char *name);
 /* Generator g's file called name, or NULL. */
 const struct vf_spec_file *vf_spec_file(const struct vf_spec_generator *g, const char *name);
 
-/* Returns the text of the spec file at spec->path with machine's `key:`
- * set to recipient: the existing value replaced in place, or a `key:` line
- * inserted under the machine's name, everything else (comments, order)
- * kept byte for byte. Checked in memory before it is returned: the text
- * parses (vf_spec_parse) as spec with only that key changed, else
- * VF_E_ARG saying so (nothing is written anywhere). */
-enum vf_code vf_spec_edit_machine_key(const struct vf_spec *spec, const char *machine,
-				      const char *recipient, char **text, size_t *len,
-				      struct vf_error *err);
+/* The text of the spec file at spec->path with each edit's machine's
+ * `key:` set to its recipient (the machines distinct): an existing value
+ * replaced in place, or a `key:` line inserted under the machine's name,
+ * everything else (comments, order) kept byte for byte. The edits are
+ * made one after the other, each where the text so far has its machine.
+ * Checked in memory before it is returned: the text parses
+ * (vf_spec_parse) as spec with only those keys changed, else VF_E_ARG
+ * saying so (nothing is written anywhere). */
+struct vf_key_edit {
+	const char *machine;
+	const char *recipient;
+};
+enum vf_code vf_spec_edit_machine_keys(const struct vf_spec *spec, const struct vf_key_edit *edits,
+				       size_t n, char **text, size_t *len,
+				       struct vf_error *err);
 
 /* Removes the temporaries a killed rewrite of the spec at path left
  * beside the file it leads to (".BASE.<12 hex>.tmp", regular, ours). */

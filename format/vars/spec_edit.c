@@ -70,22 +70,17 @@ static enum vf_code splice_text(const char *text, size_t len, size_t at, size_t 
 	return VF_OK;
 }
 
-/* The spliced text, not yet checked. */
+/* text (len bytes, a copy of the spec file) with machine's key set to
+ * recipient: spliced where spec, parsed from that text, has the key or
+ * the machine's name; not yet checked. */
 static enum vf_code edit_key(const struct vf_spec *spec, const char *machine,
-			     const char *recipient, char **out, size_t *out_len,
-			     struct vf_error *err)
+			     const char *recipient, const char *text, size_t len, char **out,
+			     size_t *out_len, struct vf_error *err)
 {
 	const struct vf_spec_machine *m = vf_spec_machine(spec, machine);
 	if (!m)
 		return vf_fail(err, VF_E_ARG, "%s: no machine named %s", spec->path, machine);
-	uint8_t *data;
-	size_t len;
-	enum vf_code rc = vf_store_read(spec->path, &data, &len, err);
-	if (rc != VF_OK)
-		return rc;
-	if (!data)
-		return vf_fail(err, VF_E_IO, "%s: vanished", spec->path);
-	const char *text = (const char *)data;
+	enum vf_code rc;
 	if (m->key_pos.line) {
 		size_t at = line_start(text, len, m->key_pos.line) + m->key_pos.column - 1;
 		if (at > len)
@@ -119,13 +114,11 @@ static enum vf_code edit_key(const struct vf_spec *spec, const char *machine,
 		const char *after = colon ? colon + 1 : NULL;
 		while (after && (*after == ' ' || *after == '\t'))
 			after++;
-		if (!colon || (after && *after != '\n' && *after != '#' && *after != '\r')) {
-			free(data);
+		if (!colon || (after && *after != '\n' && *after != '#' && *after != '\r'))
 			return vf_fail(err, VF_E_ARG,
 				       "%s:%u: machine %s is not written as a block mapping; add "
 				       "'key: %s' to it by hand",
 				       spec->path, m->pos.line, machine, recipient);
-		}
 		char line[1024];
 		snprintf(line, sizeof(line), "%*skey: %s\n", (int)child_indent, "", recipient);
 		if (!eol) {
@@ -139,7 +132,6 @@ static enum vf_code edit_key(const struct vf_spec *spec, const char *machine,
 			rc = splice_text(text, len, next, 0, line, out, out_len, err);
 		}
 	}
-	free(data);
 	return rc;
 }
 
@@ -148,11 +140,21 @@ static bool same_string(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
-/* What, if anything, tells edited apart from spec other than machine's
- * key being recipient: the edit touched something else, or the file
- * changed on disk since spec was read from it. NULL when nothing. */
+/* The key edits[] gives machine, if any. */
+static const struct vf_key_edit *edit_of(const struct vf_key_edit *edits, size_t n,
+					 const char *machine)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(edits[i].machine, machine))
+			return &edits[i];
+	return NULL;
+}
+
+/* What, if anything, tells edited apart from spec other than the keys of
+ * edits[]: the edit touched something else, or the file changed on disk
+ * since spec was read from it. NULL when nothing. */
 static const char *differs(const struct vf_spec *spec, const struct vf_spec *edited,
-			   const char *machine, const char *recipient)
+			   const struct vf_key_edit *edits, size_t n)
 {
 	if (spec->n_admins != edited->n_admins || spec->n_machines != edited->n_machines ||
 	    spec->n_generators != edited->n_generators)
@@ -163,11 +165,11 @@ static const char *differs(const struct vf_spec *spec, const struct vf_spec *edi
 			return "the admins";
 	for (size_t i = 0; i < spec->n_machines; i++) {
 		const struct vf_spec_machine *a = &spec->machines[i], *b = &edited->machines[i];
-		bool target = !strcmp(a->name, machine);
+		const struct vf_key_edit *target = edit_of(edits, n, a->name);
 		if (strcmp(a->name, b->name) || a->n_generators != b->n_generators ||
 		    a->n_credentials != b->n_credentials)
 			return "the machines";
-		if (!same_string(target ? recipient : a->key, b->key))
+		if (!same_string(target ? target->recipient : a->key, b->key))
 			return target ? "the new key" : "another machine's key";
 		for (size_t j = 0; j < a->n_generators; j++)
 			if (strcmp(a->generators[j], b->generators[j]))
@@ -180,32 +182,99 @@ static const char *differs(const struct vf_spec *spec, const struct vf_spec *edi
 	return NULL;
 }
 
+/* "machine web1's new key" or "the machines' new keys", for messages. */
+static void keys_named(const struct vf_key_edit *edits, size_t n, char *out, size_t cap)
+{
+	if (n == 1)
+		snprintf(out, cap, "machine %s's new key", edits[0].machine);
+	else
+		snprintf(out, cap, "the %zu machines' new keys", n);
+}
+
+/* text, parsed as the spec would be (named spec->path in messages): what
+ * the next edit finds its positions in. */
+static enum vf_code reparse(const struct vf_spec *spec, const char *text, size_t len,
+			    const struct vf_key_edit *done, struct vf_spec *out,
+			    struct vf_error *err)
+{
+	struct vf_error e;
+	if (vf_spec_parse(spec->path, text, len, out, &e) == VF_OK)
+		return VF_OK;
+	return vf_fail(err, VF_E_ARG,
+		       "%s: the spec with machine %s's new key would not load (%s); add "
+		       "'key: %s' to it by hand",
+		       spec->path, done->machine, e.msg, done->recipient);
+}
+
+/* The edits made one after the other on the file's text, each where the
+ * text so far (parsed again) has its machine. */
+static enum vf_code edit_keys(const struct vf_spec *spec, const struct vf_key_edit *edits,
+			      size_t n, char **out, size_t *out_len, struct vf_error *err)
+{
+	uint8_t *data;
+	size_t len;
+	enum vf_code rc = vf_store_read(spec->path, &data, &len, err);
+	if (rc != VF_OK)
+		return rc;
+	if (!data)
+		return vf_fail(err, VF_E_IO, "%s: vanished", spec->path);
+	char *text = (char *)data;
+	for (size_t i = 0; rc == VF_OK && i < n; i++) {
+		struct vf_spec now;
+		const struct vf_spec *at = spec; /* the first edit: the spec as loaded */
+		if (i > 0 && (rc = reparse(spec, text, len, &edits[i - 1], &now, err)) == VF_OK)
+			at = &now;
+		char *next = NULL;
+		size_t next_len = 0;
+		if (rc == VF_OK)
+			rc = edit_key(at, edits[i].machine, edits[i].recipient, text, len, &next,
+				      &next_len, err);
+		if (at == &now)
+			vf_spec_free(&now);
+		if (rc == VF_OK) {
+			free(text);
+			text = next;
+			len = next_len;
+		}
+	}
+	if (rc != VF_OK) {
+		free(text);
+		return rc;
+	}
+	*out = text;
+	*out_len = len;
+	return VF_OK;
+}
+
 /* The edit is checked in memory, with the parser that reads the spec:
  * nothing is written (not even beside the spec) until it reads back as
- * the same spec with only the key changed. */
-enum vf_code vf_spec_edit_machine_key(const struct vf_spec *spec, const char *machine,
-				      const char *recipient, char **out, size_t *out_len,
-				      struct vf_error *err)
+ * the same spec with only the keys changed. */
+enum vf_code vf_spec_edit_machine_keys(const struct vf_spec *spec, const struct vf_key_edit *edits,
+				       size_t n, char **out, size_t *out_len,
+				       struct vf_error *err)
 {
 	*out = NULL;
-	enum vf_code rc = edit_key(spec, machine, recipient, out, out_len, err);
+	enum vf_code rc = edit_keys(spec, edits, n, out, out_len, err);
 	if (rc != VF_OK)
 		return rc;
 	struct vf_spec edited;
 	struct vf_error e;
+	char what[256];
+	keys_named(edits, n, what, sizeof(what));
 	if (vf_spec_parse(spec->path, *out, *out_len, &edited, &e) != VF_OK) {
 		rc = vf_fail(err, VF_E_ARG,
-			     "%s: the spec with machine %s's new key would not load (%s); add "
-			     "'key: %s' to it by hand",
-			     spec->path, machine, e.msg, recipient);
+			     "%s: the spec with %s would not load (%s); add 'key: %s' to machine "
+			     "%s by hand",
+			     spec->path, what, e.msg, edits[n - 1].recipient, edits[n - 1].machine);
 	} else {
-		const char *what = differs(spec, &edited, machine, recipient);
-		if (what)
+		const char *where = differs(spec, &edited, edits, n);
+		if (where)
 			rc = vf_fail(err, VF_E_ARG,
-				     "%s: the spec with machine %s's new key does not read back as "
-				     "this spec with only that key changed (%s differ: was the file "
-				     "changed meanwhile?); add 'key: %s' to it by hand",
-				     spec->path, machine, what, recipient);
+				     "%s: the spec with %s does not read back as this spec with only "
+				     "%s changed (%s differ: was the file changed meanwhile?); add "
+				     "'key: %s' to machine %s by hand",
+				     spec->path, what, n == 1 ? "that key" : "those keys", where,
+				     edits[0].recipient, edits[0].machine);
 		vf_spec_free(&edited);
 	}
 	if (rc != VF_OK) {

@@ -11,6 +11,7 @@
 #include "base/secmem.h"
 #include "age/age.h"
 #include "age/header.h"
+#include "vars/pair.h"
 #include "vars/store_internal.h"
 
 enum vf_code vf_strings_add(struct vf_strings *l, const char *s, struct vf_error *err)
@@ -275,6 +276,7 @@ const char *vf_state_name(enum vf_state s)
 	case VF_STATE_HAND_SET: return "hand-set";
 	case VF_STATE_ORPHAN: return "orphan";
 	case VF_STATE_WRONG_KEY: return "wrong-key";
+	case VF_STATE_PAIR_MISMATCH: return "pair-mismatch";
 	}
 	return "unknown";
 }
@@ -547,6 +549,12 @@ static enum vf_code value_facts(const char *root, const char *machine,
 	size_t len = 0;
 	enum vf_code rc = read_leaf(root, machine, g, f, LEAF_VALUE, facts, &value, &len, err);
 	facts->st = rc != VF_OK ? VF_STATE_CORRUPT : value ? VF_STATE_OK : VF_STATE_MISSING;
+	/* A key pair's public half must at least be a public key: one that
+	 * is not can be no private half's (which key it is, only the
+	 * private half can say: vf_pair_verify). */
+	if (facts->st == VF_STATE_OK && f == vf_pair_public(g) &&
+	    vf_pair_check_public(g, value, len, NULL) != VF_OK)
+		facts->st = VF_STATE_PAIR_MISMATCH;
 	free(value);
 	return rc;
 }
@@ -571,7 +579,7 @@ static enum vf_state judge(const struct record *r, const struct vf_spec_generato
 			   const struct vf_spec_file *f, const struct file_facts *facts)
 {
 	enum vf_state st = facts->st;
-	if (st == VF_STATE_MISSING || st == VF_STATE_CORRUPT)
+	if (st == VF_STATE_MISSING || st == VF_STATE_CORRUPT || st == VF_STATE_PAIR_MISMATCH)
 		return st;
 	bool vouched = st == VF_STATE_OK || st == VF_STATE_WRONG_RECIPIENTS;
 	switch (r->kind) {
@@ -779,6 +787,8 @@ static bool marked_hand_set(const struct vf_spec_generator *g, size_t i, const s
 {
 	const char *name = g->files[i].name;
 	if (u && u->hand_set && !strcmp(u->hand_set, name))
+		return true;
+	if (u && u->hand_set && u->hand_set_derived && !strcmp(u->hand_set_derived, name))
 		return true;
 	return old->kind == REC_COMMIT && vf_strings_has(&old->hand_set, name) &&
 	       !(u && u->made && u->made[i]);

@@ -81,6 +81,10 @@ enum vf_state {
 	VF_STATE_ORPHAN,	   /* in the store, not in the spec */
 	VF_STATE_WRONG_KEY,	   /* a kept machine key that is not the key
 				      the spec names */
+	VF_STATE_PAIR_MISMATCH,	   /* a key pair's public half that is not a
+				      public key of its kind, or (verified
+				      with a key: vf_pair_verify) not the
+				      private half's */
 };
 /* Whether a state needs nothing done: check passes on it. */
 bool vf_state_sound(enum vf_state s);
@@ -182,11 +186,15 @@ enum vf_code vf_vars_stage_hash(struct vf_txn *t, const char *root, const char *
  * - hand_set: this file was set by hand (varseal set); the record keeps
  *   the hash the other files were made by (the current one when there is
  *   no record yet), so that they stay stale if they were.
+ * - hand_set_derived: with hand_set, a file computed from it in the same
+ *   transaction (a key pair's public half), marked set by hand as well:
+ *   the generator made neither.
  * - made: per file, those generated anew in this transaction (their marks
  *   of hand-set values go); may be NULL. */
 struct vf_update {
 	bool accept;
 	const char *hand_set;
+	const char *hand_set_derived;
 	const bool *made;
 };
 enum vf_code vf_vars_stage_update(struct vf_txn *t, const char *root, const char *machine,
