@@ -240,6 +240,11 @@ int vg_items(const struct vg_context *ctx, struct vg_item **out, size_t *n_out)
 		}
 		free(gens);
 	}
+	/* Imported shared generators no machine uses yet are kept for the
+	 * admins: theirs, not any machine's. */
+	for (size_t i = 0; ctx->machines.n == 0 && i < spec->n_generators; i++)
+		if (vf_vars_kept_unused(spec, &spec->generators[i]))
+			items[n++] = (struct vg_item){NULL, &spec->generators[i]};
 	*out = items;
 	*n_out = n;
 	return 0;

@@ -174,10 +174,50 @@ static void decide_unselected(struct run *r, size_t i)
 		      it->g->name, sel);
 }
 
+/* An imported generator: nothing makes its values (there is no script),
+ * so nothing is made or replaced, --regenerate included; what is not
+ * sound is left, with what deals with it. Its seals are renewed as any
+ * other's (decide_reseals). */
+static void decide_imported(struct run *r, size_t i)
+{
+	const struct vg_item *it = &r->items[i];
+	const char *from = vf_imported_name(it->g->imported);
+	char sel[400];
+	item_selection(it, sel, sizeof(sel));
+	if (!r->wanted[i] && !regen_selected(r, i))
+		return;
+	bool trouble = false;
+	for (size_t f = 0; f < it->g->n_files; f++) {
+		enum vf_state st = r->before.states[i][f];
+		trouble = trouble || (!vf_state_sound(st) && st != VF_STATE_WRONG_RECIPIENTS);
+	}
+	if (!trouble)
+		return; /* ACT_NONE; maybe seals to renew */
+	if (any_state(r, i, VF_STATE_NO_KEY) && it->machine)
+		leave(r, i, "machine %s has no key in the spec: varseal machine keygen %s (with -i "
+			    "ADMIN_KEY when the store keeps its key)",
+		      it->machine, it->machine);
+	else if (any_state(r, i, VF_STATE_NO_KEY))
+		leave(r, i, "a machine that uses it has no key in the spec: varseal machine keygen "
+			    "MACHINE");
+	else if (any_state(r, i, VF_STATE_STALE) && !any_state(r, i, VF_STATE_MISSING))
+		leave(r, i, "imported from %s, its definition changed since: vargen accept %s keeps "
+			    "it (vargen makes no imported value)",
+		      from, sel);
+	else
+		leave(r, i, "imported from %s: vargen makes no imported value; import it again, "
+			    "restore it from git, or varseal set %s %s/FILE",
+		      from, it->machine ? it->machine : "shared", it->g->name);
+}
+
 static void decide_item(struct run *r, size_t i)
 {
 	struct decision *d = &r->dec[i];
 	const struct vg_item *it = &r->items[i];
+	if (it->g->imported) {
+		decide_imported(r, i);
+		return;
+	}
 	const struct vg_item *cause = dependency_made(r, i);
 	bool exists = !all_state(r, i, VF_STATE_MISSING);
 	if (regen_selected(r, i)) {

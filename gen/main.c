@@ -21,6 +21,7 @@ static const struct {
 	{"check", cmd_check, "exit non-zero when anything needs attention, saying what fixes it"},
 	{"accept", cmd_accept, "keep the values of a changed (stale) generator"},
 	{"prune", cmd_prune, "remove what the spec no longer names (orphans)"},
+	{"import", cmd_import, "clan DIR: a clan repository's vars and secrets as a new store"},
 };
 
 /* The options every command takes, also before the command ("vargen -f

@@ -219,6 +219,25 @@ static bool partly_made(const struct vg_survey *s)
 	return false;
 }
 
+/* Whether the rows in state st are all (any) of imported generators,
+ * whose values vargen does not make. */
+static bool imported_rows(const struct vg_survey *s, enum vf_state st, bool all)
+{
+	bool seen = false;
+	for (size_t i = 0; i < s->n_rows; i++) {
+		const struct vg_row *r = &s->rows[i];
+		if (r->st != st || r->item == SIZE_MAX)
+			continue;
+		bool imported = s->items[r->item].g->imported != VF_IMPORTED_NONE;
+		if (imported && !all)
+			return true;
+		if (!imported && all)
+			return false;
+		seen = true;
+	}
+	return all && seen;
+}
+
 /* The one item with files in state st, or NULL when there are several. */
 static const struct vg_item *only_item(const struct vg_survey *s, enum vf_state st)
 {
@@ -283,6 +302,13 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
 		if (keys)
 			snprintf(out, cap, "restore vars/machine-keys/M from git, or make a new key "
 					   "with varseal machine keygen --force M");
+		else if (imported_rows(s, st, true))
+			snprintf(out, cap, "imported values are not made by vargen: import them "
+					   "again, restore them from git, or varseal set M GEN/FILE");
+		else if (imported_rows(s, st, false))
+			snprintf(out, cap, "vargen generate; imported values it does not make: "
+					   "import them again, restore them from git, or varseal set "
+					   "M GEN/FILE");
 		else if (partly_made(s))
 			snprintf(out, cap, "vargen generate makes them, but a script or "
 					   "key-pair generator some of whose files exist is made "
@@ -295,6 +321,12 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
 			snprintf(out, cap, "vargen generate");
 		break;
 	case VF_STATE_STALE:
+		if (imported_rows(s, st, true)) {
+			snprintf(out, cap, "vargen accept %s keeps them (vargen makes no imported "
+					   "value)",
+				 sel);
+			break;
+		}
 		snprintf(out, cap, "vargen generate --regenerate %s replaces them; vargen accept %s "
 				   "keeps them",
 			 sel, sel);
@@ -306,6 +338,9 @@ void vg_survey_fix(const struct vg_survey *s, const struct vg_context *ctx, enum
 					   "again to finish it");
 		else if (keys)
 			snprintf(out, cap, "restore vars/machine-keys/M from git");
+		else if (imported_rows(s, st, true))
+			snprintf(out, cap, "restore them from git, import them again, or varseal set "
+					   "M GEN/FILE (vargen makes no imported value)");
 		else
 			snprintf(out, cap, "vargen generate --regenerate %s", sel);
 		break;

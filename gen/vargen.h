@@ -23,6 +23,7 @@ enum vg_long_option {
 	OPT_YES,
 	OPT_PLAN,
 	OPT_JSON,
+	OPT_IGNORE_MAC,
 };
 
 int cmd_generate(int argc, char **argv);
@@ -30,6 +31,7 @@ int cmd_list(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_accept(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 int vg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -29,13 +29,15 @@ static const struct {
 	{"edit", cmd_edit, "change a stored var in $EDITOR, resealed if it changed"},
 	{"rekey", cmd_rekey, "reseal secrets whose recipients differ from the spec"},
 	{"machine", cmd_machine, "keygen M: make a machine key offline; key M: print it"},
+	{"import-sops", cmd_import_sops, "import one SOPS file as a new generator of the spec"},
 };
 
 /* The commands on the vars store, which all take the options below: those
  * may come before the command too ("varseal -f SPEC get ..."). The others
  * (keygen, encrypt...) are age's, and take none of them before their name.
  * By name, so that a store command added to the table is one here. */
-static const char *const store_commands[] = {"get", "set", "edit", "rekey", "machine"};
+static const char *const store_commands[] = {"get", "set", "edit", "rekey", "machine",
+					     "import-sops"};
 static const struct option global_options[] = {VS_VARS_OPTIONS, {0}};
 
 static const struct vs_help_row options[] = {
@@ -77,13 +79,13 @@ static void usage(FILE *out)
 		     "       " USAGE_LINE "\n"
 		     "       varseal help <command>\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	vs_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]), true);
 	char list[128];
 	store_command_list(list, sizeof(list));
-	fprintf(out, "\nThe store commands (%s) take -f, --store and -i before or after\n"
-		     "their name. 'varseal help <command>' or 'varseal <command> --help' shows a "
-		     "command's\noptions.\n",
+	fprintf(out, "\nThe store commands (%s) take -f, --store and -i\n"
+		     "before or after their name. 'varseal help <command>' or 'varseal <command> "
+		     "--help'\nshows a command's options.\n",
 		list);
 }
 

@@ -440,6 +440,10 @@ static int rekey_all(struct rekey *r)
 		if (!status)
 			status = rekey_machine_key(r, machine->name);
 	}
+	/* Imported shared generators no machine uses: sealed to the admins. */
+	for (size_t i = 0; !status && !r->machines.n && i < spec->n_generators; i++)
+		if (vf_vars_kept_unused(spec, &spec->generators[i]))
+			status = rekey_generator(r, NULL, &spec->generators[i]);
 	vf_strings_free(&shared_done);
 	return status;
 }

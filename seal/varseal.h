@@ -19,6 +19,7 @@ int cmd_set(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_rekey(int argc, char **argv);
 int cmd_machine(int argc, char **argv);
+int cmd_import_sops(int argc, char **argv);
 
 /* Prints "varseal: error: <formatted>" and returns VF_EXIT_ERROR (the exit
  * status). */
@@ -122,6 +123,8 @@ enum vs_long_option {
 	OPT_PLAN,
 	OPT_PROGRESS,
 	OPT_JSON,
+	OPT_TO,
+	OPT_IGNORE_MAC,
 };
 
 /* Progress of long work on standard error, only when it is a terminal and

@@ -56,7 +56,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 def dispatch_commands(folder):
     """The commands of a tool's dispatch table: {"name", cmd_name, "summary"}."""
     with open(os.path.join(ROOT, folder, "main.c")) as f:
-        return re.findall(r'\{\s*"([a-z]+)"\s*,\s*cmd_\w+\s*,', f.read())
+        return re.findall(r'\{\s*"([a-z-]+)"\s*,\s*cmd_\w+\s*,', f.read())
 
 
 def getopt_options(folder):
@@ -129,6 +129,7 @@ class Bash(unittest.TestCase):
             "varseal rekey --": "seal/rekey.c", "varseal inspect --": "seal/inspect.c",
             "vargen generate --": "gen/generate.c",
             "varinject install --": "inject/install.c",
+            "vargen import --": "gen/import.c", "varseal import-sops --": "seal/import_sops.c",
         }
         for line, source in cases.items():
             table = re.findall(r'\{"([a-z][a-z0-9-]*)", (?:no|required|optional)_argument',

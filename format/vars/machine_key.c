@@ -13,102 +13,34 @@
 #include <unistd.h>
 
 #include "base/atomic.h"
+#include "vars/spec_write.h"
 #include "vars/store_internal.h"
 
 /* ---- writing the spec ---------------------------------------------------- */
 
-/* The spec's new text on its way to replace the file. */
-struct spec_write {
-	const char *path;
-	char *text;
-	size_t len;
-	struct vf_atomic file;
-	bool open;
-};
-
-static void spec_write_abort(struct spec_write *w)
-{
-	if (w->open)
-		vf_atomic_abort(&w->file);
-	w->open = false;
-	free(w->text);
-	w->text = NULL;
-}
-
-/* The temporary given the replaced file's owner, group and mode, and
- * synced: what vf_atomic_commit would do first, done early. */
-static enum vf_code spec_write_prepare(struct spec_write *w, struct vf_error *err)
-{
-	struct vf_atomic *a = &w->file;
-	enum vf_code rc = vf_write_all(a->fd, w->text, w->len, "the new spec", err);
-	struct stat st;
-	if (rc == VF_OK && a->keep.set) {
-		if (fstat(a->fd, &st) != 0)
-			rc = vf_fail_errno(err, errno, "the new spec");
-		else if ((st.st_uid != a->keep.uid || st.st_gid != a->keep.gid) &&
-			 fchown(a->fd, a->keep.uid, a->keep.gid) != 0)
-			rc = vf_fail_errno(err, errno, "giving the new spec the owner %lu:%lu",
-					   (unsigned long)a->keep.uid, (unsigned long)a->keep.gid);
-		else if (fchmod(a->fd, a->keep.mode) != 0)
-			rc = vf_fail_errno(err, errno, "giving the new spec mode %04o",
-					   (unsigned)a->keep.mode);
-	}
-	if (rc == VF_OK && fsync(a->fd) != 0)
-		rc = vf_fail_errno(err, errno, "syncing the new spec");
-	return rc;
-}
-
 /* Everything short of the rename, before the store is touched: the new
- * text made and checked in memory, then written beside the spec (as an
- * unnamed file, gone if we are killed), with the spec's owner and mode,
- * and synced. What can fail here (a directory the user may not write, a
- * full disk, a file of another owner) fails while nothing has changed. */
-static enum vf_code spec_write_begin(struct spec_write *w, const struct vf_spec *spec,
+ * text made and checked in memory, then written beside the spec and
+ * synced (spec_write.h). What can fail here (a directory the user may not
+ * write, a full disk, a file of another owner) fails while nothing has
+ * changed. */
+static enum vf_code spec_write_begin(struct vf_spec_write *w, const struct vf_spec *spec,
 				     const struct vf_key_edit *edits, size_t n,
 				     struct vf_error *err)
 {
 	memset(w, 0, sizeof(*w));
-	w->path = spec->path;
-	enum vf_code rc = vf_spec_edit_machine_keys(spec, edits, n, &w->text, &w->len, err);
+	char *text = NULL;
+	size_t len = 0;
+	enum vf_code rc = vf_spec_edit_machine_keys(spec, edits, n, &text, &len, err);
 	if (rc != VF_OK)
 		return rc;
 	struct vf_error e;
-	/* The spec is the user's file: a symlink there is followed, as the
-	 * parser followed it, and the file it leads to is replaced. */
-	rc = vf_atomic_open_output(&w->file, spec->path, 0644, &e);
-	w->open = rc == VF_OK;
-	if (rc == VF_OK)
-		rc = spec_write_prepare(w, &e);
-	if (rc != VF_OK) {
-		spec_write_abort(w);
+	rc = vf_spec_write_begin(w, spec->path, text, len, &e);
+	if (rc != VF_OK)
 		return vf_fail(err, rc,
 			       "%s: cannot rewrite the spec (%s); the spec and the store are "
 			       "unchanged",
 			       spec->path, e.msg);
-	}
 	return VF_OK;
-}
-
-/* Whether the file at path holds text now. */
-static bool file_holds(const char *path, const char *text, size_t len)
-{
-	uint8_t *now = NULL;
-	size_t n = 0;
-	bool same = vf_store_read(path, &now, &n, NULL) == VF_OK && now && n == len &&
-		    !memcmp(now, text, len);
-	free(now);
-	return same;
-}
-
-/* Renames the new spec into place. *landed: whether the spec now holds
- * the new text, also when an error came after the rename (a failed sync
- * of the directory): from then on the store must keep the new key. */
-static enum vf_code spec_write_commit(struct spec_write *w, bool *landed, struct vf_error *err)
-{
-	enum vf_code rc = vf_atomic_commit(&w->file, true, err);
-	w->open = false;
-	*landed = rc == VF_OK || file_holds(w->path, w->text, w->len);
-	return rc;
 }
 
 /* ---- a machine's key in the spec and the store ------------------------------ */
@@ -478,7 +410,7 @@ enum vf_code vf_machine_keys_install(const struct vf_spec *spec, const char *roo
 		if (rc == VF_OK && !keys[i].sealed)
 			rc = check_record(root, &items[i], err);
 	}
-	struct spec_write w;
+	struct vf_spec_write w;
 	bool begun = false;
 	if (rc == VF_OK)
 		begun = (rc = spec_write_begin(&w, spec, edits, n, err)) == VF_OK;
@@ -488,7 +420,7 @@ enum vf_code vf_machine_keys_install(const struct vf_spec *spec, const char *roo
 	bool landed = false;
 	enum vf_code spec_rc = VF_OK;
 	if (rc == VF_OK) {
-		spec_rc = spec_write_commit(&w, &landed, err);
+		spec_rc = vf_spec_write_commit(&w, true, &landed, err);
 		if (!landed)
 			rc = spec_rc;
 	}
@@ -499,11 +431,34 @@ enum vf_code vf_machine_keys_install(const struct vf_spec *spec, const char *roo
 	if (rc == VF_OK)
 		rc = spec_rc; /* the new spec is in place, but its directory is not synced */
 	if (begun)
-		spec_write_abort(&w);
+		vf_spec_write_abort(&w);
 	for (size_t i = 0; items && i < n; i++)
 		if (items[i].have_paths)
 			key_paths_free(&items[i].p);
 	free(items);
 	free(edits);
+	return rc;
+}
+
+enum vf_code vf_machine_key_stage(struct vf_txn *t, const char *root, const char *machine,
+				  const char *recipient, const void *sealed, size_t sealed_len,
+				  const void *manifest, size_t manifest_len, struct vf_error *err)
+{
+	struct key_paths p;
+	enum vf_code rc = key_paths(machine, &p, err);
+	if (rc != VF_OK)
+		return rc;
+	size_t line_len;
+	char *line = key_line(recipient, &line_len);
+	if (!line)
+		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (rc == VF_OK)
+		rc = vf_txn_stage(t, root, p.secret, VF_TXN_DATA, sealed, sealed_len, err);
+	if (rc == VF_OK)
+		rc = vf_txn_stage(t, root, p.manifest, VF_TXN_DATA, manifest, manifest_len, err);
+	if (rc == VF_OK)
+		rc = vf_txn_stage(t, root, p.record, VF_TXN_RECORD, line, line_len, err);
+	free(line);
+	key_paths_free(&p);
 	return rc;
 }

@@ -100,4 +100,15 @@ enum vf_code vf_machine_keys_install(const struct vf_spec *spec, const char *roo
 				     const struct vf_machine_key_new *keys, size_t n,
 				     struct vf_error *err);
 
+/* Stages a kept key for machine in t, as keygen keeps one: the identity
+ * sealed to the admins (sealed) and its manifest as data, the record
+ * naming recipient as a record (written once the data is durable). For a
+ * machine whose key the store does not keep yet, in a transaction that
+ * commits together with the spec naming recipient (vargen import clan:
+ * the machine's key comes from elsewhere, ready-made). */
+struct vf_txn;
+enum vf_code vf_machine_key_stage(struct vf_txn *t, const char *root, const char *machine,
+				  const char *recipient, const void *sealed, size_t sealed_len,
+				  const void *manifest, size_t manifest_len, struct vf_error *err);
+
 #endif

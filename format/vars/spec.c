@@ -474,6 +474,7 @@ struct gen_info {
 	const char *name;
 	size_t index; /* in spec->generators */
 	bool has_script;
+	bool imported;
 };
 
 const char *spec_kind_name(enum vf_kind kind)
@@ -570,6 +571,11 @@ static enum vf_code file_kind(struct ctx *c, const struct fields *fl, const stru
 			return spec_fail_at(c, fl->key[F_KIND],
 					    "%s has kind %s but generator '%s' has a script (expected "
 					    "either a script or built-in kinds)",
+					    where, file_kinds[k], spec_show(gi->name).s);
+		if (gi->imported)
+			return spec_fail_at(c, fl->key[F_KIND],
+					    "%s has kind %s but generator '%s' was imported (expected "
+					    "no kind: imported values are not made)",
 					    where, file_kinds[k], spec_show(gi->name).s);
 		f->kind = (enum vf_kind)(VF_KIND_RANDOM + (int)k);
 	}
@@ -763,9 +769,40 @@ static enum vf_code parse_prompts(struct ctx *c, const yaml_node_t *map,
 
 /* ---- generators -------------------------------------------------------- */
 
-static const char *const generator_keys[] = {"kind",    "script", "share",  "dependencies",
-					     "prompts", "files",  "timeout"};
-enum { G_KIND, G_SCRIPT, G_SHARE, G_DEPENDENCIES, G_PROMPTS, G_FILES, G_TIMEOUT, G_N };
+static const char *const generator_keys[] = {"kind",  "script",  "share",   "dependencies",
+					     "prompts", "files", "timeout", "imported"};
+enum { G_KIND, G_SCRIPT, G_SHARE, G_DEPENDENCIES, G_PROMPTS, G_FILES, G_TIMEOUT, G_IMPORTED,
+       G_N };
+
+/* Index i is enum vf_imported i + 1. */
+static const char *const imported_names[] = {"clan", "sops"};
+
+const char *vf_imported_name(enum vf_imported imported)
+{
+	return imported == VF_IMPORTED_NONE ? "" : imported_names[imported - 1];
+}
+
+/* imported: where the values came from. Such a generator makes nothing:
+ * no script and no kind, whose values vargen would make instead. */
+static enum vf_code generator_imported(struct ctx *c, const struct fields *fl, const char *where,
+				       struct vf_spec_generator *g)
+{
+	if (!fl->val[G_IMPORTED])
+		return VF_OK;
+	size_t i;
+	enum vf_code rc = get_choice(c, fl->val[G_IMPORTED], imported_names, 2, "imported", where,
+				     &i);
+	if (rc != VF_OK)
+		return rc;
+	g->imported = (enum vf_imported)(i + 1);
+	for (size_t k = G_KIND; k <= G_SCRIPT; k++)
+		if (fl->key[k])
+			return spec_fail_at(c, fl->key[k],
+					    "%s was imported and has a %s (expected either imported "
+					    "values or a %s that makes them)",
+					    where, generator_keys[k], generator_keys[k]);
+	return VF_OK;
+}
 
 static enum vf_code generator_kind(struct ctx *c, const yaml_node_t *n, const char *where,
 				   struct vf_spec_generator *g)
@@ -888,7 +925,10 @@ static enum vf_code parse_generator(struct ctx *c, const yaml_node_t *key, const
 		rc = generator_inputs(c, &fl, where, g);
 	if (rc == VF_OK)
 		rc = generator_timeout(c, &fl, where, g);
-	struct gen_info gi = {g->name, (size_t)(g - c->spec->generators), g->script != NULL};
+	if (rc == VF_OK)
+		rc = generator_imported(c, &fl, where, g);
+	struct gen_info gi = {g->name, (size_t)(g - c->spec->generators), g->script != NULL,
+			      g->imported != VF_IMPORTED_NONE};
 	if (rc == VF_OK && g->kind != VF_KIND_SCRIPT)
 		return pair_files(c, &gi, fl.val[G_FILES], g);
 	if (rc == VF_OK)

@@ -45,6 +45,18 @@ enum vf_kind {
 				"public" (public), base64 as wg(8) prints them */
 };
 
+/* Where a generator's values came from when no script or kind makes
+ * them: imported from another store (vargen import clan, varseal
+ * import-sops). vargen never makes such values; they are kept as
+ * imported (docs/import.md). */
+enum vf_imported {
+	VF_IMPORTED_NONE = 0,
+	VF_IMPORTED_CLAN, /* a clan repository's vars/ and sops/ trees */
+	VF_IMPORTED_SOPS, /* one SOPS file */
+};
+/* "clan", "sops" ("" for none). */
+const char *vf_imported_name(enum vf_imported imported);
+
 enum vf_encoding { VF_ENC_BASE64 = 0, VF_ENC_BASE64URL, VF_ENC_HEX, VF_ENC_RAW };
 
 enum vf_prompt_type { VF_PROMPT_HIDDEN = 0, VF_PROMPT_LINE, VF_PROMPT_MULTILINE };
@@ -80,6 +92,7 @@ struct vf_spec_generator {
 	bool share;			/* default false */
 	enum vf_kind kind;		/* VF_KIND_SCRIPT, or a key-pair kind */
 	char *script;			/* NULL unless given */
+	enum vf_imported imported;	/* `imported:`: no script, no kinds */
 	char **dependencies;		/* names of other generators */
 	size_t n_dependencies;
 	struct vf_spec_prompt *prompts;
@@ -141,7 +154,8 @@ struct vf_spec {
  * systemd reads as separators), every referenced generator exists,
  * dependencies have no cycle, recipients parse (vf_recipient_parse),
  * built-in parameters are sane, a script generator has a script, a key-pair
- * generator has none, `timeout` only on a script generator, credentials
+ * generator has none, an imported generator has files and neither a script
+ * nor kinds, `timeout` only on a script generator, credentials
  * name an existing generator/file the machine uses.
  * Limits, checked before libyaml builds the document: at most 1 MiB
  * ("FILE: spec is larger than 1 MiB ...", checked on the open descriptor
@@ -161,6 +175,11 @@ void vf_spec_free(struct vf_spec *spec);
 
 const struct vf_spec_generator *vf_spec_generator(const struct vf_spec *spec, const char *name);
 const struct vf_spec_machine *vf_spec_machine(const struct vf_spec *spec, const char *name);
+/* Why name cannot name a machine, generator or file (not a safe path
+ * component: empty, longer than 255 bytes, a '/', a leading '.', a space
+ * or a byte that is not printable ASCII), or NULL when it can. */
+const char *vf_spec_name_problem(const char *name);
+
 /* Generator g's file called name, or NULL. */
 const struct vf_spec_file *vf_spec_file(const struct vf_spec_generator *g, const char *name);
 

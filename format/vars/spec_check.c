@@ -108,9 +108,20 @@ void spec_index_free(struct index *ix)
 }
 
 /* Either a script that writes files without kinds, or no script and a
- * kind on every file. */
+ * kind on every file, or imported values (files without kinds). */
+const char *vf_spec_name_problem(const char *name)
+{
+	return spec_name_problem(name, strlen(name), "");
+}
+
 enum vf_code spec_check_sources(struct ctx *c, const char *where, struct vf_spec_generator *g)
 {
+	if (g->imported && g->n_files == 0)
+		return spec_fail_pos(c, g->pos, "%s was imported and has no files (expected the files "
+					   "that were imported)",
+				     where);
+	if (g->imported)
+		return VF_OK; /* no file has a kind: parse_file refused them */
 	if (g->script && g->n_files == 0)
 		return spec_fail_pos(c, g->pos, "%s has no files (expected files naming what the script "
 					   "writes)",

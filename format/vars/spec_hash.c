@@ -131,6 +131,13 @@ static void put_generator(struct buf *b, const struct vf_spec_generator *g)
 	put_u64(b, g->n_files);
 	for (size_t i = 0; i < g->n_files && !b->failed; i++)
 		put_file(b, files[i]);
+	/* Only when present, so that every other generator hashes as before
+	 * imports existed (the serialisation is self-delimiting: nothing else
+	 * ends where this begins). */
+	if (g->imported) {
+		put_str(b, "imported");
+		put_str(b, vf_imported_name(g->imported));
+	}
 	free(deps);
 	free(prompts);
 	free(files);

@@ -301,7 +301,7 @@ static enum vf_code shared_orphans(const struct vf_spec *spec, const char *root,
 		char name[1024], why[1024];
 		snprintf(name, sizeof(name), "shared/%s", dirs[i]);
 		char *rel = vf_store_rel(NULL, dirs[i], NULL, NULL);
-		if (g && g->share && shared_in_use(spec, g)) {
+		if (g && g->share && (shared_in_use(spec, g) || vf_vars_kept_unused(spec, g))) {
 			rc = rel ? file_orphans(root, "shared", rel, g, o, err)
 				 : vf_fail(err, VF_E_NOMEM, "out of memory");
 			free(rel);
@@ -378,6 +378,16 @@ enum vf_code vf_vars_remove_orphans(const char *root, const struct vf_orphans *o
 	enum vf_code rc = VF_OK;
 	for (size_t i = 0; rc == VF_OK && i < o->n; i++)
 		rc = vf_store_discard_dir(root, o->items[i].rel, err);
+	if (rc == VF_OK)
+		rc = vf_store_sync(root, err);
+	if (rc == VF_OK)
+		vf_store_clean_temps(root);
+	return rc;
+}
+
+enum vf_code vf_vars_remove_dir(const char *root, const char *rel_dir, struct vf_error *err)
+{
+	enum vf_code rc = vf_store_discard_dir(root, rel_dir, err);
 	if (rc == VF_OK)
 		rc = vf_store_sync(root, err);
 	if (rc == VF_OK)

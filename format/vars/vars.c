@@ -154,6 +154,16 @@ bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machi
 	return uses;
 }
 
+bool vf_vars_kept_unused(const struct vf_spec *spec, const struct vf_spec_generator *g)
+{
+	if (!g->share || !g->imported)
+		return false;
+	for (size_t i = 0; i < spec->n_machines; i++)
+		if (vf_vars_machine_uses(spec, &spec->machines[i], g))
+			return false;
+	return true;
+}
+
 struct topo {
 	struct walk w;
 	const struct vf_spec_generator **out;

@@ -46,6 +46,12 @@ enum vf_code vf_vars_require_store(const char *root, struct vf_error *err);
 bool vf_vars_machine_uses(const struct vf_spec *spec, const struct vf_spec_machine *m,
 			  const struct vf_spec_generator *g);
 
+/* Whether g is an imported shared generator that no machine uses (yet):
+ * its values are kept in vars/shared/G sealed to the admins alone, until
+ * a machine lists it (then varseal rekey seals them to that machine
+ * too). Every other generator no machine uses is an orphan in the store. */
+bool vf_vars_kept_unused(const struct vf_spec *spec, const struct vf_spec_generator *g);
+
 /* The generators of machine m in dependency order (dependencies first). */
 enum vf_code vf_vars_machine_generators(const struct vf_spec *spec,
 					const struct vf_spec_machine *m,
@@ -132,6 +138,13 @@ void vf_orphans_free(struct vf_orphans *o);
  * renamed trees are deleted. */
 enum vf_code vf_vars_remove_orphans(const char *root, const struct vf_orphans *o,
 				    struct vf_error *err);
+
+/* Takes the store directory rel_dir (vf_store_rel of a generator's, say)
+ * out of the store in one rename, as vf_vars_remove_orphans does, syncs and
+ * deletes it; the caller holds the store's lock. A missing one is no
+ * error. For a step that staged a new generator and then could not write
+ * the spec that names it (varseal import-sops). */
+enum vf_code vf_vars_remove_dir(const char *root, const char *rel_dir, struct vf_error *err);
 
 /* Seals plaintext to the recipient strings into out (an age file). */
 enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, size_t len,
