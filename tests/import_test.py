@@ -402,6 +402,10 @@ class I1ClanFixtures(ImportCase):
         key = self.ok(VARSEAL, "machine", "key", "-i", self.admin, "server",
                       cwd=os.path.join(self.dir, "garage-store")).stdout
         self.assertTrue(key.startswith(b"AGE-SECRET-KEY-180M75") and key.endswith(b"G7P8TU"))
+        # The new spec holds public keys only and goes to git: 0644 despite
+        # the tools' umask 077.
+        spec = os.path.join(self.dir, "garage-store", "vars.yaml")
+        self.assertEqual(stat.S_IMODE(os.stat(spec).st_mode), 0o644)
 
     def test_service_dummy_test(self):
         self.check_fixture("service-dummy-test")

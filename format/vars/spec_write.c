@@ -19,6 +19,8 @@ void vf_spec_write_abort(struct vf_spec_write *w)
 	w->text = NULL;
 }
 
+#define SPEC_NEW_MODE 0644
+
 /* The temporary given the replaced file's owner, group and mode, and
  * synced: what vf_atomic_commit would do first, done early. */
 static enum vf_code prepare(struct vf_spec_write *w, struct vf_error *err)
@@ -37,6 +39,12 @@ static enum vf_code prepare(struct vf_spec_write *w, struct vf_error *err)
 			rc = vf_fail_errno(err, errno, "giving the new spec mode %04o",
 					   (unsigned)a->keep.mode);
 	}
+	/* A new spec holds names and public keys only, and is kept in git
+	 * beside the store: 0644, not the 0600 that the tools' umask 077
+	 * (there for secrets) would make of it. */
+	if (rc == VF_OK && !a->keep.set && fchmod(a->fd, SPEC_NEW_MODE) != 0)
+		rc = vf_fail_errno(err, errno, "giving the new spec mode %04o",
+				   (unsigned)SPEC_NEW_MODE);
 	if (rc == VF_OK && fsync(a->fd) != 0)
 		rc = vf_fail_errno(err, errno, "syncing the new spec");
 	return rc;
@@ -49,7 +57,7 @@ enum vf_code vf_spec_write_begin(struct vf_spec_write *w, const char *path, char
 	w->path = path;
 	w->text = text;
 	w->len = len;
-	enum vf_code rc = vf_atomic_open_output(&w->file, path, 0644, err);
+	enum vf_code rc = vf_atomic_open_output(&w->file, path, SPEC_NEW_MODE, err);
 	w->open = rc == VF_OK;
 	if (rc == VF_OK)
 		rc = prepare(w, err);
