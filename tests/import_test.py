@@ -924,6 +924,12 @@ class I7ImportSops(ImportCase):
             ("admins:\n  a: @ADMIN@\nmachines:\n  web:\n    key: @WEB@\n", "web"),
             ("machines:\n  web:\n    key: @WEB@\n    generators: []\n"
              "admins:\n  a: @ADMIN@\n", "web"),
+            # An empty flow mapping, as a spec with no generators yet is
+            # often written, with and without a comment after it.
+            ("admins:\n  a: @ADMIN@\nmachines:\n  web:\n    key: @WEB@\n"
+             "    generators: []\ngenerators: {}  # none yet\n", "web"),
+            ("admins:\n  a: @ADMIN@\nmachines:\n  web:\n    key: @WEB@\n"
+             "    generators: []\ngenerators: {}", "web"),
         ]):
             with self.subTest(case=i):
                 d = self.out_dir("style%d" % i)
@@ -936,8 +942,10 @@ class I7ImportSops(ImportCase):
                 self.assertEqual(p.returncode, 0, describe(p))
                 after = read(os.path.join(d, "vars.yaml")).decode()
                 for line in text.splitlines():
-                    if "generators:" not in line or "[" not in line:
+                    if "generators:" not in line or "[" not in line and "{" not in line:
                         self.assertIn(line, after)
+                if "# none yet" in text:
+                    self.assertIn("\ngenerators:  # none yet\n", after)
                 spec = yaml.safe_load(after)
                 self.assertIn("env", spec["machines"]["web"]["generators"])
                 self.assertEqual(spec["generators"]["env"]["imported"], "sops")

@@ -176,9 +176,11 @@ static bool key_ends_line(const struct doc *d, const yaml_node_t *k, size_t *aft
 	return off >= d->len || d->text[off] == '\n' || d->text[off] == '#';
 }
 
-/* One insertion into the text. */
+/* One change to the text: the cut bytes at at replaced by text (an
+ * insertion when cut is 0). */
 struct splice {
 	size_t at;
+	size_t cut;
 	char *text; /* malloc'd */
 };
 
@@ -220,6 +222,22 @@ static enum vf_code text_of(const struct vf_buf *b, char **out, struct vf_error 
 	return VF_OK;
 }
 
+/* Whether v is an empty flow mapping `{}` on the line of its key k, a
+ * top-level key, with nothing but blanks or a comment after it. */
+static bool empty_flow_mapping_on_key_line(const struct doc *d, const yaml_node_t *k,
+					   const yaml_node_t *v)
+{
+	if (k->start_mark.column != 0 || v->type != YAML_MAPPING_NODE ||
+	    v->data.mapping.style != YAML_FLOW_MAPPING_STYLE ||
+	    v->data.mapping.pairs.top != v->data.mapping.pairs.start ||
+	    v->start_mark.line != k->start_mark.line || v->end_mark.line != k->start_mark.line)
+		return false;
+	size_t off = mark_offset(d, v->end_mark);
+	while (off < d->len && (d->text[off] == ' ' || d->text[off] == '\t' || d->text[off] == '\r'))
+		off++;
+	return off >= d->len || d->text[off] == '\n' || d->text[off] == '#';
+}
+
 /* The generator's entry under generators: (made when there is none). */
 static enum vf_code add_generator(const struct doc *d, const yaml_node_t *root,
 				  const struct vf_spec_new_generator *g, struct splice *s,
@@ -237,6 +255,27 @@ static enum vf_code add_generator(const struct doc *d, const yaml_node_t *root,
 			rc = put(&b, "generators:\n", err);
 		if (rc == VF_OK)
 			rc = vf_spec_generator_yaml(g, 2, &b, err);
+	} else if (empty_flow_mapping_on_key_line(d, k, v)) {
+		/* `generators: {}`, as a spec with none yet is often written:
+		 * the braces (and the blanks before them) give way to a block
+		 * mapping of one entry below the key; a comment after them
+		 * stays on the key's line. */
+		size_t braces = mark_offset(d, v->start_mark), end = mark_offset(d, v->end_mark);
+		size_t line_end = end;
+		while (line_end < d->len && d->text[line_end] != '\n')
+			line_end++;
+		s->at = braces;
+		while (s->at > 0 && (d->text[s->at - 1] == ' ' || d->text[s->at - 1] == '\t'))
+			s->at--;
+		s->cut = line_end - s->at;
+		rc = vf_buf_append(&b, d->text + end, line_end - end, err);
+		if (rc == VF_OK)
+			rc = put(&b, "\n", err);
+		if (rc == VF_OK)
+			rc = vf_spec_generator_yaml(g, 2, &b, err);
+		/* The line's own newline, kept after the cut, ends the entry. */
+		if (rc == VF_OK && line_end < d->len && b.len && b.data[b.len - 1] == '\n')
+			b.len--;
 	} else {
 		size_t after;
 		if (k->start_mark.column != 0 || !key_ends_line(d, k, &after) ||
@@ -373,7 +412,7 @@ static enum vf_code apply(const struct doc *d, struct splice *s, size_t n, char 
 		rc = vf_buf_append(&b, d->text + from, s[i].at - from, err);
 		if (rc == VF_OK)
 			rc = put(&b, s[i].text, err);
-		from = s[i].at;
+		from = s[i].at + s[i].cut;
 	}
 	if (rc == VF_OK)
 		rc = vf_buf_append(&b, d->text + from, d->len - from, err);
@@ -456,7 +495,7 @@ static enum vf_code edit(const struct vf_spec *spec, const char *text, size_t le
 		return vf_fail(err, VF_E_ARG, "%s: no longer reads as YAML (changed meanwhile?)",
 			       spec->path);
 	const yaml_node_t *root = yaml_document_get_root_node(&d.yaml);
-	struct splice s[2] = {{0, NULL}, {0, NULL}};
+	struct splice s[2] = {{0, 0, NULL}, {0, 0, NULL}};
 	enum vf_code rc = VF_OK;
 	if (!root || root->type != YAML_MAPPING_NODE ||
 	    root->data.mapping.style != YAML_BLOCK_MAPPING_STYLE)
