@@ -1,0 +1,519 @@
+/* The post-quantum primitives of the age library against the official
+ * vectors (issue 14), every case, read in place:
+ *
+ *   argv[1] = ../shared/testdata/wycheproof, argv[2] = ../shared/testdata/pq
+ *
+ * ML-KEM-768 (format/age/mlkem.h):
+ *  - Wycheproof mlkem_768_keygen_seed_test.json: seed -> ek and dk;
+ *  - mlkem_768_test.json: seed -> ek, then decapsulation of c gives K
+ *    (valid, including the Strcmp case of implicit rejection); a seed or
+ *    ciphertext of the wrong length is refused (invalid);
+ *  - mlkem_768_encaps_test.json: ek and m give c and K (valid); a key of
+ *    the wrong length or failing the modulus check of FIPS 203 7.2 is
+ *    refused (invalid, ModulusOverflow);
+ *  - mlkem_768_semi_expanded_decaps_test.json: the expanded dk and c give
+ *    K (valid, MalleableCiphertext); a dk or c of the wrong length, or a
+ *    dk failing the hash check of FIPS 203 7.3, is refused (invalid);
+ *  - CCTV strcmp-ML-KEM-768.txt (decapsulation to the implicit-rejection
+ *    key) and modulus-ML-KEM-768.txt.gz (780 keys the modulus check must
+ *    refuse);
+ *  - our own: Compress/Decompress against their exact definitions for
+ *    every input, SampleNTT's recomputation path, random round trips and
+ *    the implicit-rejection key J(z || c) of altered ciphertexts.
+ *
+ * Prints "pq: SUITE N/M" per suite, one line per failing case, and a final
+ * "pq: N passed, M failed". Exit status 0 only when nothing failed and
+ * every suite had cases. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "base/crypto.h"
+#include "base/error.h"
+#include "base/secmem.h"
+#include "age/mlkem.h"
+#include "age/mlkem_internal.h"
+#include "json_tree.h"
+
+/* ---- Bookkeeping ------------------------------------------------------- */
+
+struct suite {
+	const char *name;
+	long passed, failed;
+};
+
+static long total_passed, total_failed;
+
+/* Prints why a case failed; returns false so checks can `return fail()`. */
+static bool fail(const char *suite, const char *id, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static bool fail(const char *suite, const char *id, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("FAIL %s %s: ", suite, id);
+	vprintf(fmt, ap);
+	putchar('\n');
+	va_end(ap);
+	return false;
+}
+
+static void tally(struct suite *s, bool ok)
+{
+	if (ok)
+		s->passed++;
+	else
+		s->failed++;
+}
+
+/* Prints the suite's count; a suite without cases is a failure (a file
+ * that went missing must not pass silently). */
+static void report(struct suite *s)
+{
+	printf("pq: %s %ld/%ld\n", s->name, s->passed, s->passed + s->failed);
+	if (s->passed + s->failed == 0) {
+		printf("FAIL %s: no cases\n", s->name);
+		s->failed++;
+	}
+	total_passed += s->passed;
+	total_failed += s->failed;
+}
+
+/* Decodes hex (len characters) into a fresh buffer with one spare byte, so
+ * that an empty value is still a real pointer. NULL if not hex. */
+static uint8_t *unhex(const char *s, size_t len, size_t *out_len)
+{
+	if (len % 2)
+		return NULL;
+	uint8_t *out = calloc(1, len / 2 + 1);
+	for (size_t i = 0; out && i < len / 2; i++) {
+		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+		if (hi < 0 || lo < 0) {
+			free(out);
+			return NULL;
+		}
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	*out_len = len / 2;
+	return out;
+}
+
+/* One JSON test case: its fields decoded on demand, freed together. */
+#define MAX_FIELDS 8
+struct tcase {
+	const char *suite;
+	char id[32];
+	const struct jnode *group, *test;
+	uint8_t *fields[MAX_FIELDS];
+	size_t n_fields;
+};
+
+/* The hex member key of the test (NULL and reported when missing or not
+ * hex; absent is allowed when optional). */
+static uint8_t *field(struct tcase *t, const char *key, size_t *len, bool optional)
+{
+	const struct jnode *s = jget(t->test, key, J_STRING);
+	*len = 0;
+	if (!s) {
+		if (!optional)
+			fail(t->suite, t->id, "malformed vector: no field \"%s\"", key);
+		return NULL;
+	}
+	uint8_t *out = t->n_fields < MAX_FIELDS ? unhex(s->str, s->len, len) : NULL;
+	if (!out) {
+		fail(t->suite, t->id, "malformed vector: field \"%s\" is not hex", key);
+		return NULL;
+	}
+	t->fields[t->n_fields++] = out;
+	return out;
+}
+
+static void tcase_free(struct tcase *t)
+{
+	while (t->n_fields)
+		free(t->fields[--t->n_fields]);
+}
+
+enum result { R_VALID, R_ACCEPTABLE, R_INVALID, R_UNKNOWN };
+
+static enum result result_of(const struct tcase *t)
+{
+	const struct jnode *r = jget(t->test, "result", J_STRING);
+	const char *s = r ? r->str : "";
+	if (strcmp(s, "valid") == 0)
+		return R_VALID;
+	if (strcmp(s, "acceptable") == 0)
+		return R_ACCEPTABLE;
+	if (strcmp(s, "invalid") == 0)
+		return R_INVALID;
+	fail(t->suite, t->id, "malformed vector: result \"%s\"", s);
+	return R_UNKNOWN;
+}
+
+static bool same(struct tcase *t, const char *what, const uint8_t *got, const uint8_t *want,
+		 size_t want_len, size_t got_len)
+{
+	if (got_len == want_len && memcmp(got, want, want_len) == 0)
+		return true;
+	return fail(t->suite, t->id, "%s differs", what);
+}
+
+typedef bool (*case_fn)(struct tcase *t);
+
+/* Runs fn on every test of every group of a Wycheproof file, checking the
+ * group's parameter set; counts into s. */
+static void run_json(struct suite *s, const char *dir, const char *file, case_fn fn)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	size_t len = 0;
+	char *text = read_whole_file(path, &len);
+	struct jnode *doc = text ? json_parse(text, len, path) : NULL;
+	free(text);
+	const struct jnode *groups = jget(doc, "testGroups", J_ARRAY);
+	if (!groups) {
+		fail(s->name, file, "cannot read %s", path);
+		s->failed++;
+	}
+	for (const struct jnode *g = groups ? groups->child : NULL; g; g = g->next) {
+		const struct jnode *ps = jget(g, "parameterSet", J_STRING);
+		const struct jnode *tests = jget(g, "tests", J_ARRAY);
+		if (!ps || strcmp(ps->str, "ML-KEM-768") != 0 || !tests) {
+			fail(s->name, file, "a group is not ML-KEM-768 or has no tests");
+			s->failed++;
+			continue;
+		}
+		for (const struct jnode *c = tests->child; c; c = c->next) {
+			struct tcase t = {.suite = s->name, .group = g, .test = c};
+			const struct jnode *id = jget(c, "tcId", J_STRING);
+			long n = 0;
+			if (id)
+				snprintf(t.id, sizeof(t.id), "tcId %s", id->str);
+			else if (jget_uint(c, "tcId", 1L << 30, &n))
+				snprintf(t.id, sizeof(t.id), "tcId %ld", n);
+			tally(s, fn(&t));
+			tcase_free(&t);
+		}
+	}
+	json_free(doc);
+}
+
+/* ---- ML-KEM-768: Wycheproof ---------------------------------------------- */
+
+/* Keys made from a seed, in test memory. */
+struct keypair {
+	uint8_t ek[VF_MLKEM768_EK_LEN];
+	uint8_t dk[VF_MLKEM768_DK_LEN];
+};
+
+static bool keygen_case(struct tcase *t)
+{
+	size_t seed_len, ek_len, dk_len;
+	const uint8_t *seed = field(t, "seed", &seed_len, false);
+	const uint8_t *ek = field(t, "ek", &ek_len, false);
+	const uint8_t *dk = field(t, "dk", &dk_len, false);
+	enum result res = result_of(t);
+	if (!seed || !ek || !dk || res == R_UNKNOWN)
+		return false;
+	struct keypair kp;
+	struct vf_error err = {0};
+	enum vf_code rc = vf_mlkem768_keygen(seed, seed_len, kp.ek, kp.dk, &err);
+	if (res == R_INVALID)
+		return rc != VF_OK || fail(t->suite, t->id, "invalid seed accepted");
+	if (rc != VF_OK)
+		return fail(t->suite, t->id, "keygen: %s", err.msg);
+	return same(t, "ek", kp.ek, ek, ek_len, sizeof(kp.ek)) &&
+	       same(t, "dk", kp.dk, dk, dk_len, sizeof(kp.dk));
+}
+
+/* seed -> keys -> decapsulation of c. An invalid case must be refused at
+ * one of the two steps (a seed or a ciphertext of the wrong length). */
+static bool decaps_case(struct tcase *t)
+{
+	size_t seed_len, ek_len, c_len, k_len;
+	const uint8_t *seed = field(t, "seed", &seed_len, false);
+	const uint8_t *ek = field(t, "ek", &ek_len, true);
+	const uint8_t *c = field(t, "c", &c_len, false);
+	const uint8_t *k = field(t, "K", &k_len, false);
+	enum result res = result_of(t);
+	if (!seed || !c || !k || res == R_UNKNOWN)
+		return false;
+	struct keypair kp;
+	uint8_t ss[VF_MLKEM768_SS_LEN];
+	struct vf_error err = {0};
+	enum vf_code rc = vf_mlkem768_keygen(seed, seed_len, kp.ek, kp.dk, &err);
+	if (rc != VF_OK)
+		return res == R_INVALID || fail(t->suite, t->id, "keygen: %s", err.msg);
+	if (ek && !same(t, "ek", kp.ek, ek, ek_len, sizeof(kp.ek)))
+		return false;
+	rc = vf_mlkem768_decaps(kp.dk, sizeof(kp.dk), c, c_len, ss, &err);
+	if (res == R_INVALID)
+		return rc != VF_OK || fail(t->suite, t->id, "invalid ciphertext accepted");
+	if (rc != VF_OK)
+		return fail(t->suite, t->id, "decaps: %s", err.msg);
+	return same(t, "K", ss, k, k_len, sizeof(ss));
+}
+
+static bool encaps_case(struct tcase *t)
+{
+	size_t ek_len, m_len, c_len, k_len;
+	const uint8_t *ek = field(t, "ek", &ek_len, false);
+	const uint8_t *m = field(t, "m", &m_len, false);
+	const uint8_t *c = field(t, "c", &c_len, false);
+	const uint8_t *k = field(t, "K", &k_len, false);
+	enum result res = result_of(t);
+	if (!ek || !m || !c || !k || res == R_UNKNOWN)
+		return false;
+	if (m_len != VF_MLKEM768_M_LEN)
+		return fail(t->suite, t->id, "malformed vector: m is not 32 bytes");
+	uint8_t ct[VF_MLKEM768_CT_LEN], ss[VF_MLKEM768_SS_LEN];
+	struct vf_error err = {0};
+	enum vf_code check = vf_mlkem768_check_ek(ek, ek_len, &err);
+	enum vf_code rc = vf_mlkem768_encaps(ek, ek_len, m, ct, ss, &err);
+	if (res == R_INVALID) {
+		if (check != VF_E_KEY)
+			return fail(t->suite, t->id, "check_ek: expected a key error, got %s",
+				    vf_code_name(check));
+		return rc == VF_E_KEY ||
+		       fail(t->suite, t->id, "encaps: expected a key error, got %s",
+			    vf_code_name(rc));
+	}
+	if (check != VF_OK || rc != VF_OK)
+		return fail(t->suite, t->id, "encaps: %s", err.msg);
+	return same(t, "c", ct, c, c_len, sizeof(ct)) && same(t, "K", ss, k, k_len, sizeof(ss));
+}
+
+static bool expanded_decaps_case(struct tcase *t)
+{
+	size_t dk_len, c_len, k_len, ek_len;
+	const uint8_t *dk = field(t, "dk", &dk_len, false);
+	const uint8_t *c = field(t, "c", &c_len, false);
+	const uint8_t *ek = field(t, "ek", &ek_len, true);
+	const uint8_t *k = field(t, "K", &k_len, true);
+	enum result res = result_of(t);
+	if (!dk || !c || res == R_UNKNOWN)
+		return false;
+	uint8_t ss[VF_MLKEM768_SS_LEN];
+	struct vf_error err = {0};
+	enum vf_code rc = vf_mlkem768_decaps(dk, dk_len, c, c_len, ss, &err);
+	if (res == R_INVALID)
+		return rc != VF_OK || fail(t->suite, t->id, "invalid input accepted");
+	if (rc != VF_OK)
+		return fail(t->suite, t->id, "decaps: %s", err.msg);
+	/* The embedded ek is the one given. */
+	if (ek && dk_len == VF_MLKEM768_DK_LEN &&
+	    !same(t, "embedded ek", dk + 1152, ek, ek_len, VF_MLKEM768_EK_LEN))
+		return false;
+	return k ? same(t, "K", ss, k, k_len, sizeof(ss))
+		 : fail(t->suite, t->id, "malformed vector: valid without K");
+}
+
+/* ---- ML-KEM-768: CCTV ------------------------------------------------------ */
+
+/* "name = hex" lines (strcmp-ML-KEM-768.txt): the value of name. */
+static uint8_t *kv_hex(const char *text, const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, name, n) == 0 && strncmp(p + n, " = ", 3) == 0) {
+			const char *v = p + n + 3;
+			return unhex(v, strcspn(v, "\r\n"), len);
+		}
+	}
+	return NULL;
+}
+
+static void cctv_strcmp(struct suite *s, const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/cctv-mlkem/strcmp-ML-KEM-768.txt", dir);
+	size_t len = 0, dk_len = 0, c_len = 0, k_len = 0;
+	char *text = read_whole_file(path, &len);
+	if (!text) {
+		tally(s, fail(s->name, path, "cannot read"));
+		return;
+	}
+	char *z = realloc(text, len + 1);
+	if (z)
+		z[len] = '\0';
+	uint8_t *dk = z ? kv_hex(z, "dk", &dk_len) : NULL;
+	uint8_t *c = z ? kv_hex(z, "c", &c_len) : NULL;
+	uint8_t *k = z ? kv_hex(z, "K", &k_len) : NULL;
+	uint8_t ss[VF_MLKEM768_SS_LEN];
+	struct vf_error err = {0};
+	bool ok;
+	if (!dk || !c || !k)
+		ok = fail(s->name, path, "malformed file");
+	else if (vf_mlkem768_decaps(dk, dk_len, c, c_len, ss, &err) != VF_OK)
+		ok = fail(s->name, path, "decaps: %s", err.msg);
+	else
+		ok = (k_len == sizeof(ss) && memcmp(ss, k, k_len) == 0) ||
+		     fail(s->name, path, "K differs");
+	tally(s, ok);
+	free(dk);
+	free(c);
+	free(k);
+	free(z ? z : text);
+}
+
+/* Every line of modulus-ML-KEM-768.txt.gz is an encapsulation key that
+ * must fail the modulus check. */
+static void cctv_modulus(struct suite *s, const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/cctv-mlkem/modulus-ML-KEM-768.txt.gz", dir);
+	gzFile f = gzopen(path, "rb");
+	if (!f) {
+		tally(s, fail(s->name, path, "cannot read"));
+		return;
+	}
+	static char line[2 * VF_MLKEM768_EK_LEN + 16];
+	uint8_t ct[VF_MLKEM768_CT_LEN], ss[VF_MLKEM768_SS_LEN];
+	long lineno = 0;
+	while (gzgets(f, line, sizeof(line))) {
+		char id[32];
+		snprintf(id, sizeof(id), "line %ld", ++lineno);
+		size_t ek_len = 0;
+		uint8_t *ek = unhex(line, strcspn(line, "\r\n"), &ek_len);
+		struct vf_error err = {0};
+		bool ok;
+		if (!ek || ek_len != VF_MLKEM768_EK_LEN)
+			ok = fail(s->name, id, "not a 1,184-byte key");
+		else if (vf_mlkem768_check_ek(ek, ek_len, &err) != VF_E_KEY)
+			ok = fail(s->name, id, "check_ek accepted a key over the modulus");
+		else
+			ok = vf_mlkem768_encaps(ek, ek_len, NULL, ct, ss, &err) == VF_E_KEY ||
+			     fail(s->name, id, "encaps accepted a key over the modulus");
+		tally(s, ok);
+		free(ek);
+	}
+	gzclose(f);
+}
+
+/* ---- ML-KEM-768: our own checks ------------------------------------------ */
+
+/* Compress_d and Decompress_d against their definitions with exact
+ * rational rounding, for every input. */
+static void check_compress(struct suite *s)
+{
+	const unsigned q = VF_MLKEM_Q;
+	for (unsigned d = 1; d <= 11; d++) {
+		bool ok = true;
+		for (unsigned x = 0; x < q && ok; x++) {
+			/* round(2^d x / q) = floor((2^(d+1) x + q) / 2q) */
+			unsigned want = (((x << (d + 1)) + q) / (2 * q)) & ((1u << d) - 1);
+			if (vf_mlkem_compress((uint16_t)x, d) != want) {
+				char id[32];
+				snprintf(id, sizeof(id), "d=%u", d);
+				ok = fail(s->name, id, "Compress(%u) = %u, expected %u", x,
+					  vf_mlkem_compress((uint16_t)x, d), want);
+			}
+		}
+		for (unsigned y = 0; y < (1u << d) && ok; y++) {
+			unsigned want = (2 * q * y + (1u << d)) >> (d + 1);
+			if (vf_mlkem_decompress((uint16_t)y, d) != want) {
+				char id[32];
+				snprintf(id, sizeof(id), "d=%u", d);
+				ok = fail(s->name, id, "Decompress(%u) = %u, expected %u", y,
+					  vf_mlkem_decompress((uint16_t)y, d), want);
+			}
+		}
+		tally(s, ok);
+	}
+}
+
+/* SampleNTT starting from one 168-byte SHAKE128 block (never enough for
+ * 256 coefficients) must recompute to the result of a long first squeeze. */
+static void check_sample_ntt(struct suite *s)
+{
+	uint8_t rho[32];
+	uint16_t a[VF_MLKEM_N], b[VF_MLKEM_N], c[VF_MLKEM_N];
+	struct vf_error err = {0};
+	for (int round = 0; round < 8; round++) {
+		bool ok;
+		vf_random(rho, sizeof(rho), NULL);
+		if (vf_mlkem_sample_ntt(rho, (uint8_t)round, 1, 168, a, &err) != VF_OK ||
+		    vf_mlkem_sample_ntt(rho, (uint8_t)round, 1, 3, b, &err) != VF_OK ||
+		    vf_mlkem_sample_ntt(rho, (uint8_t)round, 1, 4096, c, &err) != VF_OK)
+			ok = fail(s->name, "SampleNTT", "%s", err.msg);
+		else
+			ok = (memcmp(a, c, sizeof(a)) == 0 && memcmp(b, c, sizeof(b)) == 0) ||
+			     fail(s->name, "SampleNTT", "recomputed output differs");
+		for (int i = 0; ok && i < VF_MLKEM_N; i++)
+			if (c[i] >= VF_MLKEM_Q)
+				ok = fail(s->name, "SampleNTT", "coefficient %u not below q", c[i]);
+		tally(s, ok);
+	}
+}
+
+/* Random keys: encapsulation with a random m decapsulates to the same key;
+ * an altered ciphertext gives J(z || c') = SHAKE256(z || c', 32), the
+ * implicit-rejection key. */
+static void check_round_trips(struct suite *s)
+{
+	struct keypair kp;
+	uint8_t seed[VF_MLKEM768_SEED_LEN], ct[VF_MLKEM768_CT_LEN];
+	uint8_t ss1[32], ss2[32], reject[32];
+	for (int round = 0; round < 16; round++) {
+		struct vf_error err = {0};
+		bool ok = true;
+		vf_random(seed, sizeof(seed), NULL);
+		if (vf_mlkem768_keygen(seed, sizeof(seed), kp.ek, kp.dk, &err) != VF_OK ||
+		    vf_mlkem768_encaps(kp.ek, sizeof(kp.ek), NULL, ct, ss1, &err) != VF_OK ||
+		    vf_mlkem768_decaps(kp.dk, sizeof(kp.dk), ct, sizeof(ct), ss2, &err) != VF_OK)
+			ok = fail(s->name, "round trip", "%s", err.msg);
+		else if (memcmp(ss1, ss2, sizeof(ss1)) != 0)
+			ok = fail(s->name, "round trip", "decapsulated key differs");
+		/* Flip one bit, in a different place each round. */
+		ct[(size_t)round * 67 % sizeof(ct)] ^= (uint8_t)(1u << (round % 8));
+		struct vf_iov j[] = {{seed + 32, 32}, {ct, sizeof(ct)}};
+		if (ok && (vf_mlkem768_decaps(kp.dk, sizeof(kp.dk), ct, sizeof(ct), ss2, &err) != VF_OK ||
+			   vf_shake256(j, 2, reject, sizeof(reject), &err) != VF_OK))
+			ok = fail(s->name, "rejection", "%s", err.msg);
+		else if (ok && memcmp(ss2, reject, sizeof(reject)) != 0)
+			ok = fail(s->name, "rejection", "altered ciphertext did not give J(z || c)");
+		tally(s, ok);
+	}
+}
+
+/* ---- Driver ---------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	const char *wycheproof = argc > 1 ? argv[1] : "../shared/testdata/wycheproof";
+	const char *pq = argc > 2 ? argv[2] : "../shared/testdata/pq";
+	if (vf_init() != 0)
+		return 1;
+
+	struct suite keygen = {"mlkem wycheproof keygen_seed", 0, 0};
+	run_json(&keygen, wycheproof, "mlkem_768_keygen_seed_test.json", keygen_case);
+	report(&keygen);
+	struct suite decaps = {"mlkem wycheproof test", 0, 0};
+	run_json(&decaps, wycheproof, "mlkem_768_test.json", decaps_case);
+	report(&decaps);
+	struct suite encaps = {"mlkem wycheproof encaps", 0, 0};
+	run_json(&encaps, wycheproof, "mlkem_768_encaps_test.json", encaps_case);
+	report(&encaps);
+	struct suite expanded = {"mlkem wycheproof semi_expanded_decaps", 0, 0};
+	run_json(&expanded, wycheproof, "mlkem_768_semi_expanded_decaps_test.json",
+		 expanded_decaps_case);
+	report(&expanded);
+	struct suite strcmp_suite = {"mlkem cctv strcmp", 0, 0};
+	cctv_strcmp(&strcmp_suite, pq);
+	report(&strcmp_suite);
+	struct suite modulus = {"mlkem cctv modulus", 0, 0};
+	cctv_modulus(&modulus, pq);
+	report(&modulus);
+	struct suite own = {"mlkem own checks", 0, 0};
+	check_compress(&own);
+	check_sample_ntt(&own);
+	check_round_trips(&own);
+	report(&own);
+
+	printf("pq: %ld passed, %ld failed\n", total_passed, total_failed);
+	return total_failed ? 1 : 0;
+}
