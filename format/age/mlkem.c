@@ -271,7 +271,7 @@ static void decode_v(const uint8_t in[N * DV / 8], poly *f)
 static void decode_message(const uint8_t m[VF_MLKEM768_M_LEN], poly *f)
 {
 	for (unsigned i = 0; i < N; i++) {
-		uint16_t bit = (m[i / 8] >> (i % 8)) & 1u;
+		uint32_t bit = (uint32_t)(m[i / 8] >> (i % 8)) & 1u;
 		f->c[i] = (uint16_t)((0u - bit) & ((Q + 1) / 2));
 	}
 }
