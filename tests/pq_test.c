@@ -21,6 +21,18 @@
  *    every input, SampleNTT's recomputation path, random round trips and
  *    the implicit-rejection key J(z || c) of altered ciphertexts.
  *
+ * X-Wing (format/age/xwing.h): every vector of the draft (seed -> pk,
+ * eseed -> ct and ss, decapsulation -> ss); a low-order X25519 share or
+ * public key refused; a public key failing the ML-KEM modulus check or of
+ * the wrong length refused.
+ *
+ * HPKE (format/age/hpke.h): the entries of hpke-pq's and filippo.io/hpke's
+ * vectors for age's suite (mode base, KEM 0x647a, KDF 0x0001, AEAD
+ * 0x0003): the receiver's pk from skRm (the X-Wing seed, taken as given),
+ * enc from ikmE, shared_secret, key, base_nonce, exporter_secret, every
+ * encryption in sequence both ways, every export; a random single-shot
+ * seal and open, and open refusing a changed ciphertext.
+ *
  * Prints "pq: SUITE N/M" per suite, one line per failing case, and a final
  * "pq: N passed, M failed". Exit status 0 only when nothing failed and
  * every suite had cases. */
@@ -35,8 +47,10 @@
 #include "base/crypto.h"
 #include "base/error.h"
 #include "base/secmem.h"
+#include "age/hpke.h"
 #include "age/mlkem.h"
 #include "age/mlkem_internal.h"
+#include "age/xwing.h"
 #include "json_tree.h"
 
 /* ---- Bookkeeping ------------------------------------------------------- */
@@ -103,7 +117,7 @@ static uint8_t *unhex(const char *s, size_t len, size_t *out_len)
 }
 
 /* One JSON test case: its fields decoded on demand, freed together. */
-#define MAX_FIELDS 8
+#define MAX_FIELDS 16
 struct tcase {
 	const char *suite;
 	char id[32];
@@ -480,6 +494,331 @@ static void check_round_trips(struct suite *s)
 	}
 }
 
+/* ---- X-Wing ------------------------------------------------------------------ */
+
+/* A top-level JSON array of objects (the X-Wing and HPKE-PQ files). */
+static struct jnode *load_array(struct suite *s, const char *dir, const char *file)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	size_t len = 0;
+	char *text = read_whole_file(path, &len);
+	struct jnode *doc = text ? json_parse(text, len, path) : NULL;
+	free(text);
+	if (!doc || doc->type != J_ARRAY) {
+		tally(s, fail(s->name, file, "cannot read %s as a JSON array", path));
+		json_free(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+static bool xwing_case(struct tcase *t)
+{
+	size_t seed_len, sk_len, eseed_len, pk_len, ct_len, ss_len;
+	const uint8_t *seed = field(t, "seed", &seed_len, false);
+	const uint8_t *sk = field(t, "sk", &sk_len, false);
+	const uint8_t *eseed = field(t, "eseed", &eseed_len, false);
+	const uint8_t *pk = field(t, "pk", &pk_len, false);
+	const uint8_t *ct = field(t, "ct", &ct_len, false);
+	const uint8_t *ss = field(t, "ss", &ss_len, false);
+	if (!seed || !sk || !eseed || !pk || !ct || !ss)
+		return false;
+	if (eseed_len != VF_XWING_ESEED_LEN || ct_len != VF_XWING_CT_LEN)
+		return fail(t->suite, t->id, "malformed vector: eseed or ct length");
+	/* In this version of the draft the private key is the seed itself. */
+	if (!same(t, "sk (the seed)", sk, seed, seed_len, sk_len))
+		return false;
+	struct vf_xwing_key *key = NULL;
+	uint8_t got_ct[VF_XWING_CT_LEN], got_ss[VF_XWING_SS_LEN];
+	struct vf_error err = {0};
+	bool ok = true;
+	if (vf_xwing_key_new(&key, seed, seed_len, &err) != VF_OK)
+		ok = fail(t->suite, t->id, "key: %s", err.msg);
+	ok = ok && same(t, "pk", vf_xwing_key_public(key), pk, pk_len, VF_XWING_PK_LEN);
+	if (ok && vf_xwing_encaps(pk, eseed, got_ct, got_ss, &err) != VF_OK)
+		ok = fail(t->suite, t->id, "encaps: %s", err.msg);
+	ok = ok && same(t, "ct", got_ct, ct, ct_len, sizeof(got_ct)) &&
+	     same(t, "encapsulated ss", got_ss, ss, ss_len, sizeof(got_ss));
+	memset(got_ss, 0, sizeof(got_ss));
+	if (ok && vf_xwing_decaps(key, ct, got_ss, &err) != VF_OK)
+		ok = fail(t->suite, t->id, "decaps: %s", err.msg);
+	ok = ok && same(t, "decapsulated ss", got_ss, ss, ss_len, sizeof(got_ss));
+	vf_xwing_key_free(key);
+	return ok;
+}
+
+static void xwing_vectors(struct suite *s, const char *dir)
+{
+	struct jnode *doc = load_array(s, dir, "xwing/xwing-draft-test-vectors.json");
+	long n = 0;
+	for (const struct jnode *v = doc ? doc->child : NULL; v; v = v->next) {
+		struct tcase t = {.suite = s->name, .test = v};
+		snprintf(t.id, sizeof(t.id), "vector %ld", ++n);
+		tally(s, xwing_case(&t));
+		tcase_free(&t);
+	}
+	json_free(doc);
+}
+
+/* A point of order 8 on Curve25519 (its u-coordinate), whose X25519 with
+ * any scalar is all zero. */
+static const uint8_t low_order_point[32] = {
+	0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3,
+	0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32,
+	0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00,
+};
+
+static void xwing_checks(struct suite *s)
+{
+	uint8_t seed[VF_XWING_SEED_LEN], pk[VF_XWING_PK_LEN], ct[VF_XWING_CT_LEN];
+	uint8_t ss1[VF_XWING_SS_LEN], ss2[VF_XWING_SS_LEN];
+	struct vf_xwing_key *key = NULL;
+	struct vf_error err = {0};
+	vf_random(seed, sizeof(seed), NULL);
+	bool ok = vf_xwing_key_new(&key, seed, sizeof(seed), &err) == VF_OK;
+	tally(s, ok || fail(s->name, "key", "%s", err.msg));
+	if (!ok)
+		return;
+	memcpy(pk, vf_xwing_key_public(key), sizeof(pk));
+	/* Random encapsulation round trip. */
+	ok = vf_xwing_encaps(pk, NULL, ct, ss1, &err) == VF_OK &&
+	     vf_xwing_decaps(key, ct, ss2, &err) == VF_OK;
+	tally(s, ok ? memcmp(ss1, ss2, sizeof(ss1)) == 0 ||
+			      fail(s->name, "round trip", "shared secrets differ")
+		    : fail(s->name, "round trip", "%s", err.msg));
+	/* A low-order share in the ciphertext: the X25519 result is all zero. */
+	memcpy(ct + VF_MLKEM768_CT_LEN, low_order_point, 32);
+	enum vf_code rc = vf_xwing_decaps(key, ct, ss2, &err);
+	tally(s, rc == VF_E_KEY ||
+		     fail(s->name, "low-order share", "expected a key error, got %s",
+			  vf_code_name(rc)));
+	/* A low-order X25519 public key. */
+	uint8_t bad[VF_XWING_PK_LEN];
+	memcpy(bad, pk, sizeof(bad));
+	memcpy(bad + VF_MLKEM768_EK_LEN, low_order_point, 32);
+	rc = vf_xwing_encaps(bad, NULL, ct, ss1, &err);
+	tally(s, rc == VF_E_KEY ||
+		     fail(s->name, "low-order pk", "expected a key error, got %s",
+			  vf_code_name(rc)));
+	/* The ML-KEM half over the modulus: its first coefficient set to q. */
+	memcpy(bad, pk, sizeof(bad));
+	bad[0] = VF_MLKEM_Q & 0xff;
+	bad[1] = (uint8_t)((bad[1] & 0xf0) | (VF_MLKEM_Q >> 8));
+	rc = vf_xwing_encaps(bad, NULL, ct, ss1, &err);
+	tally(s, (rc == VF_E_KEY && vf_xwing_check_pk(bad, sizeof(bad), &err) == VF_E_KEY) ||
+		     fail(s->name, "modulus", "a key over the modulus was accepted"));
+	rc = vf_xwing_check_pk(pk, sizeof(pk) - 1, &err);
+	tally(s, rc == VF_E_KEY || fail(s->name, "length", "a short key was accepted"));
+	struct vf_xwing_key *short_key = NULL;
+	rc = vf_xwing_key_new(&short_key, seed, sizeof(seed) - 1, &err);
+	tally(s, (rc == VF_E_KEY && !short_key) ||
+		     fail(s->name, "seed length", "a short seed was accepted"));
+	vf_xwing_key_free(short_key);
+	vf_xwing_key_free(key);
+}
+
+/* ---- HPKE ------------------------------------------------------------------------ */
+
+/* The hex member key of a JSON object (no tcase: encryptions and exports
+ * are nested). */
+static uint8_t *obj_hex(const struct jnode *obj, const char *key, size_t *len)
+{
+	const struct jnode *s = jget(obj, key, J_STRING);
+	return s ? unhex(s->str, s->len, len) : NULL;
+}
+
+static bool hpke_ctx_is(struct tcase *t, const char *side, const struct vf_hpke_ctx *ctx,
+			const uint8_t *key, const uint8_t *nonce, const uint8_t *exp,
+			size_t exp_len)
+{
+	char what[64];
+	snprintf(what, sizeof(what), "%s key", side);
+	if (!same(t, what, ctx->key, key, sizeof(ctx->key), sizeof(ctx->key)))
+		return false;
+	snprintf(what, sizeof(what), "%s base_nonce", side);
+	if (!same(t, what, ctx->base_nonce, nonce, sizeof(ctx->base_nonce),
+		  sizeof(ctx->base_nonce)))
+		return false;
+	snprintf(what, sizeof(what), "%s exporter_secret", side);
+	return same(t, what, ctx->exporter_secret, exp, exp_len, sizeof(ctx->exporter_secret));
+}
+
+/* Setup both ways: 1 case. */
+static bool hpke_setup(struct tcase *t, struct vf_xwing_key **key, struct vf_hpke_ctx *sender,
+		       struct vf_hpke_ctx *receiver)
+{
+	size_t info_len, ikme_len, skr_len, pkr_len, enc_len, ss_len, k_len, n_len, x_len;
+	const uint8_t *info = field(t, "info", &info_len, false);
+	const uint8_t *ikme = field(t, "ikmE", &ikme_len, false);
+	const uint8_t *skr = field(t, "skRm", &skr_len, false);
+	const uint8_t *pkr = field(t, "pkRm", &pkr_len, false);
+	const uint8_t *enc = field(t, "enc", &enc_len, false);
+	const uint8_t *ss = field(t, "shared_secret", &ss_len, false);
+	const uint8_t *k = field(t, "key", &k_len, false);
+	const uint8_t *n = field(t, "base_nonce", &n_len, false);
+	const uint8_t *x = field(t, "exporter_secret", &x_len, false);
+	if (!info || !ikme || !skr || !pkr || !enc || !ss || !k || !n || !x)
+		return false;
+	if (ikme_len != VF_XWING_ESEED_LEN || enc_len != VF_HPKE_ENC_LEN ||
+	    k_len != VF_AEAD_KEY_LEN || n_len != VF_AEAD_NONCE_LEN)
+		return fail(t->suite, t->id, "malformed vector: field lengths");
+	uint8_t got_enc[VF_HPKE_ENC_LEN], got_ss[VF_XWING_SS_LEN];
+	struct vf_error err = {0};
+	if (vf_xwing_key_new(key, skr, skr_len, &err) != VF_OK)
+		return fail(t->suite, t->id, "skRm: %s", err.msg);
+	if (!same(t, "pkRm", vf_xwing_key_public(*key), pkr, pkr_len, VF_XWING_PK_LEN))
+		return false;
+	if (vf_xwing_decaps(*key, enc, got_ss, &err) != VF_OK)
+		return fail(t->suite, t->id, "decaps: %s", err.msg);
+	if (!same(t, "shared_secret", got_ss, ss, ss_len, sizeof(got_ss)))
+		return false;
+	if (vf_hpke_setup_sender(pkr, pkr_len, ikme, info, info_len, got_enc, sender, &err) !=
+	    VF_OK)
+		return fail(t->suite, t->id, "setup sender: %s", err.msg);
+	if (!same(t, "enc", got_enc, enc, enc_len, sizeof(got_enc)) ||
+	    !hpke_ctx_is(t, "sender", sender, k, n, x, x_len))
+		return false;
+	if (vf_hpke_setup_receiver(*key, enc, info, info_len, receiver, &err) != VF_OK)
+		return fail(t->suite, t->id, "setup receiver: %s", err.msg);
+	return hpke_ctx_is(t, "receiver", receiver, k, n, x, x_len);
+}
+
+/* One encryption, sealed by the sender and opened by the receiver in
+ * sequence. */
+static bool hpke_encryption(struct tcase *t, const struct jnode *e, struct vf_hpke_ctx *sender,
+			    struct vf_hpke_ctx *receiver)
+{
+	size_t aad_len = 0, pt_len = 0, ct_len = 0, nonce_len = 0;
+	uint8_t *aad = obj_hex(e, "aad", &aad_len), *pt = obj_hex(e, "pt", &pt_len);
+	uint8_t *ct = obj_hex(e, "ct", &ct_len), *nonce = obj_hex(e, "nonce", &nonce_len);
+	uint8_t *got = ct ? calloc(1, ct_len + 1) : NULL;
+	struct vf_error err = {0};
+	bool ok = aad && pt && ct && nonce && got && ct_len == pt_len + VF_AEAD_TAG_LEN;
+	if (!ok)
+		fail(t->suite, t->id, "malformed encryption");
+	/* The nonce the context will use: base_nonce XOR seq. */
+	uint8_t want_nonce[VF_AEAD_NONCE_LEN];
+	memcpy(want_nonce, sender->base_nonce, sizeof(want_nonce));
+	for (int i = 0; i < 8; i++)
+		want_nonce[VF_AEAD_NONCE_LEN - 1 - i] ^= (uint8_t)(sender->seq >> (8 * i));
+	ok = ok && same(t, "nonce", want_nonce, nonce, nonce_len, sizeof(want_nonce));
+	if (ok && vf_hpke_ctx_seal(sender, aad, aad_len, pt, pt_len, got, &err) != VF_OK)
+		ok = fail(t->suite, t->id, "seal: %s", err.msg);
+	ok = ok && same(t, "ct", got, ct, ct_len, ct_len);
+	if (ok && vf_hpke_ctx_open(receiver, aad, aad_len, ct, ct_len, got, &err) != VF_OK)
+		ok = fail(t->suite, t->id, "open: %s", err.msg);
+	ok = ok && same(t, "pt", got, pt, pt_len, pt_len);
+	free(aad);
+	free(pt);
+	free(ct);
+	free(nonce);
+	free(got);
+	return ok;
+}
+
+static bool hpke_export(struct tcase *t, const struct jnode *e, const struct vf_hpke_ctx *sender,
+			const struct vf_hpke_ctx *receiver)
+{
+	size_t ctx_len = 0, want_len = 0;
+	long l = 0;
+	uint8_t *ctx = obj_hex(e, "exporter_context", &ctx_len);
+	uint8_t *want = obj_hex(e, "exported_value", &want_len);
+	uint8_t *got = want ? calloc(2, want_len + 1) : NULL;
+	struct vf_error err = {0};
+	bool ok = ctx && want && got && jget_uint(e, "L", 0xffff, &l) && (size_t)l == want_len;
+	if (!ok)
+		fail(t->suite, t->id, "malformed export");
+	if (ok && (vf_hpke_export(sender, ctx, ctx_len, got, want_len, &err) != VF_OK ||
+		   vf_hpke_export(receiver, ctx, ctx_len, got + want_len, want_len, &err) != VF_OK))
+		ok = fail(t->suite, t->id, "export: %s", err.msg);
+	ok = ok && same(t, "sender export", got, want, want_len, want_len) &&
+	     same(t, "receiver export", got + want_len, want, want_len, want_len);
+	free(ctx);
+	free(want);
+	free(got);
+	return ok;
+}
+
+static bool is_age_suite(const struct jnode *v)
+{
+	long mode = -1, kem = -1, kdf = -1, aead = -1;
+	return jget_uint(v, "mode", 255, &mode) && jget_uint(v, "kem_id", 0xffff, &kem) &&
+	       jget_uint(v, "kdf_id", 0xffff, &kdf) && jget_uint(v, "aead_id", 0xffff, &aead) &&
+	       mode == 0 && kem == VF_HPKE_KEM_XWING && kdf == VF_HPKE_KDF_HKDF_SHA256 &&
+	       aead == VF_HPKE_AEAD_CHACHA20POLY1305;
+}
+
+/* Each entry for age's suite: the setup, then every encryption and every
+ * export, each counted as a case. */
+static void hpke_vectors(struct suite *s, const char *dir, const char *file)
+{
+	struct jnode *doc = load_array(s, dir, file);
+	long index = 0, entries = 0;
+	for (const struct jnode *v = doc ? doc->child : NULL; v; v = v->next) {
+		index++;
+		if (!is_age_suite(v))
+			continue;
+		entries++;
+		struct tcase t = {.suite = s->name, .test = v};
+		snprintf(t.id, sizeof(t.id), "entry %ld", index);
+		struct vf_xwing_key *key = NULL;
+		struct vf_hpke_ctx sender, receiver;
+		bool ok = hpke_setup(&t, &key, &sender, &receiver);
+		tally(s, ok);
+		const struct jnode *encs = jget(v, "encryptions", J_ARRAY);
+		const struct jnode *exps = jget(v, "exports", J_ARRAY);
+		if (!encs || !exps)
+			tally(s, fail(s->name, t.id, "no encryptions or exports"));
+		for (const struct jnode *e = encs ? encs->child : NULL; ok && e; e = e->next)
+			tally(s, hpke_encryption(&t, e, &sender, &receiver));
+		for (const struct jnode *e = exps ? exps->child : NULL; ok && e; e = e->next)
+			tally(s, hpke_export(&t, e, &sender, &receiver));
+		vf_xwing_key_free(key);
+		tcase_free(&t);
+	}
+	if (doc && entries == 0)
+		tally(s, fail(s->name, file, "no entry for age's suite"));
+	json_free(doc);
+}
+
+/* Single-shot seal and open as age uses them, with fresh randomness. */
+static void hpke_checks(struct suite *s)
+{
+	static const char info[] = "age-encryption.org/mlkem768x25519";
+	uint8_t seed[VF_XWING_SEED_LEN], enc[VF_HPKE_ENC_LEN];
+	uint8_t pt[16] = "YELLOW SUBMARINE", ct[sizeof(pt) + VF_AEAD_TAG_LEN], got[sizeof(pt)];
+	struct vf_xwing_key *key = NULL;
+	struct vf_error err = {0};
+	vf_random(seed, sizeof(seed), NULL);
+	bool ok = vf_xwing_key_new(&key, seed, sizeof(seed), &err) == VF_OK &&
+		  vf_hpke_seal(vf_xwing_key_public(key), VF_XWING_PK_LEN, (const uint8_t *)info,
+			       strlen(info), NULL, 0, pt, sizeof(pt), enc, ct, &err) == VF_OK &&
+		  vf_hpke_open(key, enc, (const uint8_t *)info, strlen(info), NULL, 0, ct,
+			       sizeof(ct), got, &err) == VF_OK;
+	tally(s, ok ? memcmp(got, pt, sizeof(pt)) == 0 ||
+			      fail(s->name, "single shot", "opened plaintext differs")
+		    : fail(s->name, "single shot", "%s", err.msg));
+	if (!ok) {
+		vf_xwing_key_free(key);
+		return;
+	}
+	/* Another info, a changed enc or a changed ciphertext do not open. */
+	enum vf_code rc = vf_hpke_open(key, enc, (const uint8_t *)info, strlen(info) - 1, NULL, 0,
+				       ct, sizeof(ct), got, &err);
+	tally(s, rc == VF_E_AUTH || fail(s->name, "info", "opened under another info"));
+	ct[3] ^= 1;
+	rc = vf_hpke_open(key, enc, (const uint8_t *)info, strlen(info), NULL, 0, ct, sizeof(ct),
+			  got, &err);
+	tally(s, rc == VF_E_AUTH || fail(s->name, "ct", "a changed ciphertext opened"));
+	ct[3] ^= 1;
+	enc[100] ^= 1;
+	rc = vf_hpke_open(key, enc, (const uint8_t *)info, strlen(info), NULL, 0, ct, sizeof(ct),
+			  got, &err);
+	tally(s, rc == VF_E_AUTH || fail(s->name, "enc", "a changed enc opened"));
+	vf_xwing_key_free(key);
+}
+
 /* ---- Driver ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -513,6 +852,22 @@ int main(int argc, char **argv)
 	check_sample_ntt(&own);
 	check_round_trips(&own);
 	report(&own);
+
+	struct suite xwing = {"xwing draft vectors", 0, 0};
+	xwing_vectors(&xwing, pq);
+	report(&xwing);
+	struct suite xwing_own = {"xwing own checks", 0, 0};
+	xwing_checks(&xwing_own);
+	report(&xwing_own);
+	struct suite hpke_hpkewg = {"hpke hpkewg-test-vectors.json age suite", 0, 0};
+	hpke_vectors(&hpke_hpkewg, pq, "hpke-pq/hpkewg-test-vectors.json");
+	report(&hpke_hpkewg);
+	struct suite hpke_filippo = {"hpke filippo-hpke-pq.json age suite", 0, 0};
+	hpke_vectors(&hpke_filippo, pq, "hpke-pq/filippo-hpke-pq.json");
+	report(&hpke_filippo);
+	struct suite hpke_own = {"hpke own checks", 0, 0};
+	hpke_checks(&hpke_own);
+	report(&hpke_own);
 
 	printf("pq: %ld passed, %ld failed\n", total_passed, total_failed);
 	return total_failed ? 1 : 0;
