@@ -409,6 +409,7 @@ static enum vf_code pke_keygen(struct work *w, const uint8_t d[32],
 	const struct vf_iov g_in[] = {{d, 32}, {&k, 1}};
 	enum vf_code rc = vf_sha3_512(g_in, 2, w->g, err);
 	const uint8_t *rho = w->g, *sigma = w->g + 32;
+	VF_CT_PUBLIC(rho, 32); /* part of ek */
 	if (rc == VF_OK)
 		rc = sample_matrix(rho, w->a, err);
 	for (unsigned i = 0; i < K && rc == VF_OK; i++)
@@ -511,6 +512,7 @@ enum vf_code vf_mlkem768_keygen(const uint8_t *seed, size_t seed_len,
 		return VF_E_NOMEM;
 	enum vf_code rc = pke_keygen(w, seed, ek, dk, err);
 	if (rc == VF_OK) {
+		VF_CT_PUBLIC(ek, VF_MLKEM768_EK_LEN);
 		memcpy(dk + DK_EK_OFF, ek, VF_MLKEM768_EK_LEN);
 		rc = hash_h(ek, VF_MLKEM768_EK_LEN, dk + DK_H_OFF, err);
 		memcpy(dk + DK_Z_OFF, seed + 32, 32);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/secmem.h"
+#include "age/mlkem_internal.h"
 
 /* The combiner's domain separator, 6 bytes: \ . / / ^ \ */
 static const char xwing_label[] = "\\.//^\\";
@@ -55,6 +56,7 @@ enum vf_code vf_xwing_key_new(struct vf_xwing_key **out, const uint8_t *seed, si
 		rc = vf_mlkem768_keygen(expanded, VF_MLKEM768_SEED_LEN, key->pk, key->dk, err);
 	if (rc == VF_OK)
 		rc = vf_x25519_public(sk_x, key->pk + VF_MLKEM768_EK_LEN, err);
+	VF_CT_PUBLIC(key->pk + VF_MLKEM768_EK_LEN, VF_X25519_LEN);
 	if (rc == VF_OK)
 		rc = vf_x25519_key_new(&key->x25519, sk_x, err);
 	vf_scratch_free(expanded, 96);
