@@ -390,7 +390,9 @@ static struct work *work_new(struct vf_error *err)
 		vf_fail(err, VF_E_NOMEM, "out of memory");
 		return NULL;
 	}
-	memset(w, 0, sizeof(*w));
+	/* Only the accumulator must start at zero (acc_reduce leaves it so):
+	 * everything else is written before it is read. */
+	memset(w->acc, 0, sizeof(w->acc));
 	return w;
 }
 
