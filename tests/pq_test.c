@@ -33,6 +33,14 @@
  * encryption in sequence both ways, every export; a random single-shot
  * seal and open, and open refusing a changed ciphertext.
  *
+ * age's mlkem768x25519 recipients (format/age/hybrid.c; the official age
+ * vectors are cctv_test's): identity and recipient strings round trip
+ * (77 and 1,959 characters), a file sealed to two hybrid recipients opens
+ * with either identity, a recipient failing the modulus check or
+ * malformed is refused, each stanza fault is a header failure with its
+ * own message, and sealing to hybrid and classic recipients together is
+ * refused with one line naming the classic ones.
+ *
  * Prints "pq: SUITE N/M" per suite, one line per failing case, and a final
  * "pq: N passed, M failed". Exit status 0 only when nothing failed and
  * every suite had cases. */
@@ -44,10 +52,17 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "base/base64.h"
+#include "base/bech32.h"
 #include "base/crypto.h"
 #include "base/error.h"
+#include "base/io.h"
 #include "base/secmem.h"
+#include "age/age.h"
+#include "age/header_internal.h"
 #include "age/hpke.h"
+#include "age/keys.h"
+#include "age/recipient_internal.h"
 #include "age/mlkem.h"
 #include "age/mlkem_internal.h"
 #include "age/xwing.h"
@@ -819,6 +834,198 @@ static void hpke_checks(struct suite *s)
 	vf_xwing_key_free(key);
 }
 
+/* ---- age: mlkem768x25519 ------------------------------------------------ */
+
+static bool check(struct suite *s, const char *id, bool ok, const char *why)
+{
+	tally(s, ok || fail(s->name, id, "%s", why));
+	return ok;
+}
+
+/* Seals "hello" to the recipients into out. */
+static enum vf_code seal_to(struct vf_recipient **r, size_t n, struct vf_buf *out,
+			    struct vf_error *err)
+{
+	struct vf_mem_src src;
+	vf_mem_src_init(&src, (const uint8_t *)"hello", 5);
+	vf_buf_init(out);
+	return vf_encrypt(r, n, &src.base, &out->sink, err);
+}
+
+static enum vf_code open_with(struct vf_identity *id, const struct vf_buf *in,
+			      struct vf_buf *out, struct vf_error *err)
+{
+	struct vf_mem_src src;
+	vf_mem_src_init(&src, in->data, in->len);
+	vf_buf_init(out);
+	return vf_decrypt(&id, 1, &src.base, VF_ARMOR_NO, &out->sink, err);
+}
+
+/* A stanza fault: the code and a piece of the message. */
+static void stanza_fault(struct suite *s, const char *id, const char *const *args, size_t nargs,
+			 size_t body_len, const char *want)
+{
+	struct vf_stanza st;
+	uint8_t body[64] = {0}, enc[VF_HYBRID_ENC_LEN];
+	struct vf_error err = {0};
+	if (vf_stanza_init(&st, VF_HYBRID_STANZA_TYPE, args, nargs, body, body_len, &err) != VF_OK) {
+		tally(s, fail(s->name, id, "%s", err.msg));
+		return;
+	}
+	enum vf_code rc = vf_hybrid_stanza_enc(&st, enc, &err);
+	bool ok = rc == VF_E_HEADER && strstr(err.msg, want) && !strchr(err.msg, '\n');
+	tally(s, ok || fail(s->name, id, "expected a header failure saying \"%s\", got %s: %s",
+			    want, vf_code_name(rc), err.msg));
+	vf_stanza_free(&st);
+}
+
+static void stanza_faults(struct suite *s)
+{
+	uint8_t enc[VF_HYBRID_ENC_LEN + 2] = {0};
+	char b64[2 * VF_HYBRID_ENC_LEN];
+	const char *arg[] = {b64, "x"};
+	b64[vf_b64_encode(enc, VF_HYBRID_ENC_LEN, b64, false)] = '\0';
+	stanza_fault(s, "no argument", arg, 0, 32, "0 arguments");
+	stanza_fault(s, "two arguments", arg, 2, 32, "2 arguments");
+	stanza_fault(s, "body of 31 bytes", arg, 1, 31, "not a wrapped 16-byte key");
+	stanza_fault(s, "body of 33 bytes", arg, 1, 33, "not a wrapped 16-byte key");
+	b64[vf_b64_encode(enc, VF_HYBRID_ENC_LEN - 1, b64, false)] = '\0';
+	stanza_fault(s, "enc of 1119 bytes", arg, 1, 32, "of 1119 bytes");
+	b64[vf_b64_encode(enc, VF_HYBRID_ENC_LEN + 1, b64, false)] = '\0';
+	stanza_fault(s, "enc of 1121 bytes", arg, 1, 32, "of 1121 bytes");
+	b64[vf_b64_encode(enc, VF_HYBRID_ENC_LEN, b64, false)] = '\0';
+	b64[100] = '-';
+	stanza_fault(s, "bad base64 character", arg, 1, 32, "not canonical");
+	b64[100] = 'A';
+	/* 1120 bytes end with two data bits beside four padding bits: a last
+	 * character with padding bits set is not canonical. */
+	b64[strlen(b64) - 1] = 'B';
+	stanza_fault(s, "non-zero padding bits", arg, 1, 32, "not canonical");
+	b64[vf_b64_encode(enc, VF_HYBRID_ENC_LEN, b64, true)] = '\0';
+	stanza_fault(s, "padded base64", arg, 1, 32, "not canonical");
+}
+
+/* age1pq1... of pk with its first ML-KEM coefficient set to q. */
+static void modulus_recipient(struct suite *s, const char *good)
+{
+	char hrp[16];
+	uint8_t pk[VF_XWING_PK_LEN + 1];
+	size_t n = 0;
+	char bad[4096];
+	if (!vf_bech32_decode(good, strlen(good), hrp, sizeof(hrp), pk, sizeof(pk), &n)) {
+		tally(s, fail(s->name, "modulus recipient", "cannot decode our own recipient"));
+		return;
+	}
+	pk[0] = VF_MLKEM_Q & 0xff;
+	pk[1] = (uint8_t)((pk[1] & 0xf0) | (VF_MLKEM_Q >> 8));
+	vf_bech32_encode(VF_HYBRID_RECIPIENT_HRP, pk, n, false, bad, sizeof(bad));
+	struct vf_recipient *r = NULL;
+	struct vf_error err = {0};
+	enum vf_code rc = vf_recipient_parse(bad, &r, &err);
+	check(s, "modulus recipient", rc == VF_E_KEY && strstr(err.msg, "modulus check"),
+	      "a recipient whose ML-KEM key fails the modulus check was accepted");
+	vf_recipient_free(r);
+	/* And a corrupted checksum, an upper-case recipient. */
+	snprintf(bad, sizeof(bad), "%s", good);
+	bad[100] = bad[100] == 'q' ? 'p' : 'q';
+	r = NULL;
+	rc = vf_recipient_parse(bad, &r, &err);
+	check(s, "bad checksum", rc == VF_E_KEY, "a recipient with a bad checksum was accepted");
+	vf_recipient_free(r);
+	for (size_t i = 0; bad[i]; i++)
+		bad[i] = (char)(good[i] >= 'a' && good[i] <= 'z' ? good[i] - 32 : good[i]);
+	r = NULL;
+	rc = vf_recipient_parse(bad, &r, &err);
+	check(s, "upper case", rc == VF_E_KEY, "an upper-case recipient was accepted");
+	vf_recipient_free(r);
+}
+
+static void age_checks(struct suite *s)
+{
+	struct vf_identity *id1 = NULL, *id2 = NULL, *back = NULL, *classic = NULL;
+	struct vf_recipient *r[3] = {NULL, NULL, NULL};
+	char *secret = NULL, *rec1 = NULL, *rec2 = NULL, *crec = NULL;
+	struct vf_error err = {0};
+	struct vf_buf sealed, opened;
+	vf_buf_init(&sealed);
+	vf_buf_init(&opened);
+	if (!check(s, "generate",
+		   vf_hybrid_identity_generate(&id1, &err) == VF_OK &&
+			   vf_hybrid_identity_generate(&id2, &err) == VF_OK &&
+			   vf_x25519_identity_generate(&classic, &err) == VF_OK &&
+			   vf_hybrid_identity_encode(id1, &secret, &err) == VF_OK &&
+			   vf_identity_recipient(id1, &rec1, &err) == VF_OK &&
+			   vf_identity_recipient(id2, &rec2, &err) == VF_OK &&
+			   vf_identity_recipient(classic, &crec, &err) == VF_OK,
+		   err.msg))
+		goto out;
+	check(s, "identity string",
+	      strlen(secret) == 77 && !strncmp(secret, "AGE-SECRET-KEY-PQ-1", 19),
+	      "the identity is not AGE-SECRET-KEY-PQ-1... of 77 characters");
+	check(s, "recipient string", strlen(rec1) == 1959 && !strncmp(rec1, "age1pq1", 7),
+	      "the recipient is not age1pq1... of 1,959 characters");
+	char *again = NULL;
+	bool ok = vf_hybrid_identity_parse(secret, strlen(secret), &back, &err) == VF_OK &&
+		  vf_identity_recipient(back, &again, &err) == VF_OK && !strcmp(again, rec1);
+	check(s, "identity round trip", ok, "a parsed identity has another recipient");
+	free(again);
+	ok = vf_recipient_parse(rec1, &r[0], &err) == VF_OK &&
+	     vf_recipient_parse(rec2, &r[1], &err) == VF_OK &&
+	     vf_recipient_parse(crec, &r[2], &err) == VF_OK;
+	if (!check(s, "recipient parse", ok, err.msg))
+		goto out;
+	/* Two hybrid recipients: either identity opens the file. */
+	ok = seal_to(r, 2, &sealed, &err) == VF_OK;
+	check(s, "seal to two", ok, err.msg);
+	ok = ok && open_with(id2, &sealed, &opened, &err) == VF_OK && opened.len == 5 &&
+	     !memcmp(opened.data, "hello", 5);
+	check(s, "open with the second", ok, "the second identity did not open it");
+	vf_buf_free(&opened);
+	ok = open_with(back, &sealed, &opened, &err) == VF_OK && opened.len == 5;
+	check(s, "open with the first (parsed back)", ok, "the first identity did not open it");
+	vf_buf_free(&opened);
+	enum vf_code rc = open_with(classic, &sealed, &opened, &err);
+	check(s, "classic identity", rc == VF_E_NO_MATCH, "an X25519 identity matched");
+	vf_buf_free(&opened);
+	vf_buf_free(&sealed);
+	/* The mixing rule. */
+	rc = seal_to(r + 1, 2, &sealed, &err);
+	check(s, "mixed", rc == VF_E_ARG && strstr(err.msg, "can't mix post-quantum and classic") &&
+			  strstr(err.msg, crec) && !strstr(err.msg, "age1pq1") &&
+			  !strchr(err.msg, '\n'),
+	      "sealing to hybrid and X25519 recipients together was not refused in one line "
+	      "naming the classic one");
+	vf_buf_free(&sealed);
+	check(s, "classic only", seal_to(r + 2, 1, &sealed, &err) == VF_OK, err.msg);
+	vf_buf_free(&sealed);
+	/* Identity files: the hybrid key among others, comments allowed. */
+	char text[512];
+	snprintf(text, sizeof(text), "# created: now\n# public key: age1pq1...\n%s\n", secret);
+	struct vf_identities ids = {0};
+	rc = vf_identities_parse(text, strlen(text), "keys.txt", &ids, &err);
+	check(s, "identity file", rc == VF_OK && ids.n == 1 && vf_is_hybrid_identity(ids.items[0]),
+	      "an identity file with a hybrid key was not read");
+	vf_identities_free(&ids);
+	text[strlen(text) - 3] ^= 1; /* the checksum breaks */
+	rc = vf_identities_parse(text, strlen(text), "keys.txt", &ids, &err);
+	check(s, "bad identity", rc == VF_E_KEY && strstr(err.msg, "keys.txt:3:"),
+	      "a bad hybrid identity was not refused with its line");
+	vf_identities_free(&ids);
+	modulus_recipient(s, rec1);
+	stanza_faults(s);
+out:
+	for (int i = 0; i < 3; i++)
+		vf_recipient_free(r[i]);
+	vf_identity_free(id1);
+	vf_identity_free(id2);
+	vf_identity_free(back);
+	vf_identity_free(classic);
+	vf_secure_free(secret);
+	free(rec1);
+	free(rec2);
+	free(crec);
+}
+
 /* ---- Driver ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -868,6 +1075,10 @@ int main(int argc, char **argv)
 	struct suite hpke_own = {"hpke own checks", 0, 0};
 	hpke_checks(&hpke_own);
 	report(&hpke_own);
+
+	struct suite age = {"age mlkem768x25519 own checks", 0, 0};
+	age_checks(&age);
+	report(&age);
 
 	printf("pq: %ld passed, %ld failed\n", total_passed, total_failed);
 	return total_failed ? 1 : 0;
