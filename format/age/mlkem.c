@@ -89,8 +89,11 @@ static uint16_t fq_sub(uint16_t a, uint16_t b)
 
 /* zetas[i] = 17^BitRev7(i) and gammas[i] = 17^(2 BitRev7(i) + 1) mod q
  * (17 is the primitive 256th root of unity the standard fixes): computed
- * once rather than typed in. Only public loop counters index them. */
+ * once rather than typed in, with zeta_quots[i] = floor(zetas[i] 2^32 / q)
+ * for Shoup's multiplication below. Only public loop counters index
+ * them. */
 static uint16_t zetas[128], gammas[128];
+static uint32_t zeta_quots[128];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static unsigned bitrev7(unsigned i)
@@ -110,35 +113,64 @@ static void init_tables(void)
 	for (unsigned i = 0; i < 128; i++) {
 		zetas[i] = pow[bitrev7(i)];
 		gammas[i] = pow[2 * bitrev7(i) + 1];
+		zeta_quots[i] = (uint32_t)(((uint64_t)zetas[i] << 32) / Q);
 	}
+}
+
+/* a * zeta mod q, up to one multiple of q: in [0, 2q) for any 32-bit a
+ * (Shoup). With zq = floor(zeta 2^32 / q), t = floor(a zq / 2^32) is
+ * floor(a zeta / q) or one less; the difference a zeta - t q is then
+ * below 2q, so computing it modulo 2^32 gives it exactly. */
+static uint32_t mul_zeta(uint32_t a, uint32_t zeta, uint32_t zq)
+{
+	uint32_t t = (uint32_t)(((uint64_t)a * zq) >> 32);
+	return a * zeta - t * Q;
 }
 
 /* ---- NTT (Algorithms 9 to 12) ---------------------------------------------- */
 
+/* Lazily reduced: every butterfly adds less than 2q to a coefficient, so
+ * from canonical inputs the seven layers stay below 15q < 2^16, and one
+ * reduction at the end makes the output canonical. */
 static void ntt(poly *f)
 {
 	unsigned i = 1;
 	for (unsigned len = 128; len >= 2; len /= 2)
 		for (unsigned start = 0; start < N; start += 2 * len) {
-			uint16_t zeta = zetas[i++];
+			uint32_t zeta = zetas[i], zq = zeta_quots[i];
+			i++;
 			for (unsigned j = start; j < start + len; j++) {
-				uint16_t t = fq_mul(zeta, f->c[j + len]);
-				f->c[j + len] = fq_sub(f->c[j], t);
-				f->c[j] = fq_add(f->c[j], t);
+				uint32_t t = mul_zeta(f->c[j + len], zeta, zq);
+				uint32_t a = f->c[j];
+				f->c[j + len] = (uint16_t)(a + 2 * Q - t);
+				f->c[j] = (uint16_t)(a + t);
 			}
 		}
+	for (unsigned j = 0; j < N; j++)
+		f->c[j] = fq_reduce(f->c[j]);
 }
 
+/* x mod 2q for x < 4q, by mask. */
+static uint32_t csub_2q(uint32_t x)
+{
+	uint32_t d = x - 2 * Q;
+	return d + ((0u - (d >> 31)) & (2 * Q));
+}
+
+/* Lazily reduced too: coefficients stay below 2q (a sum of two is brought
+ * back under 2q by mask, a product with zeta is), and the final scaling
+ * by 128^-1 makes them canonical. */
 static void ntt_inverse(poly *f)
 {
 	unsigned i = 127;
 	for (unsigned len = 2; len <= 128; len *= 2)
 		for (unsigned start = 0; start < N; start += 2 * len) {
-			uint16_t zeta = zetas[i--];
+			uint32_t zeta = zetas[i], zq = zeta_quots[i];
+			i--;
 			for (unsigned j = start; j < start + len; j++) {
-				uint16_t t = f->c[j];
-				f->c[j] = fq_add(t, f->c[j + len]);
-				f->c[j + len] = fq_mul(zeta, fq_sub(f->c[j + len], t));
+				uint32_t a = f->c[j], b = f->c[j + len];
+				f->c[j] = (uint16_t)csub_2q(a + b);
+				f->c[j + len] = (uint16_t)mul_zeta(b + 2 * Q - a, zeta, zq);
 			}
 		}
 	for (unsigned j = 0; j < N; j++)
