@@ -1,9 +1,12 @@
 /* ML-KEM-768 (FIPS 203). Algorithm numbers below are the standard's.
  *
- * Arithmetic: coefficients are kept canonical, in [0, q), as uint16_t.
- * Products are reduced with Barrett's method (a multiplication by
- * floor(2^32 / q) and a shift) and one conditional subtraction done with
- * a mask, so no reduction branches on its input. Compress_d divides by q
+ * Arithmetic: coefficients are kept canonical, in [0, q), as uint16_t,
+ * between steps (the NTTs reduce lazily inside, see there). Products are
+ * reduced with Barrett's method (a multiplication by floor(2^32 / q) and
+ * a shift) or, by the NTT's fixed twiddles, Shoup's, then one conditional
+ * subtraction done with a mask, so no reduction branches on its input.
+ * The implicit-rejection compare is CRYPTO_memcmp turned into a mask,
+ * and the key is chosen with it. Compress_d divides by q
  * through a multiplication and a shift too (the compiler would do the
  * same for a constant divisor, but this way nothing depends on it).
  *
