@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config
 	libssl-dev libsodium-dev libyaml-dev libsystemd-dev zlib1g-dev
-	python3 age openssh-client time strace gdb wireguard-tools
+	python3 age openssh-client time strace gdb wireguard-tools valgrind
 	zsh groff-base man-db
 	clang libclang-rt-14-dev
 	qemu-system-x86 linux-image-cloud-amd64 busybox-static debootstrap cpio xz-utils

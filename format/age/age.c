@@ -1,11 +1,59 @@
 #include "age/age.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/crypto.h"
 #include "base/secmem.h"
 #include "age/armor.h"
 #include "age/header_internal.h"
+
+/* Appends a recipient's name to list (capacity cap): whole up to
+ * NAME_SHOWN characters, else its start and its end (an SSH key's
+ * distinguishing bytes and comment are at the end), control bytes
+ * escaped. */
+#define NAME_SHOWN 100
+#define NAME_PART 40
+static void append_name(char *list, size_t cap, const struct vf_recipient *r)
+{
+	const char *name = r->name ? r->name : r->ops->type;
+	size_t len = strlen(name), used = strlen(list);
+	char shown[NAME_SHOWN + 1], escaped[4 * NAME_SHOWN + 1];
+	if (len <= NAME_SHOWN)
+		snprintf(shown, sizeof(shown), "%s", name);
+	else
+		snprintf(shown, sizeof(shown), "%.*s...%s", NAME_PART, name,
+			 name + len - NAME_PART);
+	vf_escape_controls(shown, escaped, sizeof(escaped));
+	snprintf(list + used, cap - used, "%s%s", used ? ", " : "", escaped);
+}
+
+/* age 1.3's rule: a file is sealed to post-quantum recipients only or to
+ * classic ones only, since whoever breaks the classic stanza reads the
+ * file whatever the others are. One line, naming the classic recipients. */
+static enum vf_code check_no_mix(struct vf_recipient *const *recipients, size_t n,
+				 struct vf_error *err)
+{
+	size_t pq = 0;
+	for (size_t i = 0; i < n; i++)
+		pq += recipients[i]->ops->post_quantum;
+	if (pq == 0 || pq == n)
+		return VF_OK;
+	char list[2048] = "";
+	size_t named = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (recipients[i]->ops->post_quantum)
+			continue;
+		if (strlen(list) + 4 * NAME_SHOWN + 8 > sizeof(list))
+			break;
+		append_name(list, sizeof(list), recipients[i]);
+		named++;
+	}
+	return vf_fail(err, VF_E_ARG,
+		       "can't mix post-quantum and classic recipients: seal to post-quantum "
+		       "recipients only or to classic ones only (classic: %s%s)",
+		       list, named < n - pq ? ", and more" : "");
+}
 
 enum vf_code vf_wrap_header(struct vf_recipient *const *recipients, size_t n,
 			    const uint8_t file_key[VF_FILE_KEY_LEN], struct vf_header *h,
@@ -18,7 +66,9 @@ enum vf_code vf_wrap_header(struct vf_recipient *const *recipients, size_t n,
 		if (recipients[i]->ops->must_be_alone && n > 1)
 			return vf_fail(err, VF_E_ARG, "a %s recipient must be the only recipient",
 				       recipients[i]->ops->type);
-	enum vf_code rc = VF_OK;
+	enum vf_code rc = check_no_mix(recipients, n, err);
+	if (rc != VF_OK)
+		return rc;
 	for (size_t i = 0; rc == VF_OK && i < n; i++) {
 		struct vf_stanza s;
 		rc = recipients[i]->ops->wrap(recipients[i], file_key, &s, err);

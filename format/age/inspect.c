@@ -10,11 +10,9 @@
 #include "age/recipient_internal.h"
 #include "age/stream.h"
 
-/* The post-quantum hybrid stanza (age 1.3): one argument, the canonical
- * base64 of enc = ML-KEM-768 ciphertext (1088) || X25519 share (32). No
- * identity of ours opens it, but its shape is checked as age checks it. */
-#define HYBRID_TYPE "mlkem768x25519"
-#define HYBRID_ENC_LEN 1120
+/* The post-quantum hybrid stanza (age 1.3), checked by the same function
+ * as decryption checks it (hybrid.c), then its X25519 share's order. */
+#define HYBRID_TYPE VF_HYBRID_STANZA_TYPE
 
 const char *vf_postquantum_name(enum vf_postquantum pq)
 {
@@ -43,20 +41,10 @@ static void judge_postquantum(struct vf_inspection *x, const char *type)
 
 static enum vf_code check_hybrid(const struct vf_stanza *s, struct vf_error *err)
 {
-	uint8_t *enc = malloc(HYBRID_ENC_LEN + 1);
-	if (!enc)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	size_t n = 0;
-	enum vf_code rc = VF_OK;
-	if (s->nargs != 1 ||
-	    !vf_b64_decode(s->args[0], strlen(s->args[0]), enc, HYBRID_ENC_LEN + 1, &n, false) ||
-	    n != HYBRID_ENC_LEN)
-		rc = vf_fail(err, VF_E_HEADER, "malformed " HYBRID_TYPE " stanza");
+	uint8_t enc[VF_HYBRID_ENC_LEN];
+	enum vf_code rc = vf_hybrid_stanza_enc(s, enc, err);
 	if (rc == VF_OK)
-		rc = vf_stanza_wrapped_key(s, err);
-	if (rc == VF_OK)
-		rc = vf_share_check_order(HYBRID_TYPE, enc + HYBRID_ENC_LEN - VF_X25519_LEN, err);
-	free(enc);
+		rc = vf_share_check_order(HYBRID_TYPE, enc + VF_HYBRID_ENC_LEN - VF_X25519_LEN, err);
 	return rc;
 }
 

@@ -16,15 +16,34 @@
 
 #define MAX_KEY_FILE (1u << 20)
 
-enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct vf_error *err)
+static enum vf_code parse_by_type(const char *s, struct vf_recipient **out,
+				   struct vf_error *err)
 {
+	/* "age1pq1" cannot begin an X25519 recipient: '1' is not a bech32
+	 * data character, so it ends the human-readable part "age1pq". */
+	if (strncmp(s, "age1pq1", 7) == 0)
+		return vf_hybrid_recipient_parse(s, out, err);
 	if (strncmp(s, "age1", 4) == 0)
 		return vf_x25519_recipient_parse(s, out, err);
 	/* An SSH public key line, possibly with authorized_keys options. */
 	if (strstr(s, "ssh-ed25519") || strstr(s, "ssh-rsa") || strncmp(s, "ssh-", 4) == 0)
 		return vf_ssh_recipient_parse(s, out, err);
 	return vf_fail(err, VF_E_KEY,
-		       "unknown recipient type (expected age1..., ssh-ed25519 or ssh-rsa)");
+		       "unknown recipient type (expected age1..., age1pq1..., ssh-ed25519 or "
+		       "ssh-rsa)");
+}
+
+enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct vf_error *err)
+{
+	enum vf_code rc = parse_by_type(s, out, err);
+	if (rc != VF_OK)
+		return rc;
+	if (!((*out)->name = strdup(s))) {
+		vf_recipient_free(*out);
+		*out = NULL;
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	return VF_OK;
 }
 
 static enum vf_code grow(void **items, size_t n, struct vf_error *err)
@@ -117,10 +136,10 @@ static enum vf_code add_identity_line(void *ctx, const char *line, size_t len,
 	if (len > 15 && strncmp(line, "AGE-SECRET-KEY-1", 16) == 0)
 		rc = vf_x25519_identity_parse(line, len, &id, err);
 	else if (len > 18 && strncmp(line, "AGE-SECRET-KEY-PQ-", 18) == 0)
-		rc = vf_fail(err, VF_E_KEY, "post-quantum (AGE-SECRET-KEY-PQ-) identities are not "
-					    "supported yet");
+		rc = vf_hybrid_identity_parse(line, len, &id, err);
 	else
-		rc = vf_fail(err, VF_E_KEY, "not an identity (expected AGE-SECRET-KEY-1...)");
+		rc = vf_fail(err, VF_E_KEY, "not an identity (expected AGE-SECRET-KEY-1... or "
+					    "AGE-SECRET-KEY-PQ-1...)");
 	if (rc == VF_OK)
 		rc = vf_identities_add(ctx, id, err);
 	return rc;

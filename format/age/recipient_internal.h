@@ -14,6 +14,12 @@
 enum vf_code vf_x25519_recipient_parse(const char *s, struct vf_recipient **out,
 				       struct vf_error *err);
 
+/* Hybrid post-quantum (hybrid.c). */
+/* Parses "age1pq1..." (lower case); VF_E_KEY when malformed or when its
+ * ML-KEM-768 key fails the modulus check of FIPS 203. */
+enum vf_code vf_hybrid_recipient_parse(const char *s, struct vf_recipient **out,
+				       struct vf_error *err);
+
 /* Wrapping a file key to an X25519 public key (x25519.c), shared by the
  * X25519 and ssh-ed25519 stanzas, which differ only in their label and in
  * ssh-ed25519's tweak of the shared secret:
@@ -66,6 +72,13 @@ enum vf_code vf_scrypt_stanza_params(const struct vf_stanza *s, unsigned max_log
  * body is checked by vf_stanza_wrapped_key once the tag names the key). */
 enum vf_code vf_ssh_ed25519_stanza_share(const struct vf_stanza *s, uint8_t share[VF_X25519_LEN],
 					 struct vf_error *err);
+/* mlkem768x25519: exactly one argument, the canonical unpadded base64 of
+ * the 1,120-byte HPKE enc (ML-KEM-768 ciphertext || X25519 share), and a
+ * wrapped file key (32 bytes) as the body: checked before any decryption.
+ * The share's order is checked as for X25519 (vf_share_check_order). */
+#define VF_HYBRID_ENC_LEN 1120
+enum vf_code vf_hybrid_stanza_enc(const struct vf_stanza *s, uint8_t enc[VF_HYBRID_ENC_LEN],
+				  struct vf_error *err);
 /* ssh-rsa: a key tag; the body's length depends on the key. */
 enum vf_code vf_ssh_rsa_stanza_check(const struct vf_stanza *s, struct vf_error *err);
 

@@ -29,7 +29,7 @@ static struct {
 	EVP_KDF *hkdf, *scrypt;
 	EVP_MAC *hmac;
 	EVP_CIPHER *chacha, *aes_gcm;
-	EVP_MD *sha512;
+	EVP_MD *sha512, *sha3_256, *sha3_512, *shake128, *shake256;
 } algs;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 
@@ -41,6 +41,10 @@ static void fetch_algs(void)
 	algs.chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
 	algs.aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	algs.sha512 = EVP_MD_fetch(NULL, "SHA512", NULL);
+	algs.sha3_256 = EVP_MD_fetch(NULL, "SHA3-256", NULL);
+	algs.sha3_512 = EVP_MD_fetch(NULL, "SHA3-512", NULL);
+	algs.shake128 = EVP_MD_fetch(NULL, "SHAKE128", NULL);
+	algs.shake256 = EVP_MD_fetch(NULL, "SHAKE256", NULL);
 }
 
 static void ensure_algs(void)
@@ -197,6 +201,43 @@ enum vf_code vf_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *s
 		return vf_fail(err, VF_E_ARG, "HKDF output longer than 255 blocks");
 	ensure_algs();
 	return derive(algs.hkdf, OSSL_KDF_NAME_HKDF, params, out, out_len, err);
+}
+
+/* HKDF in one of OpenSSL's single-step modes: extract (key = ikm) or
+ * expand (key = prk). */
+static enum vf_code hkdf_mode(int mode, const uint8_t *key, size_t key_len, const uint8_t *salt,
+			      size_t salt_len, const void *info, size_t info_len, uint8_t *out,
+			      size_t out_len, const char *what, struct vf_error *err)
+{
+	static const uint8_t empty[1];
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_int(OSSL_KDF_PARAM_MODE, &mode),
+		OSSL_PARAM_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_KEY, (void *)(key ? key : empty), key_len),
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_SALT, (void *)(salt ? salt : empty), salt_len),
+		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_INFO, (void *)(info ? info : empty), info_len),
+		OSSL_PARAM_END,
+	};
+	ensure_algs();
+	return derive(algs.hkdf, what, params, out, out_len, err);
+}
+
+enum vf_code vf_hkdf_sha256_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+				    size_t ikm_len, uint8_t prk[VF_SHA256_LEN],
+				    struct vf_error *err)
+{
+	return hkdf_mode(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, ikm, ikm_len, salt, salt_len, NULL, 0,
+			 prk, VF_SHA256_LEN, "HKDF-SHA-256 extract", err);
+}
+
+enum vf_code vf_hkdf_sha256_expand(const uint8_t prk[VF_SHA256_LEN], const void *info,
+				   size_t info_len, uint8_t *out, size_t out_len,
+				   struct vf_error *err)
+{
+	if (out_len > 255 * VF_SHA256_LEN)
+		return vf_fail(err, VF_E_ARG, "HKDF output longer than 255 blocks");
+	return hkdf_mode(EVP_KDF_HKDF_MODE_EXPAND_ONLY, prk, VF_SHA256_LEN, NULL, 0, info,
+			 info_len, out, out_len, "HKDF-SHA-256 expand", err);
 }
 
 enum vf_code vf_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
@@ -500,4 +541,53 @@ void vf_sha512_free(struct vf_sha512 *h)
 		return;
 	EVP_MD_CTX_free(h->ctx);
 	free(h);
+}
+
+/* One digest or XOF over the pieces. The context is freed at once:
+ * EVP_MD_CTX_free cleanses the state, which held secrets (ML-KEM's seeds
+ * and messages pass through here). */
+static enum vf_code digest_pieces(const EVP_MD *md, const char *what, const struct vf_iov *in,
+				  size_t n, uint8_t *out, size_t out_len, int xof,
+				  struct vf_error *err)
+{
+	EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
+	int ok = ctx && EVP_DigestInit_ex2(ctx, md, NULL) == 1;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = in[i].len == 0 || EVP_DigestUpdate(ctx, in[i].p, in[i].len) == 1;
+	if (ok && xof) {
+		ok = EVP_DigestFinalXOF(ctx, out, out_len) == 1;
+	} else if (ok) {
+		unsigned int len = 0;
+		ok = EVP_DigestFinal_ex(ctx, out, &len) == 1 && len == out_len;
+	}
+	EVP_MD_CTX_free(ctx);
+	return ok ? VF_OK : openssl_fail(err, what);
+}
+
+enum vf_code vf_sha3_256(const struct vf_iov *in, size_t n, uint8_t out[VF_SHA3_256_LEN],
+			 struct vf_error *err)
+{
+	ensure_algs();
+	return digest_pieces(algs.sha3_256, "SHA3-256", in, n, out, VF_SHA3_256_LEN, 0, err);
+}
+
+enum vf_code vf_sha3_512(const struct vf_iov *in, size_t n, uint8_t out[VF_SHA3_512_LEN],
+			 struct vf_error *err)
+{
+	ensure_algs();
+	return digest_pieces(algs.sha3_512, "SHA3-512", in, n, out, VF_SHA3_512_LEN, 0, err);
+}
+
+enum vf_code vf_shake128(const struct vf_iov *in, size_t n, uint8_t *out, size_t out_len,
+			 struct vf_error *err)
+{
+	ensure_algs();
+	return digest_pieces(algs.shake128, "SHAKE128", in, n, out, out_len, 1, err);
+}
+
+enum vf_code vf_shake256(const struct vf_iov *in, size_t n, uint8_t *out, size_t out_len,
+			 struct vf_error *err)
+{
+	ensure_algs();
+	return digest_pieces(algs.shake256, "SHAKE256", in, n, out, out_len, 1, err);
 }

@@ -48,6 +48,38 @@ enum vf_code vf_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *s
 			    size_t salt_len, const void *info, size_t info_len, uint8_t *out,
 			    size_t out_len, struct vf_error *err);
 
+/* SHA-3 (FIPS 202) over the concatenation of n pieces, so that callers
+ * hashing a prefix and a message (ML-KEM's G(m || H(ek)), X-Wing's
+ * combiner) need no copy of secrets into one buffer. */
+struct vf_iov {
+	const void *p;
+	size_t len;
+};
+#define VF_SHA3_256_LEN 32
+#define VF_SHA3_512_LEN 64
+enum vf_code vf_sha3_256(const struct vf_iov *in, size_t n, uint8_t out[VF_SHA3_256_LEN],
+			 struct vf_error *err);
+enum vf_code vf_sha3_512(const struct vf_iov *in, size_t n, uint8_t out[VF_SHA3_512_LEN],
+			 struct vf_error *err);
+/* SHAKE128 and SHAKE256: out_len bytes of the XOF over the pieces. One
+ * call gives one output of a length fixed in advance: OpenSSL 3.0 has no
+ * EVP_DigestSqueeze, so a caller that finds it needs more calls again
+ * with a longer out_len (the shorter output is a prefix of the longer). */
+enum vf_code vf_shake128(const struct vf_iov *in, size_t n, uint8_t *out, size_t out_len,
+			 struct vf_error *err);
+enum vf_code vf_shake256(const struct vf_iov *in, size_t n, uint8_t *out, size_t out_len,
+			 struct vf_error *err);
+
+/* The two halves of HKDF-SHA-256 (RFC 5869) apart, for HPKE's labeled
+ * extract and expand (RFC 9180): prk = HMAC(salt, ikm); expand gives
+ * out_len bytes (at most 255 * 32) of T(1) || T(2) ... */
+enum vf_code vf_hkdf_sha256_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
+				    size_t ikm_len, uint8_t prk[VF_SHA256_LEN],
+				    struct vf_error *err);
+enum vf_code vf_hkdf_sha256_expand(const uint8_t prk[VF_SHA256_LEN], const void *info,
+				   size_t info_len, uint8_t *out, size_t out_len,
+				   struct vf_error *err);
+
 /* HMAC-SHA-256 over one message. */
 enum vf_code vf_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len,
 			    uint8_t out[VF_SHA256_LEN], struct vf_error *err);
