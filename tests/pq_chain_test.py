@@ -243,10 +243,18 @@ class PairKind(PQCase):
 
     def test_pq_changes_the_hash(self):
         self.vargen("generate")
-        self.write_spec(PAIR_SPEC.replace("pq: true", "pq: false"), a=self.alice_r)
-        states = self.states("check", 4)
-        self.assertEqual(states["web1/pqid/identity"], "stale")
-        self.assertEqual(states["web1/classicid/identity"], "ok")
+        spec = read(self.spec).decode()
+        write(self.spec, spec.replace("pq: true", "pq: false"), 0o644)
+        self.vargen("check", expect=4)
+        states = self.states("list")
+        self.assertEqual(states["web1/pqid/identity"], ("secret", "stale"))
+        self.assertEqual(states["web1/pqid/recipient"], ("value", "stale"))
+        self.assertEqual(states["web1/classicid/identity"], ("secret", "ok"))
+        # generate makes the pair again when told, classic now.
+        self.vargen("generate", "--regenerate", "--machine", "web1", "--generator", "pqid",
+                    "--yes")
+        self.assertRegex(self.get("pqid/recipient").decode(), CLASSIC_RECIPIENT_RE)
+        self.vargen("check", "-i", self.alice)
 
     def test_pq_refused_elsewhere(self):
         # (spec, where the error points, at the value or at the key).
@@ -348,8 +356,10 @@ class Chain(PQCase):
     def test_rekey_header_only_after_adding_a_pq_admin(self):
         files = [self.path("web1", "api", "token"), self.path("shared", "db", "password")]
         before = {f: header_and_payload(read(f)) for f in files}
-        self.write_spec(CHAIN_SPEC.replace("  alice: @A@\n", "  alice: @A@\n  bob: @B@\n"),
-                        a=self.alice_r, b=self.bob_r)
+        spec = read(self.spec).decode()
+        write(self.spec, spec.replace("  alice: %s\n" % self.alice_r,
+                                      "  alice: %s\n  bob: %s\n" % (self.alice_r, self.bob_r)),
+              0o644)
         self.vargen("check", expect=4)  # wrong-recipients
         self.varseal("rekey", "-i", self.alice)
         self.vargen("check")
@@ -423,7 +433,7 @@ class Mixing(PQCase):
         spec = self.write_spec("admins:\n  alice: @A@\n  carol: @C@\nmachines: {}\n"
                                "generators: {}\n", a=self.alice_r, c=self.carol_r)
         line, col, msg = self.spec_error(self.vargen("check", expect=1))
-        self.assertEqual((line, col), line_col(spec, self.carol_r))
+        self.assertEqual((line, col), line_col(spec, "carol:"))
         self.assertIn("admin 'carol'", msg)
         self.assertIn("classic", msg)
         self.assertIn(self.carol_r[:16], msg)
@@ -444,13 +454,18 @@ class Mixing(PQCase):
         self.assertIn("classic", msg)
 
     def test_all_pq_and_all_classic_are_fine(self):
-        _, pq_machine = self.pq_key("m1")
-        self.write_spec(MACHINE_SPEC.replace("  web1:\n", "  web1:\n    key: @P@\n"),
-                        a=self.alice_r, p=pq_machine)
-        self.vargen("check", expect=4)  # missing values, and a machine without a key
-        self.write_spec(MACHINE_SPEC.replace("  web1:\n", "  web1:\n    key: @P@\n"),
-                        a=self.carol_r, p=self.carol_r)
-        self.vargen("check", expect=4)
+        _, pq1 = self.pq_key("m1")
+        _, pq2 = self.pq_key("m2")
+        _, classic = self.key("m3")
+        keyed = MACHINE_SPEC.replace("  web1:\n", "  web1:\n    key: @P@\n").replace(
+            "  web2:\n", "  web2:\n    key: @Q@\n")
+        self.write_spec(keyed, a=self.alice_r, p=pq1, q=pq2)
+        self.vargen("generate")
+        self.vargen("check")
+        shutil.rmtree(self.vars)
+        self.write_spec(keyed, a=self.carol_r, p=self.carol_r, q=classic)
+        self.vargen("generate")
+        self.vargen("check")
 
     def test_varseal_encrypt_names_the_classic_recipients(self):
         _, other = self.key("dave")
