@@ -407,6 +407,40 @@ class Chain(PQCase):
         self.assertEqual(p.returncode, 3, describe(p))
 
 
+class Migration(PQCase):
+    """A classic store moved to post-quantum keys as docs/spec.md says: one
+    spec edit (post-quantum admins, the machines' key: lines gone), machine
+    keygen --pq --force, rekey with the old admin's key."""
+
+    def test_classic_store_to_pq(self):
+        self.admins("carol")
+        self.pq_admins("alice")
+        self.write_spec(CHAIN_SPEC, a=self.carol_r)
+        self.varseal("machine", "keygen", "web1", "web2")
+        self.vargen("generate")
+        files = [self.path("web1", "api", "token"), self.path("shared", "db", "password")]
+        before = {f: header_and_payload(read(f)) for f in files}
+        token = self.varseal("get", "-i", self.carol, "web1", "api/token").stdout
+        spec = re.sub(r"\n    key: \S+", "", read(self.spec).decode())
+        write(self.spec, spec.replace(self.carol_r, self.alice_r), 0o644)
+        self.varseal("machine", "keygen", "--pq", "--force", "web1", "web2")
+        plan = self.varseal("rekey", "--plan", expect=4).stdout.decode()
+        self.assertIn("age1pq1", plan)
+        self.assertTrue(all(len(l) < 400 for l in plan.splitlines()), plan[:500])
+        self.varseal("rekey", "-i", self.carol)
+        self.vargen("check", "-i", self.alice)
+        web1 = self.machine_key("web1")
+        for f in files:
+            header, payload = header_and_payload(read(f))
+            self.assertEqual(payload, before[f][1], f)
+            stanzas = [l for l in header.split(b"\n") if l.startswith(b"-> ")]
+            self.assertTrue(stanzas and all(l.startswith(b"-> mlkem768x25519 ")
+                                            for l in stanzas), f)
+        self.assertEqual(typage.decrypt(web1, read(files[0])).stdout, token)
+        p = self.varseal("get", "-i", self.carol, "web1", "api/token", expect=3)
+        self.assertEqual(p.stdout, b"")
+
+
 # ---- 5. the mixing rule --------------------------------------------------------------------
 
 class Mixing(PQCase):
