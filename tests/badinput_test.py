@@ -23,7 +23,8 @@ import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testkit import VARSEAL, write  # noqa: E402
+from testkit import (VARSEAL, bech32_decode, bech32_encode, failing_modulus,  # noqa: E402
+                     write)
 
 TIMEOUT = 30  # seconds; a run that takes longer counts as a hang
 CHUNK = 65536
@@ -1232,52 +1233,6 @@ class Fifo(Base):
 
 # ---- hybrid post-quantum keys and stanzas (issue 14) ---------------------------
 
-BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-
-def _bech32_polymod(values):
-    gen = (0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3)
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1ffffff) << 5 ^ v
-        for i in range(5):
-            chk ^= gen[i] if (top >> i) & 1 else 0
-    return chk
-
-
-def _hrp_expand(hrp):
-    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-
-
-def bech32_decode(s):
-    """(hrp, bytes) of a bech32 string of any length (age's keys are longer
-    than BIP 173's 90 characters); lower case only."""
-    hrp, data = s[:s.rindex("1")], [BECH32_CHARSET.index(c) for c in s[s.rindex("1") + 1:]]
-    assert _bech32_polymod(_hrp_expand(hrp) + data) == 1, "bad checksum"
-    acc, bits, out = 0, 0, bytearray()
-    for v in data[:-6]:
-        acc, bits = acc << 5 | v, bits + 5
-        if bits >= 8:
-            bits -= 8
-            out.append(acc >> bits & 0xff)
-    return hrp, bytes(out)
-
-
-def bech32_encode(hrp, data):
-    acc, bits, values = 0, 0, []
-    for b in data:
-        acc, bits = acc << 8 | b, bits + 8
-        while bits >= 5:
-            bits -= 5
-            values.append(acc >> bits & 31)
-    if bits:
-        values.append(acc << (5 - bits) & 31)
-    poly = _bech32_polymod(_hrp_expand(hrp) + values + [0] * 6) ^ 1
-    values += [poly >> 5 * (5 - i) & 31 for i in range(6)]
-    return hrp + "1" + "".join(BECH32_CHARSET[v] for v in values)
-
-
 def b64(data, pad=False):
     import base64
     text = base64.b64encode(data).decode()
@@ -1287,20 +1242,6 @@ def b64(data, pad=False):
 def b64_decode(text):
     import base64
     return base64.b64decode(text + "=" * (-len(text) % 4))
-
-
-MLKEM_Q = 3329
-
-
-def failing_modulus(recipient):
-    """recipient (age1pq1...) with its ML-KEM key's first coefficient set
-    to q: a well-formed bech32 string whose key FIPS 203's modulus check
-    refuses."""
-    hrp, pk = bech32_decode(recipient)
-    pk = bytearray(pk)
-    pk[0] = MLKEM_Q & 0xff
-    pk[1] = (pk[1] & 0xf0) | (MLKEM_Q >> 8)
-    return bech32_encode(hrp, bytes(pk))
 
 
 class PQBase(Base):

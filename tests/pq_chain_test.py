@@ -40,6 +40,7 @@ import typage  # noqa: E402
 from testkit import VARINJECT, VARSEAL, describe, read, run, write  # noqa: E402
 from vars_test import VarsCase, header_and_payload  # noqa: E402
 
+AGE = shutil.which("age")
 PQ_RECIPIENT_RE = re.compile(r"^age1pq1[02-9ac-hj-np-z]{1952}$")
 PQ_IDENTITY_RE = re.compile(r"^AGE-SECRET-KEY-PQ-1[02-9AC-HJ-NP-Z]{58}$")
 CLASSIC_RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
@@ -326,6 +327,11 @@ class Chain(PQCase):
         self.assertTrue(all(s.startswith(b"-> mlkem768x25519 ") for s in stanzas))
         self.assertEqual(typage.decrypt(self.web1, data).stdout, token)
         self.assertEqual(typage.decrypt(self.alice, data).stdout, token)
+        # Debian 12's age (1.1) has no hybrid keys: it cannot, as expected.
+        if AGE:
+            p = run([AGE, "-d", "-i", self.web1, self.path("web1", "api", "token")])
+            self.assertNotEqual(p.returncode, 0, describe(p))
+            self.assertEqual(p.stdout, b"")
         # The manifests hold the whole recipients.
         manifest = read(self.path("shared", "db", "password", "recipients")).decode()
         self.assertEqual(sorted(manifest.splitlines()),
@@ -381,13 +387,18 @@ class Chain(PQCase):
         p = run([VARINJECT, "-i", self.web1] + launch, cwd=self.dir)
         self.assertEqual(p.returncode, 0, describe(p))
         self.assertIn("API-TOKEN", p.stdout.decode() + p.stderr.decode())
-        # install, with the identity as a file and as a systemd credential.
+        # install, with the identity as a file and as a systemd credential
+        # (the launch too).
         token = self.get("api/token")
         password = self.get("db/password", "shared")
         creds = os.path.join(shm, "creds")
         os.mkdir(creds, 0o700)
         shutil.copyfile(self.web1, os.path.join(creds, "machine-key"))
         os.chmod(os.path.join(creds, "machine-key"), 0o400)
+        p = run([VARINJECT, "--identity-credential", "machine-key"] + launch, cwd=self.dir,
+                env=dict(os.environ, CREDENTIALS_DIRECTORY=creds))
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertIn("API-TOKEN", p.stdout.decode() + p.stderr.decode())
         for how, args, env in (
                 ("file", ["-i", self.web1], None),
                 ("credential", ["--identity-credential", "machine-key"],
@@ -500,6 +511,17 @@ class Mixing(PQCase):
         self.write_spec(keyed, a=self.carol_r, p=self.carol_r, q=classic)
         self.vargen("generate")
         self.vargen("check")
+
+    def test_modulus_check_in_the_spec(self):
+        bad = testkit.failing_modulus(self.alice_r)
+        for spec in ("admins:\n  alice: @B@\nmachines: {}\ngenerators: {}\n",
+                     MACHINE_SPEC.replace("  web1:\n", "  web1:\n    key: @B@\n")):
+            with self.subTest(spec=spec[:30]):
+                spec = self.write_spec(spec, a=self.alice_r, b=bad)
+                line, col, msg = self.spec_error(self.vargen("check", expect=1))
+                self.assertEqual((line, col), line_col(spec, bad))
+                self.assertIn("modulus check", msg)
+                self.assertLess(len(msg), 1000)
 
     def test_varseal_encrypt_names_the_classic_recipients(self):
         _, other = self.key("dave")
