@@ -290,7 +290,7 @@ static int open_kept_key(struct import *im, struct vg_imp_key *k)
 	const struct vf_sops_value *v = &k->plain.values[0];
 	if (vf_identities_parse((const char *)v->data, v->len, k->path, &one, &err) != VF_OK)
 		status = vg_fail(&err);
-	else if (one.n != 1 || strcmp(one.items[0]->ops->type, "X25519"))
+	else if (one.n != 1 || !vf_is_native_identity(one.items[0]))
 		status = vg_error("%s: not one age identity", k->path);
 	else if (vf_identity_recipient(one.items[0], &recipient, &err) != VF_OK)
 		status = vg_fail(&err);

@@ -17,6 +17,18 @@ for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing+=("$p")
 done
+# Node.js and npm run typage (npm age-encryption), the independent
+# implementation with hybrid post-quantum keys that pq-interop and pq-chain
+# check against (tests/typage.py installs it, pinned). Looked for as
+# commands, not packages: a Node.js from elsewhere (NodeSource's bundles
+# npm, and conflicts with Debian's npm package) is used as it is. Debian
+# 12's nodejs 18 runs typage 0.3.1 (tests/typage/peer.mjs gives it the Web
+# Crypto global that 18 lacks).
+if ! command -v node >/dev/null; then
+	missing+=(nodejs npm)
+elif ! command -v npm >/dev/null; then
+	missing+=(npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -44,14 +44,23 @@ struct encrypt_opts {
 	struct vf_recipients recipients;
 };
 
+/* A recipient named in a message: whole up to 100 characters, else its
+ * first and last 40 (a post-quantum one is 1,959 characters; its end,
+ * with the checksum, tells it apart). */
+#define ARG_SHOWN 100
+#define ARG_PART 40
+
 static int add_recipient_arg(struct encrypt_opts *o, const char *arg)
 {
 	struct vf_error err;
 	struct vf_recipient *r;
-	if (vf_recipient_parse(arg, &r, &err) != VF_OK ||
-	    vf_recipients_add(&o->recipients, r, &err) != VF_OK)
+	if (vf_recipient_parse(arg, &r, &err) == VF_OK &&
+	    vf_recipients_add(&o->recipients, r, &err) == VF_OK)
+		return 0;
+	size_t len = strlen(arg);
+	if (len <= ARG_SHOWN)
 		return vs_error("recipient %s: %s", arg, err.msg);
-	return 0;
+	return vs_error("recipient %.*s...%s: %s", ARG_PART, arg, arg + len - ARG_PART, err.msg);
 }
 
 static int add_recipients_file(struct encrypt_opts *o, const char *path)

@@ -1,4 +1,5 @@
-/* varseal keygen [-o FILE]: a new X25519 identity in age-keygen's format. */
+/* varseal keygen [--pq] [-o FILE]: a new identity in age-keygen's format,
+ * X25519 or (--pq, as age-keygen -pq) hybrid post-quantum. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -11,18 +12,21 @@
 
 #include "base/atomic.h"
 #include "base/secmem.h"
-#include "age/recipient.h"
+#include "age/keys.h"
 #include "varseal.h"
 
-static const char usage[] = "varseal keygen [-o FILE]";
+static const char usage[] = "varseal keygen [--pq] [-o FILE]";
 static const struct vs_help_row help_rows[] = {
+	{"--pq", NULL, "a hybrid post-quantum identity (ML-KEM-768 + X25519, as age-keygen -pq)"},
 	{"-o, --output", "FILE", "write the identity to FILE, made 0600 (an existing one is refused)"},
 	VS_HELP_OPTION,
 };
 static const struct vs_help help = {
 	usage,
-	"Makes a new X25519 identity in age-keygen's format, on standard output or in FILE;\n"
-	"its public key (age1...) goes to standard error.",
+	"Makes a new age identity in age-keygen's format, on standard output or in FILE:\n"
+	"X25519, or with --pq hybrid post-quantum (AGE-SECRET-KEY-PQ-1..., whose recipient\n"
+	"age1pq1... is about 1,960 characters). Its public key goes to standard error when\n"
+	"the identity does not go to a terminal.",
 	VS_HELP_ROWS(help_rows),
 };
 
@@ -32,7 +36,7 @@ static enum vf_code format_identity(const struct vf_identity *id, const char *re
 				    char **text, size_t *len, struct vf_error *err)
 {
 	char *secret;
-	enum vf_code rc = vf_x25519_identity_encode(id, &secret, err);
+	enum vf_code rc = vf_native_identity_encode(id, &secret, err);
 	if (rc != VF_OK)
 		return rc;
 	char when[64];
@@ -89,15 +93,19 @@ static int write_new_file(const char *path, const char *text, size_t len)
 int cmd_keygen(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{"pq", no_argument, NULL, OPT_PQ},
 		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *output = NULL;
+	bool pq = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		if (c == 'o')
 			output = optarg;
+		else if (c == OPT_PQ)
+			pq = true;
 		else if (c == 'h') {
 			vs_print_help(&help);
 			return 0;
@@ -111,9 +119,9 @@ int cmd_keygen(int argc, char **argv)
 	struct vf_identity *id = NULL;
 	char *recipient = NULL, *text = NULL;
 	size_t len = 0;
-	enum vf_code rc = vf_x25519_identity_generate(&id, &err);
+	enum vf_code rc = vf_native_identity_generate(pq, &id, &err);
 	if (rc == VF_OK)
-		rc = vf_x25519_identity_recipient(id, &recipient, &err);
+		rc = vf_identity_recipient(id, &recipient, &err);
 	if (rc == VF_OK)
 		rc = format_identity(id, recipient, &text, &len, &err);
 	vf_identity_free(id);

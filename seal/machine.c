@@ -20,7 +20,7 @@
 #include "vars/store.h"
 #include "varseal.h"
 
-static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--force] "
+static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--force] [--pq] "
 			    "[-i ADMIN_KEY...] MACHINE...\n"
 			    "       varseal machine key [-f SPEC] [--store DIR] -i IDENTITY... "
 			    "[-o FILE [--force]] MACHINE";
@@ -29,6 +29,7 @@ static const struct vs_help_row help_rows[] = {
 	{NULL, "MACHINE", "the machine, as the spec names it (keygen: one or more)"},
 	VS_STORE_HELP,
 	{"--force", NULL, "keygen: replace the machines' keys; key -o: replace FILE"},
+	{"--pq", NULL, "keygen: hybrid post-quantum keys (age1pq1...), for post-quantum admins"},
 	{"-o, --output", "FILE", "key: write the key to FILE, mode 0600, not standard output"},
 	VS_IDENTITY_HELP("an admin's identity: key needs one; keygen restores a lost key: line"),
 	VS_HELP_OPTION,
@@ -37,8 +38,10 @@ static const struct vs_help help = {
 	usage,
 	"keygen makes each MACHINE's age identity offline, writes its recipient into the spec\n"
 	"as key: and keeps the identity in the store, sealed to the admins: for every MACHINE\n"
-	"in one transaction, or for none. key prints MACHINE's identity (or writes it to a\n"
-	"new file only you can read), to install on the host that runs MACHINE.",
+	"in one transaction, or for none. The keys are X25519, or hybrid post-quantum with\n"
+	"--pq: of the admins' kind, as a file may not mix the two. key prints MACHINE's\n"
+	"identity (or writes it to a new file only you can read), to install on the host\n"
+	"that runs MACHINE.",
 	VS_HELP_ROWS(help_rows),
 };
 
@@ -48,7 +51,7 @@ static int identity_text(const struct vf_identity *id, const char *recipient,
 {
 	struct vf_error err;
 	char *secret;
-	if (vf_x25519_identity_encode(id, &secret, &err) != VF_OK)
+	if (vf_native_identity_encode(id, &secret, &err) != VF_OK)
 		return vs_fail(NULL, &err);
 	char when[32];
 	time_t now = time(NULL);
@@ -80,7 +83,7 @@ static int identity_recipient(const struct vf_value *text, const char *name, cha
 	int status = 0;
 	if (vf_identities_parse((const char *)text->data, text->len, name, &ids, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
-	else if (ids.n != 1 || strcmp(ids.items[0]->ops->type, "X25519"))
+	else if (ids.n != 1 || !vf_is_native_identity(ids.items[0]))
 		status = vs_error("%s: not one age identity", name);
 	else if (vf_identity_recipient(ids.items[0], recipient, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
@@ -197,6 +200,7 @@ struct keygen {
 	struct job *jobs;
 	size_t n;
 	bool force;
+	bool pq; /* --pq: hybrid post-quantum keys */
 	struct vf_strings admins;
 	char *manifest; /* the admins' recipients, as every kept key's manifest */
 	size_t manifest_len;
@@ -282,8 +286,8 @@ static int make_key(struct keygen *k, struct job *j)
 	struct vf_identity *id = NULL;
 	struct vf_value text = {0};
 	int status = 0;
-	if (vf_x25519_identity_generate(&id, &err) != VF_OK ||
-	    vf_x25519_identity_recipient(id, &j->recipient, &err) != VF_OK)
+	if (vf_native_identity_generate(k->pq, &id, &err) != VF_OK ||
+	    vf_identity_recipient(id, &j->recipient, &err) != VF_OK)
 		status = vs_fail(NULL, &err);
 	if (!status)
 		status = identity_text(id, j->recipient, &text);
@@ -388,20 +392,56 @@ static void report(const struct keygen *k)
 	}
 }
 
+/* A new key of the other kind than the admins' would make the machine's
+ * files mix post-quantum and classic recipients, which age refuses (and
+ * the spec check after it): said before any key is made. The spec has
+ * checked that the admins are of one kind. A key restored is whatever
+ * kind it was. */
+static int check_kind(const struct keygen *k)
+{
+	const struct vf_spec *spec = &k->v->spec;
+	bool admins_pq = spec->admins[0].post_quantum, making = false;
+	for (size_t i = 0; i < k->n; i++)
+		making |= k->jobs[i].kind == JOB_NEW;
+	if (!making || k->pq == admins_pq)
+		return 0;
+	/* The admins, named (with their keys when classic, the ones to blame). */
+	char admins[512] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < spec->n_admins && used < sizeof(admins) - 1; i++) {
+		int w = snprintf(admins + used, sizeof(admins) - used, "%s%s%s%s", i ? ", " : "",
+				 spec->admins[i].name, admins_pq ? "" : " ",
+				 admins_pq ? "" : spec->admins[i].recipient);
+		used += w > 0 ? (size_t)w : 0;
+	}
+	if (admins_pq)
+		return vs_error("%s: the admins' keys are post-quantum (%s): a classic machine key "
+				"would make the machines' files mix post-quantum and classic "
+				"recipients, which age refuses; give --pq",
+				k->v->spec_path, admins);
+	return vs_error("%s: the admins' keys are classic (%s): a post-quantum machine key would "
+			"make the machines' files mix post-quantum and classic recipients, which age "
+			"refuses; leave out --pq, or give the admins post-quantum keys first",
+			k->v->spec_path, admins);
+}
+
 /* The store's lock is held from the settle to the install; a missing
  * store is made only once every machine is decided and its key made. */
-static int keygen(struct vs_vars *v, char **names, size_t n, bool force)
+static int keygen(struct vs_vars *v, char **names, size_t n, bool force, bool pq)
 {
-	struct keygen k = {.v = v, .force = force};
+	struct keygen k = {.v = v, .force = force, .pq = pq};
 	int status = find_machines(&k, names, n);
 	if (!status && v->spec.n_admins == 0)
 		status = vs_error("%s: no admins: the machines' keys would be sealed to nobody",
 				  v->spec_path);
+
 	bool new_store = !status && store_missing(v);
 	if (!status && !new_store)
 		status = lock_store(&k);
 	if (!status)
 		status = decide(&k);
+	if (!status)
+		status = check_kind(&k);
 	if (!status)
 		status = prepare(&k);
 	bool made = !status && new_store;
@@ -493,6 +533,7 @@ int cmd_machine(int argc, char **argv)
 	static const struct option opts[] = {
 		VS_VARS_OPTIONS,
 		{"force", no_argument, NULL, OPT_FORCE},
+		{"pq", no_argument, NULL, OPT_PQ},
 		{"output", required_argument, NULL, 'o'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -507,7 +548,7 @@ int cmd_machine(int argc, char **argv)
 	argc--;
 	argv++;
 	struct vs_vars v = {.lock_fd = -1};
-	bool force = false;
+	bool force = false, pq = false;
 	const char *output = NULL;
 	int c, status = 0;
 	while (!status && (c = getopt_long(argc, argv, "f:i:o:h", opts, NULL)) != -1) {
@@ -518,6 +559,8 @@ int cmd_machine(int argc, char **argv)
 			continue;
 		else if (c == OPT_FORCE)
 			force = true;
+		else if (c == OPT_PQ)
+			pq = true;
 		else if (c == 'o')
 			output = optarg;
 		else if (c == 'h') {
@@ -528,13 +571,13 @@ int cmd_machine(int argc, char **argv)
 	}
 	/* keygen takes machines, key one machine and perhaps a file. */
 	if (!status && (is_keygen ? argc == optind || output : argc - optind != 1 ||
-							(force && !output)))
+							(force && !output) || pq))
 		status = vs_usage(usage);
 	v.may_create = is_keygen; /* keygen comes before the first generate */
 	if (!status)
 		status = vs_vars_load(&v);
 	if (!status)
-		status = is_keygen ? keygen(&v, argv + optind, (size_t)(argc - optind), force)
+		status = is_keygen ? keygen(&v, argv + optind, (size_t)(argc - optind), force, pq)
 				   : print_key(&v, argv[optind], output, force);
 	vs_vars_free(&v);
 	return status < 0 ? 0 : status;

@@ -125,6 +125,7 @@ enum vs_long_option {
 	OPT_JSON,
 	OPT_TO,
 	OPT_IGNORE_MAC,
+	OPT_PQ,
 };
 
 /* Progress of long work on standard error, only when it is a terminal and

@@ -23,7 +23,8 @@ import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testkit import VARSEAL, write  # noqa: E402
+from testkit import (VARSEAL, bech32_decode, bech32_encode, failing_modulus,  # noqa: E402
+                     write)
 
 TIMEOUT = 30  # seconds; a run that takes longer counts as a hang
 CHUNK = 65536
@@ -1229,6 +1230,195 @@ class Fifo(Base):
         r2 = run_varseal(["decrypt", "-i", FIX["key.txt"]], input=data)
         self.assert_ok(r2)
         self.assertEqual(r2.stdout, FIX["plain"][100])
+
+# ---- hybrid post-quantum keys and stanzas (issue 14) ---------------------------
+
+def b64(data, pad=False):
+    import base64
+    text = base64.b64encode(data).decode()
+    return text if pad else text.rstrip("=")
+
+
+def b64_decode(text):
+    import base64
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+class PQBase(Base):
+    """A hybrid identity and a file sealed to it (made once per class)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls._pq = tempfile.TemporaryDirectory(prefix="varseal-badinput-pq-")
+        cls.pq_key = os.path.join(cls._pq.name, "pq.key")
+        r = run_varseal(["keygen", "--pq", "-o", cls.pq_key])
+        if r.returncode != 0:
+            raise AssertionError("keygen --pq failed: %r" % r.stderr)
+        cls.pq_recipient = run_varseal(["pubkey", cls.pq_key]).stdout.decode().strip()
+        with open(cls.pq_key) as f:
+            cls.pq_secret = [l for l in f.read().splitlines()
+                             if l.startswith("AGE-SECRET-KEY-PQ-1")][0]
+        r = run_varseal(["encrypt", "-r", cls.pq_recipient], input=FIX["plain"][100])
+        if r.returncode != 0:
+            raise AssertionError("encrypt to a hybrid recipient failed: %r" % r.stderr)
+        cls.sealed = r.stdout
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._pq.cleanup()
+
+
+class HybridStanza(PQBase):
+    """Every argument count, length and base64 fault of an mlkem768x25519
+    stanza: one line from decrypt (with the right identity) and from
+    inspect (with none), the same words, before any decryption."""
+
+    def stanza(self):
+        lines = self.sealed[:header_len(self.sealed)].split(b"\n")
+        at = [i for i, l in enumerate(lines) if l.startswith(b"-> mlkem768x25519 ")]
+        self.assertEqual(len(at), 1)
+        return lines, at[0]
+
+    def mutated(self, arg_line=None, body_line=None):
+        lines, i = self.stanza()
+        if arg_line is not None:
+            lines[i] = arg_line
+        if body_line is not None:
+            lines[i + 1] = body_line
+        return b"\n".join(lines) + self.sealed[header_len(self.sealed):]
+
+    def enc(self):
+        lines, i = self.stanza()
+        return b64_decode(lines[i].split(b" ")[2].decode())
+
+    def check(self, name, data, *words, grammar=False):
+        """grammar: a fault of age's header grammar itself (an empty
+        argument, a character no base64 has in a body line), which the
+        header parser refuses before any stanza type is looked at."""
+        src = self.inpath(name, data)
+        out = os.path.join(self.outdir, "OUT")
+        words = ("malformed stanza",) + words if grammar else ("mlkem768x25519",) + words
+        r = run_varseal(["decrypt", "-i", self.pq_key, "-o", out, src])
+        line = self.assert_fails(r, src, *words, ctx=name)
+        self.assertNotIn("MAC", line, name)
+        self.assert_dir_listing(self.outdir, [], name)
+        r = run_varseal(["inspect", src])
+        self.assert_fails(r, src, *words, ctx="inspect " + name)
+
+    def test_the_file_itself_opens(self):
+        src = self.inpath("good.age", self.sealed)
+        r = run_varseal(["decrypt", "-i", self.pq_key, src])
+        self.assert_ok(r)
+        self.assertEqual(r.stdout, FIX["plain"][100])
+
+    def test_argument_count(self):
+        lines, i = self.stanza()
+        self.check("none.age", self.mutated(b"-> mlkem768x25519"), "0 arguments")
+        self.check("two.age", self.mutated(lines[i] + b" AAAA"), "2 arguments")
+        self.check("three.age", self.mutated(lines[i] + b" A B"), "3 arguments")
+
+    def test_enc_length(self):
+        enc = self.enc()
+        self.assertEqual(len(enc), 1120)
+        for n, data in ((1119, enc[:-1]), (1121, enc + b"\0"), (32, enc[:32]),
+                        (0, b""), (2240, enc + enc)):
+            with self.subTest(n=n):
+                arg = b"-> mlkem768x25519 " + b64(data).encode()
+                if n:
+                    self.check("len%d.age" % n, self.mutated(arg), "of %d bytes" % n)
+                else:
+                    self.check("len0.age", self.mutated(arg), "argument", grammar=True)
+
+    def test_enc_base64(self):
+        lines, i = self.stanza()
+        arg = lines[i].split(b" ")[2]
+        bad_char = arg[:100] + b"-" + arg[101:]
+        self.check("char.age", self.mutated(b"-> mlkem768x25519 " + bad_char), "base64")
+        # 1,120 bytes end with 4 unused bits: set, the text is not canonical.
+        last = b64(self.enc())
+        noncanon = last[:-1] + b64_other_last(last[-1])
+        self.check("bits.age", self.mutated(b"-> mlkem768x25519 " + noncanon.encode()),
+                   "base64")
+        self.check("pad.age", self.mutated(b"-> mlkem768x25519 " + b64(self.enc(), True)
+                                           .encode()), "base64")
+
+    def test_body(self):
+        lines, i = self.stanza()
+        body = b64_decode(lines[i + 1].decode())
+        self.assertEqual(len(body), 32)
+        for n, text in ((31, b64(body[:31])), (33, b64(body + b"\0")), (16, b64(body[:16]))):
+            with self.subTest(n=n):
+                self.check("body%d.age" % n, self.mutated(body_line=text.encode()))
+        self.check("bodychar.age", self.mutated(body_line=lines[i + 1][:10] + b"!" +
+                                                lines[i + 1][11:]), "body", grammar=True)
+
+    def test_wrong_type_identity_skips_it(self):
+        # An X25519 identity does not look at a hybrid stanza: no match (3).
+        src = self.inpath("f.age", self.sealed)
+        r = run_varseal(["decrypt", "-i", FIX["key.txt"], src])
+        self.assert_fails(r, src, "no identity matched")
+
+
+def b64_other_last(c):
+    """Another base64 character of the same top two bits (for 1,120 bytes
+    the last character carries 2 data bits and 4 zero bits)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    return alphabet[alphabet.index(c) | 1]
+
+
+class HybridKeys(PQBase):
+    """Bad hybrid recipients and identities, the modulus check among them:
+    one line, naming where the key came from."""
+
+    def encrypt(self, *args):
+        out = os.path.join(self.outdir, "OUT")
+        r = run_varseal(["encrypt"] + list(args) + ["-o", out], input=b"hello\n")
+        self.assert_dir_listing(self.outdir, [], repr(args)[:200])
+        self.assertEqual(r.stdout, b"")
+        return r
+
+    def test_modulus_check_on_the_command_line(self):
+        bad = failing_modulus(self.pq_recipient)
+        self.assertEqual(len(bad), 1959)
+        line = self.assert_fails(self.encrypt("-r", bad), None, "modulus check")
+        self.assertLess(len(line), 4000)
+        # Beside a good one, and in a recipients file at its line.
+        self.assert_fails(self.encrypt("-r", self.pq_recipient, "-r", bad), None,
+                          "modulus check")
+        path = self.inpath("r.txt", ("# team\n%s\n%s\n" % (self.pq_recipient, bad)).encode())
+        self.assert_fails(self.encrypt("-R", path), "r.txt:3:", "modulus check")
+
+    def test_malformed_recipients(self):
+        rec = self.pq_recipient
+        hrp, pk = bech32_decode(rec)
+        for name, bad, word in (
+                ("checksum", rec[:-1] + ("q" if rec[-1] != "q" else "p"), "malformed"),
+                ("truncated", rec[:-7], "malformed"),
+                ("upper case", rec.upper(), "unknown recipient type"),
+                ("mixed case", rec[:500] + rec[500:].upper(), "malformed"),
+                ("1215 bytes", bech32_encode(hrp, pk[:-1]), "malformed"),
+                ("1217 bytes", bech32_encode(hrp, pk + b"\0"), "malformed"),
+                ("no data", "age1pq1", "malformed")):
+            with self.subTest(name):
+                self.assert_fails(self.encrypt("-r", bad), None, word)
+
+    def test_bad_identities(self):
+        sec = self.pq_secret
+        hrp, seed = bech32_decode(sec.lower())
+        src = self.inpath("f.age", self.sealed)
+        for name, bad, word in (
+                ("checksum", sec[:-1] + ("Q" if sec[-1] != "Q" else "P"), "malformed"),
+                ("lower case", sec.lower(), "not an identity"),
+                ("mixed case", sec[:30] + sec[30:].lower(), "malformed"),
+                ("31-byte seed", bech32_encode(hrp, seed[:31]).upper(), "malformed"),
+                ("33-byte seed", bech32_encode(hrp, seed + b"\0").upper(), "malformed"),
+                ("no data", "AGE-SECRET-KEY-PQ-1", "malformed")):
+            with self.subTest(name):
+                key = self.inpath("k.txt", ("# created\n%s\n" % bad).encode())
+                r = run_varseal(["decrypt", "-i", key, src])
+                self.assert_fails(r, "k.txt:2:", word)
+                self.assertEqual(r.stdout, b"")
+                self.assert_fails(run_varseal(["pubkey", key]), "k.txt:2:", word)
 
 
 if __name__ == "__main__":

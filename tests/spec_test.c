@@ -963,22 +963,22 @@ static void test_size(void)
 	struct vf_error err;
 	char path[128], prefix[160];
 	double took;
-	char *t = spec_of_size(1u << 20);
-	write_file(t, 1u << 20, path, sizeof(path));
-	enum vf_code rc = load_path("spec of 1 MiB", path, &s, &err, &took);
-	check(rc == VF_OK, "spec of exactly 1 MiB: loads (%s)", rc == VF_OK ? "" : err.msg);
+	char *t = spec_of_size(8u << 20);
+	write_file(t, 8u << 20, path, sizeof(path));
+	enum vf_code rc = load_path("spec of 8 MiB", path, &s, &err, &took);
+	check(rc == VF_OK, "spec of exactly 8 MiB: loads (%s)", rc == VF_OK ? "" : err.msg);
 	if (rc == VF_OK)
 		vf_spec_free(&s);
 	free(t);
-	t = spec_of_size((1u << 20) + 1);
-	write_file(t, (1u << 20) + 1, path, sizeof(path));
+	t = spec_of_size((8u << 20) + 1);
+	write_file(t, (8u << 20) + 1, path, sizeof(path));
 	free(t);
-	rc = load_path("spec of 1 MiB + 1", path, &s, &err, &took);
+	rc = load_path("spec of 8 MiB + 1", path, &s, &err, &took);
 	if (rc == VF_OK)
 		vf_spec_free(&s);
 	snprintf(prefix, sizeof(prefix), "%s: ", path);
-	check_refused("spec of 1 MiB + 1 byte", rc, &err, prefix,
-		      "spec is larger than 1 MiB (expected at most 1048576 bytes)", took);
+	check_refused("spec of 8 MiB + 1 byte", rc, &err, prefix,
+		      "spec is larger than 8 MiB (expected at most 8388608 bytes)", took);
 	/* 16 MiB was accepted before: refused from its size, unread. */
 	snprintf(path, sizeof(path), "%s/big.yaml", dir);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -988,7 +988,7 @@ static void test_size(void)
 	if (rc == VF_OK)
 		vf_spec_free(&s);
 	snprintf(prefix, sizeof(prefix), "%s: ", path);
-	check_refused("spec of 16 MiB", rc, &err, prefix, "spec is larger than 1 MiB", took);
+	check_refused("spec of 16 MiB", rc, &err, prefix, "spec is larger than 8 MiB", took);
 }
 
 /* varinject loads the spec as root: a FIFO must not hang it, a device or
@@ -1061,9 +1061,9 @@ static void test_memory(void)
 	rc = vf_spec_parse("<memory>", text, n, &from_mem, &err);
 	check_refused("memory: deep nesting", rc, &err, "<memory>:1:72: ", "nesting deeper", -1);
 	free(text);
-	text = spec_of_size((1u << 20) + 1);
-	rc = vf_spec_parse("<memory>", text, (1u << 20) + 1, &from_mem, &err);
-	check_refused("memory: 1 MiB + 1", rc, &err, "<memory>: ", "larger than 1 MiB", -1);
+	text = spec_of_size((8u << 20) + 1);
+	rc = vf_spec_parse("<memory>", text, (8u << 20) + 1, &from_mem, &err);
+	check_refused("memory: 8 MiB + 1", rc, &err, "<memory>: ", "larger than 8 MiB", -1);
 	free(text);
 }
 

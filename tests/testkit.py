@@ -179,6 +179,68 @@ def on_ram(path):
     return fs_type(path) in ("tmpfs", "ramfs")
 
 
+# ---- bech32, for making keys that are wrong on purpose -----------------------------
+
+BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values):
+    gen = (0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3)
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1ffffff) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def _hrp_expand(hrp):
+    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def bech32_decode(s):
+    """(hrp, bytes) of a bech32 string of any length (age's keys are longer
+    than BIP 173's 90 characters); lower case only."""
+    hrp, data = s[:s.rindex("1")], [BECH32_CHARSET.index(c) for c in s[s.rindex("1") + 1:]]
+    assert _bech32_polymod(_hrp_expand(hrp) + data) == 1, "bad checksum"
+    acc, bits, out = 0, 0, bytearray()
+    for v in data[:-6]:
+        acc, bits = acc << 5 | v, bits + 5
+        if bits >= 8:
+            bits -= 8
+            out.append(acc >> bits & 0xff)
+    return hrp, bytes(out)
+
+
+def bech32_encode(hrp, data):
+    acc, bits, values = 0, 0, []
+    for b in data:
+        acc, bits = acc << 8 | b, bits + 8
+        while bits >= 5:
+            bits -= 5
+            values.append(acc >> bits & 31)
+    if bits:
+        values.append(acc << (5 - bits) & 31)
+    poly = _bech32_polymod(_hrp_expand(hrp) + values + [0] * 6) ^ 1
+    values += [poly >> 5 * (5 - i) & 31 for i in range(6)]
+    return hrp + "1" + "".join(BECH32_CHARSET[v] for v in values)
+
+
+MLKEM_Q = 3329
+
+
+def failing_modulus(recipient):
+    """recipient (age1pq1...) with its ML-KEM key's first coefficient set
+    to q: a well-formed bech32 string whose key FIPS 203's modulus check
+    refuses."""
+    hrp, pk = bech32_decode(recipient)
+    pk = bytearray(pk)
+    pk[0] = MLKEM_Q & 0xff
+    pk[1] = (pk[1] & 0xf0) | (MLKEM_Q >> 8)
+    return bech32_encode(hrp, bytes(pk))
+
+
 # ---- a temporary store -------------------------------------------------------------
 
 class TempStore:

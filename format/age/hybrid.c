@@ -88,7 +88,7 @@ enum vf_code vf_hybrid_recipient_parse(const char *s, struct vf_recipient **out,
 	if (!r || !pk)
 		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
 	else if (has_range(s, len, 'A', 'Z') ||
-		 !vf_bech32_decode(s, len, hrp, sizeof(hrp), pk, VF_XWING_PK_LEN + 1, &n) ||
+		 !vf_bech32_decode_public(s, len, hrp, sizeof(hrp), pk, VF_XWING_PK_LEN + 1, &n) ||
 		 strcmp(hrp, VF_HYBRID_RECIPIENT_HRP) != 0 || n != VF_XWING_PK_LEN)
 		rc = vf_fail(err, VF_E_KEY, "malformed post-quantum (age1pq1...) recipient");
 	else if (vf_xwing_check_pk(pk, n, err) != VF_OK)

@@ -33,6 +33,32 @@ static enum vf_code parse_by_type(const char *s, struct vf_recipient **out,
 		       "ssh-rsa)");
 }
 
+enum vf_code vf_native_identity_generate(bool pq, struct vf_identity **out,
+					 struct vf_error *err)
+{
+	return pq ? vf_hybrid_identity_generate(out, err) : vf_x25519_identity_generate(out, err);
+}
+
+static bool is_x25519_identity(const struct vf_identity *id)
+{
+	return strcmp(id->ops->type, "X25519") == 0;
+}
+
+bool vf_is_native_identity(const struct vf_identity *id)
+{
+	return is_x25519_identity(id) || vf_is_hybrid_identity(id);
+}
+
+enum vf_code vf_native_identity_encode(const struct vf_identity *id, char **secret,
+				       struct vf_error *err)
+{
+	if (vf_is_hybrid_identity(id))
+		return vf_hybrid_identity_encode(id, secret, err);
+	if (is_x25519_identity(id))
+		return vf_x25519_identity_encode(id, secret, err);
+	return vf_fail(err, VF_E_ARG, "a %s identity is no native age identity", id->ops->type);
+}
+
 enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct vf_error *err)
 {
 	enum vf_code rc = parse_by_type(s, out, err);

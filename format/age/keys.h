@@ -18,6 +18,19 @@ struct vf_recipients {
 	size_t n;
 };
 
+/* A fresh native age identity: a hybrid post-quantum one (age 1.3's
+ * mlkem768x25519, AGE-SECRET-KEY-PQ-1...) when pq, else X25519
+ * (AGE-SECRET-KEY-1...). */
+enum vf_code vf_native_identity_generate(bool pq, struct vf_identity **out,
+					 struct vf_error *err);
+/* Whether id is a native age identity (X25519 or hybrid), the kinds that
+ * age-keygen makes and vf_native_identity_encode writes. */
+bool vf_is_native_identity(const struct vf_identity *id);
+/* A native identity's secret key string, as age-keygen writes it (guarded
+ * memory: free with vf_secure_free); VF_E_ARG for any other identity. */
+enum vf_code vf_native_identity_encode(const struct vf_identity *id, char **secret,
+				       struct vf_error *err);
+
 /* Parses one recipient string of any supported type. */
 enum vf_code vf_recipient_parse(const char *s, struct vf_recipient **out, struct vf_error *err);
 

@@ -170,7 +170,7 @@ enum vf_code vf_x25519_recipient_parse(const char *s, struct vf_recipient **out,
 	uint8_t pub[VF_X25519_LEN + 1];
 	size_t len = strlen(s), n = 0;
 	if (has_case(s, len, 'A', 'Z') ||
-	    !vf_bech32_decode(s, len, hrp, sizeof(hrp), pub, sizeof(pub), &n) ||
+	    !vf_bech32_decode_public(s, len, hrp, sizeof(hrp), pub, sizeof(pub), &n) ||
 	    strcmp(hrp, VF_X25519_RECIPIENT_HRP) != 0 || n != VF_X25519_LEN)
 		return vf_fail(err, VF_E_KEY, "malformed X25519 recipient");
 	struct x25519_recipient *r = calloc(1, sizeof(*r));

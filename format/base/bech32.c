@@ -139,8 +139,39 @@ static int charset_value(char c)
 	return found ? (int)v : -1;
 }
 
-bool vf_bech32_decode(const char *s, size_t s_len, char *hrp, size_t hrp_cap, uint8_t *out,
-		      size_t out_cap, size_t *out_len)
+/* The value of each ASCII character in the alphabet (either case), or -1:
+ * for public strings only, as the lookup's address depends on the
+ * character. */
+static const signed char public_values[128] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	15, -1, 10, 17, 21, 20, 26, 30,  7,  5, -1, -1, -1, -1, -1, -1,
+	-1, 29, -1, 24, 13, 25,  9,  8, 23, -1, 18, 22, 31, 27, 19, -1,
+	 1,  0,  3, 16, 11, 28, 12, 14,  6,  4,  2, -1, -1, -1, -1, -1,
+	-1, 29, -1, 24, 13, 25,  9,  8, 23, -1, 18, 22, 31, 27, 19, -1,
+	 1,  0,  3, 16, 11, 28, 12, 14,  6,  4,  2, -1, -1, -1, -1, -1,
+};
+
+/* polymod_step's generator terms for each value of the top five bits,
+ * looked up: for public strings only (the index is checksum state). */
+static const uint32_t public_gen[32] = {
+	0x00000000, 0x3b6a57b2, 0x26508e6d, 0x1d3ad9df,
+	0x1ea119fa, 0x25cb4e48, 0x38f19797, 0x039bc025,
+	0x3d4233dd, 0x0628646f, 0x1b12bdb0, 0x2078ea02,
+	0x23e32a27, 0x18897d95, 0x05b3a44a, 0x3ed9f3f8,
+	0x2a1462b3, 0x117e3501, 0x0c44ecde, 0x372ebb6c,
+	0x34b57b49, 0x0fdf2cfb, 0x12e5f524, 0x298fa296,
+	0x1756516e, 0x2c3c06dc, 0x3106df03, 0x0a6c88b1,
+	0x09f74894, 0x329d1f26, 0x2fa7c6f9, 0x14cd914b,
+};
+
+/* vf_bech32_decode for a secret (constant-time lookups) or, with
+ * public_data, by tables; inlined into each, so that either loop is
+ * compiled with its own lookups and no indirect call per character. */
+static inline __attribute__((always_inline)) bool
+decode(const char *s, size_t s_len, char *hrp, size_t hrp_cap, uint8_t *out, size_t out_cap,
+       size_t *out_len, bool public_data)
 {
 	bool has_lower = false, has_upper = false;
 	size_t sep = s_len;
@@ -168,12 +199,14 @@ bool vf_bech32_decode(const char *s, size_t s_len, char *hrp, size_t hrp_cap, ui
 	size_t o = 0;
 	bool ok = true;
 	for (size_t i = sep + 1; i < s_len && ok; i++) {
-		int v = charset_value(s[i]);
+		unsigned char u = (unsigned char)s[i];
+		int v = !public_data ? charset_value(s[i]) : u < 128 ? public_values[u] : -1;
 		if (v < 0) {
 			ok = false;
 			break;
 		}
-		chk = polymod_step(chk, (uint8_t)v);
+		chk = !public_data ? polymod_step(chk, (uint8_t)v)
+				   : (((chk & 0x1ffffff) << 5) ^ (uint32_t)v) ^ public_gen[chk >> 25];
 		if (i - sep - 1 >= data_chars)
 			continue;
 		acc = ((acc << 5) | (uint32_t)v) & 0xfff;
@@ -197,4 +230,16 @@ bool vf_bech32_decode(const char *s, size_t s_len, char *hrp, size_t hrp_cap, ui
 	}
 	*out_len = o;
 	return true;
+}
+
+bool vf_bech32_decode(const char *s, size_t s_len, char *hrp, size_t hrp_cap, uint8_t *out,
+		      size_t out_cap, size_t *out_len)
+{
+	return decode(s, s_len, hrp, hrp_cap, out, out_cap, out_len, false);
+}
+
+bool vf_bech32_decode_public(const char *s, size_t s_len, char *hrp, size_t hrp_cap,
+			     uint8_t *out, size_t out_cap, size_t *out_len)
+{
+	return decode(s, s_len, hrp, hrp_cap, out, out_cap, out_len, true);
 }

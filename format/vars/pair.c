@@ -11,8 +11,10 @@
 /* A WireGuard key in base64: 32 bytes, padded, as wg(8) prints it. */
 #define WG_KEY_CHARS 44
 /* An X25519 recipient is 62 characters ("age1", 52 of data, 6 of
- * checksum); anything much longer is not one, and is not copied. */
+ * checksum), a hybrid post-quantum one 1,959 ("age1pq1", 1,946 of data, 6
+ * of checksum); anything much longer is not one, and is not copied. */
 #define AGE_RECIPIENT_MAX 128
+#define AGE_PQ_RECIPIENT_MAX 2048
 
 static const char wg_private_expected[] =
 	"expected the base64 of 32 bytes (44 characters), as wg genkey prints it";
@@ -22,6 +24,12 @@ static const char age_identity_expected[] =
 	"expected one AGE-SECRET-KEY-1... line, as age-keygen writes it";
 static const char age_recipient_expected[] =
 	"expected an age1... recipient, as age-keygen -y prints it";
+/* pq: true */
+static const char age_pq_identity_expected[] =
+	"expected one post-quantum AGE-SECRET-KEY-PQ-1... line, as age-keygen -pq writes it "
+	"(the generator says pq: true)";
+static const char age_pq_recipient_expected[] =
+	"expected a post-quantum age1pq1... recipient, as age-keygen -y prints it";
 
 bool vf_pair_kind(const struct vf_spec_generator *g)
 {
@@ -41,7 +49,7 @@ const struct vf_spec_file *vf_pair_public(const struct vf_spec_generator *g)
 
 const char *vf_pair_kind_name(const struct vf_spec_generator *g)
 {
-	return g->kind == VF_KIND_WIREGUARD ? "WireGuard" : "age";
+	return g->kind == VF_KIND_WIREGUARD ? "WireGuard" : g->pq ? "post-quantum age" : "age";
 }
 
 /* len without one trailing "\n" or "\r\n": a key piped from wg genkey, or
@@ -117,27 +125,35 @@ static void find_key_line(const uint8_t *data, size_t len, const uint8_t **key, 
 	}
 }
 
-static enum vf_code age_derive(const uint8_t *data, size_t len, struct vf_value *private_half,
-			       struct vf_value *public_half, struct vf_error *err)
+/* An identity of the pair's kind: X25519, or hybrid with pq: true (the
+ * other kind is refused: the spec decides what the pair is). */
+static enum vf_code age_derive(bool pq, const uint8_t *data, size_t len,
+			       struct vf_value *private_half, struct vf_value *public_half,
+			       struct vf_error *err)
 {
+	const char *expected = pq ? age_pq_identity_expected : age_identity_expected;
 	const uint8_t *key = NULL;
 	size_t key_len = 0, count = 0;
 	find_key_line(data, len, &key, &key_len, &count);
 	if (count != 1)
 		return vf_fail(err, VF_E_KEY, "not an age identity: %s (%zu key lines given)",
-			       age_identity_expected, count);
+			       expected, count);
 	struct vf_identity *id = NULL;
 	struct vf_error why;
-	if (vf_x25519_identity_parse((const char *)key, key_len, &id, &why) != VF_OK)
+	enum vf_code parsed =
+		pq ? vf_hybrid_identity_parse((const char *)key, key_len, &id, &why)
+		   : vf_x25519_identity_parse((const char *)key, key_len, &id, &why);
+	if (parsed != VF_OK)
 		return why.code == VF_E_NOMEM
 			       ? vf_fail(err, VF_E_NOMEM, "out of memory")
-			       : vf_fail(err, VF_E_KEY, "not an age identity: %s", age_identity_expected);
+			       : vf_fail(err, VF_E_KEY, "not %s identity: %s",
+					 pq ? "a post-quantum age" : "an age", expected);
 	/* Stored as vargen makes it: the key alone, encoded anew (the
 	 * parser took only the canonical upper-case form). */
 	char *secret = NULL, *recipient = NULL;
-	enum vf_code rc = vf_x25519_identity_encode(id, &secret, err);
+	enum vf_code rc = vf_native_identity_encode(id, &secret, err);
 	if (rc == VF_OK)
-		rc = vf_x25519_identity_recipient(id, &recipient, err);
+		rc = vf_identity_recipient(id, &recipient, err);
 	if (rc == VF_OK)
 		rc = vf_value_set(private_half, secret, strlen(secret), err);
 	if (rc == VF_OK)
@@ -160,7 +176,7 @@ enum vf_code vf_pair_derive(const struct vf_spec_generator *g, const uint8_t *da
 		return vf_fail(err, VF_E_ARG, "generator %s is not a key pair", g->name);
 	return g->kind == VF_KIND_WIREGUARD
 		       ? wireguard_derive(data, len, private_half, public_half, err)
-		       : age_derive(data, len, private_half, public_half, err);
+		       : age_derive(g->pq, data, len, private_half, public_half, err);
 }
 
 static bool wireguard_public_ok(const uint8_t *data, size_t len)
@@ -172,11 +188,14 @@ static bool wireguard_public_ok(const uint8_t *data, size_t len)
 	       n == VF_X25519_LEN;
 }
 
-static bool age_public_ok(const uint8_t *data, size_t len)
+/* A recipient of the pair's kind: "age1pq1..." with pq, else "age1..."
+ * but not "age1pq1...". */
+static bool age_public_ok(bool pq, const uint8_t *data, size_t len)
 {
-	char text[AGE_RECIPIENT_MAX + 1];
-	if (len < 4 || len > AGE_RECIPIENT_MAX || memchr(data, '\0', len) ||
-	    memcmp(data, "age1", 4) != 0)
+	char text[AGE_PQ_RECIPIENT_MAX + 1];
+	bool hybrid = len >= 7 && memcmp(data, "age1pq1", 7) == 0;
+	if (len < 4 || len > (pq ? AGE_PQ_RECIPIENT_MAX : AGE_RECIPIENT_MAX) ||
+	    memchr(data, '\0', len) || memcmp(data, "age1", 4) != 0 || hybrid != pq)
 		return false;
 	memcpy(text, data, len);
 	text[len] = '\0';
@@ -196,9 +215,11 @@ enum vf_code vf_pair_check_public(const struct vf_spec_generator *g, const uint8
 			       ? VF_OK
 			       : vf_fail(err, VF_E_KEY, "not a WireGuard public key: %s",
 					 wg_public_expected);
-	return age_public_ok(data, len)
+	return age_public_ok(g->pq, data, len)
 		       ? VF_OK
-		       : vf_fail(err, VF_E_KEY, "not an age recipient: %s", age_recipient_expected);
+		       : vf_fail(err, VF_E_KEY, "not %s recipient: %s",
+				 g->pq ? "a post-quantum age" : "an age",
+				 g->pq ? age_pq_recipient_expected : age_recipient_expected);
 }
 
 /* A half whose bytes can be read and judged. */

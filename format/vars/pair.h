@@ -7,7 +7,8 @@
  * line ending. WireGuard: the base64 of 32 bytes (44 characters) for both,
  * as `wg genkey` and `wg pubkey` print them. age-keypair: the identity
  * AGE-SECRET-KEY-1... and the recipient age1..., as age-keygen and
- * age-keygen -y print them. */
+ * age-keygen -y print them; with `pq: true`, AGE-SECRET-KEY-PQ-1... and
+ * age1pq1... (1,959 characters), as age-keygen -pq makes them. */
 #ifndef VF_PAIR_H
 #define VF_PAIR_H
 
@@ -33,8 +34,9 @@ const char *vf_pair_kind_name(const struct vf_spec_generator *g);
 /* From a value given for g's private half: that half as vargen stores it
  * (in guarded memory) and the public half computed from it. Accepted, as
  * the tools print them: WireGuard, the base64 of 32 bytes (44 characters);
- * age, one AGE-SECRET-KEY-1... line, with age-keygen's '#' comment lines
- * around it. One trailing line ending ("\n" or "\r\n") is allowed and not
+ * age, one AGE-SECRET-KEY-1... line (AGE-SECRET-KEY-PQ-1... with pq: true;
+ * the other kind is refused), with age-keygen's '#' comment lines around
+ * it. One trailing line ending ("\n" or "\r\n") is allowed and not
  * stored. Otherwise VF_E_KEY with one line saying what is wrong and what
  * was expected (never quoting the value: it is a secret). */
 enum vf_code vf_pair_derive(const struct vf_spec_generator *g, const uint8_t *data, size_t len,

@@ -393,9 +393,10 @@ static enum vf_code get_account(struct ctx *c, const yaml_node_t *n, const char 
 }
 
 /* A recipient, checked by the key parser (the only judge of what a
- * recipient is) and kept as text. */
+ * recipient is) and kept as text; *post_quantum: whether it is a hybrid
+ * post-quantum one (for age's mixing rule, spec_check_mixing). */
 static enum vf_code get_recipient(struct ctx *c, const yaml_node_t *n, const char *what,
-				  char **out)
+				  char **out, bool *post_quantum)
 {
 	enum vf_code rc = spec_get_string(c, n, what, out);
 	if (rc != VF_OK)
@@ -404,6 +405,7 @@ static enum vf_code get_recipient(struct ctx *c, const yaml_node_t *n, const cha
 	struct vf_error e = {0};
 	rc = vf_recipient_parse(*out, &r, &e);
 	if (rc == VF_OK) {
+		*post_quantum = r->ops->post_quantum;
 		vf_recipient_free(r);
 		return VF_OK;
 	}
@@ -411,7 +413,7 @@ static enum vf_code get_recipient(struct ctx *c, const yaml_node_t *n, const cha
 		return spec_nomem(c);
 	bool has_expected = strstr(e.msg, "(expected") != NULL;
 	return spec_fail_at(c, n, "%s is not a valid recipient: %s%s", what, e.msg,
-			    has_expected ? "" : " (expected an age1..., ssh-ed25519 or ssh-rsa recipient)");
+			    has_expected ? "" : " (expected an age1..., age1pq1..., ssh-ed25519 or ssh-rsa recipient)");
 }
 
 /* ---- generator names --------------------------------------------------- */
@@ -769,10 +771,12 @@ static enum vf_code parse_prompts(struct ctx *c, const yaml_node_t *map,
 
 /* ---- generators -------------------------------------------------------- */
 
-static const char *const generator_keys[] = {"kind",  "script",  "share",   "dependencies",
-					     "prompts", "files", "timeout", "imported"};
+static const char *const generator_keys[] = {"kind",    "script", "share",
+					     "dependencies", "prompts", "files",
+					     "timeout", "imported", "pq"};
 enum { G_KIND, G_SCRIPT, G_SHARE, G_DEPENDENCIES, G_PROMPTS, G_FILES, G_TIMEOUT, G_IMPORTED,
-       G_N };
+       G_PQ, G_N };
+_Static_assert(G_N <= MAX_FIELDS, "struct fields holds every key of a generator");
 
 /* Index i is enum vf_imported i + 1. */
 static const char *const imported_names[] = {"clan", "sops"};
@@ -840,6 +844,24 @@ static enum vf_code generator_head(struct ctx *c, const struct fields *fl, const
 	if (rc == VF_OK && fl->val[G_SHARE])
 		rc = get_bool(c, fl->val[G_SHARE], what, &g->share);
 	return rc;
+}
+
+/* pq: an age-keypair generator's pair is a hybrid post-quantum one
+ * (AGE-SECRET-KEY-PQ-1..., age1pq1...), as age-keygen -pq makes. Only
+ * that kind has a key whose kind it could change. */
+static enum vf_code generator_pq(struct ctx *c, const struct fields *fl, const char *where,
+				 struct vf_spec_generator *g)
+{
+	if (!fl->key[G_PQ])
+		return VF_OK;
+	if (g->kind != VF_KIND_AGE_KEYPAIR)
+		return spec_fail_at(c, fl->key[G_PQ],
+				    "pq given in %s, which is not kind age-keypair (expected pq only "
+				    "with kind: age-keypair, whose key it makes post-quantum)",
+				    where);
+	char what[128];
+	snprintf(what, sizeof(what), "pq of %s", where);
+	return get_bool(c, fl->val[G_PQ], what, &g->pq);
 }
 
 /* dependencies and prompts: inputs, which only a script can use. */
@@ -922,6 +944,8 @@ static enum vf_code parse_generator(struct ctx *c, const yaml_node_t *key, const
 	if (rc == VF_OK)
 		rc = generator_head(c, &fl, where, g);
 	if (rc == VF_OK)
+		rc = generator_pq(c, &fl, where, g);
+	if (rc == VF_OK)
 		rc = generator_inputs(c, &fl, where, g);
 	if (rc == VF_OK)
 		rc = generator_timeout(c, &fl, where, g);
@@ -995,7 +1019,7 @@ static enum vf_code machine_key(struct ctx *c, const yaml_node_t *val, const cha
 		return VF_OK;
 	char what[128];
 	snprintf(what, sizeof(what), "key of %s", where);
-	return get_recipient(c, val, what, &m->key);
+	return get_recipient(c, val, what, &m->key, &m->key_post_quantum);
 }
 
 static enum vf_code parse_machine(struct ctx *c, const yaml_node_t *val,
@@ -1061,7 +1085,7 @@ static enum vf_code parse_admins(struct ctx *c, const yaml_node_t *map)
 		char what[96];
 		snprintf(what, sizeof(what), "admin '%s'", a->name);
 		rc = get_recipient(c, node_at(c, map->data.mapping.pairs.start[i].value), what,
-				   &a->recipient);
+				   &a->recipient, &a->post_quantum);
 	}
 	return rc;
 }
@@ -1087,6 +1111,8 @@ enum vf_code spec_parse_root(struct ctx *c)
 		rc = parse_generators(c, fl.val[T_GENERATORS]);
 	if (rc == VF_OK && fl.val[T_MACHINES])
 		rc = parse_machines(c, fl.val[T_MACHINES]);
+	if (rc == VF_OK)
+		rc = spec_check_mixing(c);
 	return rc;
 }
 

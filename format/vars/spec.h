@@ -91,6 +91,9 @@ struct vf_spec_generator {
 	char *name;
 	bool share;			/* default false */
 	enum vf_kind kind;		/* VF_KIND_SCRIPT, or a key-pair kind */
+	bool pq;			/* age-keypair: `pq: true`, a hybrid
+					   post-quantum identity (AGE-SECRET-KEY-PQ-1)
+					   and recipient (age1pq1) */
 	char *script;			/* NULL unless given */
 	enum vf_imported imported;	/* `imported:`: no script, no kinds */
 	char **dependencies;		/* names of other generators */
@@ -123,6 +126,7 @@ struct vf_spec_credential {
 struct vf_spec_machine {
 	char *name;
 	char *key; /* recipient string, or NULL when not yet provisioned */
+	bool key_post_quantum; /* key is a hybrid post-quantum recipient */
 	char **generators;
 	size_t n_generators;
 	struct vf_spec_credential *credentials;
@@ -134,6 +138,7 @@ struct vf_spec_machine {
 struct vf_spec_admin {
 	char *name;
 	char *recipient;
+	bool post_quantum; /* a hybrid post-quantum (age1pq1...) recipient */
 	struct vf_pos pos;
 };
 
@@ -157,8 +162,8 @@ struct vf_spec {
  * generator has none, an imported generator has files and neither a script
  * nor kinds, `timeout` only on a script generator, credentials
  * name an existing generator/file the machine uses.
- * Limits, checked before libyaml builds the document: at most 1 MiB
- * ("FILE: spec is larger than 1 MiB ...", checked on the open descriptor
+ * Limits, checked before libyaml builds the document: at most 8 MiB
+ * ("FILE: spec is larger than 8 MiB ...", checked on the open descriptor
  * before reading) and at most 64 nested mappings and sequences
  * ("FILE:LINE:COLUMN: nesting deeper than 64 levels ..."), at most 256
  * anchors per document, and aliases expanding the spec to at most 2^20

@@ -243,3 +243,174 @@ enum vf_code spec_credential_target(struct ctx *c, const struct vf_spec_machine 
 	free(target);
 	return rc;
 }
+
+/* ---- age's mixing rule --------------------------------------------------- */
+
+/* age 1.3 refuses to seal a file to post-quantum and classic recipients
+ * together: a classic stanza beside a hybrid one gives away what the hybrid
+ * one protects against (whoever breaks X25519 later reads the file through
+ * the classic stanza). Every file of the store is sealed to the admins and
+ * to the machine (or, shared, to every machine using it) that it is for,
+ * and every kept machine key to the admins: so the admins are all of one
+ * kind, each machine's key is of theirs, and, when there are no admins,
+ * the machines sharing a generator are of one kind. */
+
+#define MIX_RULE                                                                          \
+	"age refuses to seal a file to post-quantum and classic recipients together, and " \
+	"every file is sealed to the admins and its machines (docs/spec.md)"
+#define MIX_NAMED 3 /* classic recipients named in a message, then "and N more" */
+
+static const char *kind_name(bool post_quantum)
+{
+	return post_quantum ? "post-quantum" : "classic";
+}
+
+/* "name key, name key, and N more": the classic admins, for messages. */
+static void classic_admins(const struct vf_spec *spec, char *out, size_t cap)
+{
+	size_t used = 0, named = 0, more = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < spec->n_admins; i++) {
+		const struct vf_spec_admin *a = &spec->admins[i];
+		if (a->post_quantum)
+			continue;
+		if (named == MIX_NAMED) {
+			more++;
+			continue;
+		}
+		int w = snprintf(out + used, cap - used, "%s%s %s", named ? ", " : "",
+				 spec_show(a->name).s, spec_show(a->recipient).s);
+		used += w > 0 && (size_t)w < cap - used ? (size_t)w : 0;
+		named++;
+	}
+	if (more)
+		snprintf(out + used, cap - used, ", and %zu more", more);
+}
+
+/* The admins, all of one kind: reported at the first whose kind is not
+ * the first admin's. */
+static enum vf_code check_admins(struct ctx *c, bool *post_quantum)
+{
+	const struct vf_spec *spec = c->spec;
+	*post_quantum = spec->n_admins && spec->admins[0].post_quantum;
+	for (size_t i = 1; i < spec->n_admins; i++) {
+		const struct vf_spec_admin *a = &spec->admins[i];
+		if (a->post_quantum == *post_quantum)
+			continue;
+		char classic[4 * (SHOW_MAX + 8)];
+		classic_admins(spec, classic, sizeof(classic));
+		return spec_fail_pos(c, a->pos,
+				     "admin '%s' has a %s key while admin '%s' has a %s one: %s "
+				     "(classic: %s; expected the admins all post-quantum or all "
+				     "classic)",
+				     spec_show(a->name).s, kind_name(a->post_quantum),
+				     spec_show(spec->admins[0].name).s, kind_name(*post_quantum),
+				     MIX_RULE, classic);
+	}
+	return VF_OK;
+}
+
+/* Each machine's key, of the admins' kind: reported at the key. */
+static enum vf_code check_machines(struct ctx *c, bool admins_pq)
+{
+	const struct vf_spec *spec = c->spec;
+	for (size_t i = 0; spec->n_admins && i < spec->n_machines; i++) {
+		const struct vf_spec_machine *m = &spec->machines[i];
+		if (!m->key || m->key_post_quantum == admins_pq)
+			continue;
+		char classic[4 * (SHOW_MAX + 8)];
+		if (admins_pq)
+			snprintf(classic, sizeof(classic), "machine %s's key %s", spec_show(m->name).s,
+				 spec_show(m->key).s);
+		else
+			classic_admins(spec, classic, sizeof(classic));
+		return spec_fail_pos(c, m->key_pos,
+				     "machine '%s' has a %s key while the admins' keys are %s: %s "
+				     "(classic: %s; expected a %s key for it: varseal machine keygen "
+				     "%s--force %s)",
+				     spec_show(m->name).s, kind_name(m->key_post_quantum),
+				     kind_name(admins_pq), MIX_RULE, classic, kind_name(admins_pq),
+				     admins_pq ? "--pq " : "", spec_show(m->name).s);
+	}
+	return VF_OK;
+}
+
+/* The shared generators reached from machine m (its generators and their
+ * dependencies), each marked in seen[] once per machine (stamp). */
+struct reach {
+	size_t *stack;
+	size_t *seen; /* per generator: the stamp of the last machine that reached it */
+	const struct vf_spec_machine **first; /* per generator: the first machine with a key */
+};
+
+static enum vf_code reach_shared(struct ctx *c, struct reach *r, const struct vf_spec_machine *m,
+				 size_t stamp)
+{
+	const struct vf_spec *spec = c->spec;
+	size_t depth = 0;
+	for (size_t i = 0; i < m->n_generators; i++) {
+		size_t g = spec_find_generator(c, m->generators[i]);
+		if (r->seen[g] != stamp) {
+			r->seen[g] = stamp;
+			r->stack[depth++] = g;
+		}
+	}
+	while (depth > 0) {
+		const struct vf_spec_generator *g = &spec->generators[r->stack[--depth]];
+		const struct vf_spec_machine **first = &r->first[g - spec->generators];
+		if (g->share && !*first) {
+			*first = m;
+		} else if (g->share && (*first)->key_post_quantum != m->key_post_quantum) {
+			const struct vf_spec_machine *classic = m->key_post_quantum ? *first : m;
+			const struct vf_spec_machine *pq = m->key_post_quantum ? m : *first;
+			return spec_fail_pos(c, g->pos,
+					     "generator '%s' is shared by machines with post-quantum "
+					     "keys ('%s') and classic keys ('%s'): %s (classic: machine "
+					     "%s's key %s; expected the machines sharing it all "
+					     "post-quantum or all classic)",
+					     spec_show(g->name).s, spec_show(pq->name).s,
+					     spec_show(classic->name).s, MIX_RULE,
+					     spec_show(classic->name).s, spec_show(classic->key).s);
+		}
+		for (size_t i = 0; i < g->n_dependencies; i++) {
+			size_t d = spec_find_generator(c, g->dependencies[i]);
+			if (r->seen[d] != stamp) {
+				r->seen[d] = stamp;
+				r->stack[depth++] = d;
+			}
+		}
+	}
+	return VF_OK;
+}
+
+/* Without admins, the machines sharing a generator are its only
+ * recipients: all of one kind (with admins, check_machines has made every
+ * machine the admins' kind already). */
+static enum vf_code check_shared(struct ctx *c)
+{
+	const struct vf_spec *spec = c->spec;
+	size_t n = spec->n_generators;
+	if (spec->n_admins || n == 0)
+		return VF_OK;
+	struct reach r = {calloc(n, sizeof(size_t)), calloc(n, sizeof(size_t)),
+			  calloc(n, sizeof(*r.first))};
+	enum vf_code rc = r.stack && r.seen && r.first ? VF_OK : spec_nomem(c);
+	for (size_t i = 0; rc == VF_OK && i < spec->n_machines; i++)
+		if (spec->machines[i].key)
+			rc = reach_shared(c, &r, &spec->machines[i], i + 1);
+	free(r.stack);
+	free(r.seen);
+	free(r.first);
+	return rc;
+}
+
+enum vf_code spec_check_mixing(struct ctx *c)
+{
+	bool admins_pq;
+	enum vf_code rc = check_admins(c, &admins_pq);
+	if (rc == VF_OK)
+		rc = check_machines(c, admins_pq);
+	if (rc == VF_OK)
+		rc = check_shared(c);
+	return rc;
+}

@@ -86,11 +86,16 @@ static enum vf_code edit_key(const struct vf_spec *spec, const char *machine,
 		if (at > len)
 			at = len;
 		size_t cut = token_len(text, len, at);
-		/* An empty `key:` has its position right after the colon. */
-		char value[1024];
-		snprintf(value, sizeof(value), "%s%s", at && text[at - 1] == ':' ? " " : "",
-			 recipient);
+		/* An empty `key:` has its position right after the colon. A
+		 * post-quantum recipient is 1,959 characters: sized to fit. */
+		bool space = at && text[at - 1] == ':';
+		size_t cap = strlen(recipient) + 2;
+		char *value = malloc(cap);
+		if (!value)
+			return vf_fail(err, VF_E_NOMEM, "out of memory");
+		snprintf(value, cap, "%s%s", space ? " " : "", recipient);
 		rc = splice_text(text, len, at, cut, value, out, out_len, err);
+		free(value);
 	} else {
 		/* Insert "key: ..." as the first entry under the machine's name. */
 		size_t name_line = line_start(text, len, m->pos.line);
@@ -119,8 +124,11 @@ static enum vf_code edit_key(const struct vf_spec *spec, const char *machine,
 				       "%s:%u: machine %s is not written as a block mapping; add "
 				       "'key: %s' to it by hand",
 				       spec->path, m->pos.line, machine, recipient);
-		char line[1024];
-		snprintf(line, sizeof(line), "%*skey: %s\n", (int)child_indent, "", recipient);
+		size_t cap = child_indent + strlen("key: \n") + strlen(recipient) + 1;
+		char *line = malloc(cap);
+		if (!line)
+			return vf_fail(err, VF_E_NOMEM, "out of memory");
+		snprintf(line, cap, "%*skey: %s\n", (int)child_indent, "", recipient);
 		if (!eol) {
 			rc = splice_text(text, len, len, 0, "\n", out, out_len, err);
 			if (rc == VF_OK) {
@@ -131,6 +139,7 @@ static enum vf_code edit_key(const struct vf_spec *spec, const char *machine,
 		} else {
 			rc = splice_text(text, len, next, 0, line, out, out_len, err);
 		}
+		free(line);
 	}
 	return rc;
 }

@@ -138,6 +138,9 @@ static void put_generator(struct buf *b, const struct vf_spec_generator *g)
 		put_str(b, "imported");
 		put_str(b, vf_imported_name(g->imported));
 	}
+	/* Likewise: a classic age-keypair hashes as before pq existed. */
+	if (g->pq)
+		put_str(b, "pq");
 	free(deps);
 	free(prompts);
 	free(files);

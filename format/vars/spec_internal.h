@@ -6,7 +6,8 @@
  *   spec_yaml.c   reading the file and libyaml, with the limits checked
  *                 on its events before the document is built
  *   spec_check.c  checks across the document: names, the name index,
- *                 a generator's sources, dependency cycles, credentials
+ *                 a generator's sources, dependency cycles, credentials,
+ *                 age's mixing of post-quantum and classic recipients
  *   spec_hash.c   the generator hash that decides when values are stale */
 #ifndef VF_SPEC_INTERNAL_H
 #define VF_SPEC_INTERNAL_H
@@ -20,21 +21,26 @@
 /* Limits on what is handed to libyaml, whose scanner slows down with
  * every level of nesting on every token (80,000 nested flow sequences,
  * 160 KB, took over 10 s): varinject loads the spec as root on VM hosts.
- * Real specs are a few KB deep in 5 levels. */
-#define MAX_SPEC_SIZE (1u << 20)
+ * Real specs are a few KB deep in 5 levels, but a post-quantum recipient
+ * is 1,959 characters: 1,000 machines with hybrid keys make a 2 MB spec,
+ * and 8 MiB leaves room for 4,000 (libyaml reads 8 MiB in well under a
+ * second; the node limit below does not grow with it). */
+#define MAX_SPEC_SIZE (8u << 20)
+#define MAX_SPEC_SIZE_TEXT "8 MiB"
 #define MAX_DEPTH 64
 /* Aliases make libyaml's loader search its list of anchors, which grows
  * with each one (150,000 anchors in 1 MiB took 55 s), and every alias
  * stands for a whole node that the checks below walk again: without a
  * bound, a spec of a few KB can stand for billions of nodes. No more nodes
- * than 1 MiB of YAML could hold without aliases. */
+ * than 1 MiB of YAML could hold without aliases: a spec has a few per
+ * machine and file, whatever the length of its keys. */
 #define MAX_ANCHORS 256
 #define MAX_NODES 1048576
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define MAX_NAME 255
 #define SHOW_MAX 64   /* bytes of user text quoted in a message */
-#define MAX_FIELDS 8  /* keys of the largest fixed-key mapping (a file) */
+#define MAX_FIELDS 9  /* keys of the largest fixed-key mapping (a generator) */
 
 #define RANDOM_DEFAULT 32
 #define RANDOM_MAX 65536
@@ -119,6 +125,9 @@ enum vf_code spec_check_cycles(struct ctx *c);
 enum vf_code spec_credential_target(struct ctx *c, const struct vf_spec_machine *m,
 				    const struct index *uses, const yaml_node_t *val,
 				    struct vf_spec_credential *cr);
+/* age's mixing rule over the admins, the machines' keys and the shared
+ * generators (spec.h, vf_spec_load). */
+enum vf_code spec_check_mixing(struct ctx *c);
 
 /* ---- the generator hash (spec_hash.c) */
 enum vf_code spec_hash_generator(struct ctx *c, struct vf_spec_generator *g);

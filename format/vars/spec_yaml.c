@@ -47,7 +47,8 @@ static enum vf_code yaml_failure(struct ctx *c, const yaml_parser_t *p,
 
 static enum vf_code too_large(struct vf_error *err, const char *name)
 {
-	return vf_fail(err, VF_E_ARG, "%s: spec is larger than 1 MiB (expected at most %u bytes)",
+	return vf_fail(err, VF_E_ARG, "%s: spec is larger than " MAX_SPEC_SIZE_TEXT
+		       " (expected at most %u bytes)",
 		       name, MAX_SPEC_SIZE);
 }
 

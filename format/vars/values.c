@@ -7,7 +7,7 @@
 #include "base/base64.h"
 #include "base/crypto.h"
 #include "base/secmem.h"
-#include "age/recipient.h"
+#include "age/keys.h"
 #include "vars/spec.h"
 
 void vf_value_free(struct vf_value *v)
@@ -136,17 +136,18 @@ enum vf_code vf_make_value(const struct vf_spec_file *f, struct vf_value *out,
 	}
 }
 
-static enum vf_code age_keypair(struct vf_value *secret, struct vf_value *public,
+/* As age-keygen (-pq when pq) and age-keygen -y print them. */
+static enum vf_code age_keypair(bool pq, struct vf_value *secret, struct vf_value *public,
 				struct vf_error *err)
 {
 	struct vf_identity *id;
 	char *key = NULL, *recipient = NULL;
-	enum vf_code rc = vf_x25519_identity_generate(&id, err);
+	enum vf_code rc = vf_native_identity_generate(pq, &id, err);
 	if (rc != VF_OK)
 		return rc;
-	rc = vf_x25519_identity_encode(id, &key, err);
+	rc = vf_native_identity_encode(id, &key, err);
 	if (rc == VF_OK)
-		rc = vf_x25519_identity_recipient(id, &recipient, err);
+		rc = vf_identity_recipient(id, &recipient, err);
 	if (rc == VF_OK)
 		rc = vf_value_set(secret, key, strlen(key), err);
 	if (rc == VF_OK)
@@ -195,6 +196,6 @@ enum vf_code vf_make_keypair(const struct vf_spec_generator *g, struct vf_value 
 	int p = file_index(g, age ? "recipient" : "public");
 	if (s < 0 || p < 0)
 		return vf_fail(err, VF_E_ARG, "generator %s lacks its key pair files", g->name);
-	return age ? age_keypair(&values[s], &values[p], err)
+	return age ? age_keypair(g->pq, &values[s], &values[p], err)
 		   : wireguard_keypair(&values[s], &values[p], err);
 }

@@ -579,6 +579,12 @@ static enum vf_state judge(const struct record *r, const struct vf_spec_generato
 			   const struct vf_spec_file *f, const struct file_facts *facts)
 {
 	enum vf_state st = facts->st;
+	/* A public half made under another definition (an age-keypair whose
+	 * pq: changed) is of the other kind of key: stale, as its private
+	 * half is, so that generate makes the pair again. */
+	if (st == VF_STATE_PAIR_MISMATCH && (r->kind == REC_COMMIT || r->kind == REC_LEGACY) &&
+	    strcmp(r->spec_hash, g->hash) != 0)
+		return VF_STATE_STALE;
 	if (st == VF_STATE_MISSING || st == VF_STATE_CORRUPT || st == VF_STATE_PAIR_MISMATCH)
 		return st;
 	bool vouched = st == VF_STATE_OK || st == VF_STATE_WRONG_RECIPIENTS;
