@@ -139,7 +139,7 @@ static bool run_x25519(struct tcase *t)
 	const uint8_t *priv = hex_field(t, "private", &priv_len);
 	const uint8_t *pub = hex_field(t, "public", &pub_len);
 	const uint8_t *want = hex_field(t, "shared", &want_len);
-	enum result res;
+	enum result res = R_INVALID; /* set by result_of; the compiler cannot see it */
 	if (!priv || !pub || !want || !result_of(t, &res))
 		return false;
 	if (priv_len != VF_X25519_LEN || pub_len != VF_X25519_LEN || want_len != VF_X25519_LEN)
@@ -241,7 +241,7 @@ static bool aead_open_check(struct tcase *t, const struct aead_vec *v, enum resu
 static bool run_aead(struct tcase *t)
 {
 	struct aead_vec v;
-	enum result res;
+	enum result res = R_INVALID; /* set by result_of; the compiler cannot see it */
 	if (!aead_fields(t, &v) || !result_of(t, &res))
 		return false;
 	if (v.iv_len != VF_AEAD_NONCE_LEN)
@@ -260,7 +260,7 @@ static bool run_hkdf(struct tcase *t)
 	const uint8_t *salt = hex_field(t, "salt", &salt_len);
 	const uint8_t *info = hex_field(t, "info", &info_len);
 	const uint8_t *okm = hex_field(t, "okm", &okm_len);
-	enum result res;
+	enum result res = R_INVALID; /* set by result_of; the compiler cannot see it */
 	long size;
 	if (!ikm || !salt || !info || !okm || !result_of(t, &res))
 		return false;
@@ -290,7 +290,7 @@ static bool run_hmac(struct tcase *t)
 	const uint8_t *key = hex_field(t, "key", &key_len);
 	const uint8_t *msg = hex_field(t, "msg", &msg_len);
 	const uint8_t *tag = hex_field(t, "tag", &tag_len);
-	enum result res;
+	enum result res = R_INVALID; /* set by result_of; the compiler cannot see it */
 	long tag_bits;
 	if (!key || !msg || !tag || !result_of(t, &res))
 		return false;
