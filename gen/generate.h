@@ -53,6 +53,7 @@ struct run {
 		size_t item, file;
 	} *jobs;
 	size_t n_jobs;
+	size_t batch_first; /* the job the running batch's first one is */
 	/* Reseal jobs: wrong-recipients secrets and machine keys. */
 	struct reseal {
 		char *name, *secret, *manifest_rel, *manifest;
