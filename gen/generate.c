@@ -549,6 +549,7 @@ static void free_run(struct run *r)
 	}
 	free(r->reseals);
 	free(r->wanted);
+	free(r->item_index);
 	for (size_t i = 0; r->dec && i < r->n; i++)
 		free(r->dec[i].reseal_file);
 	free(r->dec);
@@ -583,6 +584,7 @@ static int survey_and_decide(struct run *r)
 		return status;
 	r->items = r->before.items;
 	r->n = r->before.n_items;
+	vg_index_items(r);
 	r->wanted = calloc(r->n + 1, sizeof(bool));
 	if (!r->wanted || !alloc_values(r))
 		return vg_error("out of memory");
