@@ -69,6 +69,7 @@ done
 ((LARGE > SMALL)) || die "LARGE ($LARGE) must be more than SMALL ($SMALL)"
 [[ -x $VARGEN ]] || die "vargen not found at $VARGEN (build it, or set VARGEN)"
 [[ -x $VARSEAL ]] || die "varseal not found at $VARSEAL (build it, or set VARSEAL)"
+VARGEN=$(realpath -- "$VARGEN") VARSEAL=$(realpath -- "$VARSEAL")
 [[ -x $GNU_TIME ]] || die "GNU time not found at $GNU_TIME (scripts/deps.sh installs the 'time' package)"
 [[ -d $STORE_DIR && -w $STORE_DIR ]] || die "STORE_DIR '$STORE_DIR' is not a writable directory"
 for tool in python3 awk cp rm sort getconf; do

@@ -50,6 +50,10 @@ log() { echo "small_bench: $*" >&2; }
 for t in "$VARSEAL" "$VARGEN" "$VARINJECT"; do
 	[[ -x $t ]] || die "$t not found (build the tools, or set VARSEAL, VARGEN, VARINJECT)"
 done
+# The runs happen in a work directory: relative paths would break.
+VARSEAL=$(realpath -- "$VARSEAL") VARGEN=$(realpath -- "$VARGEN")
+VARINJECT=$(realpath -- "$VARINJECT")
+[[ -x $PROBE ]] && PROBE=$(realpath -- "$PROBE")
 command -v "$AGE" > /dev/null || die "'$AGE' not found"
 have_probe=0
 [[ -x $PROBE ]] && have_probe=1
@@ -96,7 +100,7 @@ once() {
 	t0=$EPOCHREALTIME
 	"$@" > /dev/null 2>&1 || die "$key failed: $*"
 	t1=$EPOCHREALTIME
-	SAMPLES[$key]+="$(((${t1/./} - ${t0/./}))) "
+	SAMPLES[$key]+="$((${t1/./} - ${t0/./})) "
 }
 decrypt_varseal() { "$VARSEAL" decrypt -i key -o /dev/null ct.varseal; }
 decrypt_age() { "$AGE" -d -i key -o /dev/null ct.age; }
