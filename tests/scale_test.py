@@ -190,6 +190,42 @@ class GenerateScale(unittest.TestCase):
                 self.assertEqual(get(m, "derived/d"), x + pool + y)
         self.assertNotEqual(get("m000", "base/x"), get("m199", "base/x"))
 
+    def test_a_late_failure_leaves_the_store_as_it_was(self):
+        # The 251st script fails: by then two batches are sealed and
+        # staged. The run is one transaction all the same: nothing of it
+        # may stay, not a file, not a temporary, not a directory made for
+        # them.
+        machines = 300
+        counter = write(os.path.join(self.dir, "counter"), "0", 0o600)
+        lines = ["admins:", "  admin: %s" % self.keys["admin"], "machines:"]
+        for m in range(machines):
+            lines += ["  m%03d:" % m, "    key: %s" % self.keys["machine"],
+                      "    generators: [base, derived]"]
+        lines += [
+            "generators:",
+            "  base:",
+            "    files: {x: {kind: random, length: 16}, y: {kind: uuid}}",
+            "  derived:",
+            "    dependencies: [base]",
+            "    files: {d: null}",
+            "    script: |",
+            "      n=$(cat %s); echo $((n + 1)) > %s; [ \"$n\" -lt 250 ]" % (counter, counter),
+            "      cat $in/base/x > $out/d",
+        ]
+        spec = write(os.path.join(self.dir, "late.yaml"), "\n".join(lines) + "\n", 0o644)
+        store = os.path.join(self.dir, "store-late")
+        p = testkit.run([VARGEN, "generate", "-f", spec, "--store", store], timeout=TIMEOUT)
+        self.assertNotEqual(p.returncode, 0, describe(p, keep=-2000))
+        self.assertEqual(testkit.read(counter).strip(), b"251", "the scripts that ran")
+        left = [os.path.relpath(os.path.join(d, f), store)
+                for d, _, files in os.walk(store) for f in files]
+        self.assertEqual(left, [], "files left by a failed run")
+        # Nor the directories staging made for the sealed batches: what
+        # is left is the store's layout, as a run failing at once leaves.
+        dirs = sorted(os.path.relpath(d, store) for d, _, _ in os.walk(store))
+        self.assertLessEqual(set(dirs), {".", "vars", "vars/per-machine"},
+                             "directories left by a failed run: %s" % dirs[:5])
+
 
 if __name__ == "__main__":
     unittest.main()
