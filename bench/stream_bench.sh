@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # stream_bench.sh - throughput and memory benchmark of varseal's payload
-# stream against age and against OpenSSL's raw ChaCha20-Poly1305 speed.
+# stream against age and against the machine's floor, measured in the same
+# run: OpenSSL's raw ChaCha20-Poly1305 speed on one core (openssl speed),
+# and the time to read the plaintext from the page cache. The floor is the
+# least time the work could take on this machine with every core busy:
+#
+#   floor = max(read, (read + bytes / per-core AEAD speed) / cores)
+#
+# (the read overlapped with the AEAD, both shared over the cores).
 #
 # This is a benchmark, not a test: it exits 0 whether or not the targets
 # are met, and non-zero only if a command fails or a decryption does not
@@ -28,8 +35,12 @@ GNU_TIME=${GNU_TIME:-/usr/bin/time} # overridable only to test the fallback
 
 # Targets.
 TARGET_AGE_RATIO=3       # varseal >= 3x age, both directions
-TARGET_CEILING_PCT=80    # varseal >= 80% of single-core ChaCha20-Poly1305
-TARGET_RSS_GROWTH_KIB=4096 # peak RSS growth over the empty-input run < 4 MiB
+TARGET_FLOOR_PCT=85      # varseal >= 85% of the floor's speed (see above)
+# Constant memory: the peak RSS for SIZE_MB over that for 1 MiB (the whole
+# pipeline already set up: both batches, the workers, OpenSSL) < 4 MiB.
+# The empty input is shown too; since issue 15 it never sets OpenSSL up
+# (libsodium does a short payload), so its RSS is lower by that much.
+TARGET_RSS_GROWTH_KIB=4096
 
 die() {
 	echo "stream_bench: error: $*" >&2
@@ -40,7 +51,7 @@ log() { echo "stream_bench: $*" >&2; }
 [[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MB must be a positive integer (MiB), got '$SIZE_MB'"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 [[ -x $VARSEAL ]] || die "varseal not found at $VARSEAL (build it, or set VARSEAL)"
-for tool in "$AGE" "$OPENSSL" awk sha256sum head cat tail sync wc getconf; do
+for tool in "$AGE" "$OPENSSL" awk sha256sum head cat dd tail sync wc getconf nproc; do
 	command -v "$tool" > /dev/null || die "'$tool' not found"
 done
 
@@ -115,6 +126,7 @@ plain=$tmp/plain
 log "making a $SIZE_MB MiB random plaintext in $tmp"
 head -c "$bytes" /dev/urandom > "$plain"
 : > "$tmp/empty"
+head -c $((1024 * 1024)) "$plain" > "$tmp/one"
 plain_sha=$(sha256sum < "$plain" | awk '{print $1}') # also pulls it into the page cache
 cat "$plain" > /dev/null
 
@@ -127,6 +139,7 @@ log "making one ciphertext per tool"
 "$VARSEAL" encrypt -r "$recipient" -o "$tmp/ct.varseal" "$plain"
 "$AGE" -r "$recipient" -o "$tmp/ct.age" "$plain"
 "$VARSEAL" encrypt -r "$recipient" -o "$tmp/ct-empty.varseal" "$tmp/empty"
+"$VARSEAL" encrypt -r "$recipient" -o "$tmp/ct-one.varseal" "$tmp/one"
 # Flush the new files to disk now: background writeback of gigabytes of
 # dirty pages during the timed runs makes them noisy. Then make sure all
 # of it is in the page cache.
@@ -147,8 +160,11 @@ measure "varseal encrypt" "$VARSEAL" encrypt -r "$recipient" "$plain"
 measure "age encrypt" "$AGE" -r "$recipient" "$plain"
 measure "varseal decrypt" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct.varseal"
 measure "age decrypt" "$AGE" -d -i "$tmp/key" "$tmp/ct.age"
+measure "page-cache read" dd if="$plain" of=/dev/null bs=1M status=none
 measure "varseal enc 0B" "$VARSEAL" encrypt -r "$recipient" "$tmp/empty"
 measure "varseal dec 0B" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-empty.varseal"
+measure "varseal enc 1MiB" "$VARSEAL" encrypt -r "$recipient" "$tmp/one"
+measure "varseal dec 1MiB" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-one.varseal"
 
 log "measuring the ceiling: $OPENSSL speed -evp chacha20-poly1305 -bytes 65536 -seconds 3"
 speed_out=$("$OPENSSL" speed -evp chacha20-poly1305 -bytes 65536 -seconds 3 2> "$tmp/speed.err")
@@ -156,24 +172,31 @@ ceiling_k=$(awk 'tolower($1) == "chacha20-poly1305" && $NF ~ /^[0-9.]+k$/ {
 	v = $NF; sub(/k$/, "", v) } END { print v }' <<< "$speed_out")
 [[ -n $ceiling_k ]] || die "could not parse the 65536-byte column of openssl speed: $speed_out"
 ceiling=$(calc 'sprintf("%.1f", k / 1000)' k="$ceiling_k") # 1000s of bytes/s -> MB/s
+cores=$(nproc) # the CPUs this process may run on
+read_s=${T[page-cache read]}
+floor_s=$(calc 'sprintf("%.6f", (r > (r + n / (c * 1e6)) / k) ? r : (r + n / (c * 1e6)) / k)' \
+	r="$read_s" n="$bytes" c="$ceiling" k="$cores")
+floor=$(calc 'sprintf("%.1f", n / 1e6 / f)' n="$bytes" f="$floor_s")
 
 # --------------------------------------------------------------- report
 mbps() { calc 'sprintf("%.1f", n / 1e6 / t)' n="$bytes" t="${T[$1]}"; }
 declare -A M
-for k in "varseal encrypt" "age encrypt" "varseal decrypt" "age decrypt"; do
+for k in "varseal encrypt" "age encrypt" "varseal decrypt" "age decrypt" "page-cache read"; do
 	M[$k]=$(mbps "$k")
 done
 ratio() { calc 'sprintf("%.2f", a / b)' a="$1" b="$2"; }
 enc_vs_age=$(ratio "${M[varseal encrypt]}" "${M[age encrypt]}")
 dec_vs_age=$(ratio "${M[varseal decrypt]}" "${M[age decrypt]}")
-enc_vs_ceil=$(calc 'sprintf("%.0f", 100 * a / b)' a="${M[varseal encrypt]}" b="$ceiling")
-dec_vs_ceil=$(calc 'sprintf("%.0f", 100 * a / b)' a="${M[varseal decrypt]}" b="$ceiling")
+enc_vs_floor=$(calc 'sprintf("%.0f", 100 * a / b)' a="${M[varseal encrypt]}" b="$floor")
+dec_vs_floor=$(calc 'sprintf("%.0f", 100 * a / b)' a="${M[varseal decrypt]}" b="$floor")
 
 growth() { # growth KEY BASELINE_KEY -> KiB, or n/a
 	if [[ ${RSS[$1]} == "n/a" || ${RSS[$2]} == "n/a" ]]; then echo "n/a"; else echo $((RSS[$1] - RSS[$2])); fi
 }
-enc_growth=$(growth "varseal encrypt" "varseal enc 0B")
-dec_growth=$(growth "varseal decrypt" "varseal dec 0B")
+enc_growth=$(growth "varseal encrypt" "varseal enc 1MiB")
+dec_growth=$(growth "varseal decrypt" "varseal dec 1MiB")
+enc_growth0=$(growth "varseal encrypt" "varseal enc 0B")
+dec_growth0=$(growth "varseal decrypt" "varseal dec 0B")
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo || true)
 
@@ -185,22 +208,31 @@ printf '  machine     %s, %s online CPUs\n' "${cpu_model:-unknown CPU}" "$(getco
 printf '  tools       %s; age %s; %s\n' "$("$VARSEAL" --version)" "$("$AGE" --version)" \
 	"$("$OPENSSL" version | awk '{print $1, $2}')"
 echo
-printf '%-17s %9s %9s %9s %10s %8s %13s\n' "" "MB/s" "vs age" "vs ceil" "wall s" "cpu s" "peak RSS KiB"
+printf '%-17s %9s %9s %9s %10s %8s %13s\n' "" "MB/s" "vs age" "vs floor" "wall s" "cpu s" "peak RSS KiB"
 row() { # row KEY VS_AGE VS_CEIL
 	printf '%-17s %9s %9s %9s %10s %8s %13s\n' "$1" "${M[$1]}" "$2" "$3" \
 		"$(calc 'sprintf("%.3f", t)' t="${T[$1]}")" "${CPU[$1]}" "${RSS[$1]}"
 }
-row "varseal encrypt" "${enc_vs_age}x" "${enc_vs_ceil}%"
+row "varseal encrypt" "${enc_vs_age}x" "${enc_vs_floor}%"
 row "age encrypt" "" ""
-row "varseal decrypt" "${dec_vs_age}x" "${dec_vs_ceil}%"
+row "varseal decrypt" "${dec_vs_age}x" "${dec_vs_floor}%"
 row "age decrypt" "" ""
-printf '%-17s %9s %9s %9s %10s %8s %13s\n' "ceiling" "$ceiling" "" "100%" "" "" ""
-echo "  ceiling = openssl speed -evp chacha20-poly1305, 64 KiB buffers, one core"
+printf '%-17s %9s %9s %9s %10s\n' "floor" "$floor" "" "100%" "$(calc 'sprintf("%.3f", f)' f="$floor_s")"
+printf '%-17s %9s %9s %9s %10s\n' "  AEAD, one core" "$ceiling" "" "" \
+	"$(calc 'sprintf("%.3f", n / 1e6 / c)' n="$bytes" c="$ceiling")"
+row "page-cache read" "" ""
+echo "  AEAD    = openssl speed -evp chacha20-poly1305, 64 KiB buffers, one core"
+echo "  read    = dd bs=1M of the plaintext to /dev/null, from the page cache"
+echo "  floor   = max(read, (read + AEAD on one core) / $cores cores): every core busy"
 echo "  cpu s   = user + sys CPU time of the best run (> wall s means several threads)"
 echo
-printf 'varseal peak RSS  empty input: encrypt %s KiB, decrypt %s KiB\n' \
+printf 'varseal peak RSS  empty input: encrypt %s KiB, decrypt %s KiB (no OpenSSL)\n' \
 	"${RSS[varseal enc 0B]}" "${RSS[varseal dec 0B]}"
-printf '                  growth for %d MiB: encrypt %s KiB, decrypt %s KiB\n' \
+printf '                  1 MiB input: encrypt %s KiB, decrypt %s KiB (all set up)\n' \
+	"${RSS[varseal enc 1MiB]}" "${RSS[varseal dec 1MiB]}"
+printf '                  growth for %d MiB over empty: encrypt %s KiB, decrypt %s KiB\n' \
+	"$SIZE_MB" "$enc_growth0" "$dec_growth0"
+printf '                  growth for %d MiB over 1 MiB: encrypt %s KiB, decrypt %s KiB\n' \
 	"$SIZE_MB" "$enc_growth" "$dec_growth"
 echo
 echo "targets"
@@ -211,10 +243,10 @@ verdict "$(calc '(r >= t)' r="$enc_vs_age" t="$TARGET_AGE_RATIO")" \
 	"encrypt: varseal >= ${TARGET_AGE_RATIO}x age            (${enc_vs_age}x)"
 verdict "$(calc '(r >= t)' r="$dec_vs_age" t="$TARGET_AGE_RATIO")" \
 	"decrypt: varseal >= ${TARGET_AGE_RATIO}x age            (${dec_vs_age}x)"
-verdict "$(calc '(100 * a >= t * c)' a="${M[varseal encrypt]}" c="$ceiling" t="$TARGET_CEILING_PCT")" \
-	"encrypt: varseal >= ${TARGET_CEILING_PCT}% of the ceiling   (${enc_vs_ceil}%)"
-verdict "$(calc '(100 * a >= t * c)' a="${M[varseal decrypt]}" c="$ceiling" t="$TARGET_CEILING_PCT")" \
-	"decrypt: varseal >= ${TARGET_CEILING_PCT}% of the ceiling   (${dec_vs_ceil}%)"
+verdict "$(calc '(100 * a >= t * c)' a="${M[varseal encrypt]}" c="$floor" t="$TARGET_FLOOR_PCT")" \
+	"encrypt: varseal >= ${TARGET_FLOOR_PCT}% of the floor's speed   (${enc_vs_floor}%)"
+verdict "$(calc '(100 * a >= t * c)' a="${M[varseal decrypt]}" c="$floor" t="$TARGET_FLOOR_PCT")" \
+	"decrypt: varseal >= ${TARGET_FLOOR_PCT}% of the floor's speed   (${dec_vs_floor}%)"
 for dir in encrypt decrypt; do
 	g=$enc_growth
 	[[ $dir == decrypt ]] && g=$dec_growth
@@ -222,7 +254,7 @@ for dir in encrypt decrypt; do
 		printf '  SKIP  %s: RSS growth < %d KiB (no GNU time)\n' "$dir" "$TARGET_RSS_GROWTH_KIB"
 	else
 		verdict "$((g < TARGET_RSS_GROWTH_KIB))" \
-			"$dir: RSS growth over empty input < $TARGET_RSS_GROWTH_KIB KiB  (${g} KiB)"
+			"$dir: RSS growth over 1 MiB input < $TARGET_RSS_GROWTH_KIB KiB  (${g} KiB)"
 	fi
 done
 exit 0

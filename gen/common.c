@@ -200,23 +200,18 @@ bool vg_selected_generator(const struct vg_context *ctx, const char *name)
 	return ctx->generators.n == 0 || vf_strings_has(&ctx->generators, name);
 }
 
-static bool has_item(const struct vg_item *items, size_t n, const char *machine,
-		     const struct vf_spec_generator *g)
-{
-	for (size_t i = 0; i < n; i++)
-		if (items[i].g == g && (items[i].machine == machine ||
-					(items[i].machine && machine && !strcmp(items[i].machine, machine))))
-			return true;
-	return false;
-}
-
 int vg_items(const struct vg_context *ctx, struct vg_item **out, size_t *n_out)
 {
 	const struct vf_spec *spec = &ctx->spec;
 	size_t cap = spec->n_machines * spec->n_generators + spec->n_generators + 1;
 	struct vg_item *items = calloc(cap, sizeof(*items));
-	if (!items)
+	/* Shared items come once, where the first machine uses them. */
+	bool *shared_seen = calloc(spec->n_generators + 1, sizeof(bool));
+	if (!items || !shared_seen) {
+		free(items);
+		free(shared_seen);
 		return vg_error("out of memory");
+	}
 	size_t n = 0;
 	for (size_t m = 0; m < spec->n_machines; m++) {
 		const struct vf_spec_machine *machine = &spec->machines[m];
@@ -227,13 +222,16 @@ int vg_items(const struct vg_context *ctx, struct vg_item **out, size_t *n_out)
 		struct vf_error err;
 		if (vf_vars_machine_generators(spec, machine, &gens, &n_gens, &err) != VF_OK) {
 			free(items);
+			free(shared_seen);
 			return vg_fail(&err);
 		}
 		for (size_t i = 0; i < n_gens; i++) {
 			const char *owner = gens[i]->share ? NULL : machine->name;
-			/* Linear scan: only shared items can repeat. */
-			if (owner == NULL && has_item(items, n, NULL, gens[i]))
+			size_t gi = (size_t)(gens[i] - spec->generators);
+			if (owner == NULL && shared_seen[gi])
 				continue;
+			if (owner == NULL)
+				shared_seen[gi] = true;
 			items[n].machine = owner;
 			items[n].g = gens[i];
 			n++;
@@ -245,6 +243,7 @@ int vg_items(const struct vg_context *ctx, struct vg_item **out, size_t *n_out)
 	for (size_t i = 0; ctx->machines.n == 0 && i < spec->n_generators; i++)
 		if (vf_vars_kept_unused(spec, &spec->generators[i]))
 			items[n++] = (struct vg_item){NULL, &spec->generators[i]};
+	free(shared_seen);
 	*out = items;
 	*n_out = n;
 	return 0;

@@ -4,6 +4,7 @@
  * only when the user says so). Everything else that is not sound is left
  * as it is and said, with the command that deals with it. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,57 @@ static bool same_owner(const char *a, const char *b)
 	return a == b || (a && b && !strcmp(a, b));
 }
 
+/* Items ordered by generator, then owner (shared first), then place. */
+static int cmp_key(const struct vg_item *it, const struct vf_spec_generator *g,
+		   const char *owner)
+{
+	if (it->g != g)
+		return (uintptr_t)it->g < (uintptr_t)g ? -1 : 1;
+	if (!it->machine || !owner)
+		return (it->machine != NULL) - (owner != NULL);
+	return strcmp(it->machine, owner);
+}
+
+static int cmp_items(const void *a, const void *b, void *ctx)
+{
+	const struct vg_item *items = ctx;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = cmp_key(&items[i], items[j].g, items[j].machine);
+	return c ? c : (i > j) - (i < j);
+}
+
+void vg_index_items(struct run *r)
+{
+	free(r->item_index);
+	r->item_index = malloc((r->n + 1) * sizeof(*r->item_index));
+	if (!r->item_index)
+		return; /* vg_find_item looks linearly */
+	for (size_t i = 0; i < r->n; i++)
+		r->item_index[i] = i;
+	qsort_r(r->item_index, r->n, sizeof(*r->item_index), cmp_items, r->items);
+}
+
 ssize_t vg_find_item(const struct run *r, const char *machine, const struct vf_spec_generator *g)
 {
-	const char *owner = g && g->share ? NULL : machine;
-	for (size_t i = 0; g && i < r->n; i++)
-		if (r->items[i].g == g && same_owner(r->items[i].machine, owner))
-			return (ssize_t)i;
+	if (!g)
+		return -1;
+	const char *owner = g->share ? NULL : machine;
+	if (!r->item_index) {
+		for (size_t i = 0; i < r->n; i++)
+			if (r->items[i].g == g && same_owner(r->items[i].machine, owner))
+				return (ssize_t)i;
+		return -1;
+	}
+	size_t lo = 0, hi = r->n; /* the first entry not below the key */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmp_key(&r->items[r->item_index[mid]], g, owner) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < r->n && cmp_key(&r->items[r->item_index[lo]], g, owner) == 0)
+		return (ssize_t)r->item_index[lo];
 	return -1;
 }
 

@@ -276,39 +276,140 @@ static int stage_records(struct run *r)
 	return 0;
 }
 
-/* Seals and stages every made file and every reseal: X25519 for thousands
- * of recipients is the expensive part, and the jobs are independent. */
-static int stage_all(struct run *r)
+/* Values are made, sealed and let go a batch of about this many files at
+ * a time: each is its own guarded allocation (sodium_malloc: an mmap cut
+ * in three or four by guard pages, and a locked page), so holding a whole
+ * store's at once ran 10,000 machines out of mappings (vm.max_map_count)
+ * and past RLIMIT_MEMLOCK. 256 keep a batch's guarded memory near 2 MiB
+ * and about a thousand mappings, and still give every core hundreds of
+ * jobs per batch. The transaction keeps no value: what it stages is on
+ * disk, sealed. */
+#define SEAL_BATCH_FILES 256u
+
+/* Per item, the last item that needs its values: itself if made, or the
+ * latest made item that depends on it (items come in dependency order,
+ * so dependencies come first). SIZE_MAX: none. */
+static size_t *last_uses(struct run *r)
+{
+	size_t *last = malloc((r->n + 1) * sizeof(*last));
+	if (!last)
+		return NULL;
+	for (size_t i = 0; i < r->n; i++)
+		last[i] = vg_made(r, i) ? i : SIZE_MAX;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct vf_spec_generator *g = r->items[i].g;
+		if (!vg_made(r, i) || !g->script)
+			continue;
+		for (size_t d = 0; d < g->n_dependencies; d++) {
+			ssize_t j = vg_find_item(r, r->items[i].machine,
+					      vf_spec_generator(&r->ctx.spec, g->dependencies[d]));
+			if (j >= 0 && (last[j] == SIZE_MAX || last[j] < i))
+				last[j] = i;
+		}
+	}
+	return last;
+}
+
+/* Wipes the values (made or loaded) and recipients no item from `done`
+ * on needs any more. */
+static void release_done(struct run *r, const size_t *last, size_t done)
+{
+	for (size_t i = 0; i < done; i++) {
+		if (last[i] != SIZE_MAX && last[i] >= done)
+			continue;
+		for (size_t f = 0; f < r->items[i].g->n_files; f++)
+			vf_value_free(&r->values[i][f]);
+		vf_strings_free(&r->recipients[i]);
+	}
+}
+
+static int seal_batch_job(void *ctx, size_t k)
+{
+	struct run *r = ctx;
+	return seal_job(r, r->batch_first + k);
+}
+
+/* The jobs of items [lo, hi): their values made, their recipients known. */
+static int prepare_items(struct run *r, size_t lo, size_t hi)
 {
 	struct vf_error err;
-	r->recipients = calloc(r->n + 1, sizeof(*r->recipients));
-	r->jobs = calloc(1, sizeof(*r->jobs));
-	if (!r->recipients || !r->jobs)
-		return vg_error("out of memory");
-	for (size_t i = 0; i < r->n; i++) {
+	for (size_t i = lo; i < hi; i++) {
 		if (!vg_made(r, i))
 			continue;
 		const struct vg_item *it = &r->items[i];
+		int status = make_values(r, i);
+		if (status)
+			return status;
 		if (vf_vars_recipients(&r->ctx.spec, it->machine, it->g, &r->recipients[i], &err) !=
 		    VF_OK)
 			return vg_fail(&err);
-		struct job *grown = realloc(r->jobs, (r->n_jobs + it->g->n_files) * sizeof(*grown));
-		if (!grown)
-			return vg_error("out of memory");
+	}
+	return 0;
+}
+
+/* Makes, seals and stages the made files a batch at a time, releasing
+ * each batch's values before the next is made (but those a later script
+ * still needs as input); then the reseals, which hold nothing between
+ * jobs. X25519 for thousands of recipients is the expensive part, and the
+ * jobs of a batch are independent: they run in parallel. */
+static int stage_all(struct run *r)
+{
+	r->recipients = calloc(r->n + 1, sizeof(*r->recipients));
+	r->jobs = calloc(1, sizeof(*r->jobs));
+	size_t *last = last_uses(r);
+	int status = r->recipients && r->jobs && last ? 0 : vg_error("out of memory");
+	for (size_t i = 0; !status && i < r->n; i++) {
+		if (!vg_made(r, i))
+			continue;
+		size_t files = r->items[i].g->n_files;
+		struct job *grown = realloc(r->jobs, (r->n_jobs + files + 1) * sizeof(*grown));
+		if (!grown) {
+			status = vg_error("out of memory");
+			break;
+		}
 		r->jobs = grown;
-		for (size_t f = 0; f < it->g->n_files; f++)
+		for (size_t f = 0; f < files; f++)
 			if (file_made(r, i, f))
 				r->jobs[r->n_jobs++] = (struct job){i, f};
 	}
-	/* vf_parallel_for stops handing out jobs after the first failure;
-	 * jobs already running may fail too, but only the first one reports. */
+	if (status) {
+		free(last);
+		return status;
+	}
 	size_t n = r->n_jobs + r->n_reseals;
 	vg_progress_begin(&r->progress, "vargen: sealing", n, n >= VG_PROGRESS_MIN_FILES);
-	int failed = vf_parallel_for(n, seal_job, r);
+	/* A batch takes whole items: a script's files are made together. */
+	size_t item = 0;
+	for (size_t first = 0; !status && first < r->n_jobs;) {
+		size_t end = first;
+		while (end < r->n_jobs && (end == first || end - first < SEAL_BATCH_FILES ||
+					   r->jobs[end].item == r->jobs[end - 1].item))
+			end++;
+		size_t next_item = end < r->n_jobs ? r->jobs[end].item : r->n;
+		status = prepare_items(r, item, next_item);
+		/* vf_parallel_for stops handing out jobs after the first
+		 * failure; jobs already running may fail too, but only the
+		 * first one reports. */
+		r->batch_first = first;
+		if (!status && vf_parallel_for(end - first, seal_batch_job, r))
+			status = vg_fail(&r->job_err);
+		release_done(r, last, next_item);
+		item = next_item;
+		first = end;
+	}
+	/* Made items after the last one with a file to stage: their values
+	 * are made all the same (a script's run is part of generating). */
+	if (!status)
+		status = prepare_items(r, item, r->n);
+	if (!status) {
+		release_done(r, last, r->n);
+		r->batch_first = r->n_jobs;
+		if (vf_parallel_for(r->n_reseals, seal_batch_job, r))
+			status = vg_fail(&r->job_err);
+	}
 	vf_progress_end(&r->progress);
-	if (failed)
-		return vg_fail(&r->job_err);
-	return stage_records(r);
+	free(last);
+	return status ? status : stage_records(r);
 }
 
 /* One writer at a time: two runs interleaving renames would mix seals.
@@ -327,13 +428,6 @@ static int generate_all(struct run *r)
 	int loaded = r->n_reseals ? load_identities(r) : 0;
 	if (loaded)
 		return loaded;
-	for (size_t i = 0; i < r->n; i++) {
-		if (!vg_made(r, i))
-			continue;
-		int status = make_values(r, i);
-		if (status)
-			return status;
-	}
 	return stage_all(r);
 }
 
@@ -455,6 +549,7 @@ static void free_run(struct run *r)
 	}
 	free(r->reseals);
 	free(r->wanted);
+	free(r->item_index);
 	for (size_t i = 0; r->dec && i < r->n; i++)
 		free(r->dec[i].reseal_file);
 	free(r->dec);
@@ -489,6 +584,7 @@ static int survey_and_decide(struct run *r)
 		return status;
 	r->items = r->before.items;
 	r->n = r->before.n_items;
+	vg_index_items(r);
 	r->wanted = calloc(r->n + 1, sizeof(bool));
 	if (!r->wanted || !alloc_values(r))
 		return vg_error("out of memory");

@@ -40,6 +40,7 @@ struct run {
 	struct vg_survey before; /* the store as found: items and states */
 	struct vg_item *items;	 /* = before.items */
 	size_t n;
+	size_t *item_index; /* items by generator and owner (vg_find_item) */
 	struct decision *dec; /* per item */
 	/* per item: an existing value made from it (decide.c), or NULL */
 	const struct vg_item **existing_dependent;
@@ -53,6 +54,7 @@ struct run {
 		size_t item, file;
 	} *jobs;
 	size_t n_jobs;
+	size_t batch_first; /* the job the running batch's first one is */
 	/* Reseal jobs: wrong-recipients secrets and machine keys. */
 	struct reseal {
 		char *name, *secret, *manifest_rel, *manifest;
@@ -66,6 +68,10 @@ struct run {
 };
 
 bool vg_made(const struct run *r, size_t i);
+/* The item of g for machine (the shared one if g is shared), or -1:
+ * through r->item_index once vg_index_items has built it (on a
+ * failure to allocate it stays NULL, and the search linear). */
+void vg_index_items(struct run *r);
 ssize_t vg_find_item(const struct run *r, const char *machine, const struct vf_spec_generator *g);
 /* Decides every item's action (r->dec) from r->before. */
 int vg_decide(struct run *r);

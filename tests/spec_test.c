@@ -1214,6 +1214,55 @@ static void test_io(void)
 		vf_spec_free(&s);
 }
 
+/* ---- 7. lookups by name ------------------------------------------------ */
+
+/* vf_spec_machine and vf_spec_generator search an index sorted by name:
+ * every element of a spec written out of order is found, at its own
+ * place, and names before, between and after them are not. */
+static void test_lookups(void)
+{
+	const size_t n = 257;
+	size_t cap = n * 80 + 64, len = 0; /* both lines of an element fit in 80 */
+	char *text = malloc(cap);
+	if (!text) {
+		check(false, "lookups: out of memory");
+		return;
+	}
+	len += (size_t)snprintf(text + len, cap - len, "machines:\n");
+	for (size_t i = 0; i < n; i++) /* descending, then interleaved */
+		len += (size_t)snprintf(text + len, cap - len, "  m%03zu: {generators: [g%03zu]}\n",
+				       (i * 7919) % n, (i * 7919) % n);
+	len += (size_t)snprintf(text + len, cap - len, "generators:\n");
+	for (size_t i = n; i-- > 0;)
+		len += (size_t)snprintf(text + len, cap - len, "  g%03zu: {files: {a: {kind: uuid}}}\n", i);
+	struct vf_spec s;
+	bool ok = load_ok("lookups: 257 machines and generators out of order", text, &s);
+	free(text);
+	if (!ok)
+		return;
+	size_t found = 0, misplaced = 0, phantom = 0;
+	for (size_t i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "m%03zu", i);
+		const struct vf_spec_machine *m = vf_spec_machine(&s, name);
+		found += m != NULL;
+		misplaced += m && !str_eq(m->name, name);
+		snprintf(name, sizeof(name), "g%03zu", i);
+		const struct vf_spec_generator *g = vf_spec_generator(&s, name);
+		found += g != NULL;
+		misplaced += g && !str_eq(g->name, name);
+	}
+	static const char *const absent[] = {"", "m", "m00", "m0000", "m256x", "m257", "m999",
+					     "a", "z", "g257", "g", "shared"};
+	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
+		phantom += (size_t)(vf_spec_machine(&s, absent[i]) != NULL) +
+			   (size_t)(vf_spec_generator(&s, absent[i]) != NULL);
+	check(found == 2 * n && !misplaced && !phantom,
+	      "lookups: %zu of %zu found, %zu misplaced, %zu absent names found", found, 2 * n,
+	      misplaced, phantom);
+	vf_spec_free(&s);
+}
+
 int main(void)
 {
 	if (vf_init() != 0) {
@@ -1243,6 +1292,7 @@ int main(void)
 	test_memory();
 	test_diamonds();
 	test_timeout();
+	test_lookups();
 	rmdir(dir);
 	free(alice);
 	free(bob);

@@ -1171,24 +1171,91 @@ void vf_spec_free(struct vf_spec *spec)
 	for (size_t i = 0; i < spec->n_generators; i++)
 		free_generator(&spec->generators[i]);
 	free(spec->generators);
+	free(spec->machines_by_name);
+	free(spec->generators_by_name);
 	free(spec->path);
 	memset(spec, 0, sizeof(*spec));
 }
 
+/* Each element of a spec section starts with its name (a char *). */
+static const char *name_at(const void *base, size_t stride, size_t i)
+{
+	return *(char *const *)(const void *)((const char *)base + i * stride);
+}
+
+struct section_ref {
+	const void *base;
+	size_t stride;
+};
+
+static int cmp_by_name(const void *a, const void *b, void *ctx)
+{
+	const struct section_ref *s = ctx;
+	return strcmp(name_at(s->base, s->stride, *(const size_t *)a),
+		      name_at(s->base, s->stride, *(const size_t *)b));
+}
+
+static size_t *sorted_by_name(const void *base, size_t n, size_t stride)
+{
+	size_t *order = malloc((n ? n : 1) * sizeof(*order));
+	if (!order)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	struct section_ref s = {base, stride};
+	qsort_r(order, n, sizeof(*order), cmp_by_name, &s);
+	return order;
+}
+
+void spec_index_names(struct vf_spec *spec)
+{
+	free(spec->machines_by_name);
+	free(spec->generators_by_name);
+	spec->machines_by_name =
+		sorted_by_name(spec->machines, spec->n_machines, sizeof(*spec->machines));
+	spec->generators_by_name =
+		sorted_by_name(spec->generators, spec->n_generators, sizeof(*spec->generators));
+}
+
+/* The element named name, or SIZE_MAX: by binary search through order
+ * where there is one, else linearly. Names are unique (the parser checks). */
+static size_t find_by_name(const void *base, size_t n, size_t stride, const size_t *order,
+			   const char *name)
+{
+	if (!order) {
+		for (size_t i = 0; i < n; i++) {
+			const char *have = name_at(base, stride, i);
+			if (have && strcmp(have, name) == 0)
+				return i;
+		}
+		return SIZE_MAX;
+	}
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name_at(base, stride, order[mid]), name);
+		if (c == 0)
+			return order[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
 const struct vf_spec_generator *vf_spec_generator(const struct vf_spec *spec, const char *name)
 {
-	for (size_t i = 0; i < spec->n_generators; i++)
-		if (spec->generators[i].name && strcmp(spec->generators[i].name, name) == 0)
-			return &spec->generators[i];
-	return NULL;
+	size_t i = find_by_name(spec->generators, spec->n_generators, sizeof(*spec->generators),
+				spec->generators_by_name, name);
+	return i == SIZE_MAX ? NULL : &spec->generators[i];
 }
 
 const struct vf_spec_machine *vf_spec_machine(const struct vf_spec *spec, const char *name)
 {
-	for (size_t i = 0; i < spec->n_machines; i++)
-		if (spec->machines[i].name && strcmp(spec->machines[i].name, name) == 0)
-			return &spec->machines[i];
-	return NULL;
+	size_t i = find_by_name(spec->machines, spec->n_machines, sizeof(*spec->machines),
+				spec->machines_by_name, name);
+	return i == SIZE_MAX ? NULL : &spec->machines[i];
 }
 
 const struct vf_spec_file *vf_spec_file(const struct vf_spec_generator *g, const char *name)

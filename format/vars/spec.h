@@ -150,6 +150,11 @@ struct vf_spec {
 	size_t n_machines;
 	struct vf_spec_generator *generators;
 	size_t n_generators;
+	/* Element indices sorted by name, for vf_spec_machine and
+	 * vf_spec_generator: a store of 10,000 machines looks each of them
+	 * up several times. Built by the parser; NULL (out of memory, or a
+	 * spec put together by hand) makes those look linearly. */
+	size_t *machines_by_name, *generators_by_name;
 };
 
 /* Loads and validates path. Errors are VF_E_ARG with a message of the form

@@ -120,6 +120,9 @@ enum vf_code spec_index_build(struct ctx *c, const void *base, size_t n, size_t 
 size_t spec_index_find(const struct index *ix, const char *name);
 size_t spec_index_repeat(const struct index *ix);
 void spec_index_free(struct index *ix);
+/* Sorts the spec's machines and generators by name for the lookups
+ * (spec.c; on failure they stay linear). */
+void spec_index_names(struct vf_spec *spec);
 enum vf_code spec_check_sources(struct ctx *c, const char *where, struct vf_spec_generator *g);
 enum vf_code spec_check_cycles(struct ctx *c);
 enum vf_code spec_credential_target(struct ctx *c, const struct vf_spec_machine *m,

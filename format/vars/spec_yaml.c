@@ -283,6 +283,8 @@ enum vf_code vf_spec_parse(const char *name, const char *text, size_t len, struc
 	spec_index_free(&c.generators);
 	if (rc != VF_OK)
 		vf_spec_free(spec);
+	else
+		spec_index_names(spec);
 	return rc;
 }
 

@@ -808,6 +808,30 @@ enum vf_code vf_txn_commit(struct vf_txn *t, struct vf_error *err)
 	return rc;
 }
 
+/* After an abort, the directories staging made for rel may be empty
+ * again (a generate that fails after its first batches has staged
+ * thousands): each is removed, from rel's own up, while it is empty
+ * (rmdir removes nothing else), resolved beneath the root like any store
+ * path. vars/ and the directories directly in it stay. */
+static void remove_empty_dirs(int rfd, const char *root, const char *rel)
+{
+	char *dir = strdup(rel);
+	for (char *slash = dir ? strrchr(dir, '/') : NULL; slash; slash = strrchr(dir, '/')) {
+		*slash = '\0';
+		if (!strchr(dir, '/') || strchr(dir, '/') == strrchr(dir, '/'))
+			break; /* "vars" or "vars/per-machine": the layout */
+		bool absent;
+		int pfd = open_parent(rfd, root, dir, false, &absent, NULL);
+		if (pfd < 0)
+			break;
+		int rc = unlinkat(pfd, base_of(dir), AT_REMOVEDIR);
+		close(pfd);
+		if (rc != 0 && errno != ENOENT)
+			break; /* not empty: nor is anything above it */
+	}
+	free(dir);
+}
+
 void vf_txn_abort(struct vf_txn *t)
 {
 	int rfd = t->root ? root_fd(t->root) : -1;
@@ -819,6 +843,7 @@ void vf_txn_abort(struct vf_txn *t)
 			if (dfd >= 0) {
 				unlinkat(dfd, it->temp, 0);
 				close(dfd);
+				remove_empty_dirs(rfd, t->root, it->rel);
 			}
 		}
 		free(it->temp);

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# small_bench.sh - short runs: what one process costs for one small secret,
+# varseal against the real age in the same run, and vargen check and
+# varinject --dry-run on the seed's store.
+#
+#   decrypt  varseal decrypt -i KEY -o /dev/null F   vs  age -d -i KEY -o /dev/null F
+#            (F: a 12-byte file, each tool's own ciphertext of it)
+#   encrypt  varseal encrypt -r R -o /dev/null P     vs  age -r R -o /dev/null P
+#   get      varseal get -f SPEC -i KEY test-vm test-vm-secrets/api-key
+#                                                     vs  age -d -i KEY <that secret's file>
+#   vargen check -f SPEC                       (the seed's store: 1 machine, 3 secrets)
+#   varinject --dry-run --machine test-vm ...  (decrypts the 3, prints the command)
+#   floors   /bin/true, and startup_probe: a program linked as the tools are
+#            (libcrypto, libsodium, libyaml; -z relro -z now) that exits at
+#            once: exec and dynamic loading, which no tool can go below
+#
+# Each pair runs interleaved, N times (the order swapped every round), so
+# that both see the same machine; times are wall clock from the shell's
+# fork to the child's exit, in ms: median, and p10..p90 as the spread.
+# ratio = varseal median / age median; goal <= 0.8.
+#
+# This is a benchmark, not a test: it exits 0 whether or not the goals are
+# met, and non-zero only if a command fails or gives a wrong result.
+#
+# Environment:
+#   VARSEAL, VARGEN, VARINJECT   the tools (default: ../build/...)
+#   PROBE      startup_probe (default: ../build/bench/startup_probe; skipped if missing)
+#   AGE        age (default: age)
+#   N          rounds (default 100)
+set -euo pipefail
+export LC_ALL=C
+
+script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+build=$script_dir/../build
+VARSEAL=${VARSEAL:-$build/seal/varseal}
+VARGEN=${VARGEN:-$build/gen/vargen}
+VARINJECT=${VARINJECT:-$build/inject/varinject}
+PROBE=${PROBE:-$build/bench/startup_probe}
+AGE=${AGE:-age}
+N=${N:-100}
+GOAL_RATIO=0.8
+
+die() {
+	echo "small_bench: error: $*" >&2
+	exit 1
+}
+log() { echo "small_bench: $*" >&2; }
+
+[[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
+for t in "$VARSEAL" "$VARGEN" "$VARINJECT"; do
+	[[ -x $t ]] || die "$t not found (build the tools, or set VARSEAL, VARGEN, VARINJECT)"
+done
+# The runs happen in a work directory: relative paths would break.
+VARSEAL=$(realpath -- "$VARSEAL") VARGEN=$(realpath -- "$VARGEN")
+VARINJECT=$(realpath -- "$VARINJECT")
+[[ -x $PROBE ]] && PROBE=$(realpath -- "$PROBE")
+command -v "$AGE" > /dev/null || die "'$AGE' not found"
+have_probe=0
+[[ -x $PROBE ]] && have_probe=1
+# A RAM file system for the files: the page cache either way, but no
+# writeback from other work in the middle of a run.
+base=/dev/shm
+[[ -d $base && -w $base ]] || base=${TMPDIR:-/tmp}
+work=$(mktemp -d "$base/small_bench.XXXXXX")
+trap 'rm -rf -- "$work"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------ files
+cd "$work"
+"$VARSEAL" keygen -o key 2> /dev/null
+recipient=$("$VARSEAL" pubkey key)
+printf 'hello world!' > plain # 12 bytes
+"$VARSEAL" encrypt -r "$recipient" -o ct.varseal plain
+"$AGE" -r "$recipient" -o ct.age plain
+[[ $("$VARSEAL" decrypt -i key ct.age) == "hello world!" ]] || die "varseal cannot open age's file"
+[[ $("$AGE" -d -i key ct.varseal) == "hello world!" ]] || die "age cannot open varseal's file"
+
+# The seed's store: examples/vars.yaml with our admin, its machine's key
+# kept, generated (its script runs openssl rand).
+admin_pub=$recipient
+sed "s/^\(  alice: \).*/\1$admin_pub/" "$script_dir/../examples/vars.yaml" > vars.yaml
+"$VARSEAL" machine keygen -f vars.yaml test-vm > /dev/null 2>&1 || die "varseal machine keygen failed"
+"$VARGEN" generate -f vars.yaml > /dev/null 2>&1 || die "vargen generate on the seed's spec failed"
+"$VARSEAL" machine key -f vars.yaml -i key -o machine.key test-vm 2> /dev/null
+secret_file=vars/per-machine/test-vm/test-vm-secrets/api-key/secret
+want=$("$AGE" -d -i machine.key "$secret_file")
+[[ $("$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key) == "$want" ]] ||
+	die "varseal get and age -d disagree on the seed's api-key"
+inject=("$VARINJECT" -f vars.yaml --machine test-vm -i machine.key --credentials-dir "$base"
+	--dry-run -- qemu-system-x86_64)
+"${inject[@]}" > inject.out 2>&1 || die "varinject --dry-run failed: $(tail -n 3 inject.out)"
+
+# ---------------------------------------------------------------- measure
+declare -A SAMPLES # key -> space-separated microseconds
+# once KEY COMMAND...: one timed run, stdout and stderr to /dev/null.
+once() {
+	local key=$1 t0 t1
+	shift
+	t0=$EPOCHREALTIME
+	"$@" > /dev/null 2>&1 || die "$key failed: $*"
+	t1=$EPOCHREALTIME
+	SAMPLES[$key]+="$((${t1/./} - ${t0/./})) "
+}
+decrypt_varseal() { "$VARSEAL" decrypt -i key -o /dev/null ct.varseal; }
+decrypt_age() { "$AGE" -d -i key -o /dev/null ct.age; }
+encrypt_varseal() { "$VARSEAL" encrypt -r "$recipient" -o /dev/null plain; }
+encrypt_age() { "$AGE" -r "$recipient" -o /dev/null plain; }
+get_varseal() { "$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key; }
+get_age() { "$AGE" -d -i machine.key "$secret_file"; }
+
+log "$N rounds; each round runs every command once"
+for ((i = 1; i <= N; i++)); do
+	# Swap who goes first every round: neither always follows the other.
+	if ((i % 2)); then
+		once "decrypt varseal" decrypt_varseal
+		once "decrypt age" decrypt_age
+		once "encrypt varseal" encrypt_varseal
+		once "encrypt age" encrypt_age
+		once "get varseal" get_varseal
+		once "get age" get_age
+	else
+		once "decrypt age" decrypt_age
+		once "decrypt varseal" decrypt_varseal
+		once "encrypt age" encrypt_age
+		once "encrypt varseal" encrypt_varseal
+		once "get age" get_age
+		once "get varseal" get_varseal
+	fi
+	once "vargen check" "$VARGEN" check -f vars.yaml
+	once "varinject --dry-run" "${inject[@]}"
+	once "/bin/true" /bin/true
+	((have_probe)) && once "startup_probe" "$PROBE"
+done
+
+# stats KEY -> "median p10 p90" in ms
+stats() {
+	tr ' ' '\n' <<< "${SAMPLES[$1]}" | awk 'NF' | sort -n | awk '
+		{ v[NR] = $1 }
+		function at(q,   i) { i = int(q * (NR - 1) + 1.5); return v[i < 1 ? 1 : i > NR ? NR : i] }
+		END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		      printf "%.2f %.2f %.2f\n", m / 1000, at(0.1) / 1000, at(0.9) / 1000 }'
+}
+
+# ----------------------------------------------------------------- report
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo || true)
+echo
+echo "small-file benchmark: one process per command, $N interleaved rounds"
+printf '  machine     %s, %s online CPUs\n' "${cpu_model:-unknown CPU}" "$(getconf _NPROCESSORS_ONLN)"
+printf '  tools       %s; age %s; %s\n' "$("$VARSEAL" --version)" "$("$AGE" --version)" \
+	"$(openssl version 2> /dev/null | awk '{print $1, $2}')"
+printf '  load avg    %s\n' "$(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo
+printf '%-10s %24s %24s %8s\n' "" "varseal ms" "age ms" "ratio"
+printf '%-10s %24s %24s %8s\n' "" "median (p10..p90)" "median (p10..p90)" "(<=${GOAL_RATIO})"
+declare -a verdicts=()
+for op in decrypt encrypt get; do
+	read -r vm v10 v90 < <(stats "$op varseal")
+	read -r am a10 a90 < <(stats "$op age")
+	r=$(awk -v a="$vm" -v b="$am" 'BEGIN { printf "%.2f", a / b }')
+	printf '%-10s %24s %24s %7sx\n' "$op" "$vm ($v10..$v90)" "$am ($a10..$a90)" "$r"
+	if awk -v r="$r" -v g="$GOAL_RATIO" 'BEGIN { exit !(r <= g) }'; then
+		verdicts+=("PASS  $op: varseal ${r}x age")
+	else
+		verdicts+=("MISS  $op: varseal ${r}x age (goal <= $GOAL_RATIO)")
+	fi
+done
+echo
+printf '%-22s %24s\n' "" "ms, median (p10..p90)"
+keys=("vargen check" "varinject --dry-run" "/bin/true")
+((have_probe)) && keys+=("startup_probe")
+for k in "${keys[@]}"; do
+	read -r m p10 p90 < <(stats "$k")
+	printf '%-22s %24s\n' "$k" "$m ($p10..$p90)"
+done
+echo "  vargen check: the seed's store (1 machine, 3 secrets, a kept machine key)"
+echo "  varinject --dry-run: decrypts its 3 secrets, prints the QEMU command"
+echo "  startup_probe: exec + loading libcrypto, libsodium, libyaml, then exit: the floor"
+echo
+echo "goals"
+printf '  %s\n' "${verdicts[@]}"
+exit 0
