@@ -41,9 +41,16 @@
  * own message, and sealing to hybrid and classic recipients together is
  * refused with one line naming the classic ones.
  *
+ * Keys expanded once for many encapsulations give the one-shot results,
+ * and the recipient cache (format/age/recipient_cache.h) keeps its rules:
+ * a hit is the same recipient, the least recently used free entry goes
+ * first, a held one never, a private copy when all are held, and four
+ * threads sealing through a one-entry cache all succeed.
+ *
  * Prints "pq: SUITE N/M" per suite, one line per failing case, and a final
  * "pq: N passed, M failed". Exit status 0 only when nothing failed and
  * every suite had cases. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,6 +72,7 @@
 #include "age/recipient_internal.h"
 #include "age/mlkem.h"
 #include "age/mlkem_internal.h"
+#include "age/recipient_cache.h"
 #include "age/xwing.h"
 #include "json_tree.h"
 
@@ -1026,6 +1034,162 @@ out:
 	free(crec);
 }
 
+/* ---- Expanded keys and the recipient cache ---------------------------------- */
+
+/* Encapsulation to a key expanded once (vf_mlkem768_ek_new) gives the same
+ * bytes as the one-shot call for the same m, again and again, and
+ * decapsulation through the key's own expansion the same secret. */
+static void expanded_keys(struct suite *s)
+{
+	for (int round = 0; round < 20; round++) {
+		uint8_t seed[VF_MLKEM768_SEED_LEN], m[VF_MLKEM768_M_LEN], ek[VF_MLKEM768_EK_LEN];
+		uint8_t dk[VF_MLKEM768_DK_LEN], ct1[VF_MLKEM768_CT_LEN], ct2[VF_MLKEM768_CT_LEN];
+		uint8_t ss1[32], ss2[32], ss3[32];
+		struct vf_mlkem768_ek *x = NULL;
+		struct vf_error err = {0};
+		char id[32];
+		snprintf(id, sizeof(id), "expanded %d", round);
+		bool ok = vf_random(seed, sizeof(seed), &err) == VF_OK &&
+			  vf_random(m, sizeof(m), &err) == VF_OK &&
+			  vf_mlkem768_keygen(seed, sizeof(seed), ek, dk, &err) == VF_OK &&
+			  vf_mlkem768_ek_new(&x, ek, sizeof(ek), &err) == VF_OK;
+		for (int use = 0; ok && use < 3; use++)
+			ok = vf_mlkem768_encaps(ek, sizeof(ek), m, ct1, ss1, &err) == VF_OK &&
+			     vf_mlkem768_encaps_ek(x, m, ct2, ss2, &err) == VF_OK &&
+			     !memcmp(ct1, ct2, sizeof(ct1)) && !memcmp(ss1, ss2, sizeof(ss1)) &&
+			     vf_mlkem768_decaps_ek(dk, sizeof(dk), x, ct2, sizeof(ct2), ss3,
+						   &err) == VF_OK &&
+			     !memcmp(ss1, ss3, sizeof(ss1));
+		check(s, id, ok, "the expanded key does not give the one-shot results");
+		vf_mlkem768_ek_free(x);
+	}
+	uint8_t bad[VF_MLKEM768_EK_LEN] = {0};
+	bad[0] = VF_MLKEM_Q & 0xff;
+	bad[1] = VF_MLKEM_Q >> 8;
+	struct vf_mlkem768_ek *x = NULL;
+	struct vf_error err = {0};
+	enum vf_code rc = vf_mlkem768_ek_new(&x, bad, sizeof(bad), &err);
+	check(s, "expanded modulus", rc == VF_E_KEY && !x && strstr(err.msg, "modulus"),
+	      "a key failing the modulus check was expanded");
+	rc = vf_mlkem768_ek_new(&x, bad, sizeof(bad) - 1, &err);
+	check(s, "expanded length", rc == VF_E_KEY && !x, "a key of 1,183 bytes was expanded");
+}
+
+static char *new_hybrid(struct vf_identity **id, struct vf_error *err)
+{
+	char *rec = NULL;
+	if (vf_hybrid_identity_generate(id, err) != VF_OK ||
+	    vf_identity_recipient(*id, &rec, err) != VF_OK)
+		return NULL;
+	return rec;
+}
+
+/* Same string, same recipient; least recently used out first, never one in
+ * use; a private copy when every entry is held; parse errors as they are. */
+static void cache_rules(struct suite *s, char *const rec[3])
+{
+	struct vf_recipient_cache *c = vf_recipient_cache_new(2);
+	struct vf_recipient *a = NULL, *a2 = NULL, *b = NULL, *cc = NULL, *again = NULL;
+	struct vf_error err = {0};
+	bool ok = c && vf_recipient_cache_get(c, rec[0], &a, &err) == VF_OK &&
+		  vf_recipient_cache_get(c, rec[0], &a2, &err) == VF_OK && a == a2 &&
+		  !strcmp(a->name, rec[0]);
+	check(s, "cache hit", ok, "the same string did not give the cached recipient");
+	ok = ok && vf_recipient_cache_get(c, rec[1], &b, &err) == VF_OK && b != a &&
+	     vf_recipient_cache_get(c, rec[2], &cc, &err) == VF_OK && cc != a && cc != b;
+	check(s, "cache full, all held", ok && !strcmp(cc->name, rec[2]),
+	      "a third recipient with two entries held did not get its own copy");
+	vf_recipient_cache_release(c, cc); /* the private copy: freed (ASan sees a leak otherwise) */
+	vf_recipient_cache_release(c, a2);
+	vf_recipient_cache_release(c, a); /* a is free now, and older than b */
+	ok = ok && vf_recipient_cache_get(c, rec[2], &cc, &err) == VF_OK &&
+	     vf_recipient_cache_get(c, rec[1], &again, &err) == VF_OK && again == b;
+	check(s, "cache eviction", ok, "the held entry was evicted instead of the unused one");
+	vf_recipient_cache_release(c, again);
+	vf_recipient_cache_release(c, b);
+	vf_recipient_cache_release(c, cc);
+	if (c) {
+		struct vf_recipient *r = NULL;
+		enum vf_code rc = vf_recipient_cache_get(c, "age1pq1notakey", &r, &err);
+		check(s, "cache parse error", rc == VF_E_KEY && !r,
+		      "a malformed recipient was not refused through the cache");
+	}
+	vf_recipient_cache_free(c);
+}
+
+struct sealer {
+	struct vf_recipient_cache *cache;
+	char *const *rec;
+	struct vf_identity *const *ids;
+	int failures;
+};
+
+/* Seals to two of the three recipients in turn through a one-entry cache
+ * (evictions and private copies all the time, every hybrid key expanded on
+ * some thread's first wrap), and opens each file with one identity. */
+static void *sealer_run(void *arg)
+{
+	struct sealer *t = arg;
+	for (int i = 0; i < 30; i++) {
+		struct vf_recipient *r[2] = {NULL, NULL};
+		struct vf_buf sealed, opened;
+		struct vf_error err = {0};
+		vf_buf_init(&sealed);
+		vf_buf_init(&opened);
+		int first = i % 3, second = (i + 1) % 3;
+		bool ok = vf_recipient_cache_get(t->cache, t->rec[first], &r[0], &err) == VF_OK &&
+			  vf_recipient_cache_get(t->cache, t->rec[second], &r[1], &err) == VF_OK &&
+			  seal_to(r, 2, &sealed, &err) == VF_OK &&
+			  open_with(t->ids[second], &sealed, &opened, &err) == VF_OK &&
+			  opened.len == 5 && !memcmp(opened.data, "hello", 5);
+		if (!ok)
+			t->failures++;
+		vf_recipient_cache_release(t->cache, r[0]);
+		vf_recipient_cache_release(t->cache, r[1]);
+		vf_buf_free(&sealed);
+		vf_buf_free(&opened);
+	}
+	return NULL;
+}
+
+static void cache_threads(struct suite *s, char *const rec[3], struct vf_identity *const ids[3])
+{
+	struct vf_recipient_cache *c = vf_recipient_cache_new(1);
+	struct sealer t[4];
+	pthread_t th[4];
+	int started = 0, failures = 0;
+	for (int i = 0; c && i < 4; i++) {
+		t[i] = (struct sealer){c, rec, ids, 0};
+		if (pthread_create(&th[i], NULL, sealer_run, &t[i]) == 0)
+			started++;
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		failures += t[i].failures;
+	}
+	check(s, "cache threads", c && started == 4 && !failures,
+	      "sealing through a shared cache on four threads failed");
+	vf_recipient_cache_free(c);
+}
+
+static void cache_checks(struct suite *s)
+{
+	struct vf_identity *ids[3] = {NULL, NULL, NULL};
+	char *rec[3] = {NULL, NULL, NULL};
+	struct vf_error err = {0};
+	bool ok = true;
+	for (int i = 0; i < 3 && ok; i++)
+		ok = (rec[i] = new_hybrid(&ids[i], &err)) != NULL;
+	if (check(s, "cache keys", ok, err.msg)) {
+		cache_rules(s, rec);
+		cache_threads(s, rec, ids);
+	}
+	for (int i = 0; i < 3; i++) {
+		vf_identity_free(ids[i]);
+		free(rec[i]);
+	}
+}
+
 /* ---- Driver ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1079,6 +1243,10 @@ int main(int argc, char **argv)
 	struct suite age = {"age mlkem768x25519 own checks", 0, 0};
 	age_checks(&age);
 	report(&age);
+	struct suite cache = {"expanded keys and the recipient cache", 0, 0};
+	expanded_keys(&cache);
+	cache_checks(&cache);
+	report(&cache);
 
 	printf("pq: %ld passed, %ld failed\n", total_passed, total_failed);
 	return total_failed ? 1 : 0;

@@ -107,21 +107,32 @@ enum vf_code vf_hpke_key_schedule(const uint8_t ss[VF_XWING_SS_LEN], const uint8
 	return rc;
 }
 
+enum vf_code vf_hpke_setup_sender_pub(const struct vf_xwing_pub *pub, const uint8_t *eseed,
+				      const uint8_t *info, size_t info_len,
+				      uint8_t enc[VF_HPKE_ENC_LEN], struct vf_hpke_ctx *ctx,
+				      struct vf_error *err)
+{
+	uint8_t *ss = vf_scratch_alloc(VF_XWING_SS_LEN);
+	if (!ss)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_xwing_encaps_pub(pub, eseed, enc, ss, err);
+	if (rc == VF_OK)
+		rc = vf_hpke_key_schedule(ss, info, info_len, ctx, err);
+	vf_scratch_free(ss, VF_XWING_SS_LEN);
+	return rc;
+}
+
 enum vf_code vf_hpke_setup_sender(const uint8_t *pk, size_t pk_len, const uint8_t *eseed,
 				  const uint8_t *info, size_t info_len,
 				  uint8_t enc[VF_HPKE_ENC_LEN], struct vf_hpke_ctx *ctx,
 				  struct vf_error *err)
 {
-	enum vf_code rc = vf_xwing_check_pk(pk, pk_len, err);
+	struct vf_xwing_pub *pub;
+	enum vf_code rc = vf_xwing_pub_new(&pub, pk, pk_len, err);
 	if (rc != VF_OK)
 		return rc;
-	uint8_t *ss = vf_scratch_alloc(VF_XWING_SS_LEN);
-	if (!ss)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	rc = vf_xwing_encaps(pk, eseed, enc, ss, err);
-	if (rc == VF_OK)
-		rc = vf_hpke_key_schedule(ss, info, info_len, ctx, err);
-	vf_scratch_free(ss, VF_XWING_SS_LEN);
+	rc = vf_hpke_setup_sender_pub(pub, eseed, info, info_len, enc, ctx, err);
+	vf_xwing_pub_free(pub);
 	return rc;
 }
 
@@ -187,18 +198,32 @@ enum vf_code vf_hpke_export(const struct vf_hpke_ctx *ctx, const uint8_t *export
 			      out_len, err);
 }
 
+enum vf_code vf_hpke_seal_pub(const struct vf_xwing_pub *pub, const uint8_t *info,
+			      size_t info_len, const uint8_t *aad, size_t aad_len,
+			      const uint8_t *pt, size_t len, uint8_t enc[VF_HPKE_ENC_LEN],
+			      uint8_t *ct, struct vf_error *err)
+{
+	struct vf_hpke_ctx *ctx = vf_scratch_alloc(sizeof(*ctx));
+	if (!ctx)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_hpke_setup_sender_pub(pub, NULL, info, info_len, enc, ctx, err);
+	if (rc == VF_OK)
+		rc = vf_hpke_ctx_seal(ctx, aad, aad_len, pt, len, ct, err);
+	vf_scratch_free(ctx, sizeof(*ctx));
+	return rc;
+}
+
 enum vf_code vf_hpke_seal(const uint8_t *pk, size_t pk_len, const uint8_t *info,
 			  size_t info_len, const uint8_t *aad, size_t aad_len, const uint8_t *pt,
 			  size_t len, uint8_t enc[VF_HPKE_ENC_LEN], uint8_t *ct,
 			  struct vf_error *err)
 {
-	struct vf_hpke_ctx *ctx = vf_scratch_alloc(sizeof(*ctx));
-	if (!ctx)
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	enum vf_code rc = vf_hpke_setup_sender(pk, pk_len, NULL, info, info_len, enc, ctx, err);
-	if (rc == VF_OK)
-		rc = vf_hpke_ctx_seal(ctx, aad, aad_len, pt, len, ct, err);
-	vf_scratch_free(ctx, sizeof(*ctx));
+	struct vf_xwing_pub *pub;
+	enum vf_code rc = vf_xwing_pub_new(&pub, pk, pk_len, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_hpke_seal_pub(pub, info, info_len, aad, aad_len, pt, len, enc, ct, err);
+	vf_xwing_pub_free(pub);
 	return rc;
 }
 

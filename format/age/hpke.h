@@ -38,6 +38,11 @@ enum vf_code vf_hpke_setup_sender(const uint8_t *pk, size_t pk_len, const uint8_
 				  const uint8_t *info, size_t info_len,
 				  uint8_t enc[VF_HPKE_ENC_LEN], struct vf_hpke_ctx *ctx,
 				  struct vf_error *err);
+/* The same to a public key expanded once (vf_xwing_pub_new). */
+enum vf_code vf_hpke_setup_sender_pub(const struct vf_xwing_pub *pub, const uint8_t *eseed,
+				      const uint8_t *info, size_t info_len,
+				      uint8_t enc[VF_HPKE_ENC_LEN], struct vf_hpke_ctx *ctx,
+				      struct vf_error *err);
 /* SetupBaseR. VF_E_KEY when the X25519 half gives the all-zero secret. */
 enum vf_code vf_hpke_setup_receiver(const struct vf_xwing_key *key,
 				    const uint8_t enc[VF_HPKE_ENC_LEN], const uint8_t *info,
@@ -64,6 +69,10 @@ enum vf_code vf_hpke_seal(const uint8_t *pk, size_t pk_len, const uint8_t *info,
 			  size_t info_len, const uint8_t *aad, size_t aad_len, const uint8_t *pt,
 			  size_t len, uint8_t enc[VF_HPKE_ENC_LEN], uint8_t *ct,
 			  struct vf_error *err);
+enum vf_code vf_hpke_seal_pub(const struct vf_xwing_pub *pub, const uint8_t *info,
+			      size_t info_len, const uint8_t *aad, size_t aad_len,
+			      const uint8_t *pt, size_t len, uint8_t enc[VF_HPKE_ENC_LEN],
+			      uint8_t *ct, struct vf_error *err);
 enum vf_code vf_hpke_open(const struct vf_xwing_key *key, const uint8_t enc[VF_HPKE_ENC_LEN],
 			  const uint8_t *info, size_t info_len, const uint8_t *aad,
 			  size_t aad_len, const uint8_t *ct, size_t len, uint8_t *pt,

@@ -9,6 +9,7 @@
  * 32-byte X-Wing seed, "AGE-SECRET-KEY-PQ-1..."; recipients the 1,216-byte
  * X-Wing public key, "age1pq1..." (about 1,960 characters: bech32 without
  * its usual 90-character limit). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,31 @@ _Static_assert(VF_HYBRID_ENC_LEN == VF_HPKE_ENC_LEN, "mlkem768x25519 enc is X-Wi
 struct hybrid_recipient {
 	struct vf_recipient base;
 	uint8_t pk[VF_XWING_PK_LEN];
+	/* The key expanded for encapsulation (its ML-KEM matrix sampled, H(ek)
+	 * hashed), made on the first wrap and kept for the next ones: a store
+	 * seals thousands of files to the same admins (vars.c keeps parsed
+	 * recipients for that). Not at parse time, since a spec check parses
+	 * every machine's key and wraps to none. The lock lets threads that
+	 * share the recipient expand it once. */
+	pthread_mutex_t lock;
+	struct vf_xwing_pub *pub;
 };
+
+/* The expanded key, made on first use. The recipient is const to its
+ * users (wrapping does not change what it is); the expansion is a cache
+ * inside it, hence the cast. */
+static enum vf_code expanded(const struct hybrid_recipient *cr, const struct vf_xwing_pub **out,
+			     struct vf_error *err)
+{
+	struct hybrid_recipient *r = (struct hybrid_recipient *)cr;
+	enum vf_code rc = VF_OK;
+	pthread_mutex_lock(&r->lock);
+	if (!r->pub)
+		rc = vf_xwing_pub_new(&r->pub, r->pk, sizeof(r->pk), err);
+	*out = r->pub;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
 
 struct hybrid_identity {
 	struct vf_identity base;
@@ -42,8 +67,11 @@ static enum vf_code recipient_wrap(const struct vf_recipient *base,
 {
 	const struct hybrid_recipient *r = (const struct hybrid_recipient *)base;
 	uint8_t enc[VF_HPKE_ENC_LEN], body[WRAPPED_LEN];
-	enum vf_code rc = vf_hpke_seal(r->pk, sizeof(r->pk), (const uint8_t *)INFO, strlen(INFO),
-				       NULL, 0, file_key, VF_FILE_KEY_LEN, enc, body, err);
+	const struct vf_xwing_pub *pub;
+	enum vf_code rc = expanded(r, &pub, err);
+	if (rc == VF_OK)
+		rc = vf_hpke_seal_pub(pub, (const uint8_t *)INFO, strlen(INFO), NULL, 0, file_key,
+				      VF_FILE_KEY_LEN, enc, body, err);
 	if (rc != VF_OK)
 		return rc;
 	char *arg = malloc(vf_b64_encoded_len(sizeof(enc), false) + 1);
@@ -58,7 +86,10 @@ static enum vf_code recipient_wrap(const struct vf_recipient *base,
 
 static void recipient_free(struct vf_recipient *base)
 {
-	free(base);
+	struct hybrid_recipient *r = (struct hybrid_recipient *)base;
+	vf_xwing_pub_free(r->pub);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
 }
 
 static const struct vf_recipient_ops recipient_ops = {
@@ -95,6 +126,8 @@ enum vf_code vf_hybrid_recipient_parse(const char *s, struct vf_recipient **out,
 		rc = vf_fail(err, VF_E_KEY,
 			     "malformed post-quantum (age1pq1...) recipient: its ML-KEM-768 key "
 			     "fails the modulus check");
+	if (rc == VF_OK && pthread_mutex_init(&r->lock, NULL) != 0)
+		rc = vf_fail(err, VF_E_NOMEM, "out of memory (a mutex)");
 	if (rc == VF_OK) {
 		r->base.ops = &recipient_ops;
 		memcpy(r->pk, pk, VF_XWING_PK_LEN);

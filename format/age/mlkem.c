@@ -20,6 +20,7 @@
 #include "age/mlkem.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -403,9 +404,19 @@ static enum vf_code sample_cbd(const uint8_t seed[32], uint8_t nonce, uint8_t bu
 
 /* Everything the scheme computes on, in one block of guarded scratch
  * memory, wiped when released. */
+/* An encapsulation key as K-PKE computes with it: t̂ decoded, Â sampled
+ * from rho, and H(ek). All public, so plain memory; expanded once for a
+ * recipient that many files are sealed to (vf_mlkem768_ek_new), the
+ * expansion costing more than the encapsulation's own arithmetic. */
+struct vf_mlkem768_ek {
+	poly a[K][K]; /* Â */
+	poly t[K];    /* t̂ */
+	uint8_t h[32]; /* H(ek) */
+};
+
 struct work {
-	poly a[K][K];	  /* Â (public, but kept with the rest) */
-	poly t[K];	  /* t̂ */
+	poly a[K][K];	  /* Â of KeyGen (public, but kept with the rest) */
+	poly t[K];	  /* t̂ of KeyGen */
 	poly s[K];	  /* ŝ (KeyGen, Decrypt), ŷ (Encrypt) */
 	poly e[K];	  /* ê (KeyGen), e1 then u (Encrypt), u' (Decrypt) */
 	poly v, e2, tmp;
@@ -471,15 +482,12 @@ static enum vf_code pke_keygen(struct work *w, const uint8_t d[32],
 	return VF_OK;
 }
 
-/* K-PKE.Encrypt(ek_pke, m, r) into ct. ek is decoded modulo q whatever it
- * holds (the modulus check is the callers'). */
-static enum vf_code pke_encrypt(struct work *w, const uint8_t ek[VF_MLKEM768_EK_LEN],
+/* K-PKE.Encrypt(ek_pke, m, r) into ct, ek_pke already expanded. */
+static enum vf_code pke_encrypt(struct work *w, const struct vf_mlkem768_ek *ek,
 				const uint8_t m[VF_MLKEM768_M_LEN], const uint8_t r[32],
 				uint8_t ct[VF_MLKEM768_CT_LEN], struct vf_error *err)
 {
-	for (unsigned i = 0; i < K; i++)
-		decode12(ek + i * POLY_BYTES, &w->t[i]);
-	enum vf_code rc = sample_matrix(ek + K * POLY_BYTES, w->a, err);
+	enum vf_code rc = VF_OK;
 	for (unsigned i = 0; i < K && rc == VF_OK; i++)
 		rc = sample_cbd(r, (uint8_t)i, w->prf, &w->s[i], err);
 	for (unsigned i = 0; i < K && rc == VF_OK; i++)
@@ -493,7 +501,7 @@ static enum vf_code pke_encrypt(struct work *w, const uint8_t ek[VF_MLKEM768_EK_
 	/* u = NTT^-1(Â^T ŷ) + e1, in place of e1. */
 	for (unsigned i = 0; i < K; i++) {
 		for (unsigned j = 0; j < K; j++)
-			ntt_mul_acc(w->acc, &w->a[j][i], &w->s[j]);
+			ntt_mul_acc(w->acc, &ek->a[j][i], &w->s[j]);
 		acc_reduce(&w->tmp, w->acc);
 		ntt_inverse(&w->tmp);
 		poly_add(&w->e[i], &w->tmp);
@@ -501,7 +509,7 @@ static enum vf_code pke_encrypt(struct work *w, const uint8_t ek[VF_MLKEM768_EK_
 	}
 	/* v = NTT^-1(t̂^T ŷ) + e2 + Decompress1(m). */
 	for (unsigned i = 0; i < K; i++)
-		ntt_mul_acc(w->acc, &w->t[i], &w->s[i]);
+		ntt_mul_acc(w->acc, &ek->t[i], &w->s[i]);
 	acc_reduce(&w->v, w->acc);
 	ntt_inverse(&w->v);
 	poly_add(&w->v, &w->e2);
@@ -560,7 +568,9 @@ enum vf_code vf_mlkem768_keygen(const uint8_t *seed, size_t seed_len,
 	return rc;
 }
 
-enum vf_code vf_mlkem768_check_ek(const uint8_t *ek, size_t ek_len, struct vf_error *err)
+/* ByteDecode12 of ek's three polynomials into t (may be NULL: the check
+ * alone), VF_E_KEY unless ek has the length and passes the modulus check. */
+static enum vf_code decode_ek(const uint8_t *ek, size_t ek_len, poly t[K], struct vf_error *err)
 {
 	if (ek_len != VF_MLKEM768_EK_LEN)
 		return vf_fail(err, VF_E_KEY,
@@ -569,7 +579,7 @@ enum vf_code vf_mlkem768_check_ek(const uint8_t *ek, size_t ek_len, struct vf_er
 	poly f;
 	uint32_t over = 0;
 	for (unsigned i = 0; i < K; i++)
-		over |= decode12(ek + i * POLY_BYTES, &f);
+		over |= decode12(ek + i * POLY_BYTES, t ? &t[i] : &f);
 	if (over)
 		return vf_fail(err, VF_E_KEY,
 			       "ML-KEM-768 encapsulation key fails the modulus check "
@@ -577,25 +587,61 @@ enum vf_code vf_mlkem768_check_ek(const uint8_t *ek, size_t ek_len, struct vf_er
 	return VF_OK;
 }
 
-enum vf_code vf_mlkem768_encaps(const uint8_t *ek, size_t ek_len, const uint8_t *m,
-				uint8_t ct[VF_MLKEM768_CT_LEN], uint8_t ss[VF_MLKEM768_SS_LEN],
+enum vf_code vf_mlkem768_check_ek(const uint8_t *ek, size_t ek_len, struct vf_error *err)
+{
+	return decode_ek(ek, ek_len, NULL, err);
+}
+
+/* The expansion, with or without the modulus check: decapsulation works
+ * on whatever ek its key holds (FIPS 203 checks only H(ek) there). */
+static enum vf_code expand_ek(struct vf_mlkem768_ek **out, const uint8_t *ek, size_t ek_len,
+			      bool check, struct vf_error *err)
+{
+	*out = NULL;
+	pthread_once(&tables_once, init_tables);
+	struct vf_mlkem768_ek *x = malloc(sizeof(*x));
+	if (!x)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = decode_ek(ek, ek_len, x->t, check ? err : NULL);
+	if (rc == VF_E_KEY && !check && ek_len == VF_MLKEM768_EK_LEN)
+		rc = VF_OK; /* decoded all the same, each value reduced modulo q */
+	if (rc == VF_OK)
+		rc = sample_matrix(ek + K * POLY_BYTES, x->a, err);
+	if (rc == VF_OK)
+		rc = hash_h(ek, VF_MLKEM768_EK_LEN, x->h, err);
+	if (rc != VF_OK) {
+		free(x);
+		return rc;
+	}
+	*out = x;
+	return VF_OK;
+}
+
+enum vf_code vf_mlkem768_ek_new(struct vf_mlkem768_ek **out, const uint8_t *ek, size_t ek_len,
 				struct vf_error *err)
 {
-	enum vf_code rc = vf_mlkem768_check_ek(ek, ek_len, err);
-	if (rc != VF_OK)
-		return rc;
+	return expand_ek(out, ek, ek_len, true, err);
+}
+
+void vf_mlkem768_ek_free(struct vf_mlkem768_ek *ek)
+{
+	free(ek); /* public data: nothing to wipe */
+}
+
+enum vf_code vf_mlkem768_encaps_ek(const struct vf_mlkem768_ek *ek, const uint8_t *m,
+				   uint8_t ct[VF_MLKEM768_CT_LEN], uint8_t ss[VF_MLKEM768_SS_LEN],
+				   struct vf_error *err)
+{
 	struct work *w = work_new(err);
 	if (!w)
 		return VF_E_NOMEM;
-	uint8_t h[32];
+	enum vf_code rc = VF_OK;
 	if (m)
 		memcpy(w->m, m, VF_MLKEM768_M_LEN);
 	else
 		rc = vf_random(w->m, VF_MLKEM768_M_LEN, err);
-	if (rc == VF_OK)
-		rc = hash_h(ek, VF_MLKEM768_EK_LEN, h, err);
 	/* (K, r) = G(m || H(ek)) */
-	const struct vf_iov g_in[] = {{w->m, VF_MLKEM768_M_LEN}, {h, sizeof(h)}};
+	const struct vf_iov g_in[] = {{w->m, VF_MLKEM768_M_LEN}, {ek->h, sizeof(ek->h)}};
 	if (rc == VF_OK)
 		rc = vf_sha3_512(g_in, 2, w->g, err);
 	if (rc == VF_OK)
@@ -603,6 +649,19 @@ enum vf_code vf_mlkem768_encaps(const uint8_t *ek, size_t ek_len, const uint8_t 
 	if (rc == VF_OK)
 		memcpy(ss, w->g, VF_MLKEM768_SS_LEN);
 	work_free(w);
+	return rc;
+}
+
+enum vf_code vf_mlkem768_encaps(const uint8_t *ek, size_t ek_len, const uint8_t *m,
+				uint8_t ct[VF_MLKEM768_CT_LEN], uint8_t ss[VF_MLKEM768_SS_LEN],
+				struct vf_error *err)
+{
+	struct vf_mlkem768_ek *x;
+	enum vf_code rc = vf_mlkem768_ek_new(&x, ek, ek_len, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_mlkem768_encaps_ek(x, m, ct, ss, err);
+	vf_mlkem768_ek_free(x);
 	return rc;
 }
 
@@ -633,6 +692,39 @@ static uint8_t equal_mask(const uint8_t *a, const uint8_t *b, size_t len)
 	return (uint8_t)mask;
 }
 
+enum vf_code vf_mlkem768_decaps_ek(const uint8_t *dk, size_t dk_len,
+				   const struct vf_mlkem768_ek *ek, const uint8_t *ct, size_t ct_len,
+				   uint8_t ss[VF_MLKEM768_SS_LEN], struct vf_error *err)
+{
+	if (ct_len != VF_MLKEM768_CT_LEN)
+		return vf_fail(err, VF_E_ARG, "ML-KEM-768 ciphertext of %zu bytes (expected %d)",
+			       ct_len, VF_MLKEM768_CT_LEN);
+	if (dk_len != VF_MLKEM768_DK_LEN)
+		return vf_fail(err, VF_E_KEY,
+			       "ML-KEM-768 decapsulation key of %zu bytes (expected %d)", dk_len,
+			       VF_MLKEM768_DK_LEN);
+	struct work *w = work_new(err);
+	if (!w)
+		return VF_E_NOMEM;
+	pke_decrypt(w, dk, ct, w->m);
+	/* (K', r') = G(m' || h); K_bar = J(z || c). */
+	const struct vf_iov g_in[] = {{w->m, VF_MLKEM768_M_LEN}, {dk + DK_H_OFF, 32}};
+	const struct vf_iov j_in[] = {{dk + DK_Z_OFF, 32}, {ct, VF_MLKEM768_CT_LEN}};
+	enum vf_code rc = vf_sha3_512(g_in, 2, w->g, err);
+	if (rc == VF_OK)
+		rc = vf_shake256(j_in, 2, w->kbar, sizeof(w->kbar), err);
+	if (rc == VF_OK)
+		rc = pke_encrypt(w, ek, w->m, w->g + 32, w->ct, err);
+	if (rc == VF_OK) {
+		/* Implicit rejection: K' if c' == c, else K_bar, chosen by mask. */
+		uint8_t keep = equal_mask(ct, w->ct, VF_MLKEM768_CT_LEN);
+		for (unsigned i = 0; i < VF_MLKEM768_SS_LEN; i++)
+			ss[i] = (uint8_t)(w->kbar[i] ^ (keep & (w->g[i] ^ w->kbar[i])));
+	}
+	work_free(w);
+	return rc;
+}
+
 enum vf_code vf_mlkem768_decaps(const uint8_t *dk, size_t dk_len, const uint8_t *ct,
 				size_t ct_len, uint8_t ss[VF_MLKEM768_SS_LEN],
 				struct vf_error *err)
@@ -643,24 +735,13 @@ enum vf_code vf_mlkem768_decaps(const uint8_t *dk, size_t dk_len, const uint8_t 
 	enum vf_code rc = vf_mlkem768_check_dk(dk, dk_len, err);
 	if (rc != VF_OK)
 		return rc;
-	struct work *w = work_new(err);
-	if (!w)
-		return VF_E_NOMEM;
-	pke_decrypt(w, dk, ct, w->m);
-	/* (K', r') = G(m' || h); K_bar = J(z || c). */
-	const struct vf_iov g_in[] = {{w->m, VF_MLKEM768_M_LEN}, {dk + DK_H_OFF, 32}};
-	const struct vf_iov j_in[] = {{dk + DK_Z_OFF, 32}, {ct, VF_MLKEM768_CT_LEN}};
-	rc = vf_sha3_512(g_in, 2, w->g, err);
-	if (rc == VF_OK)
-		rc = vf_shake256(j_in, 2, w->kbar, sizeof(w->kbar), err);
-	if (rc == VF_OK)
-		rc = pke_encrypt(w, dk + DK_EK_OFF, w->m, w->g + 32, w->ct, err);
-	if (rc == VF_OK) {
-		/* Implicit rejection: K' if c' == c, else K_bar, chosen by mask. */
-		uint8_t keep = equal_mask(ct, w->ct, VF_MLKEM768_CT_LEN);
-		for (unsigned i = 0; i < VF_MLKEM768_SS_LEN; i++)
-			ss[i] = (uint8_t)(w->kbar[i] ^ (keep & (w->g[i] ^ w->kbar[i])));
-	}
-	work_free(w);
+	/* ek inside dk passed the hash check, and was the caller's to check
+	 * for the modulus; decoded modulo q whatever it holds, as before. */
+	struct vf_mlkem768_ek *x;
+	rc = expand_ek(&x, dk + DK_EK_OFF, VF_MLKEM768_EK_LEN, false, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_mlkem768_decaps_ek(dk, dk_len, x, ct, ct_len, ss, err);
+	vf_mlkem768_ek_free(x);
 	return rc;
 }

@@ -47,6 +47,21 @@ enum vf_code vf_mlkem768_encaps(const uint8_t *ek, size_t ek_len, const uint8_t 
 				uint8_t ct[VF_MLKEM768_CT_LEN], uint8_t ss[VF_MLKEM768_SS_LEN],
 				struct vf_error *err);
 
+/* An encapsulation key expanded for K-PKE (t̂ decoded, the matrix Â
+ * sampled from rho, H(ek) computed): public values, in plain memory. A
+ * recipient that many files are sealed to is expanded once; the
+ * expansion costs more than the rest of an encapsulation. ek_new runs
+ * vf_mlkem768_check_ek's checks first. */
+struct vf_mlkem768_ek;
+enum vf_code vf_mlkem768_ek_new(struct vf_mlkem768_ek **out, const uint8_t *ek, size_t ek_len,
+				struct vf_error *err);
+void vf_mlkem768_ek_free(struct vf_mlkem768_ek *ek);
+
+/* vf_mlkem768_encaps to an expanded key; thread-safe, ek is only read. */
+enum vf_code vf_mlkem768_encaps_ek(const struct vf_mlkem768_ek *ek, const uint8_t *m,
+				   uint8_t ct[VF_MLKEM768_CT_LEN], uint8_t ss[VF_MLKEM768_SS_LEN],
+				   struct vf_error *err);
+
 /* The decapsulation input checks of FIPS 203 section 7.3: the ciphertext
  * length (VF_E_ARG), the key's length and its hash check H(ek) == the
  * stored hash (VF_E_KEY). */
@@ -58,5 +73,11 @@ enum vf_code vf_mlkem768_check_dk(const uint8_t *dk, size_t dk_len, struct vf_er
 enum vf_code vf_mlkem768_decaps(const uint8_t *dk, size_t dk_len, const uint8_t *ct,
 				size_t ct_len, uint8_t ss[VF_MLKEM768_SS_LEN],
 				struct vf_error *err);
+
+/* vf_mlkem768_decaps for a key that has passed vf_mlkem768_check_dk once
+ * (not repeated here), ek being the expansion of the ek inside dk. */
+enum vf_code vf_mlkem768_decaps_ek(const uint8_t *dk, size_t dk_len,
+				   const struct vf_mlkem768_ek *ek, const uint8_t *ct, size_t ct_len,
+				   uint8_t ss[VF_MLKEM768_SS_LEN], struct vf_error *err);
 
 #endif

@@ -14,8 +14,14 @@ _Static_assert(sizeof(xwing_label) == XWING_LABEL_LEN + 1, "X-Wing label");
 
 struct vf_xwing_key {
 	uint8_t *dk;		   /* guarded: the ML-KEM-768 decapsulation key */
+	struct vf_mlkem768_ek *ek;  /* its public half expanded, for the re-encryption */
 	struct vf_x25519_key *x25519; /* sk_X, imported once */
 	uint8_t pk[VF_XWING_PK_LEN];
+};
+
+struct vf_xwing_pub {
+	struct vf_mlkem768_ek *ek;
+	uint8_t pk_x[VF_X25519_LEN];
 };
 
 void vf_xwing_key_free(struct vf_xwing_key *key)
@@ -23,6 +29,7 @@ void vf_xwing_key_free(struct vf_xwing_key *key)
 	if (!key)
 		return;
 	vf_x25519_key_free(key->x25519);
+	vf_mlkem768_ek_free(key->ek);
 	vf_secure_free(key->dk);
 	free(key);
 }
@@ -59,6 +66,10 @@ enum vf_code vf_xwing_key_new(struct vf_xwing_key **out, const uint8_t *seed, si
 	VF_CT_PUBLIC(key->pk + VF_MLKEM768_EK_LEN, VF_X25519_LEN);
 	if (rc == VF_OK)
 		rc = vf_x25519_key_new(&key->x25519, sk_x, err);
+	/* dk was made just now from the seed: its H(ek) holds by construction,
+	 * so decapsulation's per-call check_dk is left out with it. */
+	if (rc == VF_OK)
+		rc = vf_mlkem768_ek_new(&key->ek, key->pk, VF_MLKEM768_EK_LEN, err);
 	vf_scratch_free(expanded, 96);
 	if (rc != VF_OK) {
 		vf_xwing_key_free(key);
@@ -89,8 +100,8 @@ enum vf_code vf_xwing_decaps(const struct vf_xwing_key *key, const uint8_t ct[VF
 	if (!sec)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	const uint8_t *ct_x = ct + VF_MLKEM768_CT_LEN;
-	enum vf_code rc = vf_mlkem768_decaps(key->dk, VF_MLKEM768_DK_LEN, ct, VF_MLKEM768_CT_LEN,
-					     sec, err);
+	enum vf_code rc = vf_mlkem768_decaps_ek(key->dk, VF_MLKEM768_DK_LEN, key->ek, ct,
+						VF_MLKEM768_CT_LEN, sec, err);
 	if (rc == VF_OK)
 		rc = vf_x25519_key_dh(key->x25519, ct_x, sec + 32, err);
 	if (rc == VF_OK)
@@ -107,28 +118,68 @@ enum vf_code vf_xwing_check_pk(const uint8_t *pk, size_t pk_len, struct vf_error
 	return vf_mlkem768_check_ek(pk, VF_MLKEM768_EK_LEN, err);
 }
 
-enum vf_code vf_xwing_encaps(const uint8_t pk[VF_XWING_PK_LEN], const uint8_t *eseed,
-			     uint8_t ct[VF_XWING_CT_LEN], uint8_t ss[VF_XWING_SS_LEN],
-			     struct vf_error *err)
+enum vf_code vf_xwing_pub_new(struct vf_xwing_pub **out, const uint8_t *pk, size_t pk_len,
+			      struct vf_error *err)
+{
+	*out = NULL;
+	if (pk_len != VF_XWING_PK_LEN)
+		return vf_fail(err, VF_E_KEY, "X-Wing public key of %zu bytes (expected %d)",
+			       pk_len, VF_XWING_PK_LEN);
+	struct vf_xwing_pub *pub = calloc(1, sizeof(*pub));
+	if (!pub)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	enum vf_code rc = vf_mlkem768_ek_new(&pub->ek, pk, VF_MLKEM768_EK_LEN, err);
+	if (rc != VF_OK) {
+		free(pub);
+		return rc;
+	}
+	memcpy(pub->pk_x, pk + VF_MLKEM768_EK_LEN, VF_X25519_LEN);
+	*out = pub;
+	return VF_OK;
+}
+
+void vf_xwing_pub_free(struct vf_xwing_pub *pub)
+{
+	if (!pub)
+		return;
+	vf_mlkem768_ek_free(pub->ek);
+	free(pub);
+}
+
+enum vf_code vf_xwing_encaps_pub(const struct vf_xwing_pub *pub, const uint8_t *eseed,
+				 uint8_t ct[VF_XWING_CT_LEN], uint8_t ss[VF_XWING_SS_LEN],
+				 struct vf_error *err)
 {
 	uint8_t *sec = vf_scratch_alloc(64);
 	if (!sec)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	const uint8_t *pk_x = pk + VF_MLKEM768_EK_LEN;
 	uint8_t *ct_x = ct + VF_MLKEM768_CT_LEN;
-	enum vf_code rc = vf_mlkem768_encaps(pk, VF_MLKEM768_EK_LEN, eseed, ct, sec, err);
+	enum vf_code rc = vf_mlkem768_encaps_ek(pub->ek, eseed, ct, sec, err);
 	if (rc == VF_OK && eseed) {
 		/* ek_X = eseed[32:64]: the share and the exchange from it. */
 		const uint8_t *ek_x = eseed + VF_MLKEM768_M_LEN;
 		rc = vf_x25519_public(ek_x, ct_x, err);
 		if (rc == VF_OK)
-			rc = vf_x25519(ek_x, pk_x, sec + 32, err);
+			rc = vf_x25519(ek_x, pub->pk_x, sec + 32, err);
 	} else if (rc == VF_OK) {
 		/* The ephemeral secret never leaves OpenSSL. */
-		rc = vf_x25519_ephemeral(pk_x, ct_x, sec + 32, err);
+		rc = vf_x25519_ephemeral(pub->pk_x, ct_x, sec + 32, err);
 	}
 	if (rc == VF_OK)
-		rc = combine(sec, sec + 32, ct_x, pk_x, ss, err);
+		rc = combine(sec, sec + 32, ct_x, pub->pk_x, ss, err);
 	vf_scratch_free(sec, 64);
+	return rc;
+}
+
+enum vf_code vf_xwing_encaps(const uint8_t pk[VF_XWING_PK_LEN], const uint8_t *eseed,
+			     uint8_t ct[VF_XWING_CT_LEN], uint8_t ss[VF_XWING_SS_LEN],
+			     struct vf_error *err)
+{
+	struct vf_xwing_pub *pub;
+	enum vf_code rc = vf_xwing_pub_new(&pub, pk, VF_XWING_PK_LEN, err);
+	if (rc != VF_OK)
+		return rc;
+	rc = vf_xwing_encaps_pub(pub, eseed, ct, ss, err);
+	vf_xwing_pub_free(pub);
 	return rc;
 }

@@ -45,6 +45,17 @@ enum vf_code vf_xwing_decaps(const struct vf_xwing_key *key, const uint8_t ct[VF
  * (VF_E_KEY). */
 enum vf_code vf_xwing_check_pk(const uint8_t *pk, size_t pk_len, struct vf_error *err);
 
+/* A public key expanded once (vf_mlkem768_ek_new) for many encapsulations:
+ * checked as vf_xwing_check_pk checks it. Only read by encapsulation, so
+ * one may serve several threads. */
+struct vf_xwing_pub;
+enum vf_code vf_xwing_pub_new(struct vf_xwing_pub **out, const uint8_t *pk, size_t pk_len,
+			      struct vf_error *err);
+void vf_xwing_pub_free(struct vf_xwing_pub *pub);
+enum vf_code vf_xwing_encaps_pub(const struct vf_xwing_pub *pub, const uint8_t *eseed,
+				 uint8_t ct[VF_XWING_CT_LEN], uint8_t ss[VF_XWING_SS_LEN],
+				 struct vf_error *err);
+
 /* Encapsulation to pk (checked as above). eseed is the 64 bytes of
  * randomness (ML-KEM's m || the ephemeral X25519 secret); NULL draws them
  * from OpenSSL's CSPRNG, the only use outside test vectors. */

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "base/secmem.h"
 #include "age/age.h"
 #include "age/header.h"
+#include "age/recipient_cache.h"
 #include "vars/pair.h"
 #include "vars/store_internal.h"
 
@@ -640,22 +642,70 @@ enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const c
 	return rc;
 }
 
+/* Recipients parsed once per process, not once per file: generate, rekey
+ * and the other store verbs seal thousands of files to the same admins,
+ * and with post-quantum keys the parse (about 1,960 characters of bech32,
+ * the ML-KEM modulus check) and the expansion for encapsulation cost more
+ * than a wrap. 64 entries hold the admins and the machines that the
+ * threads are sealing to at once; a hybrid entry is about 10 KiB, so the
+ * cache stays under a MiB whatever the store's size. */
+#define RECIPIENT_CACHE_ENTRIES 64
+static struct vf_recipient_cache *recipient_cache;
+static pthread_once_t recipient_cache_once = PTHREAD_ONCE_INIT;
+
+static void make_recipient_cache(void)
+{
+	recipient_cache = vf_recipient_cache_new(RECIPIENT_CACHE_ENTRIES);
+}
+
+/* The parsed recipients of one seal, held from the cache until released. */
+struct parsed_recipients {
+	struct vf_recipient **items;
+	size_t n;
+};
+
+static void release_recipients(struct parsed_recipients *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		vf_recipient_cache_release(recipient_cache, p->items[i]);
+	free(p->items);
+	p->items = NULL;
+	p->n = 0;
+}
+
+static enum vf_code get_recipients(const struct vf_strings *recipients,
+				   struct parsed_recipients *p, struct vf_error *err)
+{
+	pthread_once(&recipient_cache_once, make_recipient_cache);
+	p->n = 0;
+	p->items = calloc(recipients->n ? recipients->n : 1, sizeof(*p->items));
+	if (!recipient_cache || !p->items) {
+		free(p->items);
+		p->items = NULL;
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	}
+	enum vf_code rc = VF_OK;
+	for (size_t i = 0; rc == VF_OK && i < recipients->n; i++) {
+		rc = vf_recipient_cache_get(recipient_cache, recipients->items[i], &p->items[i],
+					    err);
+		if (rc == VF_OK)
+			p->n++;
+	}
+	if (rc != VF_OK)
+		release_recipients(p);
+	return rc;
+}
+
 enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, size_t len,
 		     struct vf_buf *out, struct vf_error *err)
 {
-	struct vf_recipients parsed = {0};
-	enum vf_code rc = VF_OK;
-	for (size_t i = 0; rc == VF_OK && i < recipients->n; i++) {
-		struct vf_recipient *r;
-		rc = vf_recipient_parse(recipients->items[i], &r, err);
-		if (rc == VF_OK)
-			rc = vf_recipients_add(&parsed, r, err);
-	}
+	struct parsed_recipients parsed = {0};
+	enum vf_code rc = get_recipients(recipients, &parsed, err);
 	struct vf_mem_src src;
 	vf_mem_src_init(&src, data, len);
 	if (rc == VF_OK)
 		rc = vf_encrypt(parsed.items, parsed.n, &src.base, &out->sink, err);
-	vf_recipients_free(&parsed);
+	release_recipients(&parsed);
 	return rc;
 }
 
@@ -950,7 +1000,7 @@ static enum vf_code reseal_header_only(const uint8_t *file, size_t len,
 	struct vf_mem_src src;
 	struct vf_bufreader br;
 	struct vf_header old = {0}, fresh = {0};
-	struct vf_recipients parsed = {0};
+	struct parsed_recipients parsed = {0};
 	uint8_t *file_key = vf_scratch_alloc(VF_FILE_KEY_LEN);
 	if (!file_key)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
@@ -961,12 +1011,8 @@ static enum vf_code reseal_header_only(const uint8_t *file, size_t len,
 		rc = vf_header_parse(&old, &br, err);
 	if (rc == VF_OK)
 		rc = vf_unwrap_header(ids->items, ids->n, &old, file_key, err);
-	for (size_t i = 0; rc == VF_OK && i < recipients->n; i++) {
-		struct vf_recipient *r;
-		rc = vf_recipient_parse(recipients->items[i], &r, err);
-		if (rc == VF_OK)
-			rc = vf_recipients_add(&parsed, r, err);
-	}
+	if (rc == VF_OK)
+		rc = get_recipients(recipients, &parsed, err);
 	if (rc == VF_OK)
 		rc = vf_wrap_header(parsed.items, parsed.n, file_key, &fresh, err);
 	if (rc == VF_OK)
@@ -981,7 +1027,7 @@ static enum vf_code reseal_header_only(const uint8_t *file, size_t len,
 		vf_bufreader_free(&br);
 	vf_header_free(&old);
 	vf_header_free(&fresh);
-	vf_recipients_free(&parsed);
+	release_recipients(&parsed);
 	vf_scratch_free(file_key, VF_FILE_KEY_LEN);
 	return rc;
 }
