@@ -113,16 +113,24 @@ enum vf_code vf_random(void *buf, size_t len, struct vf_error *err)
 	return VF_OK;
 }
 
+static enum vf_code public_of(const EVP_PKEY *key, uint8_t pub[VF_X25519_LEN],
+			      struct vf_error *err)
+{
+	size_t len = VF_X25519_LEN;
+	if (EVP_PKEY_get_raw_public_key(key, pub, &len) != 1 || len != VF_X25519_LEN)
+		return openssl_fail(err, "X25519 public key");
+	return VF_OK;
+}
+
 enum vf_code vf_x25519_public(const uint8_t secret[VF_X25519_LEN], uint8_t pub[VF_X25519_LEN],
 			      struct vf_error *err)
 {
 	EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret, VF_X25519_LEN);
 	if (!key)
 		return openssl_fail(err, "X25519 key import");
-	size_t len = VF_X25519_LEN;
-	int ok = EVP_PKEY_get_raw_public_key(key, pub, &len) == 1 && len == VF_X25519_LEN;
+	enum vf_code rc = public_of(key, pub, err);
 	EVP_PKEY_free(key);
-	return ok ? VF_OK : openssl_fail(err, "X25519 public key");
+	return rc;
 }
 
 /* shared = X25519(mine, peer), refusing an all-zero result. */
@@ -180,6 +188,12 @@ enum vf_code vf_x25519_key_dh(const struct vf_x25519_key *key, const uint8_t pee
 			      uint8_t shared[VF_X25519_LEN], struct vf_error *err)
 {
 	return derive_shared(key->pkey, peer, shared, err);
+}
+
+enum vf_code vf_x25519_key_public(const struct vf_x25519_key *key, uint8_t pub[VF_X25519_LEN],
+				  struct vf_error *err)
+{
+	return public_of(key->pkey, pub, err);
 }
 
 void vf_x25519_key_free(struct vf_x25519_key *key)
