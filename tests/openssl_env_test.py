@@ -6,7 +6,7 @@ environment, else the system's openssl.cnf), and that file can load any
 provider module into the process, which may run as root (varinject
 install). The tools use a fixed set of OpenSSL's default-provider
 algorithms, so they initialise OpenSSL without any configuration
-(format/base/secmem.c, vf_init; docs/security.md says why).
+(format/base/secmem.c, vf_init; docs/threat-model.md says why).
 
 Each test points OPENSSL_CONF at a configuration that activates a provider
 module that does not exist: a tool that read it would fail (OpenSSL
