@@ -251,9 +251,10 @@ static enum vf_code identity_from_secret(uint8_t *secret, struct vf_identity **o
 	}
 	id->base.ops = &identity_ops;
 	id->secret = secret;
-	enum vf_code rc = vf_x25519_public(secret, id->pub, err);
+	/* One import, which computes the public key once. */
+	enum vf_code rc = vf_x25519_key_new(&id->key, secret, err);
 	if (rc == VF_OK)
-		rc = vf_x25519_key_new(&id->key, secret, err);
+		rc = vf_x25519_key_public(id->key, id->pub, err);
 	if (rc != VF_OK) {
 		identity_free(&id->base);
 		return rc;

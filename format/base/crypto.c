@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,43 +14,89 @@
 #include <openssl/rand.h>
 #include <sodium.h>
 
+/* The tools do not load OpenSSL's error strings (vf_init: they cost every
+ * run a quarter of a millisecond), so a failure names OpenSSL's error code,
+ * which `openssl errstr CODE` explains; where the strings are loaded (a
+ * program that set OpenSSL up itself) the text is used. */
 static enum vf_code openssl_fail(struct vf_error *err, const char *what)
 {
 	unsigned long e = ERR_get_error();
-	char reason[128] = "unknown reason";
-	if (e)
+	char reason[160] = "unknown reason";
+	if (e && ERR_reason_error_string(e))
 		ERR_error_string_n(e, reason, sizeof(reason));
+	else if (e)
+		snprintf(reason, sizeof(reason), "OpenSSL error %08lX (openssl errstr %08lX)", e, e);
 	ERR_clear_error();
 	return vf_fail(err, VF_E_CRYPTO, "%s failed: %s", what, reason);
 }
 
-/* Algorithms are fetched from the provider once: a fetch takes locks and
- * walks the provider's tables, which dominated sealing many small secrets. */
-static struct {
-	EVP_KDF *hkdf, *scrypt;
-	EVP_MAC *hmac;
-	EVP_CIPHER *chacha, *aes_gcm;
-	EVP_MD *sha512, *sha3_256, *sha3_512, *shake128, *shake256;
-} algs;
-static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+/* Each algorithm is fetched from the provider once, on its first use: a
+ * fetch takes locks and walks the provider's tables, which dominated
+ * sealing many small secrets. And only the algorithms a run uses: OpenSSL
+ * 3.0 builds every algorithm of a kind (every cipher, every digest) on the
+ * first fetch of that kind, and a short run (decrypting one secret) should
+ * not pay for the kinds it never touches. FETCH_ONCE(name, TYPE, fetch,
+ * "NAME") defines `static TYPE *name(void)`, NULL if the fetch failed. */
+#define FETCH_ONCE(name, type, fetch, alg_name)               \
+	static type *name##_alg;                               \
+	static pthread_once_t name##_once = PTHREAD_ONCE_INIT; \
+	static void name##_fetch(void)                         \
+	{                                                      \
+		name##_alg = fetch(NULL, alg_name, NULL);      \
+	}                                                      \
+	static type *name(void)                                \
+	{                                                      \
+		pthread_once(&name##_once, name##_fetch);      \
+		return name##_alg;                             \
+	}
 
-static void fetch_algs(void)
+FETCH_ONCE(alg_hkdf, EVP_KDF, EVP_KDF_fetch, OSSL_KDF_NAME_HKDF)
+FETCH_ONCE(alg_scrypt, EVP_KDF, EVP_KDF_fetch, OSSL_KDF_NAME_SCRYPT)
+FETCH_ONCE(alg_chacha, EVP_CIPHER, EVP_CIPHER_fetch, "ChaCha20-Poly1305")
+FETCH_ONCE(alg_aes_gcm, EVP_CIPHER, EVP_CIPHER_fetch, "AES-256-GCM")
+FETCH_ONCE(alg_sha256, EVP_MD, EVP_MD_fetch, "SHA256")
+FETCH_ONCE(alg_sha512, EVP_MD, EVP_MD_fetch, "SHA512")
+FETCH_ONCE(alg_sha3_256, EVP_MD, EVP_MD_fetch, "SHA3-256")
+FETCH_ONCE(alg_sha3_512, EVP_MD, EVP_MD_fetch, "SHA3-512")
+FETCH_ONCE(alg_shake128, EVP_MD, EVP_MD_fetch, "SHAKE128")
+FETCH_ONCE(alg_shake256, EVP_MD, EVP_MD_fetch, "SHAKE256")
+
+/* HMAC is used with SHA-256 only. Given the digest by name on every call,
+ * the provider would look SHA-256 up again each time; instead one context
+ * is made with the digest set, and every call works on a copy of it
+ * (EVP_MAC_CTX_dup). The template holds no key: it is never given one.
+ * (HKDF cannot do the same: OpenSSL 3.0 cannot copy an HKDF context.) */
+static EVP_MAC_CTX *hmac_template;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void make_hmac_template(void)
 {
-	algs.hkdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
-	algs.scrypt = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_SCRYPT, NULL);
-	algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	algs.chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
-	algs.aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-	algs.sha512 = EVP_MD_fetch(NULL, "SHA512", NULL);
-	algs.sha3_256 = EVP_MD_fetch(NULL, "SHA3-256", NULL);
-	algs.sha3_512 = EVP_MD_fetch(NULL, "SHA3-512", NULL);
-	algs.shake128 = EVP_MD_fetch(NULL, "SHAKE128", NULL);
-	algs.shake256 = EVP_MD_fetch(NULL, "SHAKE256", NULL);
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_END,
+	};
+	EVP_MAC_free(mac); /* the context holds its own reference */
+	if (ctx && EVP_MAC_CTX_set_params(ctx, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	hmac_template = ctx;
 }
 
-static void ensure_algs(void)
+/* A fresh HKDF context (the digest is set by each call), or NULL. */
+static EVP_KDF_CTX *hkdf_ctx(void)
 {
-	pthread_once(&algs_once, fetch_algs);
+	EVP_KDF *hkdf = alg_hkdf();
+	return hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
+}
+
+/* A fresh HMAC-SHA-256 context, or NULL. */
+static EVP_MAC_CTX *hmac_sha256_ctx(void)
+{
+	pthread_once(&hmac_once, make_hmac_template);
+	return hmac_template ? EVP_MAC_CTX_dup(hmac_template) : NULL;
 }
 
 static int fits_int(size_t n)
@@ -66,16 +113,24 @@ enum vf_code vf_random(void *buf, size_t len, struct vf_error *err)
 	return VF_OK;
 }
 
+static enum vf_code public_of(const EVP_PKEY *key, uint8_t pub[VF_X25519_LEN],
+			      struct vf_error *err)
+{
+	size_t len = VF_X25519_LEN;
+	if (EVP_PKEY_get_raw_public_key(key, pub, &len) != 1 || len != VF_X25519_LEN)
+		return openssl_fail(err, "X25519 public key");
+	return VF_OK;
+}
+
 enum vf_code vf_x25519_public(const uint8_t secret[VF_X25519_LEN], uint8_t pub[VF_X25519_LEN],
 			      struct vf_error *err)
 {
 	EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, secret, VF_X25519_LEN);
 	if (!key)
 		return openssl_fail(err, "X25519 key import");
-	size_t len = VF_X25519_LEN;
-	int ok = EVP_PKEY_get_raw_public_key(key, pub, &len) == 1 && len == VF_X25519_LEN;
+	enum vf_code rc = public_of(key, pub, err);
 	EVP_PKEY_free(key);
-	return ok ? VF_OK : openssl_fail(err, "X25519 public key");
+	return rc;
 }
 
 /* shared = X25519(mine, peer), refusing an all-zero result. */
@@ -135,6 +190,12 @@ enum vf_code vf_x25519_key_dh(const struct vf_x25519_key *key, const uint8_t pee
 	return derive_shared(key->pkey, peer, shared, err);
 }
 
+enum vf_code vf_x25519_key_public(const struct vf_x25519_key *key, uint8_t pub[VF_X25519_LEN],
+				  struct vf_error *err)
+{
+	return public_of(key->pkey, pub, err);
+}
+
 void vf_x25519_key_free(struct vf_x25519_key *key)
 {
 	if (!key)
@@ -173,10 +234,10 @@ enum vf_code vf_x25519_ephemeral(const uint8_t peer[VF_X25519_LEN], uint8_t shar
 	return rc;
 }
 
-static enum vf_code derive(EVP_KDF *kdf, const char *kdf_name, OSSL_PARAM *params,
+/* Runs the KDF context (freed here, which cleanses it) with params. */
+static enum vf_code derive(EVP_KDF_CTX *ctx, const char *kdf_name, OSSL_PARAM *params,
 			   uint8_t *out, size_t out_len, struct vf_error *err)
 {
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
 	enum vf_code rc = VF_OK;
 	if (!ctx || EVP_KDF_derive(ctx, out, out_len, params) != 1)
 		rc = openssl_fail(err, kdf_name);
@@ -199,8 +260,7 @@ enum vf_code vf_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *s
 	};
 	if (out_len > 255 * VF_SHA256_LEN)
 		return vf_fail(err, VF_E_ARG, "HKDF output longer than 255 blocks");
-	ensure_algs();
-	return derive(algs.hkdf, OSSL_KDF_NAME_HKDF, params, out, out_len, err);
+	return derive(hkdf_ctx(), OSSL_KDF_NAME_HKDF, params, out, out_len, err);
 }
 
 /* HKDF in one of OpenSSL's single-step modes: extract (key = ikm) or
@@ -218,8 +278,7 @@ static enum vf_code hkdf_mode(int mode, const uint8_t *key, size_t key_len, cons
 		OSSL_PARAM_octet_string(OSSL_KDF_PARAM_INFO, (void *)(info ? info : empty), info_len),
 		OSSL_PARAM_END,
 	};
-	ensure_algs();
-	return derive(algs.hkdf, what, params, out, out_len, err);
+	return derive(hkdf_ctx(), what, params, out, out_len, err);
 }
 
 enum vf_code vf_hkdf_sha256_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm,
@@ -244,15 +303,10 @@ enum vf_code vf_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg,
 			    uint8_t out[VF_SHA256_LEN], struct vf_error *err)
 {
 	static const uint8_t empty[1];
-	ensure_algs();
-	EVP_MAC_CTX *ctx = algs.hmac ? EVP_MAC_CTX_new(algs.hmac) : NULL;
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
-		OSSL_PARAM_END,
-	};
+	EVP_MAC_CTX *ctx = hmac_sha256_ctx();
 	size_t len = 0;
 	enum vf_code rc = VF_OK;
-	if (!ctx || EVP_MAC_init(ctx, key ? key : empty, key_len, params) != 1 ||
+	if (!ctx || EVP_MAC_init(ctx, key ? key : empty, key_len, NULL) != 1 ||
 	    EVP_MAC_update(ctx, msg ? msg : empty, msg_len) != 1 ||
 	    EVP_MAC_final(ctx, out, &len, VF_SHA256_LEN) != 1 || len != VF_SHA256_LEN)
 		rc = openssl_fail(err, "HMAC-SHA-256");
@@ -264,7 +318,7 @@ enum vf_code vf_sha256(const void *msg, size_t len, uint8_t out[VF_SHA256_LEN],
 		       struct vf_error *err)
 {
 	unsigned int out_len = 0;
-	if (EVP_Digest(msg, len, out, &out_len, EVP_sha256(), NULL) != 1 || out_len != VF_SHA256_LEN)
+	if (!alg_sha256() || EVP_Digest(msg, len, out, &out_len, alg_sha256(), NULL) != 1 || out_len != VF_SHA256_LEN)
 		return openssl_fail(err, "SHA-256");
 	return VF_OK;
 }
@@ -277,8 +331,7 @@ struct vf_aead {
 static enum vf_code aead_init(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *nonce,
 			      size_t nonce_len, int encrypt, struct vf_error *err)
 {
-	ensure_algs();
-	EVP_CIPHER *cipher = algs.chacha;
+	EVP_CIPHER *cipher = alg_chacha();
 	size_t ivlen = nonce_len;
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivlen),
@@ -427,8 +480,9 @@ enum vf_code vf_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt
 		OSSL_PARAM_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
 		OSSL_PARAM_END,
 	};
-	ensure_algs();
-	return derive(algs.scrypt, OSSL_KDF_NAME_SCRYPT, params, out, out_len, err);
+	EVP_KDF *scrypt = alg_scrypt();
+	return derive(scrypt ? EVP_KDF_CTX_new(scrypt) : NULL, OSSL_KDF_NAME_SCRYPT, params, out,
+		      out_len, err);
 }
 
 /* The nonce length is set (with the cipher) before the key and nonce:
@@ -443,7 +497,7 @@ static enum vf_code aes_gcm_one_shot(const uint8_t *key, const uint8_t *nonce, s
 			       nonce_len, VF_AES_GCM_MAX_NONCE_LEN);
 	if (!fits_int(len) || !fits_int(aad_len))
 		return vf_fail(err, VF_E_ARG, "AES-GCM message too large");
-	ensure_algs();
+	EVP_CIPHER *aes_gcm = alg_aes_gcm();
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	if (!ctx)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
@@ -454,7 +508,7 @@ static enum vf_code aes_gcm_one_shot(const uint8_t *key, const uint8_t *nonce, s
 	};
 	enum vf_code rc = VF_OK;
 	int n = 0, fin = 0;
-	if (!algs.aes_gcm || EVP_CipherInit_ex2(ctx, algs.aes_gcm, NULL, NULL, encrypt, params) != 1 ||
+	if (!aes_gcm || EVP_CipherInit_ex2(ctx, aes_gcm, NULL, NULL, encrypt, params) != 1 ||
 	    EVP_CipherInit_ex2(ctx, NULL, key, nonce, encrypt, NULL) != 1)
 		rc = openssl_fail(err, "AES-256-GCM init");
 	if (rc == VF_OK && !encrypt &&
@@ -503,13 +557,13 @@ struct vf_sha512 {
 
 enum vf_code vf_sha512_new(struct vf_sha512 **out, struct vf_error *err)
 {
-	ensure_algs();
+	EVP_MD *sha512 = alg_sha512();
 	struct vf_sha512 *h = calloc(1, sizeof(*h));
 	if (!h || !(h->ctx = EVP_MD_CTX_new())) {
 		free(h);
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	}
-	if (!algs.sha512 || EVP_DigestInit_ex2(h->ctx, algs.sha512, NULL) != 1) {
+	if (!sha512 || EVP_DigestInit_ex2(h->ctx, sha512, NULL) != 1) {
 		vf_sha512_free(h);
 		return openssl_fail(err, "SHA-512 init");
 	}
@@ -567,27 +621,23 @@ static enum vf_code digest_pieces(const EVP_MD *md, const char *what, const stru
 enum vf_code vf_sha3_256(const struct vf_iov *in, size_t n, uint8_t out[VF_SHA3_256_LEN],
 			 struct vf_error *err)
 {
-	ensure_algs();
-	return digest_pieces(algs.sha3_256, "SHA3-256", in, n, out, VF_SHA3_256_LEN, 0, err);
+	return digest_pieces(alg_sha3_256(), "SHA3-256", in, n, out, VF_SHA3_256_LEN, 0, err);
 }
 
 enum vf_code vf_sha3_512(const struct vf_iov *in, size_t n, uint8_t out[VF_SHA3_512_LEN],
 			 struct vf_error *err)
 {
-	ensure_algs();
-	return digest_pieces(algs.sha3_512, "SHA3-512", in, n, out, VF_SHA3_512_LEN, 0, err);
+	return digest_pieces(alg_sha3_512(), "SHA3-512", in, n, out, VF_SHA3_512_LEN, 0, err);
 }
 
 enum vf_code vf_shake128(const struct vf_iov *in, size_t n, uint8_t *out, size_t out_len,
 			 struct vf_error *err)
 {
-	ensure_algs();
-	return digest_pieces(algs.shake128, "SHAKE128", in, n, out, out_len, 1, err);
+	return digest_pieces(alg_shake128(), "SHAKE128", in, n, out, out_len, 1, err);
 }
 
 enum vf_code vf_shake256(const struct vf_iov *in, size_t n, uint8_t *out, size_t out_len,
 			 struct vf_error *err)
 {
-	ensure_algs();
-	return digest_pieces(algs.shake256, "SHAKE256", in, n, out, out_len, 1, err);
+	return digest_pieces(alg_shake256(), "SHAKE256", in, n, out, out_len, 1, err);
 }

@@ -41,6 +41,10 @@ enum vf_code vf_x25519_key_new(struct vf_x25519_key **out, const uint8_t secret[
 			       struct vf_error *err);
 enum vf_code vf_x25519_key_dh(const struct vf_x25519_key *key, const uint8_t peer[VF_X25519_LEN],
 			      uint8_t shared[VF_X25519_LEN], struct vf_error *err);
+/* The key's public half, as computed by the import: no second scalar
+ * multiplication (vf_x25519_public would do one). */
+enum vf_code vf_x25519_key_public(const struct vf_x25519_key *key, uint8_t pub[VF_X25519_LEN],
+				  struct vf_error *err);
 void vf_x25519_key_free(struct vf_x25519_key *key);
 
 /* HKDF-SHA-256 (RFC 5869), extract and expand. */

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Issue 15, small files: the tools do not read OpenSSL's configuration.
+
+OpenSSL reads a configuration file on first use (OPENSSL_CONF from the
+environment, else the system's openssl.cnf), and that file can load any
+provider module into the process, which may run as root (varinject
+install). The tools use a fixed set of OpenSSL's default-provider
+algorithms, so they initialise OpenSSL without any configuration
+(format/base/secmem.c, vf_init; docs/threat-model.md says why).
+
+Each test points OPENSSL_CONF at a configuration that activates a provider
+module that does not exist: a tool that read it would fail (OpenSSL
+refuses to fetch anything once a configured provider fails to load), as
+every tool did before. Every verb that touches OpenSSL must still work:
+keygen, pubkey, encrypt and decrypt (X25519, and a passphrase: scrypt),
+get, vargen check and generate, varinject --dry-run.
+
+Standard library only. The binaries come from $VARSEAL, $VARGEN and
+$VARINJECT.
+"""
+import os
+import sys
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testkit  # noqa: E402
+from testkit import VARGEN, VARINJECT, VARSEAL, describe, read, write  # noqa: E402
+
+testkit.skip_unless_built(VARSEAL, VARGEN, VARINJECT)
+
+MISSING_MODULE = "/nonexistent/varseal-test-provider.so"
+# What openssl.cnf would need to pull a module into the process.
+HOSTILE_CONF = """openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+hostile = hostile_sect
+[hostile_sect]
+module = %s
+activate = 1
+""" % MISSING_MODULE
+
+SPEC = """admins:
+  alice: @ADMIN@
+machines:
+  vm:
+    generators: [g]
+    credentials:
+      TOKEN: g/token
+generators:
+  g:
+    files:
+      token: {kind: random}
+"""
+
+PLAINTEXT = b"hello world!"
+PASSPHRASE = b"correct horse battery staple"
+
+
+class NoOpenSSLConfig(testkit.TempDirCase):
+    PREFIX = "vtest-osslconf-"
+
+    def setUp(self):
+        super().setUp()
+        self.store = testkit.TempStore(self.dir)
+        self.recipient = self.store.make_admin()
+        self.conf = write(os.path.join(self.dir, "hostile.cnf"), HOSTILE_CONF.encode(), 0o644)
+        self.env = dict(os.environ, OPENSSL_CONF=self.conf)
+
+    def tool(self, *cmd, stdin=None):
+        """Runs cmd in the store's directory with the hostile OPENSSL_CONF;
+        it must succeed, and say nothing of the module."""
+        p = testkit.run(list(cmd), stdin=stdin, cwd=self.dir, env=self.env)
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertNotIn(b"varseal-test-provider", p.stderr, describe(p))
+        return p
+
+    def test_the_configuration_would_break_openssl(self):
+        """The check is real: the openssl command, which reads the file,
+        fails on it."""
+        p = testkit.run(["openssl", "rand", "-hex", "4"], cwd=self.dir, env=self.env)
+        self.assertNotEqual(p.returncode, 0, describe(p))
+
+    def test_keygen_pubkey_encrypt_decrypt(self):
+        key = os.path.join(self.dir, "other.key")
+        self.tool(VARSEAL, "keygen", "-o", key)
+        recipient = self.tool(VARSEAL, "pubkey", key).stdout.decode().strip()
+        self.assertTrue(recipient.startswith("age1"), recipient)
+        plain = write(os.path.join(self.dir, "plain"), PLAINTEXT)
+        sealed = os.path.join(self.dir, "sealed.age")
+        self.tool(VARSEAL, "encrypt", "-r", recipient, "-o", sealed, plain)
+        self.assertEqual(self.tool(VARSEAL, "decrypt", "-i", key, sealed).stdout, PLAINTEXT)
+
+    def test_passphrase(self):
+        plain = write(os.path.join(self.dir, "plain"), PLAINTEXT)
+        pass_file = write(os.path.join(self.dir, "pass"), PASSPHRASE + b"\n")
+        sealed = os.path.join(self.dir, "sealed.age")
+        self.tool(VARSEAL, "encrypt", "--work-factor", "10", "--passphrase-file", pass_file,
+                  "-o", sealed, plain)
+        out = self.tool(VARSEAL, "decrypt", "--passphrase-file", pass_file, sealed).stdout
+        self.assertEqual(out, PLAINTEXT)
+
+    def test_store_get_check_inject(self):
+        self.store.write_spec(SPEC)
+        machine_key = self.store.machine_key("vm", os.path.join(self.dir, "vm.key"))
+        self.tool(VARGEN, "generate", "-f", self.store.spec)
+        self.tool(VARGEN, "check", "-f", self.store.spec)
+        token = self.tool(VARSEAL, "get", "-f", self.store.spec, "-i", machine_key,
+                          "vm", "g/token").stdout
+        self.assertTrue(token, "get printed nothing")
+        rundir = testkit.temp_dir(self, "vtest-osslconf-run-", "/dev/shm")
+        p = self.tool(VARINJECT, "-f", self.store.spec, "--machine", "vm", "-i", machine_key,
+                      "--credentials-dir", rundir, "--dry-run", "--", "qemu-system-x86_64")
+        self.assertIn(b"TOKEN", p.stdout + p.stderr, describe(p))
+        self.assertNotIn(token, p.stdout + p.stderr, "--dry-run showed the value")
+
+
+if __name__ == "__main__":
+    unittest.main()
