@@ -16,9 +16,10 @@
 # Two conditions, each its own set of runs:
 #   fresh           nothing deleted during the runs: every output is kept
 #                   until the end (the file system only grows)
-#   after deletes   before each timed command the previous one's output
-#                   (a store's worth, 13,000 inodes at 1000 machines) is
-#                   removed, then sync; the timed command runs at once.
+#   after deletes   before each timed command a copy of the store (13,000
+#                   inodes at 1000 machines) is made and removed, then
+#                   sync; the timed command runs at once. The same
+#                   deletion before every command, tool or floor.
 #                   ext4 without a journal will not reuse an inode freed
 #                   in the last 60 s (360 s while its inode table block is
 #                   dirty; fs/ext4/ialloc.c, recently_deleted) and steps
@@ -69,11 +70,10 @@
 # Wall times (bash's `time`) are medians with the spread min..max; the CPU
 # column is the median of the runs' user + sys. Every generated and every
 # rekeyed store is checked (untimed) right after its run. The stores take
-# about 55 MiB each at 1000 machines; the fresh condition keeps about
-# 12 x RUNS of them until its end, and removing them takes a while with
-# online discard (untimed; the script then waits SETTLE_S seconds before
-# the second condition so that this removal does not weigh on its first
-# runs).
+# about 55 MiB each at 1000 machines; each condition keeps about 12 x RUNS
+# of them until its end, and removing them takes a while with online
+# discard (untimed; the script then waits SETTLE_S seconds before the
+# second condition so that this removal does not weigh on its first runs).
 # Functions run through sample look unreachable to shellcheck.
 # shellcheck disable=SC2317
 set -euo pipefail
@@ -355,12 +355,13 @@ store_kib=$(du -sk "$ref" | cut -f 1)
 store_apparent_kib=$(du -sk --apparent-size "$ref" | cut -f 1)
 
 # ---------------------------------------------------------------- sample
-# sample KEY DIR PREPARE COMMAND...: in DIR (the work directory on disk, or
-# RAM), out=DIR/out.N, a fresh name, and PREPARE (untimed); then, in the
-# "after deletes" condition, the previous output in DIR is removed; then
-# sync and COMMAND, timed. One sample of KEY; outputs are kept in the
-# fresh condition.
-declare -A WALLS CPUS PREV
+# sample KEY DIR PREPARE COMMAND...: out=DIR/out.N, a fresh name in DIR
+# (the work directory on disk, or RAM), and PREPARE (untimed); in the
+# "after deletes" condition then a copy of the reference store is made
+# and removed (the same 13,000 inodes at 1000 machines before every
+# command alike); then sync and COMMAND, timed. Outputs are kept until
+# the end of the condition.
+declare -A WALLS CPUS
 seq_n=0
 cond=fresh
 sample() {
@@ -369,10 +370,11 @@ sample() {
 	seq_n=$((seq_n + 1))
 	out=$dir/out.$seq_n
 	"$prepare"
-	if [[ $cond == deletes && -n ${PREV[$dir]:-} ]]; then
-		rm -rf -- "${PREV[$dir]}"
+	if [[ $cond == deletes ]]; then
+		cp -a -- "$ref" "$work/victim"
+		sync
+		rm -rf -- "$work/victim"
 	fi
-	PREV[$dir]=$out
 	sync
 	{ time "$@" > /dev/null 2> "$work/cmd.err"; } 2> "$work/time.out" ||
 		die "$key ($cond) failed: $(tail -n 5 "$work/cmd.err")"
@@ -413,10 +415,6 @@ load_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
 t_start=$EPOCHREALTIME
 mkdir "$work/d"
 for cond in fresh deletes; do
-	if [[ $cond == deletes ]]; then
-		cp -a -- "$ref" "$work/d/seed" # what the first run removes
-		PREV[$work/d]=$work/d/seed
-	fi
 	for ((run = 1; run <= RUNS; run++)); do
 		log "$cond: run $run of $RUNS"
 		sample "generate" "$work/d" none generate
@@ -440,10 +438,11 @@ for cond in fresh deletes; do
 			rm -rf -- "$ram"/out.*
 		fi
 	done
+	log "$cond: removing its outputs (untimed)"
+	rm -rf -- "$work/d"/out.*
+	sync
 	if [[ $cond == fresh ]]; then
-		log "fresh: removing its outputs (untimed), then waiting $SETTLE_S s"
-		rm -rf -- "$work/d"/out.*
-		sync
+		log "waiting $SETTLE_S s: none of that removal within a minute of the next runs"
 		sleep "$SETTLE_S"
 	fi
 done
