@@ -189,5 +189,11 @@ int main(int argc, char **argv)
 		rename_all(rfd, e, n, true);
 		sync_root(rfd, root);
 	}
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].temp);
+		free(e[i].rel);
+	}
+	free(e);
+	close(rfd);
 	return 0;
 }
