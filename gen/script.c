@@ -35,6 +35,7 @@
 #include "base/crypto.h"
 #include "base/io.h"
 #include "base/ramdir.h"
+#include "base/sigguard.h"
 #include "base/secmem.h"
 #include "base/tree.h"
 #include "vargen.h"
@@ -298,45 +299,9 @@ static int stage_inputs(const struct private_dir *pd, const struct vf_spec *spec
 
 /* ---- running the script ----------------------------------------------- */
 
-/* SIGINT, SIGTERM and SIGHUP are blocked while a script's directory
- * exists and taken with sigtimedwait; a signal the caller ignores (nohup)
- * stays ignored. SIGCHLD is blocked too, to wake the wait. */
-struct signals {
-	sigset_t stop;	   /* the stopping signals that are not ignored */
-	sigset_t old_mask; /* restored afterwards, and in the script */
-	struct sigaction old_chld;
-};
-
-static void block_signals(struct signals *s)
-{
-	static const int stopping[] = {SIGINT, SIGTERM, SIGHUP};
-	sigemptyset(&s->stop);
-	for (size_t i = 0; i < sizeof(stopping) / sizeof(stopping[0]); i++) {
-		struct sigaction sa;
-		if (sigaction(stopping[i], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
-			sigaddset(&s->stop, stopping[i]);
-	}
-	sigset_t block = s->stop;
-	sigaddset(&block, SIGCHLD);
-	pthread_sigmask(SIG_BLOCK, &block, &s->old_mask);
-	/* An inherited SIG_IGN would have the kernel reap the script. */
-	struct sigaction dfl = {.sa_handler = SIG_DFL};
-	sigaction(SIGCHLD, &dfl, &s->old_chld);
-}
-
-/* The first stopping signal that arrived (and is now consumed), or 0. */
-static int pending_stop(const struct signals *s)
-{
-	static const struct timespec now = {0, 0};
-	int sig = sigtimedwait(&s->stop, NULL, &now);
-	return sig > 0 ? sig : 0;
-}
-
-static void restore_signals(const struct signals *s)
-{
-	sigaction(SIGCHLD, &s->old_chld, NULL);
-	pthread_sigmask(SIG_SETMASK, &s->old_mask, NULL);
-}
+/* SIGINT, SIGTERM and SIGHUP are held while a script's directory exists
+ * (base/sigguard.h); a Ctrl-C typed at the terminal stops vargen too. */
+static const int stopping[] = {SIGINT, SIGTERM, SIGHUP};
 
 static const char *signal_name(int sig)
 {
@@ -347,13 +312,13 @@ static const char *signal_name(int sig)
  * signal state, stdin from /dev/null, stdout to stderr (stdout is
  * vargen's), then sh. */
 static void exec_script(const struct private_dir *pd, const struct vf_spec_generator *g,
-			const struct signals *s, pid_t parent)
+			const struct vf_sigguard *s, pid_t parent)
 {
 	char out[PATH_MAX], in[PATH_MAX], prompts[PATH_MAX];
 	setpgid(0, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 		_exit(127);
-	restore_signals(s);
+	vf_sigguard_restore(s);
 	int devnull = open("/dev/null", O_RDONLY);
 	if (devnull >= 0)
 		dup2(devnull, STDIN_FILENO);
@@ -379,36 +344,6 @@ struct script {
 	bool term_sent, killed;
 	struct timespec kill_at;
 };
-
-static struct timespec now_plus(long seconds)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += seconds;
-	return t;
-}
-
-static bool reached(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
-
-static struct timespec until(const struct timespec *t)
-{
-	struct timespec now, left = {0, 0};
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (reached(t))
-		return left;
-	left.tv_sec = t->tv_sec - now.tv_sec;
-	left.tv_nsec = t->tv_nsec - now.tv_nsec;
-	if (left.tv_nsec < 0) {
-		left.tv_sec--;
-		left.tv_nsec += 1000000000L;
-	}
-	return left;
-}
 
 /* Reaps every child: the shell, and members of its group orphaned to us
  * (vargen is their subreaper while the script runs). */
@@ -445,7 +380,7 @@ static void terminate(struct script *sc, int sig)
 		sc->term_sent = true;
 	if (!sc->terminating) {
 		sc->terminating = true;
-		sc->kill_at = now_plus(KILL_GRACE);
+		sc->kill_at = vf_deadline(KILL_GRACE);
 	}
 }
 
@@ -453,14 +388,14 @@ static void kill_group(struct script *sc)
 {
 	killpg(sc->pid, SIGKILL);
 	sc->killed = true;
-	sc->kill_at = now_plus(REAP_LIMIT);
+	sc->kill_at = vf_deadline(REAP_LIMIT);
 }
 
 /* Waits until the script's whole group is gone (or, after SIGKILL, for at
  * most REAP_LIMIT), acting on the time limit and on stopping signals. */
-static void supervise(struct script *sc, const struct signals *s, unsigned timeout)
+static void supervise(struct script *sc, const struct vf_sigguard *s, unsigned timeout)
 {
-	struct timespec deadline = now_plus(timeout);
+	struct timespec deadline = vf_deadline(timeout);
 	sigset_t wake = s->stop;
 	sigaddset(&wake, SIGCHLD);
 	for (;;) {
@@ -477,7 +412,7 @@ static void supervise(struct script *sc, const struct signals *s, unsigned timeo
 		if (sc->tty_stop && !sc->terminating)
 			terminate(sc, SIGTERM);
 		const struct timespec *next = sc->terminating ? &sc->kill_at : &deadline;
-		if (reached(next)) {
+		if (vf_deadline_passed(next)) {
 			if (!sc->terminating) {
 				sc->timed_out = true;
 				terminate(sc, SIGTERM);
@@ -488,7 +423,7 @@ static void supervise(struct script *sc, const struct signals *s, unsigned timeo
 			}
 			continue;
 		}
-		struct timespec left = until(next);
+		struct timespec left = vf_time_left(next);
 		int sig = sigtimedwait(&wake, NULL, &left);
 		if (sig <= 0 || sig == SIGCHLD)
 			continue;
@@ -502,7 +437,7 @@ static void supervise(struct script *sc, const struct signals *s, unsigned timeo
 }
 
 static int run_shell(const struct private_dir *pd, const struct vf_spec_generator *g,
-		     const struct signals *s, int *stop_signal)
+		     const struct vf_sigguard *s, int *stop_signal)
 {
 	unsigned timeout = g->timeout_seconds ? g->timeout_seconds : DEFAULT_TIMEOUT;
 	pid_t parent = getpid();
@@ -657,17 +592,17 @@ int vg_run_script(const struct vf_spec *spec, const struct vf_spec_generator *g,
 		  const struct vf_value *const *deps_values, const struct vf_value *prompts,
 		  struct vf_value *values)
 {
-	struct signals s;
+	struct vf_sigguard s;
 	struct private_dir pd;
 	int stop_signal = 0;
 	/* From before the directory exists until it is gone, a stopping
 	 * signal only marks the run as interrupted. */
-	block_signals(&s);
+	vf_sigguard_block(&s, stopping, sizeof(stopping) / sizeof(stopping[0]), false);
 	int status = make_private_dir(&pd);
 	if (!status)
 		status = stage_inputs(&pd, spec, g, deps_values, prompts);
 	if (!status)
-		stop_signal = pending_stop(&s);
+		stop_signal = vf_sigguard_pending(&s);
 	if (!status && !stop_signal)
 		status = run_shell(&pd, g, &s, &stop_signal);
 	if (!status && !stop_signal)
@@ -675,8 +610,8 @@ int vg_run_script(const struct vf_spec *spec, const struct vf_spec_generator *g,
 	if (remove_private_dir(&pd) != 0 && !status)
 		status = 1;
 	if (!stop_signal)
-		stop_signal = pending_stop(&s);
-	restore_signals(&s);
+		stop_signal = vf_sigguard_pending(&s);
+	vf_sigguard_restore(&s);
 	if (!stop_signal)
 		return status;
 	for (size_t i = 0; i < g->n_files; i++)

@@ -25,6 +25,7 @@
 
 #include "base/crypto.h"
 #include "base/ramdir.h"
+#include "base/sigguard.h"
 #include "base/secmem.h"
 #include "base/tree.h"
 #include "vars/store.h"
@@ -240,57 +241,9 @@ static int remove_edit_dir(struct edit_dir *d)
 /* ---- signals ------------------------------------------------------------ */
 
 /* From before the file exists until it is gone, the stopping signals
- * (those not ignored: nohup stays nohup) are blocked and taken with
- * sigtimedwait, so none can end varseal with the file in place. SIGCHLD
- * too, to wake the wait for the editor. */
-struct signals {
-	sigset_t stop;
-	sigset_t old_mask;
-	struct sigaction old_chld;
-};
-
-static void block_signals(struct signals *s)
-{
-	static const int stopping[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-	sigemptyset(&s->stop);
-	for (size_t i = 0; i < sizeof(stopping) / sizeof(stopping[0]); i++) {
-		struct sigaction sa;
-		if (sigaction(stopping[i], NULL, &sa) == 0 && sa.sa_handler != SIG_IGN)
-			sigaddset(&s->stop, stopping[i]);
-	}
-	sigset_t block = s->stop;
-	sigaddset(&block, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &block, &s->old_mask);
-	/* An inherited SIG_IGN would have the kernel reap the editor. */
-	struct sigaction dfl = {.sa_handler = SIG_DFL};
-	sigaction(SIGCHLD, &dfl, &s->old_chld);
-}
-
-static void restore_signals(const struct signals *s)
-{
-	sigaction(SIGCHLD, &s->old_chld, NULL);
-	sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
-}
-
-/* Typed on the terminal (Ctrl-C, Ctrl-\): the kernel sends it to the
- * whole foreground process group, the editor included, whose business it
- * is (vi cancels a command with it). kill(1) sends SI_USER. */
-static bool from_terminal(int sig, const siginfo_t *si)
-{
-	return (sig == SIGINT || sig == SIGQUIT) && si->si_code == SI_KERNEL;
-}
-
-/* A stopping signal that arrived and is now consumed, or 0. */
-static int pending_stop(const struct signals *s)
-{
-	static const struct timespec now = {0, 0};
-	siginfo_t si;
-	int sig;
-	while ((sig = sigtimedwait(&s->stop, &si, &now)) > 0)
-		if (!from_terminal(sig, &si))
-			return sig;
-	return 0;
-}
+ * are held (base/sigguard.h), SIGQUIT among them: a Ctrl-\ typed at the
+ * terminal belongs to the editor as much as a Ctrl-C. */
+static const int stopping[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 /* Dies of sig as if it had not been caught (a shell reports 128+sig). */
 static void die_of(int sig)
@@ -333,13 +286,13 @@ static char *editor_script(const char *editor)
 	return text;
 }
 
-static void exec_editor(const char *script, const char *path, const struct signals *s,
+static void exec_editor(const char *script, const char *path, const struct vf_sigguard *s,
 			pid_t parent)
 {
 	/* varseal killed outright: the editor goes too. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
 		_exit(127);
-	restore_signals(s);
+	vf_sigguard_restore(s);
 	execl("/bin/sh", "sh", "-c", script, "sh", path, (char *)NULL);
 	_exit(127);
 }
@@ -349,30 +302,10 @@ struct editor_run {
 	int stop_signal; /* what stopped varseal, or 0 */
 };
 
-static struct timespec seconds_from_now(long seconds)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += seconds;
-	return t;
-}
-
-static struct timespec left_until(const struct timespec *t)
-{
-	struct timespec now, left = {0, 0};
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	long long ns = (long long)(t->tv_sec - now.tv_sec) * 1000000000LL + (t->tv_nsec - now.tv_nsec);
-	if (ns > 0) {
-		left.tv_sec = (time_t)(ns / 1000000000LL);
-		left.tv_nsec = (long)(ns % 1000000000LL);
-	}
-	return left;
-}
-
 /* Waits for the editor. A stopping signal (not the terminal's Ctrl-C)
  * sends it SIGTERM, then SIGKILL after EDITOR_GRACE or at a second
  * signal; after SIGKILL, waits at most REAP_LIMIT. */
-static void wait_editor(pid_t pid, const struct signals *s, struct editor_run *r)
+static void wait_editor(pid_t pid, const struct vf_sigguard *s, struct editor_run *r)
 {
 	sigset_t wake = s->stop;
 	sigaddset(&wake, SIGCHLD);
@@ -384,7 +317,7 @@ static void wait_editor(pid_t pid, const struct signals *s, struct editor_run *r
 		siginfo_t si;
 		int sig;
 		if (r->stop_signal) {
-			struct timespec left = left_until(&deadline);
+			struct timespec left = vf_time_left(&deadline);
 			sig = sigtimedwait(&wake, &si, &left);
 		} else {
 			sig = sigwaitinfo(&wake, &si);
@@ -396,27 +329,27 @@ static void wait_editor(pid_t pid, const struct signals *s, struct editor_run *r
 				return; /* past REAP_LIMIT: a zombie that cannot go */
 			kill(pid, SIGKILL); /* past EDITOR_GRACE */
 			killed = true;
-			deadline = seconds_from_now(REAP_LIMIT);
+			deadline = vf_deadline(REAP_LIMIT);
 			continue;
 		}
-		if (sig == SIGCHLD || from_terminal(sig, &si))
+		if (sig == SIGCHLD || vf_sigguard_from_terminal(s, sig, &si))
 			continue;
 		if (!r->stop_signal) {
 			r->stop_signal = sig;
 			kill(pid, SIGTERM);
 			kill(pid, SIGCONT); /* stopped (Ctrl-Z): it must run to end */
-			deadline = seconds_from_now(EDITOR_GRACE);
+			deadline = vf_deadline(EDITOR_GRACE);
 		} else if (!killed) {
 			kill(pid, SIGKILL);
 			killed = true;
-			deadline = seconds_from_now(REAP_LIMIT);
+			deadline = vf_deadline(REAP_LIMIT);
 		}
 	}
 }
 
 /* Runs the editor on d->path: 0 when it exited 0, else an error saying
  * nothing was saved; *stop_signal when varseal was told to stop. */
-static int run_editor(const struct edit_dir *d, const struct signals *s, int *stop_signal)
+static int run_editor(const struct edit_dir *d, const struct vf_sigguard *s, int *stop_signal)
 {
 	const char *editor = editor_command();
 	char shown[256];
@@ -542,17 +475,17 @@ static int load(struct edit *e)
  * held: *stop_signal is the one that arrived, if any. */
 static int edit_in_ram(struct edit *e, int *stop_signal)
 {
-	struct signals s;
-	block_signals(&s);
+	struct vf_sigguard s;
+	vf_sigguard_block(&s, stopping, sizeof(stopping) / sizeof(stopping[0]), true);
 	int status = make_edit_dir(&e->dir);
 	if (!status)
 		status = write_edit_file(&e->dir, e->f->name, &e->old);
-	if (!status && !(*stop_signal = pending_stop(&s)))
+	if (!status && !(*stop_signal = vf_sigguard_pending(&s)))
 		status = run_editor(&e->dir, &s, stop_signal);
 	if (!status && !*stop_signal)
 		status = read_back(&e->dir, e->f->name, &e->edited);
 	/* A signal while the editor was closing: nothing is saved. */
-	if (!status && !*stop_signal && !(*stop_signal = pending_stop(&s))) {
+	if (!status && !*stop_signal && !(*stop_signal = vf_sigguard_pending(&s))) {
 		if (same_value(&e->old, &e->edited))
 			fprintf(stderr, "varseal: edit: no change; nothing resealed\n");
 		else
@@ -562,8 +495,8 @@ static int edit_in_ram(struct edit *e, int *stop_signal)
 	if (!status)
 		status = removed;
 	if (!*stop_signal)
-		*stop_signal = pending_stop(&s);
-	restore_signals(&s);
+		*stop_signal = vf_sigguard_pending(&s);
+	vf_sigguard_restore(&s);
 	return status;
 }
 
