@@ -159,56 +159,8 @@ fs_desc() {
 # ------------------------------------------------------------------ keys
 keys=$work/keys
 mkdir -m 700 "$keys"
-make_keys_python() { # N DIR: DIR/admin{1..9}.{key,pub}, DIR/machines.pub
-	python3 - "$1" "$2" << 'PY'
-import sys
-from cryptography.hazmat.primitives import serialization as s
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-
-def polymod(values):
-    gen = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ v
-        for i in range(5):
-            chk ^= gen[i] if (top >> i) & 1 else 0
-    return chk
-
-def bech32(hrp, data):
-    acc = bits = 0
-    out = []
-    for b in data:
-        acc, bits = (acc << 8) | b, bits + 8
-        while bits >= 5:
-            bits -= 5
-            out.append((acc >> bits) & 31)
-    if bits:
-        out.append((acc << (5 - bits)) & 31)
-    hv = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
-    pm = polymod(hv + out + [0] * 6) ^ 1
-    out += [(pm >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(CHARSET[d] for d in out)
-
-def key():
-    k = X25519PrivateKey.generate()
-    raw = k.private_bytes(s.Encoding.Raw, s.PrivateFormat.Raw, s.NoEncryption())
-    pub = k.public_key().public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
-    return bech32("age-secret-key-", raw).upper(), bech32("age", pub)
-
-n, out = int(sys.argv[1]), sys.argv[2]
-for a in range(1, 10):
-    sk, pk = key()
-    with open("%s/admin%d.key" % (out, a), "w") as f:
-        f.write("# public key: %s\n%s\n" % (pk, sk))
-    with open("%s/admin%d.pub" % (out, a), "w") as f:
-        f.write(pk + "\n")
-with open(out + "/machines.pub", "w") as f:
-    for m in range(n):
-        f.write(key()[1] + "\n")
-PY
+make_keys_python() { # N DIR: bench/make_keys.py, 9 admins
+	python3 "$script_dir/make_keys.py" "$1" "$2" 9
 }
 make_keys_varseal() {
 	local n=$1 dir=$2 a m text
