@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
 import unittest
 
@@ -255,6 +256,27 @@ class RecipientTest(Tmp):
                             got = self.decrypt(dec, ["-i", ident], ct, mode)
                             self.assertEqual(len(got), size)
                             self.assertEqual(got, data)
+
+    def test_large_file_as_stdin_from_its_middle(self):
+        # A large regular file is read out of order by the threads that
+        # seal it (pread), from where the descriptor stands: a script may
+        # hand over a file it has read part of. age must read exactly the
+        # rest, and the descriptor must end at the file's end.
+        ident, recip = self.varseal_keygen()
+        data = payload(5 * 1024 * 1024 + 3)
+        src, out = self.path("big"), self.path("big.age")
+        write_file(src, data)
+        for start in (0, 1000, 65536):
+            with self.subTest(start=start), open(src, "rb") as f:
+                os.lseek(f.fileno(), start, os.SEEK_SET)
+                p = subprocess.run([VARSEAL, "encrypt", "-r", recip, "-o", out], stdin=f,
+                                   capture_output=True, timeout=TIMEOUT)
+                self.assertEqual(p.returncode, 0, testkit.describe(p))
+                self.assertEqual(os.lseek(f.fileno(), 0, os.SEEK_CUR), len(data))
+                got = run([AGE, "-d", "-i", ident, out]).stdout
+                self.assertEqual(len(got), len(data) - start)
+                self.assertEqual(got, data[start:])
+                os.unlink(out)
 
     def test_varseal_binary_header_is_age(self):
         ident, recip = self.varseal_keygen()

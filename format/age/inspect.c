@@ -189,7 +189,7 @@ enum vf_code vf_inspect(struct vf_src *in, off_t size, unsigned max_log_n,
 			struct vf_inspection *out, struct vf_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	struct counting_src counter = {{counting_read, counting_ready}, in, 0};
+	struct counting_src counter = {{.read = counting_read, .ready = counting_ready}, in, 0};
 	struct vf_bufreader raw, dearmored;
 	struct vf_armor_reader ar;
 	/* The same readers as vf_decrypt, so that a bad file fails the same. */

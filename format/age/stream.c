@@ -1,5 +1,6 @@
 #include "age/stream.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -50,7 +51,14 @@ enum vf_code vf_stream_sizes(uint64_t ct_len, uint64_t *plaintext_len, uint64_t 
 	return VF_OK;
 }
 
-enum chunk_result { CHUNK_OK, CHUNK_LAST, CHUNK_BAD, CHUNK_EMPTY_LAST };
+enum chunk_result {
+	CHUNK_OK,
+	CHUNK_LAST,
+	CHUNK_BAD,
+	CHUNK_EMPTY_LAST,
+	CHUNK_READ_FAILED, /* encrypt, read out of order: errnum says why */
+	CHUNK_SHRANK,	   /* encrypt, read out of order: the file ended early */
+};
 
 /* One batch of chunks: its input, output and per-chunk outcome. Threads
  * claim chunks through `next` and count them off in `done`, so whichever
@@ -66,6 +74,7 @@ struct batch {
 	uint64_t counter; /* index of the first chunk */
 	atomic_size_t next, done;
 	enum chunk_result result[BATCH];
+	int errnum[BATCH];
 };
 
 struct stream {
@@ -75,6 +84,10 @@ struct stream {
 	struct batch batches[2];
 	size_t chunks; /* batch capacity in chunks: 1, then BATCH */
 	bool eof;
+	uint64_t first;	     /* index of the first chunk read in order */
+	bool at_positional;  /* workers read their own chunks from `at` */
+	struct vf_src_at at;
+	uint8_t *own[MAX_THREADS]; /* each thread's chunk buffer while `at_positional` */
 
 	/* Workers: started on the first batch with more than one chunk. */
 	pthread_t workers[MAX_THREADS - 1];
@@ -96,13 +109,34 @@ static void chunk_nonce(uint64_t counter, bool last, uint8_t nonce[VF_AEAD_NONCE
 	nonce[11] = last ? 1 : 0;
 }
 
+/* Reads chunk i of b from the file into buf, in the thread about to seal
+ * it. Only whole chunks that are not the last are read this way. */
+static bool read_own_chunk(struct stream *st, struct batch *b, size_t i, uint8_t *buf)
+{
+	uint64_t off = (b->counter + i) * VF_CHUNK_SIZE;
+	ssize_t n = vf_src_read_at(&st->at, buf, VF_CHUNK_SIZE, off);
+	if (n < 0) {
+		b->errnum[i] = errno;
+		b->result[i] = CHUNK_READ_FAILED;
+	} else if ((size_t)n < VF_CHUNK_SIZE) {
+		b->result[i] = CHUNK_SHRANK;
+	}
+	return n == VF_CHUNK_SIZE;
+}
+
 static void seal_chunk(struct stream *st, struct batch *b, unsigned slot, size_t i)
 {
 	bool last = b->final_short && i == b->nchunks - 1;
 	size_t len = last ? b->last_len : VF_CHUNK_SIZE;
 	uint8_t nonce[VF_AEAD_NONCE_LEN];
+	const uint8_t *plain = b->in + i * VF_CHUNK_SIZE;
+	if (st->at_positional) {
+		plain = st->own[slot];
+		if (!read_own_chunk(st, b, i, st->own[slot]))
+			return;
+	}
 	chunk_nonce(b->counter + i, last, nonce);
-	b->result[i] = vf_aead_seal_chunk(st->aead[slot], nonce, b->in + i * VF_CHUNK_SIZE, len,
+	b->result[i] = vf_aead_seal_chunk(st->aead[slot], nonce, plain, len,
 					  b->out + i * ENC_CHUNK_SIZE) == VF_OK
 			       ? CHUNK_OK
 			       : CHUNK_BAD;
@@ -378,7 +412,7 @@ static enum vf_code fill(struct stream *st, struct batch *prev, struct batch *b,
 		b->counter = prev->counter + prev->nchunks;
 	} else {
 		b->have = 0;
-		b->counter = 0;
+		b->counter = st->first;
 	}
 	while (b->have < cap && !st->eof) {
 		ssize_t n = in->read(in, b->in + b->have, cap - b->have, err);
@@ -490,10 +524,103 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
 	case CHUNK_EMPTY_LAST:
 		return vf_fail(err, VF_E_PAYLOAD, "the payload's last chunk is empty");
 	case CHUNK_BAD:
+	case CHUNK_READ_FAILED: /* encrypt only */
+	case CHUNK_SHRANK:
 		break;
 	}
 	return vf_fail(err, VF_E_PAYLOAD, "payload chunk %llu is corrupt or truncated",
 		       (unsigned long long)(b->counter + ok));
+}
+
+/* A batch of whole chunks that workers read themselves, from chunk first
+ * on. */
+static void plan_at(struct batch *b, uint64_t first, uint64_t end)
+{
+	b->counter = first;
+	b->nchunks = end - first < BATCH ? (size_t)(end - first) : BATCH;
+	b->have = b->used = b->nchunks * VF_CHUNK_SIZE;
+	b->final_short = false;
+	b->last_len = VF_CHUNK_SIZE;
+}
+
+static enum vf_code release_at(struct stream *st, struct batch *b, struct vf_src *in,
+			       struct vf_sink *out, struct vf_error *err)
+{
+	for (size_t i = 0; i < b->nchunks; i++) {
+		if (b->result[i] == CHUNK_READ_FAILED)
+			return vf_fail_errno(err, b->errnum[i], "reading %s", st->at.name);
+		if (b->result[i] == CHUNK_SHRANK)
+			return vf_fail(err, VF_E_IO, "%s: the file shrank while it was read",
+				       st->at.name);
+	}
+	enum vf_code rc = release_sealed(b, out, err);
+	return rc == VF_OK ? in->advance(in, b->used, err) : rc;
+}
+
+/* A regular file of more than a few batches is sealed with every thread
+ * reading the chunks it seals (pread): one thread reading for all was the
+ * bottleneck of encryption, a copy out of the page cache half as costly
+ * as the sealing, and the batch it read landed in the other core's cache.
+ * Each thread reads into its own one-chunk buffer, which stays in its
+ * cache, and seals from there into the batch. The file's last chunk, and
+ * anything written to it meanwhile, are left to the reads in order in
+ * run(), which alone tell the last chunk (nothing follows it): so a
+ * growing file is read to its end, as age does, and one that shrinks
+ * under the reads fails rather than end early. While the workers seal
+ * batch k+1, this thread writes batch k. */
+static enum vf_code seal_batches_at(struct stream *st, struct batch *bs, uint64_t end,
+				    struct vf_src *in, struct vf_sink *out, struct vf_error *err)
+{
+	struct batch *cur = &bs[0], *next = &bs[1];
+	plan_at(cur, 0, end);
+	publish(st, cur);
+	finish(st, cur);
+	for (;;) {
+		uint64_t after = cur->counter + cur->nchunks;
+		if (after < end) {
+			plan_at(next, after, end);
+			publish(st, next);
+		}
+		enum vf_code rc = release_at(st, cur, in, out, err);
+		if (after < end)
+			finish(st, next); /* the workers are done with it before anything else */
+		if (rc != VF_OK || after == end)
+			return rc;
+		struct batch *t = cur;
+		cur = next;
+		next = t;
+	}
+}
+
+static enum vf_code seal_positional(struct stream *st, struct vf_src *in, struct vf_sink *out,
+				    struct vf_error *err)
+{
+	if (st->threads < 2 || !in->positional || !in->advance || !in->positional(in, &st->at))
+		return VF_OK;
+	uint64_t end = st->at.len ? (st->at.len - 1) / VF_CHUNK_SIZE : 0;
+	if (end < 2 * BATCH)
+		return VF_OK; /* a pipeline of two batches gains nothing on less */
+	struct batch bs[2] = {0};
+	enum vf_code rc = VF_OK;
+	for (int i = 0; i < 2 && rc == VF_OK; i++)
+		if (!(bs[i].out = malloc((size_t)BATCH * ENC_CHUNK_SIZE)))
+			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+	for (unsigned i = 0; i < st->threads && rc == VF_OK; i++)
+		if (!(st->own[i] = vf_secure_alloc(VF_CHUNK_SIZE)))
+			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (rc == VF_OK) {
+		st->at_positional = true;
+		rc = seal_batches_at(st, bs, end, in, out, err);
+		st->at_positional = false;
+		st->first = end;
+	}
+	for (unsigned i = 0; i < st->threads; i++) {
+		vf_secure_free(st->own[i]);
+		st->own[i] = NULL;
+	}
+	free(bs[0].out);
+	free(bs[1].out);
+	return rc;
 }
 
 /* The pipeline: while the workers seal or open batch k, this thread reads
@@ -502,8 +629,10 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 			struct vf_error *err)
 {
 	struct batch *cur = &st->batches[0], *next = &st->batches[1];
-	enum vf_code rc = read_batch(st, NULL, cur, in, err);
-	if (rc == VF_OK && !st->eof) {
+	enum vf_code rc = st->encrypt ? seal_positional(st, in, out, err) : VF_OK;
+	if (rc == VF_OK)
+		rc = read_batch(st, NULL, cur, in, err);
+	if (rc == VF_OK && !st->eof && st->chunks < BATCH) {
 		/* More than a chunk: worth full-size batches. */
 		rc = alloc_batches(st, BATCH, err);
 		if (rc == VF_OK)
@@ -519,6 +648,9 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 				next = t;
 				continue;
 			}
+			if (st->encrypt) /* only after chunks read out of order */
+				return vf_fail(err, VF_E_IO, "%s: the file shrank while it was read",
+					       st->at.name);
 			return vf_fail(err, VF_E_PAYLOAD, "the payload is truncated (no final chunk)");
 		}
 		publish(st, cur);

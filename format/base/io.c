@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/secmem.h"
@@ -53,10 +54,59 @@ static bool fd_ready(struct vf_src *src)
 	return poll(&p, 1, 0) != 0;
 }
 
+static bool fd_positional(struct vf_src *src, struct vf_src_at *at)
+{
+	struct vf_fd_src *s = (struct vf_fd_src *)src;
+	struct stat st;
+	if (fstat(s->fd, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	/* Out of order from where the source stands, not from the file's
+	 * start: standard input may be a file another program read part of. */
+	off_t pos = lseek(s->fd, 0, SEEK_CUR);
+	if (pos < 0)
+		return false;
+	at->fd = s->fd;
+	at->start = pos;
+	at->len = st.st_size > pos ? (uint64_t)(st.st_size - pos) : 0;
+	at->name = s->name;
+	return true;
+}
+
+static enum vf_code fd_advance(struct vf_src *src, uint64_t n, struct vf_error *err)
+{
+	struct vf_fd_src *s = (struct vf_fd_src *)src;
+	if (n > (uint64_t)INT64_MAX || lseek(s->fd, (off_t)n, SEEK_CUR) < 0)
+		return vf_fail_errno(err, n > (uint64_t)INT64_MAX ? EOVERFLOW : errno,
+				     "seeking in %s", s->name);
+	return VF_OK;
+}
+
+ssize_t vf_src_read_at(const struct vf_src_at *at, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t have = 0;
+	if (len > SSIZE_MAX || off > (uint64_t)(INT64_MAX - at->start) - len) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	while (have < len) {
+		ssize_t n = pread(at->fd, buf + have, len - have, at->start + (off_t)(off + have));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		have += (size_t)n;
+	}
+	return (ssize_t)have;
+}
+
 void vf_fd_src_init(struct vf_fd_src *s, int fd, const char *name)
 {
 	s->base.read = fd_read;
 	s->base.ready = fd_ready;
+	s->base.positional = fd_positional;
+	s->base.advance = fd_advance;
 	s->fd = fd;
 	s->name = name;
 }
@@ -202,6 +252,8 @@ void vf_mem_src_init(struct vf_mem_src *s, const uint8_t *data, size_t len)
 {
 	s->base.read = mem_read;
 	s->base.ready = always_ready;
+	s->base.positional = NULL;
+	s->base.advance = NULL;
 	s->data = data;
 	s->len = len;
 	s->pos = 0;

@@ -14,6 +14,17 @@
 
 struct vf_arena;
 
+/* A regular file behind a source, which the payload stream may read out of
+ * order: each thread reads (pread) the chunk it is about to seal, so the
+ * copy out of the page cache is spread over the cores, and the chunk is
+ * still in that core's cache when it is sealed. */
+struct vf_src_at {
+	int fd;
+	off_t start;  /* the source's position: where byte 0 is in the file */
+	uint64_t len; /* bytes from start to the end of the file when asked */
+	const char *name;
+};
+
 struct vf_src {
 	/* Returns the number of bytes read (> 0), 0 at the end of input, or
 	 * -1 with err set. Short reads are allowed. */
@@ -21,7 +32,18 @@ struct vf_src {
 	/* True when more input can be read without blocking (or when that is
 	 * unknown); used to release decrypted data from slow pipes promptly. */
 	bool (*ready)(struct vf_src *src);
+	/* Optional (NULL: never). True, with *at filled in, when the source
+	 * reads a regular file straight through, with nothing buffered, so
+	 * that its bytes may be read out of order with vf_src_read_at. */
+	bool (*positional)(struct vf_src *src, struct vf_src_at *at);
+	/* With positional: bytes up to n were read out of order; move the
+	 * position past them, as read() would have. */
+	enum vf_code (*advance)(struct vf_src *src, uint64_t n, struct vf_error *err);
 };
+
+/* Reads len bytes at offset off from at->start, fewer only at the end of
+ * the file; -1 with errno on failure. Safe from several threads at once. */
+ssize_t vf_src_read_at(const struct vf_src_at *at, uint8_t *buf, size_t len, uint64_t off);
 
 struct vf_sink {
 	enum vf_code (*write)(struct vf_sink *sink, const struct iovec *iov, int iovcnt,

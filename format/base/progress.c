@@ -104,10 +104,28 @@ static bool progress_ready(struct vf_src *src)
 	return s->inner->ready ? s->inner->ready(s->inner) : true;
 }
 
+static bool progress_positional(struct vf_src *src, struct vf_src_at *at)
+{
+	struct vf_progress_src *s = (struct vf_progress_src *)src;
+	return s->inner->positional && s->inner->positional(s->inner, at);
+}
+
+/* Bytes read out of order are counted when the stream moves past them. */
+static enum vf_code progress_advance(struct vf_src *src, uint64_t n, struct vf_error *err)
+{
+	struct vf_progress_src *s = (struct vf_progress_src *)src;
+	enum vf_code rc = s->inner->advance(s->inner, n, err);
+	if (rc == VF_OK)
+		vf_progress_add(s->p, n);
+	return rc;
+}
+
 void vf_progress_src_init(struct vf_progress_src *s, struct vf_src *inner, struct vf_progress *p)
 {
 	s->base.read = progress_read;
 	s->base.ready = progress_ready;
+	s->base.positional = progress_positional;
+	s->base.advance = progress_advance;
 	s->inner = inner;
 	s->p = p;
 }

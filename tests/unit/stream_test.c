@@ -1,0 +1,208 @@
+/* Unit tests of the payload stream reading a regular file out of order
+ * (format/age/stream.c, seal_positional): with two threads, a large file's
+ * chunks are read by the thread that seals each one (pread), and only the
+ * last chunk is read in order.
+ *  1. At sizes around the point where that starts, and from a position
+ *     other than the file's start, the ciphertext is byte for byte what the
+ *     in-order reader makes of the same bytes with the same key and nonce,
+ *     it opens to the file's bytes, and the descriptor's position ends at
+ *     the end of the file, as read() would have left it.
+ *  2. A file that grows while it is sealed is read to its new end (as age
+ *     does); one that shrinks fails with "shrank", rather than ending with
+ *     a chunk that was sealed as not the last. The change is made from the
+ *     sink, on the first write: the stream writes a batch while the next
+ *     batch is being sealed, and has read nothing beyond that one. */
+#include <fcntl.h>
+
+#include "age/stream.h"
+#include "base/io.h"
+#include "base/secmem.h"
+#include "unit.h"
+
+#define CHUNK 65536
+
+static const uint8_t file_key[VF_FILE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+static const uint8_t nonce[VF_PAYLOAD_NONCE_LEN] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
+
+static char dir[256];
+
+static uint8_t *pattern(size_t len, unsigned seed)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	unit_must(p != NULL, "malloc");
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < len; i++) {
+		x = x * 1103515245u + 12345u;
+		p[i] = (uint8_t)(x >> 16);
+	}
+	return p;
+}
+
+static int file_with(const uint8_t *data, size_t len)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	unlink(path);
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	unit_must(fd >= 0, path);
+	unit_must(write(fd, data, len) == (ssize_t)len, "write");
+	return fd;
+}
+
+/* Seals what src gives into ct with the fixed key and nonce. */
+static enum vf_code seal_into(struct vf_src *src, struct vf_sink *sink, struct vf_error *err)
+{
+	return vf_stream_encrypt(file_key, nonce, src, sink, err);
+}
+
+static bool opens_to(const struct vf_buf *ct, const uint8_t *want, size_t want_len)
+{
+	struct vf_mem_src src;
+	vf_mem_src_init(&src, ct->data, ct->len);
+	struct vf_buf pt;
+	vf_buf_init(&pt);
+	struct vf_error err = {0};
+	bool ok = vf_stream_decrypt(file_key, nonce, &src.base, &pt.sink, &err) == VF_OK &&
+		  pt.len == want_len && (!want_len || memcmp(pt.data, want, want_len) == 0);
+	vf_buf_free(&pt);
+	return ok;
+}
+
+static void same_as_in_order(size_t len, size_t start)
+{
+	uint8_t *data = pattern(len, (unsigned)(len + start));
+	int fd = file_with(data, len);
+	unit_must(lseek(fd, (off_t)start, SEEK_SET) == (off_t)start, "lseek");
+	struct vf_fd_src fsrc;
+	vf_fd_src_init(&fsrc, fd, "plain");
+	struct vf_buf by_file, by_memory;
+	vf_buf_init(&by_file);
+	vf_buf_init(&by_memory);
+	struct vf_error err = {0};
+	CHECK_OK(seal_into(&fsrc.base, &by_file.sink, &err), err,
+		 "%zu bytes from offset %zu: sealed from the file", len, start);
+	struct vf_mem_src msrc;
+	vf_mem_src_init(&msrc, data + start, len - start);
+	CHECK_OK(seal_into(&msrc.base, &by_memory.sink, &err), err,
+		 "%zu bytes from offset %zu: sealed from memory", len, start);
+	CHECK(by_file.len == by_memory.len &&
+		      memcmp(by_file.data, by_memory.data, by_file.len) == 0,
+	      "%zu bytes from offset %zu: the same ciphertext either way (%zu, %zu bytes)", len,
+	      start, by_file.len, by_memory.len);
+	CHECK(opens_to(&by_file, data + start, len - start),
+	      "%zu bytes from offset %zu: opens to the file's bytes", len, start);
+	CHECK(lseek(fd, 0, SEEK_CUR) == (off_t)len,
+	      "%zu bytes from offset %zu: the position ends at the end of the file", len, start);
+	vf_buf_free(&by_file);
+	vf_buf_free(&by_memory);
+	close(fd);
+	free(data);
+}
+
+/* A sink that changes the file on its first write, then collects. */
+struct changing_sink {
+	struct vf_buf buf;
+	int fd;
+	off_t new_len; /* truncate to this, or */
+	const uint8_t *append;
+	size_t append_len;
+	bool changed;
+};
+
+static enum vf_code change_then_write(struct vf_sink *sink, const struct iovec *iov, int n,
+				      struct vf_error *err)
+{
+	struct changing_sink *s = (struct changing_sink *)sink;
+	if (!s->changed) {
+		s->changed = true;
+		/* pwrite at the size from fstat: the descriptor's position is the
+		 * source's, and must not move. */
+		struct stat st;
+		unit_must(fstat(s->fd, &st) == 0, "fstat");
+		if (s->append)
+			unit_must(pwrite(s->fd, s->append, s->append_len, st.st_size) ==
+					  (ssize_t)s->append_len,
+				  "append");
+		else
+			unit_must(ftruncate(s->fd, s->new_len) == 0, "ftruncate");
+	}
+	for (int i = 0; i < n; i++) {
+		enum vf_code rc = vf_buf_append(&s->buf, iov[i].iov_base, iov[i].iov_len, err);
+		if (rc != VF_OK)
+			return rc;
+	}
+	return VF_OK;
+}
+
+static void changing_sink_init(struct changing_sink *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	vf_buf_init(&s->buf);
+	s->buf.sink.write = change_then_write;
+	s->fd = fd;
+}
+
+static void grows_while_sealed(void)
+{
+	size_t len = 100 * CHUNK + 5, extra = 3 * CHUNK + 77;
+	uint8_t *data = pattern(len + extra, 7);
+	int fd = file_with(data, len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, fd, "plain");
+	struct changing_sink sink;
+	changing_sink_init(&sink, fd);
+	sink.append = data + len;
+	sink.append_len = extra;
+	struct vf_error err = {0};
+	CHECK_OK(seal_into(&src.base, &sink.buf.sink, &err), err,
+		 "a file that grows while sealed: sealed");
+	CHECK(sink.changed && opens_to(&sink.buf, data, len + extra),
+	      "a file that grows while sealed: opens to all of it, the growth included");
+	vf_buf_free(&sink.buf);
+	close(fd);
+	free(data);
+}
+
+static void shrinks_while_sealed(off_t new_len, const char *what)
+{
+	size_t len = 100 * CHUNK + 5;
+	uint8_t *data = pattern(len, 11);
+	int fd = file_with(data, len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, fd, "plain");
+	struct changing_sink sink;
+	changing_sink_init(&sink, fd);
+	sink.new_len = new_len;
+	struct vf_error err = {0};
+	enum vf_code rc = seal_into(&src.base, &sink.buf.sink, &err);
+	CHECK(rc == VF_E_IO && strstr(err.msg, "plain: the file shrank while it was read"),
+	      "a file that shrinks %s: fails (%s)", what, rc == VF_OK ? "sealed" : err.msg);
+	vf_buf_free(&sink.buf);
+	close(fd);
+	free(data);
+}
+
+int main(void)
+{
+	if (vf_init() != 0) {
+		fprintf(stderr, "vf_init failed\n");
+		return 2;
+	}
+	/* Two threads whatever the machine: reading out of order needs them. */
+	vf_stream_set_threads(2);
+	unit_tempdir(dir, sizeof(dir), "vars-stream");
+	const size_t sizes[] = {0,	       1,	       CHUNK,	       24 * CHUNK,
+				24 * CHUNK + 1, 25 * CHUNK,     25 * CHUNK + 1, 37 * CHUNK + 17,
+				48 * CHUNK,     49 * CHUNK + 3, 100 * CHUNK};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		same_as_in_order(sizes[i], 0);
+	same_as_in_order(60 * CHUNK + 9, 1000);
+	same_as_in_order(60 * CHUNK + 9, 60 * CHUNK + 9); /* nothing left to read */
+	grows_while_sealed();
+	shrinks_while_sealed(40 * CHUNK + 3, "in the middle");
+	shrinks_while_sealed(100 * CHUNK, "to its last chunk's start");
+	unit_rmtree(dir);
+	return unit_done();
+}
