@@ -109,19 +109,20 @@ static void chunk_nonce(uint64_t counter, bool last, uint8_t nonce[VF_AEAD_NONCE
 	nonce[11] = last ? 1 : 0;
 }
 
-/* Reads chunk i of b from the file into buf, in the thread about to seal
- * it. Only whole chunks that are not the last are read this way. */
+/* Reads chunk i of b from the file into the thread's own buffer, in the
+ * thread about to seal or open it. Only whole chunks that are not the
+ * last are read this way. */
 static bool read_own_chunk(struct stream *st, struct batch *b, size_t i, uint8_t *buf)
 {
-	uint64_t off = (b->counter + i) * VF_CHUNK_SIZE;
-	ssize_t n = vf_src_read_at(&st->at, buf, VF_CHUNK_SIZE, off);
+	size_t size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
+	ssize_t n = vf_src_read_at(&st->at, buf, size, (b->counter + i) * size);
 	if (n < 0) {
 		b->errnum[i] = errno;
 		b->result[i] = CHUNK_READ_FAILED;
-	} else if ((size_t)n < VF_CHUNK_SIZE) {
+	} else if ((size_t)n < size) {
 		b->result[i] = CHUNK_SHRANK;
 	}
-	return n == VF_CHUNK_SIZE;
+	return n >= 0 && (size_t)n == size;
 }
 
 static void seal_chunk(struct stream *st, struct batch *b, unsigned slot, size_t i)
@@ -150,6 +151,11 @@ static void open_chunk(struct stream *st, struct batch *b, unsigned slot, size_t
 	uint8_t *dst = b->out + i * VF_CHUNK_SIZE;
 	uint64_t index = b->counter + i;
 	uint8_t nonce[VF_AEAD_NONCE_LEN];
+	if (st->at_positional) {
+		src = st->own[slot];
+		if (!read_own_chunk(st, b, i, st->own[slot]))
+			return;
+	}
 	/* The last chunk may be short but not empty, unless it is the whole
 	 * payload. */
 	if (short_final && len == VF_AEAD_TAG_LEN && index != 0) {
@@ -534,51 +540,70 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
 
 /* A batch of whole chunks that workers read themselves, from chunk first
  * on. */
-static void plan_at(struct batch *b, uint64_t first, uint64_t end)
+static void plan_at(struct stream *st, struct batch *b, uint64_t first, uint64_t end)
 {
+	size_t size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
 	b->counter = first;
 	b->nchunks = end - first < BATCH ? (size_t)(end - first) : BATCH;
-	b->have = b->used = b->nchunks * VF_CHUNK_SIZE;
+	b->have = b->used = b->nchunks * size;
 	b->final_short = false;
-	b->last_len = VF_CHUNK_SIZE;
+	b->last_len = size;
 }
 
+/* Writes out the batch's chunks up to the first that failed, then says
+ * why it failed, in the words of the reads in order. */
 static enum vf_code release_at(struct stream *st, struct batch *b, struct vf_src *in,
 			       struct vf_sink *out, struct vf_error *err)
 {
-	for (size_t i = 0; i < b->nchunks; i++) {
-		if (b->result[i] == CHUNK_READ_FAILED)
-			return vf_fail_errno(err, b->errnum[i], "reading %s", st->at.name);
-		if (b->result[i] == CHUNK_SHRANK)
-			return vf_fail(err, VF_E_IO, "%s: the file shrank while it was read",
-				       st->at.name);
+	size_t ok = 0;
+	while (ok < b->nchunks && b->result[ok] == CHUNK_OK)
+		ok++;
+	size_t size = st->encrypt ? ENC_CHUNK_SIZE : VF_CHUNK_SIZE;
+	enum vf_code rc = vf_sink_write(out, b->out, ok * size, err);
+	if (rc != VF_OK || ok == b->nchunks)
+		return rc == VF_OK ? in->advance(in, b->used, err) : rc;
+	switch (b->result[ok]) {
+	case CHUNK_READ_FAILED:
+		return vf_fail_errno(err, b->errnum[ok], "reading %s", st->at.name);
+	case CHUNK_SHRANK:
+		return vf_fail(err, VF_E_IO, "%s: the file shrank while it was read", st->at.name);
+	case CHUNK_LAST: /* a last chunk with more of the file after it */
+		return vf_fail(err, VF_E_PAYLOAD, "trailing data after the end of the payload");
+	case CHUNK_BAD:
+		if (st->encrypt)
+			return vf_fail(err, VF_E_CRYPTO, "sealing a payload chunk failed");
+		return vf_fail(err, VF_E_PAYLOAD, "payload chunk %llu is corrupt or truncated",
+			       (unsigned long long)(b->counter + ok));
+	case CHUNK_OK:
+	case CHUNK_EMPTY_LAST: /* only for a short last chunk, never read here */
+		break;
 	}
-	enum vf_code rc = release_sealed(b, out, err);
-	return rc == VF_OK ? in->advance(in, b->used, err) : rc;
+	return vf_fail(err, VF_E_PAYLOAD, "payload chunk %llu is corrupt or truncated",
+		       (unsigned long long)(b->counter + ok));
 }
 
-/* A regular file of more than a few batches is sealed with every thread
- * reading the chunks it seals (pread): one thread reading for all was the
- * bottleneck of encryption, a copy out of the page cache half as costly
- * as the sealing, and the batch it read landed in the other core's cache.
+/* A regular file of more than a few batches is sealed or opened with
+ * every thread reading the chunks it works on (pread): one thread reading
+ * for all was the bottleneck, a copy out of the page cache half as costly
+ * as the AEAD, and the batch it read landed in the other core's cache.
  * Each thread reads into its own one-chunk buffer, which stays in its
- * cache, and seals from there into the batch. The file's last chunk, and
+ * cache, and works from there into the batch. The file's last chunk, and
  * anything written to it meanwhile, are left to the reads in order in
  * run(), which alone tell the last chunk (nothing follows it): so a
  * growing file is read to its end, as age does, and one that shrinks
- * under the reads fails rather than end early. While the workers seal
- * batch k+1, this thread writes batch k. */
-static enum vf_code seal_batches_at(struct stream *st, struct batch *bs, uint64_t end,
-				    struct vf_src *in, struct vf_sink *out, struct vf_error *err)
+ * under the reads fails rather than end early. While the workers do batch
+ * k+1, this thread writes batch k. */
+static enum vf_code run_batches_at(struct stream *st, struct batch *bs, uint64_t end,
+				   struct vf_src *in, struct vf_sink *out, struct vf_error *err)
 {
 	struct batch *cur = &bs[0], *next = &bs[1];
-	plan_at(cur, 0, end);
+	plan_at(st, cur, 0, end);
 	publish(st, cur);
 	finish(st, cur);
 	for (;;) {
 		uint64_t after = cur->counter + cur->nchunks;
 		if (after < end) {
-			plan_at(next, after, end);
+			plan_at(st, next, after, end);
 			publish(st, next);
 		}
 		enum vf_code rc = release_at(st, cur, in, out, err);
@@ -592,34 +617,50 @@ static enum vf_code seal_batches_at(struct stream *st, struct batch *bs, uint64_
 	}
 }
 
-static enum vf_code seal_positional(struct stream *st, struct vf_src *in, struct vf_sink *out,
-				    struct vf_error *err)
+/* Plaintext in guarded memory (locked, wiped), ciphertext in plain. */
+static void *side_alloc(bool plaintext, size_t len)
+{
+	return plaintext ? vf_secure_alloc(len) : malloc(len);
+}
+
+static void side_free(bool plaintext, void *p)
+{
+	if (plaintext)
+		vf_secure_free(p);
+	else
+		free(p);
+}
+
+static enum vf_code run_positional(struct stream *st, struct vf_src *in, struct vf_sink *out,
+				   struct vf_error *err)
 {
 	if (st->threads < 2 || !in->positional || !in->advance || !in->positional(in, &st->at))
 		return VF_OK;
-	uint64_t end = st->at.len ? (st->at.len - 1) / VF_CHUNK_SIZE : 0;
+	size_t in_size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
+	size_t out_size = st->encrypt ? ENC_CHUNK_SIZE : VF_CHUNK_SIZE;
+	uint64_t end = st->at.len ? (st->at.len - 1) / in_size : 0;
 	if (end < 2 * BATCH)
 		return VF_OK; /* a pipeline of two batches gains nothing on less */
 	struct batch bs[2] = {0};
 	enum vf_code rc = VF_OK;
 	for (int i = 0; i < 2 && rc == VF_OK; i++)
-		if (!(bs[i].out = malloc((size_t)BATCH * ENC_CHUNK_SIZE)))
+		if (!(bs[i].out = side_alloc(!st->encrypt, BATCH * out_size)))
 			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
 	for (unsigned i = 0; i < st->threads && rc == VF_OK; i++)
-		if (!(st->own[i] = vf_secure_alloc(VF_CHUNK_SIZE)))
+		if (!(st->own[i] = side_alloc(st->encrypt, in_size)))
 			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
 	if (rc == VF_OK) {
 		st->at_positional = true;
-		rc = seal_batches_at(st, bs, end, in, out, err);
+		rc = run_batches_at(st, bs, end, in, out, err);
 		st->at_positional = false;
 		st->first = end;
 	}
 	for (unsigned i = 0; i < st->threads; i++) {
-		vf_secure_free(st->own[i]);
+		side_free(st->encrypt, st->own[i]);
 		st->own[i] = NULL;
 	}
-	free(bs[0].out);
-	free(bs[1].out);
+	side_free(!st->encrypt, bs[0].out);
+	side_free(!st->encrypt, bs[1].out);
 	return rc;
 }
 
@@ -629,7 +670,7 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 			struct vf_error *err)
 {
 	struct batch *cur = &st->batches[0], *next = &st->batches[1];
-	enum vf_code rc = st->encrypt ? seal_positional(st, in, out, err) : VF_OK;
+	enum vf_code rc = run_positional(st, in, out, err);
 	if (rc == VF_OK)
 		rc = read_batch(st, NULL, cur, in, err);
 	if (rc == VF_OK && !st->eof && st->chunks < BATCH) {

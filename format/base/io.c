@@ -290,12 +290,37 @@ static bool br_ready(struct vf_src *src)
 	return br->end > br->start || br->eof || br->inner->ready(br->inner);
 }
 
+/* The bytes still buffered came from the file just before the inner
+ * source's position: out of order, they are read again from the file. */
+static bool br_positional(struct vf_src *src, struct vf_src_at *at)
+{
+	struct vf_bufreader *br = (struct vf_bufreader *)src;
+	size_t held = br->end - br->start;
+	if (!br->inner->positional || !br->inner->positional(br->inner, at) ||
+	    at->start < (off_t)held)
+		return false;
+	at->start -= (off_t)held;
+	at->len += held;
+	return true;
+}
+
+static enum vf_code br_advance(struct vf_src *src, uint64_t n, struct vf_error *err)
+{
+	struct vf_bufreader *br = (struct vf_bufreader *)src;
+	size_t held = br->end - br->start;
+	size_t take = n < held ? (size_t)n : held;
+	br->start += take;
+	return n > take ? br->inner->advance(br->inner, n - take, err) : VF_OK;
+}
+
 enum vf_code vf_bufreader_init(struct vf_bufreader *br, struct vf_src *inner, size_t cap,
 			       struct vf_error *err)
 {
 	memset(br, 0, sizeof(*br));
 	br->base.read = br_read;
 	br->base.ready = br_ready;
+	br->base.positional = br_positional;
+	br->base.advance = br_advance;
 	br->inner = inner;
 	br->buf = malloc(cap);
 	if (!br->buf)

@@ -7,7 +7,11 @@
  *     in-order reader makes of the same bytes with the same key and nonce,
  *     it opens to the file's bytes, and the descriptor's position ends at
  *     the end of the file, as read() would have left it.
- *  2. A file that grows while it is sealed is read to its new end (as age
+ *  2. Opening: a ciphertext file read out of order, through a buffered
+ *     reader that holds bytes past a header (as vf_decrypt's does), opens
+ *     to the same plaintext as from memory; a corrupt chunk, trailing
+ *     data and a missing end fail with the same message either way.
+ *  3. A file that grows while it is sealed is read to its new end (as age
  *     does); one that shrinks fails with "shrank", rather than ending with
  *     a chunk that was sealed as not the last. The change is made from the
  *     sink, on the first write: the stream writes a batch while the next
@@ -96,6 +100,127 @@ static void same_as_in_order(size_t len, size_t start)
 	vf_buf_free(&by_file);
 	vf_buf_free(&by_memory);
 	close(fd);
+	free(data);
+}
+
+/* The payload of len bytes, sealed in memory. */
+static void sealed(const uint8_t *data, size_t len, struct vf_buf *ct)
+{
+	struct vf_mem_src src;
+	vf_mem_src_init(&src, data, len);
+	vf_buf_init(ct);
+	struct vf_error err = {0};
+	unit_must(seal_into(&src.base, &ct->sink, &err) == VF_OK, "sealing in memory");
+}
+
+/* Opens file (prefix, then ct) after reading the prefix through a buffered
+ * reader; the message of the failure, or "" and the plaintext in pt. */
+static enum vf_code open_file(const uint8_t *file, size_t len, size_t prefix, struct vf_buf *pt,
+			      struct vf_error *err, off_t *pos)
+{
+	int fd = file_with(file, len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	struct vf_fd_src fsrc;
+	vf_fd_src_init(&fsrc, fd, "sealed");
+	struct vf_bufreader br;
+	unit_must(vf_bufreader_init(&br, &fsrc.base, 4096, err) == VF_OK, "bufreader");
+	uint8_t head[64];
+	size_t got = 0;
+	unit_must(prefix <= sizeof(head) &&
+			  vf_read_full(&br.base, head, prefix, &got, err) == VF_OK && got == prefix,
+		  "reading the prefix");
+	vf_buf_init(pt);
+	enum vf_code rc = vf_stream_decrypt(file_key, nonce, &br.base, &pt->sink, err);
+	*pos = lseek(fd, 0, SEEK_CUR);
+	vf_bufreader_free(&br);
+	close(fd);
+	return rc;
+}
+
+static enum vf_code open_memory(const uint8_t *ct, size_t len, struct vf_error *err)
+{
+	struct vf_mem_src src;
+	vf_mem_src_init(&src, ct, len);
+	struct vf_buf pt;
+	vf_buf_init(&pt);
+	enum vf_code rc = vf_stream_decrypt(file_key, nonce, &src.base, &pt.sink, err);
+	vf_buf_free(&pt);
+	return rc;
+}
+
+/* ct with prefix bytes before it and tail bytes of garbage after it, and
+ * one byte flipped at flip (SIZE_MAX: none). */
+static uint8_t *file_of(const struct vf_buf *ct, size_t prefix, size_t tail, size_t flip,
+			size_t *len)
+{
+	*len = prefix + ct->len + tail;
+	uint8_t *f = pattern(*len, 3);
+	memcpy(f + prefix, ct->data, ct->len);
+	if (flip != SIZE_MAX)
+		f[prefix + flip] ^= 1;
+	return f;
+}
+
+static void opens_as_in_order(size_t len)
+{
+	uint8_t *data = pattern(len, (unsigned)len);
+	struct vf_buf ct, pt;
+	sealed(data, len, &ct);
+	size_t flen, prefix = 37;
+	uint8_t *file = file_of(&ct, prefix, 0, SIZE_MAX, &flen);
+	struct vf_error err = {0};
+	off_t pos = 0;
+	CHECK_OK(open_file(file, flen, prefix, &pt, &err, &pos), err,
+		 "%zu bytes after a %zu-byte prefix: opened from the file", len, prefix);
+	CHECK(pt.len == len && (!len || memcmp(pt.data, data, len) == 0),
+	      "%zu bytes: the plaintext", len);
+	CHECK(pos == (off_t)flen, "%zu bytes: the position ends at the end of the file", len);
+	vf_buf_free(&pt);
+	free(file);
+	vf_buf_free(&ct);
+	free(data);
+}
+
+/* The file and the same bytes in memory fail with the same message. */
+static void fails_alike(const struct vf_buf *ct, size_t tail, size_t flip, size_t cut,
+			const char *want, const char *what)
+{
+	size_t flen;
+	uint8_t *file = file_of(ct, 5, tail, flip, &flen);
+	flen -= cut;
+	struct vf_error ferr = {0}, merr = {0};
+	struct vf_buf pt;
+	off_t pos;
+	enum vf_code frc = open_file(file, flen, 5, &pt, &ferr, &pos);
+	vf_buf_free(&pt);
+	enum vf_code mrc = open_memory(file + 5, flen - 5, &merr);
+	CHECK(frc != VF_OK && frc == mrc && strcmp(ferr.msg, merr.msg) == 0 &&
+		      strstr(ferr.msg, want),
+	      "%s: the same failure from the file and from memory (\"%s\", \"%s\")", what,
+	      frc == VF_OK ? "opened" : ferr.msg, mrc == VF_OK ? "opened" : merr.msg);
+	free(file);
+}
+
+static void open_failures(void)
+{
+	size_t len = 80 * CHUNK + 100;
+	uint8_t *data = pattern(len, 5);
+	struct vf_buf ct;
+	sealed(data, len, &ct);
+	size_t enc = CHUNK + 16;
+	fails_alike(&ct, 0, 30 * enc + 7, 0, "payload chunk 30 is corrupt", "a corrupt chunk");
+	fails_alike(&ct, 0, 2, 0, "payload chunk 0 is corrupt", "a corrupt first chunk");
+	fails_alike(&ct, 3 * enc, SIZE_MAX, 0, "payload chunk 80 is corrupt",
+		    "data after a short last chunk");
+	fails_alike(&ct, 0, SIZE_MAX, 100 + 16, "truncated", "the last chunk cut off");
+	fails_alike(&ct, 0, SIZE_MAX, 50, "corrupt or truncated", "the last chunk cut short");
+	vf_buf_free(&ct);
+	/* A full last chunk, then more: it opens as the last, and the rest is
+	 * trailing data. */
+	sealed(data, 80 * CHUNK, &ct);
+	fails_alike(&ct, 3 * enc, SIZE_MAX, 0, "trailing data after the end",
+		    "data after a full last chunk");
+	vf_buf_free(&ct);
 	free(data);
 }
 
@@ -200,6 +325,11 @@ int main(void)
 		same_as_in_order(sizes[i], 0);
 	same_as_in_order(60 * CHUNK + 9, 1000);
 	same_as_in_order(60 * CHUNK + 9, 60 * CHUNK + 9); /* nothing left to read */
+	const size_t open_sizes[] = {0, 1, 24 * CHUNK, 25 * CHUNK - 16, 25 * CHUNK + 1,
+				     80 * CHUNK, 80 * CHUNK + 100};
+	for (size_t i = 0; i < sizeof(open_sizes) / sizeof(open_sizes[0]); i++)
+		opens_as_in_order(open_sizes[i]);
+	open_failures();
 	grows_while_sealed();
 	shrinks_while_sealed(40 * CHUNK + 3, "in the middle");
 	shrinks_while_sealed(100 * CHUNK, "to its last chunk's start");
