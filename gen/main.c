@@ -32,9 +32,9 @@ static const struct option global_options[] = {
 	{0},
 };
 
-static const struct vg_help_row options[] = {
+static const struct vf_help_row options[] = {
 	VG_SPEC_HELP,
-	VG_HELP_OPTION,
+	VF_HELP_OPTION,
 	{"--version", NULL, "print the version and exit"},
 };
 
@@ -46,7 +46,7 @@ static void usage(FILE *out)
 		     "       vargen help <command>\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-	vg_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]));
+	vf_help_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]), true);
 	fprintf(out, "\nThe spec defaults to $VARS_SPEC, else vars.yaml here or in the nearest "
 		     "parent;\nthe store to the spec's directory. -f and --store go before or after "
 		     "the command.\n"

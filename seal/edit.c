@@ -46,14 +46,14 @@
 
 static const char usage[] = "varseal edit [-f SPEC] [--store DIR] [-i IDENTITY]... "
 			    "MACHINE|shared GENERATOR/FILE";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "MACHINE|shared", "the machine, or shared for a shared generator's file"},
 	{NULL, "GENERATOR/FILE", "the file, as the spec names it"},
 	VS_STORE_HELP,
 	VS_IDENTITY_HELP("an admin's identity, to open a secret; repeatable"),
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Opens a stored var in $VISUAL, else $EDITOR, else vi, in a private file on a RAM file\n"
 	"system ($XDG_RUNTIME_DIR, else /dev/shm), and reseals it to the spec's recipients if\n"
@@ -61,7 +61,8 @@ static const struct vs_help help = {
 	"removed in every case: the editor failing, the save failing, SIGINT, SIGTERM, SIGHUP\n"
 	"or SIGQUIT sent to varseal (which then stops the editor and dies of the signal).\n"
 	"Ctrl-C typed on the terminal belongs to the editor and does not abort the edit.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 /* ---- the sealed file as it was ---------------------------------------- */

@@ -40,10 +40,10 @@ static const char *const store_commands[] = {"get", "set", "edit", "rekey", "mac
 					     "import-sops"};
 static const struct option global_options[] = {VS_VARS_OPTIONS, {0}};
 
-static const struct vs_help_row options[] = {
+static const struct vf_help_row options[] = {
 	VS_STORE_HELP,
 	VS_IDENTITY_HELP("an identity, for the store commands that open secrets"),
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 	{"--version", NULL, "print the version and exit"},
 };
 
@@ -80,7 +80,7 @@ static void usage(FILE *out)
 		     "       varseal help <command>\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
-	vs_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]), true);
+	vf_help_print_rows(out, "Options", options, sizeof(options) / sizeof(options[0]), true);
 	char list[128];
 	store_command_list(list, sizeof(list));
 	fprintf(out, "\nThe store commands (%s) take -f, --store and -i\n"
