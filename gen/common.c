@@ -10,20 +10,17 @@
 
 #include "base/secmem.h"
 #include "base/term.h"
+#include "base/tool.h"
 
 #include "vargen.h"
 
 int vg_error(const char *fmt, ...)
 {
-	/* Formatted whole, then escaped: names in messages are user data. */
-	char raw[8192], safe[8192];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	int status = vf_tool_verror(stderr, "vargen", fmt, ap);
 	va_end(ap);
-	vf_escape_controls(raw, safe, sizeof(safe));
-	fprintf(stderr, "vargen: error: %s\n", safe);
-	return VF_EXIT_ERROR;
+	return status;
 }
 
 int vg_fail(const struct vf_error *err)

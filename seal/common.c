@@ -9,19 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/tool.h"
 #include "varseal.h"
 
 int vs_error(const char *fmt, ...)
 {
-	/* Formatted whole, then escaped: names in messages are user data. */
-	char raw[8192], safe[8192];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	int status = vf_tool_verror(stderr, "varseal", fmt, ap);
 	va_end(ap);
-	vf_escape_controls(raw, safe, sizeof(safe));
-	fprintf(stderr, "varseal: error: %s\n", safe);
-	return VF_EXIT_ERROR;
+	return status;
 }
 
 int vs_fail(const char *what, const struct vf_error *err)
