@@ -12,18 +12,19 @@
 
 static const char usage[] = "vargen accept [-f SPEC] [--store DIR] (--machine M | --generator G | "
 			    "--all)... [--plan]";
-static const struct vg_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	VG_SPEC_HELP,
 	VG_SELECT_HELP,
 	{"--all", NULL, "select every stale generator"},
 	{"--plan", NULL, "list what would be accepted; write nothing"},
-	VG_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vg_help help = {
+static const struct vf_help help = {
 	usage,
 	"Keeps the values of stale generators (whose definition changed in a way that does\n"
 	"not change them) and records them as made by the current definition.",
-	VG_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 static bool stale(const enum vf_state *states, size_t n)

@@ -10,20 +10,17 @@
 
 #include "base/secmem.h"
 #include "base/term.h"
+#include "base/tool.h"
 
 #include "vargen.h"
 
 int vg_error(const char *fmt, ...)
 {
-	/* Formatted whole, then escaped: names in messages are user data. */
-	char raw[8192], safe[8192];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	int status = vf_tool_verror(stderr, "vargen", fmt, ap);
 	va_end(ap);
-	vf_escape_controls(raw, safe, sizeof(safe));
-	fprintf(stderr, "vargen: error: %s\n", safe);
-	return VF_EXIT_ERROR;
+	return status;
 }
 
 int vg_fail(const struct vf_error *err)
@@ -38,31 +35,7 @@ int vg_usage(const char *usage)
 	return VF_EXIT_USAGE;
 }
 
-void vg_print_rows(FILE *out, const char *title, const struct vg_help_row *rows, size_t n)
-{
-	/* One column for the descriptions, each on its own line. */
-	char left[128];
-	int width = 0;
-	for (size_t i = 0; i < n; i++) {
-		snprintf(left, sizeof(left), "%s%s%s", rows[i].option, rows[i].argument ? " " : "",
-			 rows[i].argument ? rows[i].argument : "");
-		width = (int)strlen(left) > width ? (int)strlen(left) : width;
-	}
-	fprintf(out, "\n%s:\n", title);
-	for (size_t i = 0; i < n; i++) {
-		snprintf(left, sizeof(left), "%s%s%s", rows[i].option, rows[i].argument ? " " : "",
-			 rows[i].argument ? rows[i].argument : "");
-		fprintf(out, "  %-*s  %s\n", width, left, rows[i].description);
-	}
-}
-
-void vg_print_help(const struct vg_help *h)
-{
-	printf("Usage: %s\n\n%s\n", h->usage, h->about);
-	vg_print_rows(stdout, "Options", h->rows, h->n_rows);
-}
-
-int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help *help,
+int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vf_help *help,
 	     struct vg_flags *flags)
 {
 	const char *usage = help->usage;
@@ -120,7 +93,7 @@ int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help
 			else if (vf_strings_add(&ids->files, optarg, &err) != VF_OK)
 				return vg_fail(&err);
 			break;
-		case 'h': vg_print_help(help); return -1;
+		case 'h': vf_help_print(stdout, help); return -1;
 		default: return vg_usage(usage);
 		}
 	}

@@ -20,7 +20,7 @@ static const char usage[] =
 	"                [--regenerate (--machine M | --generator G | --all)... [--yes]]\n"
 	"                [--prompt [MACHINE:][GEN/]NAME=@FILE]... [-i IDENTITY]...\n"
 	"                [--passphrase-file FILE]";
-static const struct vg_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	VG_SPEC_HELP,
 	VG_SELECT_HELP,
 	{"--regenerate", NULL, "replace the selection's existing values, once confirmed"},
@@ -33,14 +33,15 @@ static const struct vg_help_row help_rows[] = {
 	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
 	{"--passphrase-file", "FILE", "the passphrase of passphrase-protected identity files, "
 				      "read from FILE"},
-	VG_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vg_help help = {
+static const struct vf_help help = {
 	usage,
 	"Makes what is missing, in dependency order, and commits the whole run at once.\n"
 	"Existing values are replaced only with --regenerate and a selection; what is left\n"
 	"is listed with the command for it, and the exit status is what check would say.",
-	VG_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 static int parse(int argc, char **argv, struct run *r)
@@ -83,7 +84,7 @@ static int parse(int argc, char **argv, struct run *r)
 		case 'i': rc = vf_strings_add(&r->identity_files, optarg, &err); break;
 		case OPT_INSECURE_PERMISSIONS: r->insecure = true; break;
 		case OPT_PASSPHRASE_FILE: r->passphrase_file = optarg; break;
-		case 'h': vg_print_help(&help); return -1;
+		case 'h': vf_help_print(stdout, &help); return -1;
 		default: return vg_usage(usage);
 		}
 	}

@@ -35,7 +35,7 @@
 static const char usage[] =
 	"vargen import clan DIR [-f SPEC] [--store DIR] [-i IDENTITY]... [--plan] [--ignore-mac]\n"
 	"                [--insecure-permissions] [--passphrase-file FILE]";
-static const struct vg_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{"-f, --file", "SPEC", "the spec to write (default: $VARS_SPEC, else ./vars.yaml); must "
 			       "not exist"},
 	{"--store", "DIR", "the new store's root, for DIR/vars (default: the spec's directory)"},
@@ -46,14 +46,15 @@ static const struct vg_help_row help_rows[] = {
 	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
 	{"--passphrase-file", "FILE", "the passphrase of passphrase-protected identity files, "
 				      "read from FILE"},
-	VG_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vg_help help = {
+static const struct vf_help help = {
 	usage,
 	"Imports a clan repository's vars/ and sops/ trees (DIR) into a new spec and store:\n"
 	"the same admins, machines, generators and values, each secret decrypted, its MAC\n"
 	"checked and sealed anew, all or nothing. docs/import.md says what maps to what.",
-	VG_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 struct import {
@@ -106,7 +107,7 @@ static int parse(int argc, char **argv, struct import *im)
 		case OPT_IGNORE_MAC: im->ignore_mac = true; break;
 		case OPT_INSECURE_PERMISSIONS: im->insecure = true; break;
 		case OPT_PASSPHRASE_FILE: im->passphrase_file = optarg; break;
-		case 'h': vg_print_help(&help); return -1;
+		case 'h': vf_help_print(stdout, &help); return -1;
 		default: return vg_usage(usage);
 		}
 	}

@@ -14,13 +14,13 @@ static const char list_usage[] = "vargen list [-f SPEC] [--store DIR] [--machine
 static const char check_usage[] = "vargen check [-f SPEC] [--store DIR] [--machine M]... "
 				  "[--generator G]... [--json]\n"
 				  "             [-i IDENTITY]... [--passphrase-file FILE]";
-static const struct vg_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	VG_SPEC_HELP,
 	VG_SELECT_HELP,
 	{"--json", NULL, "one JSON object: {\"rows\": [...], \"problems\": N, \"total\": M}"},
-	VG_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vg_help_row check_rows[] = {
+static const struct vf_help_row check_rows[] = {
 	VG_SPEC_HELP,
 	VG_SELECT_HELP,
 	{"--json", NULL, "one JSON object: {\"rows\": [...], \"problems\": N, \"total\": M}"},
@@ -29,20 +29,22 @@ static const struct vg_help_row check_rows[] = {
 	{"--insecure-permissions", NULL, "read identity files that group or others may read"},
 	{"--passphrase-file", "FILE", "the passphrase of passphrase-protected identity files, "
 				      "read from FILE"},
-	VG_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vg_help list_help = {
+static const struct vf_help list_help = {
 	list_usage,
 	"Lists the selected generators' files, kept machine keys and (nothing selected)\n"
 	"orphans, one NAME<TAB>KIND<TAB>STATE line each.",
-	VG_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
-static const struct vg_help check_help = {
+static const struct vf_help check_help = {
 	check_usage,
 	"Lists what needs attention, as list does, and exits 4 when anything does,\n"
 	"saying on standard error the command that fixes each state. With -i, each key\n"
 	"pair's private half is opened and its public key compared with the public half.",
-	VG_HELP_ROWS(check_rows),
+	VF_HELP_ROWS(check_rows),
+	NULL,
 };
 
 /* ---- --json ---------------------------------------------------------------- */

@@ -12,17 +12,18 @@
 #include "vargen.h"
 
 static const char usage[] = "vargen prune [-f SPEC] [--store DIR] [--plan] [--yes]";
-static const struct vg_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	VG_SPEC_HELP,
 	{"--plan", NULL, "list what would be removed; write nothing"},
 	{"--yes", NULL, "remove without asking (needed off a terminal)"},
-	VG_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vg_help help = {
+static const struct vf_help help = {
 	usage,
 	"Removes from the store what the spec no longer names (orphans: retired machines,\n"
 	"dropped generators and files, keys of machines that are gone), once confirmed.",
-	VG_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 static void print_orphans(const struct vf_orphans *o, const char *action, FILE *out)

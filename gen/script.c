@@ -34,7 +34,7 @@
 #include "base/atomic.h"
 #include "base/crypto.h"
 #include "base/io.h"
-#include "base/ramdir.h"
+#include "base/privdir.h"
 #include "base/sigguard.h"
 #include "base/secmem.h"
 #include "base/tree.h"
@@ -53,8 +53,8 @@
 /* Directory levels walked when removing: one descriptor each. */
 #define MAX_DEPTH 256
 
+/* Script directories: vargen.<pid>.<random hex> (base/privdir.h). */
 #define PREFIX "vargen."
-#define RANDOM_HEX 16
 
 /* dir/name into out; an over-long path is an error, never a truncation. */
 static int child_path(char *out, size_t cap, const char *dir, const char *name)
@@ -97,24 +97,9 @@ static void warn_swap_once(const char *base)
 #define N_BASES 3
 static const char *base_candidate(size_t i)
 {
-	if (i == 0) {
-		const char *xdg = getenv("XDG_RUNTIME_DIR");
-		/* Relative or empty: not a runtime directory. */
-		return xdg && xdg[0] == '/' ? xdg : NULL;
-	}
+	if (i == 0)
+		return vf_runtime_dir();
 	return i == 1 ? "/dev/shm" : "/run";
-}
-
-/* path opened when it is on RAM (ramfs or tmpfs), else -1; *may_swap as
- * vf_ram_dir_check tells. */
-static int open_ram_base(const char *path, bool *may_swap)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0 && vf_ram_dir_check(fd, may_swap) != 1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 struct private_dir {
@@ -124,58 +109,30 @@ struct private_dir {
 	char path[PATH_MAX];	      /* base/name: for $out, $in and messages */
 };
 
-/* Recognisably ours: vargen.<pid>.<RANDOM_HEX hex digits>; the pid. */
 static bool private_dir_pid(const char *name, pid_t *pid)
 {
-	if (strncmp(name, PREFIX, strlen(PREFIX)))
-		return false;
-	const char *p = name + strlen(PREFIX);
-	long n = 0;
-	size_t digits = 0;
-	for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
-		n = n * 10 + (*p - '0');
-	if (!digits || *p != '.' || n <= 0 || n > INT_MAX)
-		return false;
-	p++;
-	size_t hex = strspn(p, "0123456789abcdef");
-	*pid = (pid_t)n;
-	return hex == RANDOM_HEX && p[hex] == '\0';
+	return vf_private_dir_pid(PREFIX, name, pid);
 }
 
+/* A script directory in base, when base is on RAM and one can be made
+ * there; else -1 and the next base is tried (the caller says when none
+ * would do, so err is not shown). */
 static int make_private_dir_in(const char *base, struct private_dir *pd)
 {
 	bool may_swap;
-	pd->base_fd = open_ram_base(base, &may_swap);
+	pd->base_fd = vf_ram_dir_open(base, &may_swap);
 	if (pd->base_fd < 0)
 		return -1;
 	if (may_swap)
 		warn_swap_once(base);
-	for (int attempt = 0; attempt < 8; attempt++) {
-		uint8_t rnd[RANDOM_HEX / 2];
-		char hex[RANDOM_HEX + 1];
-		struct vf_error err;
-		if (vf_random(rnd, sizeof(rnd), &err) != VF_OK)
-			break;
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-		snprintf(pd->name, sizeof(pd->name), PREFIX "%ld.%s", (long)getpid(), hex);
-		if (mkdirat(pd->base_fd, pd->name, 0700) != 0) {
-			if (errno == EEXIST)
-				continue;
-			break;
-		}
-		struct stat st;
-		pd->fd = openat(pd->base_fd, pd->name,
-				O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		/* Ours and private, checked on what was opened. */
-		if (pd->fd >= 0 && fstat(pd->fd, &st) == 0 && st.st_uid == geteuid() &&
-		    !(st.st_mode & 077) &&
-		    child_path(pd->path, sizeof(pd->path), base, pd->name) == 0)
+	struct vf_error err;
+	if (vf_private_dir_make(pd->base_fd, base, PREFIX, pd->name, sizeof(pd->name), &pd->fd,
+				&err) == VF_OK) {
+		if (child_path(pd->path, sizeof(pd->path), base, pd->name) == 0)
 			return 0;
-		if (pd->fd >= 0)
-			close(pd->fd);
+		close(pd->fd);
 		pd->fd = -1;
-		break;
+		unlinkat(pd->base_fd, pd->name, AT_REMOVEDIR); /* empty: nothing written yet */
 	}
 	close(pd->base_fd);
 	pd->base_fd = -1;
@@ -223,7 +180,7 @@ void vg_clean_stale_script_dirs(void)
 	};
 	for (size_t i = 0; i < N_BASES; i++) {
 		bool may_swap; /* sweeping writes nothing */
-		int fd = base_candidate(i) ? open_ram_base(base_candidate(i), &may_swap) : -1;
+		int fd = base_candidate(i) ? vf_ram_dir_open(base_candidate(i), &may_swap) : -1;
 		if (fd < 0)
 			continue;
 		vf_tree_sweep_stale(fd, &stale);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "base/error.h"
+#include "base/help.h"
 #include "age/keys.h"
 #include "vars/spec.h"
 #include "vars/values.h"
@@ -44,22 +45,8 @@ void vg_progress_begin(struct vf_progress *p, const char *label, uint64_t total,
 int vg_fail(const struct vf_error *err);
 int vg_usage(const char *usage);
 
-/* A command's --help: its usage, what it does, then one line per option,
- * described in one line. Every option a command takes has its row
- * (tests/help_test.py checks it against the getopt tables). */
-struct vg_help_row {
-	const char *option;	 /* "-m, --machine" */
-	const char *argument;	 /* "M", or NULL */
-	const char *description; /* one line */
-};
-struct vg_help {
-	const char *usage;
-	const char *about; /* a sentence or two */
-	const struct vg_help_row *rows;
-	size_t n_rows;
-};
-#define VG_HELP_ROWS(rows) (rows), sizeof(rows) / sizeof((rows)[0])
-#define VG_HELP_OPTION {"-h, --help", NULL, "show this help and exit"}
+/* A command's --help (base/help.h): vargen's commands have options only,
+ * no operand rows and no notes. */
 /* The spec and store, and the selection, as every command takes them. */
 #define VG_SPEC_HELP                                                                      \
 	{"-f, --file", "SPEC", "the spec (default: $VARS_SPEC, else vars.yaml here or above)"},                   \
@@ -69,10 +56,6 @@ struct vg_help {
 	{"-m, --machine", "M", "only machine M (and the shared generators it uses); "     \
 			       "repeatable"},                                             \
 		{"-g, --generator", "G", "only generator G; repeatable"}
-/* The whole help, on standard output. */
-void vg_print_help(const struct vg_help *h);
-/* "Title:" and the rows, aligned. */
-void vg_print_rows(FILE *out, const char *title, const struct vg_help_row *rows, size_t n);
 
 /* The spec and the store root it implies (beside the spec unless
  * --store). */
@@ -110,7 +93,7 @@ struct vg_flags {
 	/* Set by check: it takes identities (the caller frees the files). */
 	struct vg_identity_args *identities;
 };
-int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vg_help *help,
+int vg_parse(int argc, char **argv, struct vg_context *ctx, const struct vf_help *help,
 	     struct vg_flags *flags);
 /* Replacing or removing n existing values: asks question on the terminal
  * (default no), or without one refuses unless yes, saying what it would

@@ -38,18 +38,18 @@ static const char usage[] =
 	"varinject install [-f SPEC] [--store DIR] --machine M\n"
 	"                         (-i IDENTITY | --identity-credential NAME) [--passphrase-file FILE]\n"
 	"                         [--insecure-permissions] [--allow-persistent] DIR";
-static const struct vi_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "DIR", "where the files go: DIR/GENERATOR/FILE, DIR a symlink to the set"},
 	VI_STORE_HELP,
 	{"--allow-persistent", NULL, "allow DIR on a file system that is not in RAM"},
-	VI_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vi_help help = {
+static const struct vf_help help = {
 	usage,
 	"Decrypts machine M's secrets into DIR/GENERATOR/FILE with the spec's owner, group\n"
 	"and mode, for hosts that read them directly. A complete new set is written to\n"
 	"DIR.generations/N/ and DIR, a symlink, switched to it with one rename.",
-	VI_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
 	NULL,
 };
 
@@ -609,7 +609,7 @@ int vi_install(int argc, char **argv)
 		case OPT_INSECURE_PERMISSIONS: in.src.insecure = true; break;
 		case OPT_PASSPHRASE_FILE: in.src.passphrase_file = optarg; break;
 		case OPT_ALLOW_PERSISTENT: in.allow_persistent = true; break;
-		case 'h': vi_print_help(&help); return 0;
+		case 'h': vf_help_print(stdout, &help); return 0;
 		default: fprintf(stderr, "Usage: %s\n", usage); return 2;
 		}
 	}

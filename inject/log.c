@@ -12,49 +12,6 @@
 
 static bool to_journal;
 
-/* The left part of a row: "--opt ARG", but an optional argument is glued
- * on ("--opt[=ARG]"), and an operand alone. */
-static void row_left(const struct vi_help_row *r, char *out, size_t cap)
-{
-	const char *option = r->option ? r->option : "";
-	const char *argument = r->argument ? r->argument : "";
-	const char *space = *option && *argument && *argument != '[' ? " " : "";
-	snprintf(out, cap, "%s%s%s", option, space, argument);
-}
-
-static void print_rows(const char *title, const struct vi_help_row *rows, size_t n, bool options)
-{
-	/* One column for the descriptions of every row of the table, so that
-	 * Arguments and Options line up; each description on its own line. */
-	char left[128];
-	int width = 0;
-	for (size_t i = 0; i < n; i++) {
-		row_left(&rows[i], left, sizeof(left));
-		width = (int)strlen(left) > width ? (int)strlen(left) : width;
-	}
-	bool any = false;
-	for (size_t i = 0; i < n; i++) {
-		if ((rows[i].option != NULL) != options)
-			continue;
-		if (!any)
-			printf("\n%s:\n", title);
-		any = true;
-		row_left(&rows[i], left, sizeof(left));
-		printf("  %-*s  %s\n", width, left, rows[i].description);
-	}
-}
-
-/* Help is no message, but it is what the tool says about itself: here
- * beside the other things it says. */
-void vi_print_help(const struct vi_help *h)
-{
-	printf("Usage: %s\n\n%s\n", h->usage, h->about);
-	print_rows("Arguments", h->rows, h->n_rows, false);
-	print_rows("Options", h->rows, h->n_rows, true);
-	if (h->notes)
-		printf("\n%s\n", h->notes);
-}
-
 /* JOURNAL_STREAM names the journal socket systemd gave us as stderr: then
  * structured journal entries are better than lines on a stream. */
 void vi_log_init(void)

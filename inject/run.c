@@ -26,7 +26,7 @@ static const char usage[] =
 	"                 -- HYPERVISOR [ARGS...]\n"
 	"       varinject install [-f SPEC] [--store DIR] --machine M -i IDENTITY DIR\n"
 	"       varinject help [install]";
-static const struct vi_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "HYPERVISOR [ARGS...]", "the command line of qemu-system-* or cloud-hypervisor"},
 	VI_STORE_HELP,
 	{"--from-credentials-dir", "[=DIR]", "the files of DIR or $CREDENTIALS_DIRECTORY, not "
@@ -44,15 +44,15 @@ static const struct vi_help_row help_rows[] = {
 	{"--api-timeout", "SECONDS", "wait this long for the API or monitor (default 10)"},
 	{"--stop-timeout", "SECONDS", "on stop, give the VM this long to shut down (default 30)"},
 	{"--dry-run", NULL, "print what would run, each secret as its size; launch nothing"},
-	VI_HELP_OPTION,
+	VF_HELP_OPTION,
 	{"--version", NULL, "print the version and exit"},
 };
-static const struct vi_help help = {
+static const struct vf_help help = {
 	usage,
 	"Decrypts machine M's secrets (or takes the files of a credentials directory) and\n"
 	"launches HYPERVISOR with them as systemd credentials in SMBIOS OEM strings or\n"
 	"fw_cfg, staying its parent. 'varinject help install' shows install's options.",
-	VI_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
 	"The runtime directory goes under --credentials-dir, else $RUNTIME_DIRECTORY,\n"
 	"$XDG_RUNTIME_DIR or /run. '--from-credentials-dir DIR' with a space is\n"
 	"--from-credentials-dir=DIR when a -- follows; without one, the word after it is\n"
@@ -216,7 +216,7 @@ static int parse(int argc, char **argv, struct run *r)
 			case OPT_API_TIMEOUT: status = parse_seconds(optarg, &r->api_timeout); break;
 			case OPT_STOP_TIMEOUT: status = parse_seconds(optarg, &r->stop_timeout); break;
 			case OPT_DRY_RUN: r->dry_run = true; break;
-			case 'h': vi_print_help(&help); return -1;
+			case 'h': vf_help_print(stdout, &help); return -1;
 			default: return 2;
 			}
 		}

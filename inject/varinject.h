@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "base/error.h"
+#include "base/help.h"
 #include "age/keys.h"
 #include "vars/oem.h"
 #include "vars/spec.h"
@@ -199,23 +200,6 @@ enum vi_long_option {
 int vi_run(int argc, char **argv);
 int vi_install(int argc, char **argv);
 
-/* A form's --help: its usage, what it does, one line per operand and per
- * option, each described in one line, and notes. Every option of a getopt
- * table has its row (tests/help_test.py checks it). */
-struct vi_help_row {
-	const char *option;	 /* "-m, --machine"; NULL for an operand */
-	const char *argument;	 /* "M", "[=DIR]", or NULL */
-	const char *description; /* one line */
-};
-struct vi_help {
-	const char *usage;
-	const char *about; /* a sentence or two */
-	const struct vi_help_row *rows;
-	size_t n_rows;
-	const char *notes; /* after the options, or NULL */
-};
-#define VI_HELP_ROWS(rows) (rows), sizeof(rows) / sizeof((rows)[0])
-#define VI_HELP_OPTION {"-h, --help", NULL, "show this help and exit"}
 /* Where the secrets come from: the options the launch and install share. */
 #define VI_STORE_HELP                                                                     \
 	{"-f, --file", "SPEC", "the spec (default: $VARS_SPEC, else vars.yaml here or above)"},                   \
@@ -230,7 +214,5 @@ struct vi_help {
 						 "others may read"},                 \
 		{"--passphrase-file", "FILE", "a passphrase-protected identity's "          \
 					      "passphrase, read from FILE"}
-/* Prints the whole help on standard output. */
-void vi_print_help(const struct vi_help *h);
 
 #endif

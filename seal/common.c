@@ -9,19 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/tool.h"
 #include "varseal.h"
 
 int vs_error(const char *fmt, ...)
 {
-	/* Formatted whole, then escaped: names in messages are user data. */
-	char raw[8192], safe[8192];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	int status = vf_tool_verror(stderr, "varseal", fmt, ap);
 	va_end(ap);
-	vf_escape_controls(raw, safe, sizeof(safe));
-	fprintf(stderr, "varseal: error: %s\n", safe);
-	return VF_EXIT_ERROR;
+	return status;
 }
 
 int vs_fail(const char *what, const struct vf_error *err)
@@ -37,46 +34,6 @@ int vs_usage(const char *usage)
 {
 	fprintf(stderr, "varseal: usage: %s\n", usage);
 	return VF_EXIT_USAGE;
-}
-
-/* The left part of a row: "--opt ARG", but an optional argument is glued
- * on ("--opt[=ARG]"), and an operand alone. */
-static void row_left(const struct vs_help_row *r, char *out, size_t cap)
-{
-	const char *option = r->option ? r->option : "";
-	const char *argument = r->argument ? r->argument : "";
-	const char *space = *option && *argument && *argument != '[' ? " " : "";
-	snprintf(out, cap, "%s%s%s", option, space, argument);
-}
-
-void vs_print_rows(FILE *out, const char *title, const struct vs_help_row *rows, size_t n,
-		   bool options)
-{
-	/* One column for the descriptions of every row of the table, so that
-	 * Arguments and Options line up; each description on its own line. */
-	char left[128];
-	int width = 0;
-	for (size_t i = 0; i < n; i++) {
-		row_left(&rows[i], left, sizeof(left));
-		width = (int)strlen(left) > width ? (int)strlen(left) : width;
-	}
-	bool any = false;
-	for (size_t i = 0; i < n; i++) {
-		if ((rows[i].option != NULL) != options)
-			continue;
-		if (!any)
-			fprintf(out, "\n%s:\n", title);
-		any = true;
-		row_left(&rows[i], left, sizeof(left));
-		fprintf(out, "  %-*s  %s\n", width, left, rows[i].description);
-	}
-}
-
-void vs_print_help(const struct vs_help *h)
-{
-	printf("Usage: %s\n\n%s\n", h->usage, h->about);
-	vs_print_rows(stdout, "Arguments", h->rows, h->n_rows, false);
-	vs_print_rows(stdout, "Options", h->rows, h->n_rows, true);
 }
 
 int vs_open_input(const char *path, const char **name)

@@ -16,7 +16,7 @@
 static const char usage[] =
 	"varseal decrypt [-i IDENTITY]... [--passphrase-file FILE] [--max-work-factor N]\n"
 	"                [--insecure-permissions] [--progress] [-o OUTPUT] [INPUT]";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "INPUT", "the age file, binary or armored; standard input when absent or -"},
 	{"-i, --identity", "FILE", "an identity file (age or SSH; - for standard input); "
 				   "up to 64 of them"},
@@ -28,13 +28,14 @@ static const struct vs_help_row help_rows[] = {
 	{"--progress", NULL, "draw a progress line on standard error when it is a terminal"},
 	{"-o, --output", "OUTPUT", "write to OUTPUT, made only once complete (default: "
 				   "standard output)"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Decrypts an age file (age -d) with identities, or with a passphrase asked on the\n"
 	"terminal (or read from --passphrase-file) when it was encrypted to one.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 struct decrypt_opts {
@@ -81,7 +82,7 @@ static int parse_args(int argc, char **argv, struct decrypt_opts *o)
 			o->max_work_factor = (unsigned)v;
 			break;
 		}
-		case 'h': vs_print_help(&help); return -1;
+		case 'h': vf_help_print(stdout, &help); return -1;
 		default: return vs_usage(usage);
 		}
 	}

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "base/crypto.h"
-#include "base/ramdir.h"
+#include "base/privdir.h"
 #include "base/sigguard.h"
 #include "base/secmem.h"
 #include "base/tree.h"
@@ -37,23 +37,22 @@
  * saving a swap file), then for SIGKILL to take effect. */
 #define EDITOR_GRACE 5
 #define REAP_LIMIT 5
-/* Our directories: varseal-edit.<pid>.<RANDOM_HEX hex digits>. */
+/* Our directories: varseal-edit.<pid>.<random hex> (base/privdir.h). */
 #define PREFIX "varseal-edit."
-#define RANDOM_HEX 16
 /* Directory levels an editor's leftovers may nest to (swap and backup
  * files sit beside the file; deeper is not an editor's doing). */
 #define MAX_DEPTH 16
 
 static const char usage[] = "varseal edit [-f SPEC] [--store DIR] [-i IDENTITY]... "
 			    "MACHINE|shared GENERATOR/FILE";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "MACHINE|shared", "the machine, or shared for a shared generator's file"},
 	{NULL, "GENERATOR/FILE", "the file, as the spec names it"},
 	VS_STORE_HELP,
 	VS_IDENTITY_HELP("an admin's identity, to open a secret; repeatable"),
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Opens a stored var in $VISUAL, else $EDITOR, else vi, in a private file on a RAM file\n"
 	"system ($XDG_RUNTIME_DIR, else /dev/shm), and reseals it to the spec's recipients if\n"
@@ -61,7 +60,8 @@ static const struct vs_help help = {
 	"removed in every case: the editor failing, the save failing, SIGINT, SIGTERM, SIGHUP\n"
 	"or SIGQUIT sent to varseal (which then stops the editor and dies of the signal).\n"
 	"Ctrl-C typed on the terminal belongs to the editor and does not abort the edit.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 /* ---- the sealed file as it was ---------------------------------------- */
@@ -112,29 +112,19 @@ static const struct vf_tree_opts edit_tree = {
 
 static bool edit_dir_pid(const char *name, pid_t *pid)
 {
-	if (strncmp(name, PREFIX, strlen(PREFIX)))
-		return false;
-	char *end;
-	errno = 0;
-	long n = strtol(name + strlen(PREFIX), &end, 10);
-	if (errno || end == name + strlen(PREFIX) || *end != '.' || n <= 0 || n > INT_MAX)
-		return false;
-	*pid = (pid_t)n;
-	size_t hex = strspn(end + 1, "0123456789abcdef");
-	return hex == RANDOM_HEX && end[1 + hex] == '\0';
+	return vf_private_dir_pid(PREFIX, name, pid);
 }
 
 /* $XDG_RUNTIME_DIR when it is on RAM, else /dev/shm when it is: opened
  * into d->base_fd, directories a killed edit left there removed. */
 static int find_ram_base(struct edit_dir *d)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	const char *candidates[] = {xdg && xdg[0] == '/' ? xdg : NULL, "/dev/shm"};
+	const char *candidates[] = {vf_runtime_dir(), "/dev/shm"};
 	for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
 		if (!candidates[i])
 			continue;
-		int fd = open(candidates[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0 && vf_ram_dir_check(fd, &d->may_swap) == 1) {
+		int fd = vf_ram_dir_open(candidates[i], &d->may_swap);
+		if (fd >= 0) {
 			d->base_fd = fd;
 			d->base = candidates[i];
 			const struct vf_tree_stale stale = {
@@ -145,8 +135,6 @@ static int find_ram_base(struct edit_dir *d)
 			vf_tree_sweep_stale(fd, &stale);
 			return 0;
 		}
-		if (fd >= 0)
-			close(fd);
 	}
 	return vs_error("no RAM file system to hold the file being edited (tried "
 			"$XDG_RUNTIME_DIR and /dev/shm): nothing was decrypted");
@@ -155,32 +143,11 @@ static int find_ram_base(struct edit_dir *d)
 /* A fresh directory of ours, private, checked on what was opened. */
 static int make_edit_dir(struct edit_dir *d)
 {
-	for (int attempt = 0; attempt < 8; attempt++) {
-		uint8_t rnd[RANDOM_HEX / 2];
-		char hex[RANDOM_HEX + 1];
-		struct vf_error err;
-		if (vf_random(rnd, sizeof(rnd), &err) != VF_OK)
-			return vs_fail(NULL, &err);
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-		snprintf(d->name, sizeof(d->name), PREFIX "%ld.%s", (long)getpid(), hex);
-		if (mkdirat(d->base_fd, d->name, 0700) != 0) {
-			if (errno == EEXIST)
-				continue;
-			return vs_error("%s/%s: %s", d->base, d->name, strerror(errno));
-		}
-		d->fd = openat(d->base_fd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		struct stat st;
-		if (d->fd >= 0 && fstat(d->fd, &st) == 0 && st.st_uid == geteuid() &&
-		    (st.st_mode & 07777) == 0700)
-			return 0;
-		if (d->fd >= 0)
-			close(d->fd);
-		d->fd = -1;
-		unlinkat(d->base_fd, d->name, AT_REMOVEDIR); /* empty: nothing written yet */
-		return vs_error("%s/%s: not the private directory just made", d->base, d->name);
-	}
-	return vs_error("%s: no fresh directory name could be made", d->base);
+	struct vf_error err;
+	if (vf_private_dir_make(d->base_fd, d->base, PREFIX, d->name, sizeof(d->name), &d->fd,
+				&err) != VF_OK)
+		return vs_fail(NULL, &err);
+	return 0;
 }
 
 /* The file, named as the spec names it (editors choose their syntax by

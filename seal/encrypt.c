@@ -16,7 +16,7 @@
 static const char usage[] =
 	"varseal encrypt [-a] [-r RECIPIENT]... [-R FILE]... [-p [--passphrase-file FILE]]\n"
 	"                [--work-factor N] [--progress] [-o OUTPUT] [INPUT]";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "INPUT", "the file to encrypt; standard input when absent or -"},
 	{"-a, --armor", NULL, "write PEM-armored text instead of binary"},
 	{"-r, --recipient", "RECIPIENT", "encrypt to this public key (age1... or ssh-...); "
@@ -28,13 +28,14 @@ static const struct vs_help_row help_rows[] = {
 	{"--progress", NULL, "draw a progress line on standard error when it is a terminal"},
 	{"-o, --output", "OUTPUT", "write to OUTPUT, made only once complete (default: "
 				   "standard output)"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Encrypts INPUT in age's format (age -e), to recipients (-r, -R) or to a\n"
 	"passphrase (-p), which must then be the only one.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 struct encrypt_opts {
@@ -134,7 +135,7 @@ static int parse_args(int argc, char **argv, struct encrypt_opts *o)
 			o->work_factor = (unsigned)v;
 			break;
 		}
-		case 'h': vs_print_help(&help); return -1;
+		case 'h': vf_help_print(stdout, &help); return -1;
 		default: return vs_usage(usage);
 		}
 		if (status)

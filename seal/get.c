@@ -12,7 +12,7 @@
 static const char usage[] = "varseal get [-f SPEC] [--store DIR] [-i IDENTITY]... "
 			    "[-o FILE [--force]]\n"
 			    "                   MACHINE|shared GENERATOR/FILE";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "MACHINE|shared", "the machine, or shared for a shared generator's file"},
 	{NULL, "GENERATOR/FILE", "the file, as the spec names it"},
 	VS_STORE_HELP,
@@ -20,14 +20,15 @@ static const struct vs_help_row help_rows[] = {
 			 "repeatable"),
 	{"-o, --output", "FILE", "write the value to FILE, mode 0600, not standard output"},
 	{"--force", NULL, "with -o: replace FILE if it exists"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Prints one stored var on standard output, or with -o writes it to a new file only\n"
 	"you can read; a secret is decrypted with the identities given (needed only for\n"
 	"secrets).",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 struct get_options {
@@ -58,7 +59,7 @@ static int parse(int argc, char **argv, struct vs_vars *v, struct get_options *o
 		else if (c == OPT_FORCE)
 			o->force = true;
 		else if (c == 'h') {
-			vs_print_help(&help);
+			vf_help_print(stdout, &help);
 			return -1;
 		} else
 			return vs_usage(usage);

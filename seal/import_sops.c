@@ -27,7 +27,7 @@
 static const char usage[] =
 	"varseal import-sops [-f SPEC] [--store DIR] [-i IDENTITY]... [--plan] [--ignore-mac]\n"
 	"                    FILE --to MACHINE|shared GENERATOR";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "FILE", "the SOPS file (YAML, JSON, dotenv by its name; anything else binary)"},
 	{NULL, "GENERATOR", "the new generator's name; its files are the file's values"},
 	{"--to", "MACHINE|shared", "the machine that uses it, or shared (kept for the admins)"},
@@ -35,14 +35,15 @@ static const struct vs_help_row help_rows[] = {
 	VS_IDENTITY_HELP("an identity that opens FILE's data key; repeatable"),
 	{"--plan", NULL, "list the generator and the files it would import; needs no key"},
 	{"--ignore-mac", NULL, "import a file whose SOPS MAC does not verify, with a warning"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Imports one SOPS file as a new generator (imported: sops) of the spec: one file per\n"
 	"value, named by its keys joined with '.', each the text sops -d prints for it,\n"
 	"sealed per the spec; spec and store are written together, or neither.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 struct import {
@@ -335,7 +336,7 @@ static int parse(int argc, char **argv, struct import *im)
 		case OPT_TO: im->to = optarg; break;
 		case OPT_PLAN: im->plan = true; break;
 		case OPT_IGNORE_MAC: im->ignore_mac = true; break;
-		case 'h': vs_print_help(&help); return -1;
+		case 'h': vf_help_print(stdout, &help); return -1;
 		default: return vs_usage(usage);
 		}
 	}

@@ -22,19 +22,20 @@
 #include "varseal.h"
 
 static const char usage[] = "varseal inspect [--json] [-f SPEC] [--max-work-factor N] FILE...";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "FILE", "an age file, armored or not; - is standard input (once); repeatable"},
 	{"--json", NULL, "one JSON array, an object per file (its keys: varseal(1))"},
 	{"-f, --file", "SPEC", "name a secret's recipients by this spec (default: its store's "
 			       "vars.yaml)"},
 	{"--max-work-factor", "N", "accept scrypt stanzas up to 2^N (1..40, default 22)"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Says what each age FILE is, without any key: armor, stanzas, post-quantum or\n"
 	"not, sizes; for a store's secret, who its manifest says it is sealed to.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 /* A manifest lists a handful of keys; this is far above any real one. */
@@ -531,7 +532,7 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
 			o->max_log_n = (unsigned)v;
 			break;
 		}
-		case 'h': vs_print_help(&help); return -1;
+		case 'h': vf_help_print(stdout, &help); return -1;
 		default: return vs_usage(usage);
 		}
 	}

@@ -16,18 +16,19 @@
 #include "varseal.h"
 
 static const char usage[] = "varseal keygen [--pq] [-o FILE]";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{"--pq", NULL, "a hybrid post-quantum identity (ML-KEM-768 + X25519, as age-keygen -pq)"},
 	{"-o, --output", "FILE", "write the identity to FILE, made 0600 (an existing one is refused)"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Makes a new age identity in age-keygen's format, on standard output or in FILE:\n"
 	"X25519, or with --pq hybrid post-quantum (AGE-SECRET-KEY-PQ-1..., whose recipient\n"
 	"age1pq1... is about 1,960 characters). Its public key goes to standard error when\n"
 	"the identity does not go to a terminal.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 /* "# created: <RFC 3339>\n# public key: age1...\nAGE-SECRET-KEY-1...\n"
@@ -107,7 +108,7 @@ int cmd_keygen(int argc, char **argv)
 		else if (c == OPT_PQ)
 			pq = true;
 		else if (c == 'h') {
-			vs_print_help(&help);
+			vf_help_print(stdout, &help);
 			return 0;
 		} else
 			return vs_usage(usage);

@@ -24,7 +24,7 @@ static const char usage[] = "varseal machine keygen [-f SPEC] [--store DIR] [--f
 			    "[-i ADMIN_KEY...] MACHINE...\n"
 			    "       varseal machine key [-f SPEC] [--store DIR] -i IDENTITY... "
 			    "[-o FILE [--force]] MACHINE";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "keygen|key", "make the MACHINEs' keys, or print MACHINE's"},
 	{NULL, "MACHINE", "the machine, as the spec names it (keygen: one or more)"},
 	VS_STORE_HELP,
@@ -32,9 +32,9 @@ static const struct vs_help_row help_rows[] = {
 	{"--pq", NULL, "keygen: hybrid post-quantum keys (age1pq1...), for post-quantum admins"},
 	{"-o, --output", "FILE", "key: write the key to FILE, mode 0600, not standard output"},
 	VS_IDENTITY_HELP("an admin's identity: key needs one; keygen restores a lost key: line"),
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"keygen makes each MACHINE's age identity offline, writes its recipient into the spec\n"
 	"as key: and keeps the identity in the store, sealed to the admins: for every MACHINE\n"
@@ -42,7 +42,8 @@ static const struct vs_help help = {
 	"--pq: of the admins' kind, as a file may not mix the two. key prints MACHINE's\n"
 	"identity (or writes it to a new file only you can read), to install on the host\n"
 	"that runs MACHINE.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 /* age-keygen's format, so the decrypted file can be used as-is. */
@@ -539,7 +540,7 @@ int cmd_machine(int argc, char **argv)
 		{0},
 	};
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		vs_print_help(&help);
+		vf_help_print(stdout, &help);
 		return 0;
 	}
 	if (argc < 2 || (strcmp(argv[1], "keygen") && strcmp(argv[1], "key")))
@@ -564,7 +565,7 @@ int cmd_machine(int argc, char **argv)
 		else if (c == 'o')
 			output = optarg;
 		else if (c == 'h') {
-			vs_print_help(&help);
+			vf_help_print(stdout, &help);
 			status = -1;
 		} else
 			status = vs_usage(usage);

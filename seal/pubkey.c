@@ -9,16 +9,17 @@
 #include "varseal.h"
 
 static const char usage[] = "varseal pubkey [--insecure-permissions] [FILE|-]";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "FILE", "the identity file; standard input when absent or -"},
 	{"--insecure-permissions", NULL, "read an identity file that group or others may read"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Prints the recipient (public key) of each identity in an identity file, as\n"
 	"age-keygen -y does.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 int cmd_pubkey(int argc, char **argv)
@@ -34,7 +35,7 @@ int cmd_pubkey(int argc, char **argv)
 		if (c == OPT_INSECURE_PERMISSIONS)
 			insecure = true;
 		else if (c == 'h') {
-			vs_print_help(&help);
+			vf_help_print(stdout, &help);
 			return 0;
 		} else
 			return vs_usage(usage);

@@ -21,19 +21,20 @@ static const char usage[] = "varseal rekey [-f SPEC] [--store DIR] [--machine M]
 			    "-i IDENTITY...\n"
 			    "       varseal rekey --plan [-f SPEC] [--store DIR] [--machine M]... "
 			    "[--rotate]";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	VS_STORE_HELP,
 	{"-m, --machine", "M", "only machine M's secrets and kept key; repeatable"},
 	{"--rotate", NULL, "reseal every secret with a new file key, even those already right"},
 	{"--plan", NULL, "list what would be resealed and write nothing (needs no -i)"},
 	VS_IDENTITY_HELP("an admin's identity, to open the secrets; repeatable"),
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Reseals the secrets whose recipients differ from the spec's (an admin added or\n"
 	"removed, a machine's key changed); values stay, and with --rotate file keys change.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 /* Only rekey has --plan: its code sits past vs_long_option's, which other
@@ -535,7 +536,7 @@ int cmd_rekey(int argc, char **argv)
 		else if (c == OPT_PLAN)
 			r.plan = true; /* -i, if given, is parsed and not used */
 		else if (c == 'h') {
-			vs_print_help(&help);
+			vf_help_print(stdout, &help);
 			status = -1;
 		} else
 			status = vs_usage(usage);

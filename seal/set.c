@@ -27,7 +27,7 @@ enum { OPT_STRIP_NEWLINE = 0x200, OPT_ALLOW_EMPTY };
 static const char usage[] =
 	"varseal set [-f SPEC] [--store DIR] [--strip-newline] [--allow-empty]\n"
 	"            MACHINE|shared GENERATOR/FILE [< VALUE]";
-static const struct vs_help_row help_rows[] = {
+static const struct vf_help_row help_rows[] = {
 	{NULL, "MACHINE|shared", "the machine, or shared for a shared generator's file"},
 	{NULL, "GENERATOR/FILE", "the file, as the spec names it"},
 	VS_STORE_HELP,
@@ -37,15 +37,16 @@ static const struct vs_help_row help_rows[] = {
 	{"-i, --identity", "FILE", "accepted and not used: set needs no key"},
 	{"--insecure-permissions", NULL, "accepted and not used: set needs no key"},
 	{"--passphrase-file", "FILE", "accepted and not used: set needs no key"},
-	VS_HELP_OPTION,
+	VF_HELP_OPTION,
 };
-static const struct vs_help help = {
+static const struct vf_help help = {
 	usage,
 	"Stores a var, sealed to the spec's recipients when it is secret, and marks it set by\n"
 	"hand: vargen generate keeps it. On a terminal it is asked for (a secret hidden, twice)\n"
 	"and stored as typed; else read from standard input as it comes (at most 16 MiB).\n"
 	"A key pair's private half is checked and its public half computed with it.",
-	VS_HELP_ROWS(help_rows),
+	VF_HELP_ROWS(help_rows),
+	NULL,
 };
 
 struct set_options {
@@ -72,7 +73,7 @@ static int parse(int argc, char **argv, struct vs_vars *v, struct set_options *o
 		switch (c) {
 		case OPT_STRIP_NEWLINE: o->strip_newline = true; break;
 		case OPT_ALLOW_EMPTY: o->allow_empty = true; break;
-		case 'h': vs_print_help(&help); return -1;
+		case 'h': vf_help_print(stdout, &help); return -1;
 		default: return vs_usage(usage);
 		}
 	}

@@ -180,7 +180,7 @@ int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
 	return 0;
 }
 
-int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vs_help *help)
+int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vf_help *help)
 {
 	static const struct option opts[] = {VS_VARS_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
 	int c;
@@ -191,7 +191,7 @@ int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vs_help
 		if (used)
 			continue;
 		if (c == 'h') {
-			vs_print_help(help);
+			vf_help_print(stdout, help);
 			return -1;
 		}
 		return vs_usage(help->usage);
@@ -199,7 +199,7 @@ int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vs_help
 	return 0;
 }
 
-int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct vs_help *help,
+int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct vf_help *help,
 			const struct vf_spec_generator **g, const struct vf_spec_file **f,
 			const char **owner)
 {

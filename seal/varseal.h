@@ -7,6 +7,7 @@
 
 #include "base/atomic.h"
 #include "base/error.h"
+#include "base/help.h"
 #include "base/io.h"
 
 int cmd_keygen(int argc, char **argv);
@@ -31,28 +32,6 @@ int vs_fail(const char *what, const struct vf_error *err);
 /* "varseal: usage: ..." to stderr, returns VF_EXIT_USAGE. */
 int vs_usage(const char *usage);
 
-/* A command's --help: its usage, what it does, then one line per operand
- * and per option, each described in one line. Every option of a command's
- * getopt table has its row (tests/help_test.py checks it). */
-struct vs_help_row {
-	const char *option;	 /* "-o, --output"; NULL for an operand */
-	const char *argument;	 /* "FILE", "[=DIR]", or NULL */
-	const char *description; /* one line */
-};
-struct vs_help {
-	const char *usage;
-	const char *about; /* a sentence or two */
-	const struct vs_help_row *rows;
-	size_t n_rows;
-};
-#define VS_HELP_ROWS(rows) (rows), sizeof(rows) / sizeof((rows)[0])
-#define VS_HELP_OPTION {"-h, --help", NULL, "show this help and exit"}
-/* The whole help, on standard output. */
-void vs_print_help(const struct vs_help *h);
-/* "Title:" and the operand rows (options false) or the option rows, when
- * there is any. */
-void vs_print_rows(FILE *out, const char *title, const struct vs_help_row *rows, size_t n,
-		   bool options);
 
 /* The output of encrypt and decrypt: standard output, or a file that
  * appears only complete (struct vf_atomic). */
@@ -166,12 +145,12 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg);
 					      "identity files, read from FILE"}
 /* Parses just those options (and --help): 0, -1 after --help, or the
  * exit status of a usage error. */
-int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vs_help *help);
+int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vf_help *help);
 /* Loads the spec; refuses a missing store (one line: no store at ROOT)
  * unless may_create. */
 int vs_vars_load(struct vs_vars *v);
 /* parse, then load, then MACHINE GENERATOR/FILE: what get and set begin with. */
-int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct vs_help *help,
+int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct vf_help *help,
 			const struct vf_spec_generator **g, const struct vf_spec_file **f,
 			const char **owner);
 int vs_vars_identities(struct vs_vars *v);
