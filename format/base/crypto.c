@@ -109,6 +109,7 @@ enum vf_code vf_random(void *buf, size_t len, struct vf_error *err)
 {
 	if (!fits_int(len))
 		return vf_fail(err, VF_E_ARG, "random request too large");
+	vf_openssl_cleanup_at_exit(); /* the generator's state is cleansed at exit */
 	if (RAND_priv_bytes(buf, (int)len) != 1)
 		return openssl_fail(err, "RAND_priv_bytes");
 	return VF_OK;
