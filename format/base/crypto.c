@@ -198,6 +198,17 @@ enum vf_code vf_x25519_key_public(const struct vf_x25519_key *key, uint8_t pub[V
 	return public_of(key->pkey, pub, err);
 }
 
+enum vf_code vf_x25519_key_secret(const struct vf_x25519_key *key, uint8_t secret[VF_X25519_LEN],
+				  struct vf_error *err)
+{
+	size_t len = VF_X25519_LEN;
+	if (EVP_PKEY_get_raw_private_key(key->pkey, secret, &len) != 1 || len != VF_X25519_LEN) {
+		sodium_memzero(secret, VF_X25519_LEN);
+		return openssl_fail(err, "X25519 private key");
+	}
+	return VF_OK;
+}
+
 void vf_x25519_key_free(struct vf_x25519_key *key)
 {
 	if (!key)
