@@ -24,12 +24,15 @@
  *   things it fetches itself (HKDF's and HMAC's SHA-256, scrypt's PBKDF2,
  *   RSA-OAEP's digests, a DRBG's digest) are fetched from the source
  *   context, where the whole default provider is.
- * - Lifetimes: the source context and its default provider are never
- *   freed. Objects in the default context refer into them (the DRBG holds
- *   a digest from the source), and those are freed by OPENSSL_cleanup at
- *   exit, after which no OpenSSL call is allowed: freeing the source before
- *   would leave them pointing at freed memory. Our provider's teardown does
- *   nothing, since the context it was given is not its own.
+ * - Lifetimes: the source context lives until exit, and is freed there
+ *   only when OPENSSL_cleanup runs too (format/base/secmem.c,
+ *   openssl_exit), just before it: that cleanses its random generators.
+ *   What the default context still holds from it (its DRBG's digest, the
+ *   HMAC template's) is reference-counted, keeps the default provider
+ *   alive, and is freed by OPENSSL_cleanup without touching the freed
+ *   context (the sanitizer builds run exactly that at every exit). Our
+ *   provider's teardown does nothing, since the context it was given is
+ *   not its own.
  * - Randomness stays OpenSSL's DRBG, seeded from the operating system
  *   (SEED-SRC, getrandom): only its type changes, from CTR-DRBG (AES-256)
  *   to HASH-DRBG (SHA-256), both NIST SP 800-90A designs at 256-bit
@@ -83,9 +86,9 @@ static const struct wanted wanted[] = {
 
 static OSSL_LIB_CTX *source;
 static OSSL_PROVIDER *source_default;
-/* Ours, in the default context: never unloaded either (the default context
- * is freed by OPENSSL_cleanup, after which nothing may be unloaded). Held
- * here so that the reference stays reachable for the leak checker. */
+/* Ours, in the default context: never unloaded (OPENSSL_cleanup frees the
+ * default context, after which nothing may be unloaded). Held here so that
+ * the reference stays reachable for the leak checker. */
 static OSSL_PROVIDER *subset;
 /* Per operation, the copied entries and an all-zero terminator. */
 static OSSL_ALGORITHM tables[OSSL_OP__HIGHEST + 1][PER_OPERATION + 1];
@@ -155,6 +158,20 @@ static int copy_wanted(void)
 		missing |= !found;
 	}
 	return missing ? -1 : 0;
+}
+
+void vf_provider_teardown(void)
+{
+	/* The source context goes first, while OpenSSL is still up: its
+	 * random generators (RSA-OAEP draws there) are cleansed as they are
+	 * freed. What the default context still holds from it (the DRBG's
+	 * digest, the methods' provider) is reference-counted and outlives
+	 * the context; freeing those later, in OPENSSL_cleanup, touches only
+	 * the objects themselves. */
+	if (source)
+		OSSL_LIB_CTX_free(source);
+	source = NULL;
+	source_default = NULL;
 }
 
 int vf_provider_setup(void)

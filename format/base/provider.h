@@ -9,4 +9,7 @@
  * vf_init fails (a half-set-up context could offer nothing at all). */
 int vf_provider_setup(void);
 
+/* At exit, just before OPENSSL_cleanup (format/base/secmem.c). */
+void vf_provider_teardown(void);
+
 #endif
