@@ -70,7 +70,9 @@ enum vf_code vf_wrap_header(struct vf_recipient *const *recipients, size_t n,
 	if (rc != VF_OK)
 		return rc;
 	for (size_t i = 0; rc == VF_OK && i < n; i++) {
-		struct vf_stanza s;
+		/* Zeroed: a wrap that fails before filling it in (an OpenSSL
+		 * failure) leaves it for vf_stanza_free as it was. */
+		struct vf_stanza s = {0};
 		rc = recipients[i]->ops->wrap(recipients[i], file_key, &s, err);
 		if (rc == VF_OK)
 			rc = vf_header_add(h, &s, err);

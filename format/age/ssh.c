@@ -226,6 +226,9 @@ struct rsa_identity {
 
 static enum vf_code oaep_ctx(EVP_PKEY_CTX *ctx, struct vf_error *err)
 {
+	/* OAEP padding and RSA blinding draw random bytes: OpenSSL cleanses
+	 * its generators at exit only when asked (format/base/secmem.c). */
+	vf_openssl_cleanup_at_exit();
 	char *label = OPENSSL_strdup(RSA_LABEL); /* OpenSSL takes ownership */
 	if (!label || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) != 1 ||

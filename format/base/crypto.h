@@ -45,6 +45,10 @@ enum vf_code vf_x25519_key_dh(const struct vf_x25519_key *key, const uint8_t pee
  * multiplication (vf_x25519_public would do one). */
 enum vf_code vf_x25519_key_public(const struct vf_x25519_key *key, uint8_t pub[VF_X25519_LEN],
 				  struct vf_error *err);
+/* The key's secret half, back out of OpenSSL's secure heap (for writing a
+ * key file): the key keeps no other copy. */
+enum vf_code vf_x25519_key_secret(const struct vf_x25519_key *key, uint8_t secret[VF_X25519_LEN],
+				  struct vf_error *err);
 void vf_x25519_key_free(struct vf_x25519_key *key);
 
 /* HKDF-SHA-256 (RFC 5869), extract and expand. */

@@ -15,6 +15,11 @@
  * locked where RLIMIT_MEMLOCK allows). */
 int vf_init(void);
 
+/* Asks for OPENSSL_cleanup at exit, which cleanses OpenSSL's random
+ * generators as it frees them: called by whatever makes OpenSSL draw
+ * random bytes (vf_random, RSA operations). Thread-safe. */
+void vf_openssl_cleanup_at_exit(void);
+
 /* What every tool does first: umask 077 (files it creates are private),
  * no core dumps and no ptrace by other processes of the user
  * (RLIMIT_CORE 0, PR_SET_DUMPABLE 0), then vf_init. 0 or -1. */
