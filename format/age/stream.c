@@ -95,7 +95,7 @@ struct stream {
 	pthread_mutex_t mu;
 	pthread_cond_t wake, idle;
 	struct batch *current; /* published batch, NULL when none */
-	unsigned active;       /* workers inside work_on(current) */
+	atomic_uint active;    /* workers inside work_on(current); changed under mu */
 	uint64_t generation;
 	atomic_uint_fast64_t published; /* generation, readable without mu */
 	bool quit;
@@ -314,6 +314,11 @@ static void finish(struct stream *st, struct batch *b)
 		sched_yield();
 	if (!st->n_workers)
 		return;
+	/* The last worker leaves b a moment after its last chunk: watch for
+	 * that rather than sleep on `idle` at once, which cost a wake-up on
+	 * every other batch. The check that counts is the one under mu. */
+	for (unsigned i = 0; i < SPIN_ROUNDS && atomic_load(&st->active); i++)
+		cpu_relax();
 	pthread_mutex_lock(&st->mu);
 	while (st->active)
 		pthread_cond_wait(&st->idle, &st->mu);
