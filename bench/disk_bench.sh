@@ -220,6 +220,11 @@ log "generating the reference store (untimed)"
 	die "vargen check of a fresh store: $(tail -n 5 "$work/cmd.err")"
 sample_value=$("$VARSEAL" decrypt -i "$keys/admin1.key" "$ref/$sample_rel")
 cp -a -- "$ref" "$ref_rk"
+# Inode numbers of the copy, before its rekey: the files that rekey
+# rewrites are those it holds under another inode afterwards (comparing
+# with ref itself would count every file, cp -a gave each a new inode).
+inodes() { (cd -- "$1" && find . -type f -printf '%i %P\n' | sort -k 2); }
+inodes "$ref_rk" > "$work/inodes-before-rekey"
 "$VARSEAL" rekey -f "$spec_rekey" --store "$ref_rk" -i "$keys/admin1.key" > /dev/null 2> "$work/cmd.err" ||
 	die "varseal rekey: $(tail -n 5 "$work/cmd.err")"
 
@@ -227,14 +232,14 @@ cp -a -- "$ref" "$ref_rk"
 manifest() {
 	(cd -- "$1" && find . -mindepth 1 \( -type d -printf 'd %P\n' \) -o \( -type f -printf 'f %P %s\n' \))
 }
-# rewritten BEFORE AFTER: the files AFTER holds under another inode than BEFORE
+# rewritten LISTING AFTER: the files AFTER holds under another inode than
+# the inode listing (inodes) taken before the change says
 rewritten() {
-	join -1 2 -2 2 <(cd -- "$1" && find . -type f -printf '%i %P\n' | sort -k 2) \
-		<(cd -- "$2" && find . -type f -printf '%i %P\n' | sort -k 2) | awk '$2 != $3 { print $1 }'
+	join -1 2 -2 2 "$1" <(inodes "$2") | awk '$2 != $3 { print $1 }'
 }
 manifest "$ref" > "$work/man-store"
 manifest "$ref_rk" > "$work/man-rk-full"
-rewritten "$ref" "$ref_rk" | sort > "$work/rewritten"
+rewritten "$work/inodes-before-rekey" "$ref_rk" | sort > "$work/rewritten"
 n_rewritten=$(wc -l < "$work/rewritten")
 rk_kinds=$(awk -F/ '{ c[$NF]++ } END { for (k in c) printf "%s%d %s", (n++ ? ", " : ""), c[k], k }' "$work/rewritten")
 
