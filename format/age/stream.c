@@ -85,9 +85,10 @@ struct stream {
 	size_t chunks; /* batch capacity in chunks: 1, then BATCH */
 	bool eof;
 	uint64_t first;	     /* index of the first chunk read in order */
-	bool at_positional;  /* workers read their own chunks from `at` */
 	struct vf_src_at at;
-	uint8_t *own[MAX_THREADS]; /* each thread's chunk buffer while `at_positional` */
+	/* Each thread's chunk buffer while chunks are read out of order from
+	 * `at`; NULL otherwise. */
+	uint8_t *own[MAX_THREADS];
 
 	/* Workers: started on the first batch with more than one chunk. */
 	pthread_t workers[MAX_THREADS - 1];
@@ -109,20 +110,22 @@ static void chunk_nonce(uint64_t counter, bool last, uint8_t nonce[VF_AEAD_NONCE
 	nonce[11] = last ? 1 : 0;
 }
 
-/* Reads chunk i of b from the file into the thread's own buffer, in the
- * thread about to seal or open it. Only whole chunks that are not the
- * last are read this way. */
-static bool read_own_chunk(struct stream *st, struct batch *b, size_t i, uint8_t *buf)
+/* Where chunk i of b is to be read from: the batch, or, while the thread
+ * has a buffer of its own (reading out of order), that buffer, into which
+ * the chunk is read here. Only whole chunks that are not the last are read
+ * this way. NULL, with the chunk's result set, when the read failed. */
+static const uint8_t *chunk_input(struct stream *st, struct batch *b, unsigned slot, size_t i)
 {
 	size_t size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
-	ssize_t n = vf_src_read_at(&st->at, buf, size, (b->counter + i) * size);
-	if (n < 0) {
+	if (!st->own[slot])
+		return b->in + i * size;
+	ssize_t n = vf_src_read_at(&st->at, st->own[slot], size, (b->counter + i) * size);
+	if (n >= 0 && (size_t)n == size)
+		return st->own[slot];
+	if (n < 0)
 		b->errnum[i] = errno;
-		b->result[i] = CHUNK_READ_FAILED;
-	} else if ((size_t)n < size) {
-		b->result[i] = CHUNK_SHRANK;
-	}
-	return n >= 0 && (size_t)n == size;
+	b->result[i] = n < 0 ? CHUNK_READ_FAILED : CHUNK_SHRANK;
+	return NULL;
 }
 
 static void seal_chunk(struct stream *st, struct batch *b, unsigned slot, size_t i)
@@ -130,12 +133,9 @@ static void seal_chunk(struct stream *st, struct batch *b, unsigned slot, size_t
 	bool last = b->final_short && i == b->nchunks - 1;
 	size_t len = last ? b->last_len : VF_CHUNK_SIZE;
 	uint8_t nonce[VF_AEAD_NONCE_LEN];
-	const uint8_t *plain = b->in + i * VF_CHUNK_SIZE;
-	if (st->at_positional) {
-		plain = st->own[slot];
-		if (!read_own_chunk(st, b, i, st->own[slot]))
-			return;
-	}
+	const uint8_t *plain = chunk_input(st, b, slot, i);
+	if (!plain)
+		return;
 	chunk_nonce(b->counter + i, last, nonce);
 	b->result[i] = vf_aead_seal_chunk(st->aead[slot], nonce, plain, len,
 					  b->out + i * ENC_CHUNK_SIZE) == VF_OK
@@ -147,15 +147,12 @@ static void open_chunk(struct stream *st, struct batch *b, unsigned slot, size_t
 {
 	bool short_final = b->final_short && i == b->nchunks - 1;
 	size_t len = short_final ? b->last_len : ENC_CHUNK_SIZE;
-	const uint8_t *src = b->in + i * ENC_CHUNK_SIZE;
+	const uint8_t *src = chunk_input(st, b, slot, i);
 	uint8_t *dst = b->out + i * VF_CHUNK_SIZE;
 	uint64_t index = b->counter + i;
 	uint8_t nonce[VF_AEAD_NONCE_LEN];
-	if (st->at_positional) {
-		src = st->own[slot];
-		if (!read_own_chunk(st, b, i, st->own[slot]))
-			return;
-	}
+	if (!src)
+		return;
 	/* The last chunk may be short but not empty, unless it is the whole
 	 * payload. */
 	if (short_final && len == VF_AEAD_TAG_LEN && index != 0) {
@@ -555,6 +552,12 @@ static void plan_at(struct stream *st, struct batch *b, uint64_t first, uint64_t
 	b->last_len = size;
 }
 
+/* A file read out of order ended before the length it had when asked. */
+static enum vf_code shrank(const struct stream *st, struct vf_error *err)
+{
+	return vf_fail(err, VF_E_IO, "%s: the file shrank while it was read", st->at.name);
+}
+
 /* Writes out the batch's chunks up to the first that failed, then says
  * why it failed, in the words of the reads in order. */
 static enum vf_code release_at(struct stream *st, struct batch *b, struct vf_src *in,
@@ -571,14 +574,13 @@ static enum vf_code release_at(struct stream *st, struct batch *b, struct vf_src
 	case CHUNK_READ_FAILED:
 		return vf_fail_errno(err, b->errnum[ok], "reading %s", st->at.name);
 	case CHUNK_SHRANK:
-		return vf_fail(err, VF_E_IO, "%s: the file shrank while it was read", st->at.name);
+		return shrank(st, err);
 	case CHUNK_LAST: /* a last chunk with more of the file after it */
 		return vf_fail(err, VF_E_PAYLOAD, "trailing data after the end of the payload");
 	case CHUNK_BAD:
 		if (st->encrypt)
 			return vf_fail(err, VF_E_CRYPTO, "sealing a payload chunk failed");
-		return vf_fail(err, VF_E_PAYLOAD, "payload chunk %llu is corrupt or truncated",
-			       (unsigned long long)(b->counter + ok));
+		break;
 	case CHUNK_OK:
 	case CHUNK_EMPTY_LAST: /* only for a short last chunk, never read here */
 		break;
@@ -655,9 +657,7 @@ static enum vf_code run_positional(struct stream *st, struct vf_src *in, struct 
 		if (!(st->own[i] = side_alloc(st->encrypt, in_size)))
 			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
 	if (rc == VF_OK) {
-		st->at_positional = true;
 		rc = run_batches_at(st, bs, end, in, out, err);
-		st->at_positional = false;
 		st->first = end;
 	}
 	for (unsigned i = 0; i < st->threads; i++) {
@@ -695,8 +695,7 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 				continue;
 			}
 			if (st->encrypt) /* only after chunks read out of order */
-				return vf_fail(err, VF_E_IO, "%s: the file shrank while it was read",
-					       st->at.name);
+				return shrank(st, err);
 			return vf_fail(err, VF_E_PAYLOAD, "the payload is truncated (no final chunk)");
 		}
 		publish(st, cur);

@@ -267,25 +267,36 @@ static void changing_sink_init(struct changing_sink *s, int fd)
 	s->fd = fd;
 }
 
-static void grows_while_sealed(void)
+/* Seals len bytes of data from a file that the sink changes on its first
+ * write: appending the append bytes of data that follow, or else cutting
+ * the file to new_len. The ciphertext is left in sink->buf. */
+static enum vf_code seal_changing(const uint8_t *data, size_t len, size_t append, off_t new_len,
+				  struct changing_sink *sink, struct vf_error *err)
 {
-	size_t len = 100 * CHUNK + 5, extra = 3 * CHUNK + 77;
-	uint8_t *data = pattern(len + extra, 7);
 	int fd = file_with(data, len);
 	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
 	struct vf_fd_src src;
 	vf_fd_src_init(&src, fd, "plain");
+	changing_sink_init(sink, fd);
+	sink->append = append ? data + len : NULL;
+	sink->append_len = append;
+	sink->new_len = new_len;
+	enum vf_code rc = seal_into(&src.base, &sink->buf.sink, err);
+	close(fd);
+	return rc;
+}
+
+static void grows_while_sealed(void)
+{
+	size_t len = 100 * CHUNK + 5, extra = 3 * CHUNK + 77;
+	uint8_t *data = pattern(len + extra, 7);
 	struct changing_sink sink;
-	changing_sink_init(&sink, fd);
-	sink.append = data + len;
-	sink.append_len = extra;
 	struct vf_error err = {0};
-	CHECK_OK(seal_into(&src.base, &sink.buf.sink, &err), err,
+	CHECK_OK(seal_changing(data, len, extra, 0, &sink, &err), err,
 		 "a file that grows while sealed: sealed");
 	CHECK(sink.changed && opens_to(&sink.buf, data, len + extra),
 	      "a file that grows while sealed: opens to all of it, the growth included");
 	vf_buf_free(&sink.buf);
-	close(fd);
 	free(data);
 }
 
@@ -293,19 +304,12 @@ static void shrinks_while_sealed(off_t new_len, const char *what)
 {
 	size_t len = 100 * CHUNK + 5;
 	uint8_t *data = pattern(len, 11);
-	int fd = file_with(data, len);
-	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
-	struct vf_fd_src src;
-	vf_fd_src_init(&src, fd, "plain");
 	struct changing_sink sink;
-	changing_sink_init(&sink, fd);
-	sink.new_len = new_len;
 	struct vf_error err = {0};
-	enum vf_code rc = seal_into(&src.base, &sink.buf.sink, &err);
+	enum vf_code rc = seal_changing(data, len, 0, new_len, &sink, &err);
 	CHECK(rc == VF_E_IO && strstr(err.msg, "plain: the file shrank while it was read"),
 	      "a file that shrinks %s: fails (%s)", what, rc == VF_OK ? "sealed" : err.msg);
 	vf_buf_free(&sink.buf);
-	close(fd);
 	free(data);
 }
 
