@@ -72,7 +72,7 @@ static int add_recipients_file(struct encrypt_opts *o, const char *path)
 	if (vf_read_key_file(path, false, true, &text, &len, &err) != VF_OK)
 		return vs_fail(NULL, &err);
 	enum vf_code rc = vf_recipients_parse(text, len, path, &o->recipients, &err);
-	vf_secure_free(text);
+	vf_key_text_free(text, len);
 	return rc == VF_OK ? 0 : vs_fail(NULL, &err);
 }
 

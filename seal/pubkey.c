@@ -52,7 +52,7 @@ int cmd_pubkey(int argc, char **argv)
 	enum vf_code rc = vf_read_key_file(path, true, insecure, &text, &len, &err);
 	if (rc == VF_OK)
 		rc = vf_identities_parse(text, len, name, &ids, &err);
-	vf_secure_free(text);
+	vf_key_text_free(text, len);
 	for (size_t i = 0; rc == VF_OK && i < ids.n; i++) {
 		char *recipient;
 		rc = vf_identity_recipient(ids.items[i], &recipient, &err);

@@ -214,8 +214,18 @@ enum vf_code vf_recipients_parse(const char *text, size_t len, const char *name,
 	return rc;
 }
 
+/* On the scratch stack: the text is parsed and freed at once, and a
+ * guarded block of its own cost a short run an mmap, four mprotects, an
+ * mlock and their undoing. */
 static const struct vf_read_opts key_read_opts = {
-	.max = MAX_KEY_FILE, .follow = VF_FOLLOW, .any_type = true, .guarded = true};
+	.max = MAX_KEY_FILE, .follow = VF_FOLLOW, .any_type = true, .scratch = true};
+
+void vf_key_text_free(char *text, size_t len)
+{
+	struct vf_file f = {.data = (uint8_t *)text, .len = len};
+	if (text)
+		vf_file_free(&f, &key_read_opts);
+}
 
 /* A key file's own wording of why it could not be read. */
 static enum vf_code key_read_failed(const struct vf_file *f, const char *path, enum vf_code rc,
@@ -337,14 +347,15 @@ enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool inse
 		char *plain;
 		size_t plain_len;
 		rc = unlock(name, text, len, get, ctx, &plain, &plain_len, err);
-		vf_secure_free(text);
+		vf_key_text_free(text, len);
 		if (rc != VF_OK)
 			return rc;
-		text = plain;
-		len = plain_len;
+		rc = vf_identities_parse(plain, plain_len, name, out, err);
+		vf_secure_free(plain); /* a buffer of the decryption's own */
+		return rc;
 	}
 	rc = vf_identities_parse(text, len, name, out, err);
-	vf_secure_free(text);
+	vf_key_text_free(text, len);
 	return rc;
 }
 

@@ -50,11 +50,16 @@ void vf_identities_free(struct vf_identities *l);
 void vf_recipients_free(struct vf_recipients *l);
 
 /* Reads a whole key file into guarded memory (NUL-terminated; free with
- * vf_secure_free). "-" is standard input. Unless insecure_ok, a regular
+ * vf_key_text_free). "-" is standard input. Unless insecure_ok, a regular
  * file that group or others can read is refused, as ssh refuses such keys.
  * Files over 1 MiB are refused. */
 enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
 			      char **text, size_t *len, struct vf_error *err);
+
+/* Wipes and releases a key file's text from vf_read_key_file. It lives on
+ * the calling thread's scratch stack (no mmap of its own): free it before
+ * anything taken from the stack after it, or its room is only wiped. */
+void vf_key_text_free(char *text, size_t len);
 
 /* Reads an identity file (vf_read_key_file) and parses it; an identity file
  * that is itself an age file sealed with a passphrase (what `age -p` or

@@ -15,6 +15,8 @@ static void *buf_alloc(const struct vf_read_opts *o, size_t len)
 {
 	if (o->arena)
 		return vf_arena_alloc(o->arena, len);
+	if (o->scratch)
+		return vf_scratch_alloc(len);
 	return o->guarded ? vf_secure_alloc(len) : malloc(len);
 }
 
@@ -24,6 +26,8 @@ static void buf_free(const struct vf_read_opts *o, void *p, size_t len)
 		return;
 	if (o->arena)
 		vf_wipe(p, len); /* released with the arena */
+	else if (o->scratch)
+		vf_scratch_free(p, len);
 	else if (o->guarded)
 		vf_secure_free(p);
 	else
@@ -32,7 +36,7 @@ static void buf_free(const struct vf_read_opts *o, void *p, size_t len)
 
 void vf_file_free(struct vf_file *f, const struct vf_read_opts *o)
 {
-	buf_free(o, f->data, f->len + 1);
+	buf_free(o, f->data, f->len + 2);
 	f->data = NULL;
 	f->len = 0;
 }

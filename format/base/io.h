@@ -133,6 +133,8 @@ struct vf_read_opts {
 	bool any_type;	    /* also pipes and devices, read to their end (key files
 			     * from process substitution); directories never */
 	bool guarded;	    /* data in vf_secure_alloc memory (vf_secure_free it) */
+	bool scratch;	    /* or on the thread's guarded scratch stack: for a short
+			     * read freed soon, as a key file's text is (no mmap) */
 	struct vf_arena *arena; /* or data from this guarded arena */
 };
 /* Why a read failed, for callers that word the reason themselves. */
@@ -159,7 +161,10 @@ enum vf_code vf_read_file(int dirfd, const char *path, const struct vf_read_opts
 /* The same for a descriptor already open; name is for messages. */
 enum vf_code vf_read_fd(int fd, const char *name, const struct vf_read_opts *o,
 			struct vf_file *f, struct vf_error *err);
-/* Releases f->data as it was allocated (not for an arena). */
+/* Releases f->data as it was allocated (not for an arena). data has at
+ * least len + 2 bytes (a regular file's size and one more to see it grow,
+ * then the terminator), exactly that for a regular file: what the scratch
+ * stack needs to take its block back. */
 void vf_file_free(struct vf_file *f, const struct vf_read_opts *o);
 
 /* A file that answers a question in place of the terminal (vargen

@@ -725,10 +725,12 @@ enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identi
 	struct vf_error e;
 	rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, &e);
 	close(fd);
-	if (rc == VF_OK)
-		rc = vf_value_set(out, plain.data, plain.len, err);
-	else
+	if (rc != VF_OK)
 		vf_fail(err, rc, "%s/%s: %s", root, rel, e.msg);
+	else if (!plain.data) /* an empty value: the buffer was never needed */
+		rc = vf_value_set(out, "", 0, err);
+	else /* the guarded buffer becomes the value: no second guarded block, no copy */
+		out->data = vf_secbuf_take(&plain, &out->len);
 	vf_secbuf_free(&plain);
 	return rc;
 }
