@@ -23,7 +23,17 @@
  *   implementation runs with exactly the context it was written for; the
  *   things it fetches itself (HKDF's and HMAC's SHA-256, scrypt's PBKDF2,
  *   RSA-OAEP's digests, a DRBG's digest) are fetched from the source
- *   context, where the whole default provider is.
+ *   context.
+ * - The source context serves those inner fetches from a second instance
+ *   of our provider, with its own short list (`IN_SOURCE` below). The
+ *   default provider there is loaded, read and then unloaded: its
+ *   activation is dropped, so no fetch there builds all its algorithms of
+ *   a kind (every digest, for HKDF's SHA-256: about 0.17 ms of a short
+ *   run), but the context's provider store keeps its reference, so the
+ *   provider and its context stay alive and initialised until the source
+ *   context is freed (OpenSSL tears a provider down only when freed, never
+ *   when deactivated). Its implementations keep working as before: they
+ *   call only their own code and the core functions of their handle.
  * - Lifetimes: the source context lives until exit, and is freed there
  *   only when OPENSSL_cleanup runs too (format/base/secmem.c,
  *   openssl_exit), just before it: that cleanses its random generators.
@@ -58,40 +68,56 @@
 /* The most entries of one operation kind below, with room to spare. */
 #define PER_OPERATION 8
 
+/* Where an algorithm is offered: to the tools (the default context), to
+ * OpenSSL's own implementations (the source context), or both. */
+enum { IN_TOOLS = 1, IN_SOURCE = 2, IN_BOTH = 3 };
+
 struct wanted {
 	int operation;
 	const char *name; /* any one of the algorithm's names */
+	unsigned in;
 };
 
-/* What format/ fetches (format/base/crypto.c, format/age/ssh.c). */
+/* What format/ fetches (format/base/crypto.c, format/age/ssh.c), and what
+ * those implementations fetch in their turn. */
 static const struct wanted wanted[] = {
-	{OSSL_OP_CIPHER, "ChaCha20-Poly1305"},
-	{OSSL_OP_CIPHER, "AES-256-GCM"}, /* SOPS files */
-	{OSSL_OP_DIGEST, "SHA2-256"},
-	{OSSL_OP_DIGEST, "SHA2-512"},
-	{OSSL_OP_DIGEST, "SHA3-256"},
-	{OSSL_OP_DIGEST, "SHA3-512"},
-	{OSSL_OP_DIGEST, "SHAKE-128"},
-	{OSSL_OP_DIGEST, "SHAKE-256"},
-	{OSSL_OP_MAC, "HMAC"},
-	{OSSL_OP_KDF, "HKDF"},
-	{OSSL_OP_KDF, "SCRYPT"},
-	{OSSL_OP_RAND, "HASH-DRBG"},
-	{OSSL_OP_RAND, "SEED-SRC"},
-	{OSSL_OP_KEYMGMT, "X25519"},
-	{OSSL_OP_KEYMGMT, "RSA"}, /* ssh-rsa recipients and identities */
-	{OSSL_OP_KEYEXCH, "X25519"},
-	{OSSL_OP_ASYM_CIPHER, "RSA"},
+	{OSSL_OP_CIPHER, "ChaCha20-Poly1305", IN_TOOLS},
+	{OSSL_OP_CIPHER, "AES-256-GCM", IN_TOOLS}, /* SOPS files */
+	/* HMAC, the DRBGs, scrypt and RSA-OAEP hash with SHA-256. */
+	{OSSL_OP_DIGEST, "SHA2-256", IN_BOTH},
+	/* RSA's OAEP mode starts from its default digest, SHA-1, which
+	 * format/age/ssh.c replaces with SHA-256 at once; never used. */
+	{OSSL_OP_DIGEST, "SHA1", IN_SOURCE},
+	{OSSL_OP_DIGEST, "SHA2-512", IN_TOOLS},
+	{OSSL_OP_DIGEST, "SHA3-256", IN_TOOLS},
+	{OSSL_OP_DIGEST, "SHA3-512", IN_TOOLS},
+	{OSSL_OP_DIGEST, "SHAKE-128", IN_TOOLS},
+	{OSSL_OP_DIGEST, "SHAKE-256", IN_TOOLS},
+	{OSSL_OP_MAC, "HMAC", IN_BOTH}, /* HKDF's extract and expand, too */
+	{OSSL_OP_KDF, "HKDF", IN_TOOLS},
+	{OSSL_OP_KDF, "SCRYPT", IN_TOOLS},
+	{OSSL_OP_KDF, "PBKDF2", IN_SOURCE}, /* scrypt's first and last step */
+	/* A generator in each context: RSA-OAEP draws in the source one. */
+	{OSSL_OP_RAND, "HASH-DRBG", IN_BOTH},
+	{OSSL_OP_RAND, "SEED-SRC", IN_BOTH},
+	{OSSL_OP_KEYMGMT, "X25519", IN_TOOLS},
+	{OSSL_OP_KEYMGMT, "RSA", IN_TOOLS}, /* ssh-rsa recipients and identities */
+	{OSSL_OP_KEYEXCH, "X25519", IN_TOOLS},
+	{OSSL_OP_ASYM_CIPHER, "RSA", IN_TOOLS},
 };
 
 static OSSL_LIB_CTX *source;
-static OSSL_PROVIDER *source_default;
+/* The default provider's own context, which both instances of ours hand
+ * to OpenSSL as theirs. */
+static void *default_provctx;
 /* Ours, in the default context: never unloaded (OPENSSL_cleanup frees the
- * default context, after which nothing may be unloaded). Held here so that
- * the reference stays reachable for the leak checker. */
-static OSSL_PROVIDER *subset;
-/* Per operation, the copied entries and an all-zero terminator. */
-static OSSL_ALGORITHM tables[OSSL_OP__HIGHEST + 1][PER_OPERATION + 1];
+ * default context, after which nothing may be unloaded). Held here, as is
+ * the source context's instance, so that the references stay reachable
+ * for the leak checker. */
+static OSSL_PROVIDER *subset, *inner;
+/* Per place (0: tools, 1: source) and operation, the copied entries and an
+ * all-zero terminator. */
+static OSSL_ALGORITHM tables[2][OSSL_OP__HIGHEST + 1][PER_OPERATION + 1];
 
 /* names: OpenSSL's colon-separated list ("SHA2-256:SHA-256:SHA256:..."). */
 static int has_name(const char *names, const char *name)
@@ -109,51 +135,86 @@ static int has_name(const char *names, const char *name)
 	return 0;
 }
 
-static const OSSL_ALGORITHM *subset_query(void *provctx, int operation, int *no_cache)
+static const OSSL_ALGORITHM *query(int place, int operation, int *no_cache)
 {
-	(void)provctx;
 	*no_cache = 0;
-	if (operation < 0 || operation > OSSL_OP__HIGHEST || !tables[operation][0].algorithm_names)
+	if (operation < 0 || operation > OSSL_OP__HIGHEST ||
+	    !tables[place][operation][0].algorithm_names)
 		return NULL;
-	return tables[operation];
+	return tables[place][operation];
 }
 
-/* The context is the default provider's, torn down with it (never). */
+/* The context is the default provider's: both instances get the same one,
+ * so each tells its place by its own query function. */
+static const OSSL_ALGORITHM *tools_query(void *provctx, int operation, int *no_cache)
+{
+	(void)provctx;
+	return query(0, operation, no_cache);
+}
+
+static const OSSL_ALGORITHM *source_query(void *provctx, int operation, int *no_cache)
+{
+	(void)provctx;
+	return query(1, operation, no_cache);
+}
+
+/* The context is the default provider's, torn down with it. */
 static void subset_teardown(void *provctx)
 {
 	(void)provctx;
 }
 
-static const OSSL_DISPATCH subset_dispatch[] = {
-	{OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))subset_query},
+static const OSSL_DISPATCH tools_dispatch[] = {
+	{OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))tools_query},
 	{OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))subset_teardown},
 	{0, NULL},
 };
 
-static int subset_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+static const OSSL_DISPATCH source_dispatch[] = {
+	{OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))source_query},
+	{OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))subset_teardown},
+	{0, NULL},
+};
+
+static int tools_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+		      const OSSL_DISPATCH **out, void **provctx)
+{
+	(void)handle;
+	(void)in;
+	*out = tools_dispatch;
+	*provctx = default_provctx;
+	return *provctx != NULL;
+}
+
+static int source_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 		       const OSSL_DISPATCH **out, void **provctx)
 {
 	(void)handle;
 	(void)in;
-	*out = subset_dispatch;
-	*provctx = OSSL_PROVIDER_get0_provider_ctx(source_default);
+	*out = source_dispatch;
+	*provctx = default_provctx;
 	return *provctx != NULL;
 }
 
 /* Copies the default provider's entries for `wanted` into `tables`;
  * 0 when every wanted algorithm was found. */
-static int copy_wanted(void)
+static int copy_wanted(OSSL_PROVIDER *from)
 {
-	size_t used[OSSL_OP__HIGHEST + 1] = {0};
+	size_t used[2][OSSL_OP__HIGHEST + 1] = {{0}};
 	int missing = 0;
 	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
 		int op = wanted[i].operation, no_cache = 0, found = 0;
-		const OSSL_ALGORITHM *a = OSSL_PROVIDER_query_operation(source_default, op, &no_cache);
+		const OSSL_ALGORITHM *a = OSSL_PROVIDER_query_operation(from, op, &no_cache);
 		for (; a && a->algorithm_names; a++) {
-			if (!has_name(a->algorithm_names, wanted[i].name) || used[op] == PER_OPERATION)
+			if (!has_name(a->algorithm_names, wanted[i].name))
 				continue;
-			tables[op][used[op]++] = *a;
-			found = 1;
+			for (int place = 0; place < 2; place++) {
+				size_t *n = &used[place][op];
+				if (!(wanted[i].in & (1u << place)) || *n == PER_OPERATION)
+					continue;
+				tables[place][op][(*n)++] = *a;
+				found = 1;
+			}
 		}
 		missing |= !found;
 	}
@@ -168,26 +229,51 @@ void vf_provider_teardown(void)
 	 * digest, the methods' provider) is reference-counted and outlives
 	 * the context; freeing those later, in OPENSSL_cleanup, touches only
 	 * the objects themselves. */
+	if (inner)
+		OSSL_PROVIDER_unload(inner); /* our reference; the store's goes with it */
 	if (source)
 		OSSL_LIB_CTX_free(source);
 	source = NULL;
-	source_default = NULL;
+	inner = NULL;
+	default_provctx = NULL;
+}
+
+OSSL_LIB_CTX *vf_provider_source(void)
+{
+	return source;
+}
+
+/* The source context: the default provider initialised but no longer
+ * active (see the top of this file), and our source list in its place. */
+static int setup_source(void)
+{
+	source = OSSL_LIB_CTX_new();
+	OSSL_PROVIDER *def = source ? OSSL_PROVIDER_load(source, "default") : NULL;
+	if (!def)
+		return -1;
+	default_provctx = OSSL_PROVIDER_get0_provider_ctx(def);
+	int rc = copy_wanted(def);
+	/* Our reference and activation go; the store's reference stays. */
+	if (OSSL_PROVIDER_unload(def) != 1 || OSSL_PROVIDER_available(source, "default"))
+		rc = -1;
+	if (rc == 0 && (OSSL_PROVIDER_add_builtin(source, PROVIDER_NAME, source_init) != 1 ||
+			!(inner = OSSL_PROVIDER_load(source, PROVIDER_NAME))))
+		rc = -1;
+	return rc;
 }
 
 int vf_provider_setup(void)
 {
 	if (source)
 		return 0;
-	source = OSSL_LIB_CTX_new();
-	source_default = source ? OSSL_PROVIDER_load(source, "default") : NULL;
-	if (!source_default || copy_wanted() != 0)
+	if (setup_source() != 0)
 		return -1;
 	/* Before any random byte is asked for: the type is read when the DRBG
 	 * is made. In the source context too, where RSA-OAEP draws its seed. */
 	if (RAND_set_DRBG_type(NULL, "HASH-DRBG", NULL, NULL, "SHA256") != 1 ||
 	    RAND_set_DRBG_type(source, "HASH-DRBG", NULL, NULL, "SHA256") != 1)
 		return -1;
-	if (OSSL_PROVIDER_add_builtin(NULL, PROVIDER_NAME, subset_init) != 1 ||
+	if (OSSL_PROVIDER_add_builtin(NULL, PROVIDER_NAME, tools_init) != 1 ||
 	    !(subset = OSSL_PROVIDER_load(NULL, PROVIDER_NAME)))
 		return -1;
 	return 0;

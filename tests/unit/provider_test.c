@@ -3,6 +3,9 @@
  *     OpenSSL's default provider is not loaded there, and algorithms
  *     format/ does not use (AES-128-CBC, MD5, Ed25519, PBKDF2) cannot be
  *     fetched: a short run builds only what it uses (issue 15);
+ *     OpenSSL's own implementations fetch what they use from a second,
+ *     shorter list in the source context, where the default provider is
+ *     no longer active (HKDF does not build every digest);
  *  2. the random generator is OpenSSL's HASH-DRBG (a CTR-DRBG would build
  *     every cipher again) and gives different bytes each call;
  *  3. every primitive format/ wraps still gives the published answers
@@ -17,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "base/crypto.h"
+#include "base/provider.h"
 #include "base/secmem.h"
 #include "unit.h"
 
@@ -53,6 +57,32 @@ static void only_the_subset(void)
 	EVP_CIPHER *chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
 	CHECK(chacha != NULL, "ChaCha20-Poly1305 can be fetched");
 	EVP_CIPHER_free(chacha);
+}
+
+/* Where OpenSSL's implementations fetch for themselves (HKDF its HMAC,
+ * HMAC its SHA-256): only their short list, and the default provider not
+ * active, so that the first HKDF does not build every digest. */
+static void inner_fetches(void)
+{
+	OSSL_LIB_CTX *src = vf_provider_source();
+	unit_must(src != NULL, "the source context exists after vf_init");
+	CHECK(!OSSL_PROVIDER_available(src, "default"),
+	      "the default provider is not active in the source context");
+	EVP_MD *md5 = EVP_MD_fetch(src, "MD5", NULL);
+	CHECK(md5 == NULL, "MD5 cannot be fetched in the source context");
+	EVP_MD_free(md5);
+	EVP_CIPHER *cbc = EVP_CIPHER_fetch(src, "AES-128-CBC", NULL);
+	CHECK(cbc == NULL, "AES-128-CBC cannot be fetched in the source context");
+	EVP_CIPHER_free(cbc);
+	EVP_MD *sha256 = EVP_MD_fetch(src, "SHA256", NULL);
+	CHECK(sha256 != NULL, "SHA-256 can be fetched in the source context");
+	EVP_MD_free(sha256);
+	EVP_MAC *hmac = EVP_MAC_fetch(src, "HMAC", NULL);
+	CHECK(hmac != NULL, "HMAC (HKDF's) can be fetched in the source context");
+	EVP_MAC_free(hmac);
+	EVP_KDF *pbkdf2 = EVP_KDF_fetch(src, "PBKDF2", NULL);
+	CHECK(pbkdf2 != NULL, "PBKDF2 (scrypt's) can be fetched in the source context");
+	EVP_KDF_free(pbkdf2);
 }
 
 static void random_generator(void)
@@ -179,6 +209,7 @@ int main(void)
 		return 2;
 	}
 	only_the_subset();
+	inner_fetches();
 	random_generator();
 	digests();
 	macs_and_kdfs();
