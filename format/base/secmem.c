@@ -74,10 +74,8 @@ void vf_openssl_cleanup_at_exit(void)
  * was given having been freed, and cleansed, by their owners. */
 static void openssl_exit(void)
 {
-	if (atomic_load(&openssl_cleanup_wanted) || LEAK_CHECKED) {
-		vf_provider_teardown();
+	if (atomic_load(&openssl_cleanup_wanted) || LEAK_CHECKED)
 		OPENSSL_cleanup();
-	}
 }
 
 /* OpenSSL is set up for what the tools use and nothing else, before its
