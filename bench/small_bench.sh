@@ -27,6 +27,8 @@
 #   PROBE      startup_probe (default: ../build/bench/startup_probe; skipped if missing)
 #   AGE        age (default: age)
 #   N          rounds (default 100)
+#   CALL_TIMER bench/call_timer.so: also print where varseal's time goes,
+#              per library call (optional; the bench-small target sets it)
 set -euo pipefail
 export LC_ALL=C
 
@@ -54,6 +56,10 @@ done
 VARSEAL=$(realpath -- "$VARSEAL") VARGEN=$(realpath -- "$VARGEN")
 VARINJECT=$(realpath -- "$VARINJECT")
 [[ -x $PROBE ]] && PROBE=$(realpath -- "$PROBE")
+if [[ -n ${CALL_TIMER:-} ]]; then
+	[[ -r $CALL_TIMER ]] || die "CALL_TIMER '$CALL_TIMER' not found"
+	CALL_TIMER=$(realpath -- "$CALL_TIMER")
+fi
 command -v "$AGE" > /dev/null || die "'$AGE' not found"
 have_probe=0
 [[ -x $PROBE ]] && have_probe=1
@@ -179,4 +185,42 @@ echo "  startup_probe: exec + loading libcrypto, libsodium, libyaml, then exit: 
 echo
 echo "goals"
 printf '  %s\n' "${verdicts[@]}"
+
+# ---------------------------------------------------- where the time goes
+# With CALL_TIMER (bench/call_timer.so, which the bench-small target
+# builds and passes), each varseal command runs N more times with it
+# preloaded: per library call, the median over the runs of the time spent
+# in it (outermost calls only), and "(run)", about main to exit.
+if [[ -n ${CALL_TIMER:-} ]]; then
+	for op in decrypt encrypt get; do
+		: > "calls.$op"
+		for ((i = 1; i <= N; i++)); do
+			CALL_TIMER_OUT=$work/calls.$op LD_PRELOAD=$CALL_TIMER "${op}_varseal" \
+				> /dev/null 2>&1 || die "$op failed under the call timer"
+		done
+	done
+	echo
+	echo "where varseal's own time goes: us per library call, median of $N runs"
+	printf '%-30s %10s %10s %10s\n' "" decrypt encrypt get
+	# A function a run never called counts as 0 in that run's median.
+	awk -v n="$N" '
+		FNR == 1 { op++; run = 0 }
+		$0 == "--" { run++; next }
+		{ us[op, $1, run] = $3; names[$1] = 1; calls[op, $1] = $2 }
+		function median(o, f,   i, k, v, t) {
+			for (i = 0; i < n; i++) v[i] = ((o, f, i) in us) ? us[o, f, i] : 0
+			for (i = 1; i < n; i++) { t = v[i]; for (k = i; k > 0 && v[k - 1] > t; k--) v[k] = v[k - 1]; v[k] = t }
+			return n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2
+		}
+		END {
+			for (f in names) {
+				line = sprintf("%-30s", f)
+				for (o = 1; o <= 3; o++)
+					line = line sprintf(" %10s", (o, f) in calls ? sprintf("%.0f", median(o, f)) : "-")
+				print line
+			}
+		}' "calls.decrypt" "calls.encrypt" "calls.get" | sort -k2 -n -r
+	echo "  (run): from the timer's constructor to its destructor, about main to exit"
+	echo "  a call made inside another listed one is counted in the outer one"
+fi
 exit 0
