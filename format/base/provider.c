@@ -34,8 +34,11 @@
  *   handle, which stay.
  * - Lifetimes: everything lives in the default context until exit. Our
  *   provider's teardown does nothing, since the context it was given is
- *   not its own; the default provider's frees it, after every method
- *   that used it (each holds a reference).
+ *   not its own; the default provider's frees it when OPENSSL_cleanup
+ *   frees the provider store. Whatever of ours is freed after that (a
+ *   method, a key, a generator) is only freed, never run, and freeing
+ *   does not use the provider's context (the sanitizer builds run
+ *   OPENSSL_cleanup at every exit).
  * - Randomness stays OpenSSL's DRBG, seeded from the operating system
  *   (SEED-SRC, getrandom): only its type changes, from CTR-DRBG (AES-256)
  *   to HASH-DRBG (SHA-256), both NIST SP 800-90A designs at 256-bit
