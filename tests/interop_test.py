@@ -356,6 +356,21 @@ class RecipientTest(Tmp):
         run([VARSEAL, "decrypt", "-i", "-", "-o", out, ct_path], stdin=read_file(ident))
         self.assertEqual(read_file(out), data)
 
+    def test_long_identity_file_from_a_pipe(self):
+        # A pipe's text is read in growing blocks from the scratch stack
+        # (80 KiB): 20 KiB stays on it, 100 KiB outgrows it mid-read and
+        # moves to guarded blocks of its own. The key is the file's last line.
+        ident, recip = self.age_keygen()
+        data = payload(100)
+        ct_path = write_file(self.path("ct"), self.encrypt("age", ["-r", recip], data))
+        for size in (20 * 1024, 100 * 1024):
+            with self.subTest(size=size):
+                comment = b"# " + b"x" * 77 + b"\n"
+                text = comment * (size // len(comment)) + read_file(ident)
+                out = self.path("pt%d" % size)
+                run([VARSEAL, "decrypt", "-i", "-", "-o", out, ct_path], stdin=text)
+                self.assertEqual(read_file(out), data)
+
 
 PASS = b"correct horse battery staple, 42!"
 AGE_PASS_PROMPT = b"Enter passphrase"

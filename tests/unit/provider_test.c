@@ -36,34 +36,21 @@ static bool same(const uint8_t *got, const char *want_hex, size_t len)
 	return memcmp(got, want, len) == 0;
 }
 
-/* Whether the default context offers the algorithm (each fetch freed). */
-static bool cipher_offered(const char *name)
-{
-	EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, name, NULL);
-	EVP_CIPHER_free(c);
-	return c != NULL;
-}
+/* NAME(alg): whether the default context offers the algorithm; the fetched
+ * object is freed again. */
+#define OFFERED(name, type, fetch, release)          \
+	static bool name(const char *alg)            \
+	{                                            \
+		type *obj = fetch(NULL, alg, NULL);  \
+		bool offered = obj != NULL;          \
+		release(obj);                        \
+		return offered;                      \
+	}
 
-static bool digest_offered(const char *name)
-{
-	EVP_MD *md = EVP_MD_fetch(NULL, name, NULL);
-	EVP_MD_free(md);
-	return md != NULL;
-}
-
-static bool kdf_offered(const char *name)
-{
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, name, NULL);
-	EVP_KDF_free(kdf);
-	return kdf != NULL;
-}
-
-static bool mac_offered(const char *name)
-{
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, name, NULL);
-	EVP_MAC_free(mac);
-	return mac != NULL;
-}
+OFFERED(cipher_offered, EVP_CIPHER, EVP_CIPHER_fetch, EVP_CIPHER_free)
+OFFERED(digest_offered, EVP_MD, EVP_MD_fetch, EVP_MD_free)
+OFFERED(kdf_offered, EVP_KDF, EVP_KDF_fetch, EVP_KDF_free)
+OFFERED(mac_offered, EVP_MAC, EVP_MAC_fetch, EVP_MAC_free)
 
 static void only_the_subset(void)
 {
