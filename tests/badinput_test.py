@@ -32,6 +32,7 @@ TAG = 16
 ENC_CHUNK = CHUNK + TAG
 NONCE = 16
 PREFIX = "varseal: error: "
+NOBODY = 65534  # Debian's nobody and nogroup: the unprivileged user of the root runs
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                      "ThreadSanitizer", "MemorySanitizer", "runtime error", "SUMMARY: ")
 
@@ -40,9 +41,10 @@ FIX = {}
 _fixture_dir = None
 
 
-def run_varseal(args, stdin=subprocess.DEVNULL, input=None, timeout=TIMEOUT):
+def run_varseal(args, stdin=subprocess.DEVNULL, input=None, timeout=TIMEOUT, prefix=()):
     """Runs varseal without a controlling terminal (so no passphrase
-    prompt can block); raises AssertionError on a hang."""
+    prompt can block), after prefix (a command that runs it as another
+    user); raises AssertionError on a hang."""
     kwargs = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                   start_new_session=True)
     if input is not None:
@@ -50,7 +52,7 @@ def run_varseal(args, stdin=subprocess.DEVNULL, input=None, timeout=TIMEOUT):
     else:
         kwargs["stdin"] = stdin
     try:
-        return subprocess.run([VARSEAL] + [str(a) for a in args], **kwargs)
+        return subprocess.run(list(prefix) + [VARSEAL] + [str(a) for a in args], **kwargs)
     except subprocess.TimeoutExpired as e:
         raise AssertionError("varseal %s hung (no exit within %ss)" %
                              (" ".join(map(str, args)), timeout)) from e
@@ -750,6 +752,22 @@ class BadIdentityFiles(Base):
     def test_missing_file(self):
         self.check(os.path.join(self.tmp, "nokey.txt"), "nokey.txt", "No such file")
 
+    def test_endless_device(self):
+        # Read to its cap of 1 MiB in growing blocks, from the scratch
+        # stack and then beyond it; refused in one line, nothing leaked.
+        self.check("/dev/zero", "/dev/zero", "larger than 1 MiB", "not a key file")
+
+    def test_long_key_file(self):
+        # 200 KiB of comments before the key: more than the scratch stack
+        # (80 KiB) a key file's text is read onto, so a block of its own.
+        with open(FIX["key.txt"]) as f:
+            key = f.read()
+        k = self.ident("long.txt", ("# " + "x" * 77 + "\n") * 2560 + key)
+        src = self.inpath("f.age", FIX["enc"][100])
+        r = run_varseal(["decrypt", "-i", k, src])
+        self.assert_ok(r, "a 200 KiB key file")
+        self.assertEqual(r.stdout, FIX["plain"][100])
+
     def test_group_readable(self):
         with open(FIX["key.txt"]) as f:
             k = self.ident("open.txt", f.read(), mode=0o644)
@@ -870,26 +888,40 @@ class UnreadablePaths(Base):
         self.assert_fails(r, self.outdir, "is a directory")
         self.assert_dir_listing(self.outdir, [])
 
-    @unittest.skipIf(os.geteuid() == 0,
-                     "running as root: a read-only directory (chmod 0500) does not stop "
-                     "root from writing into it, so the refusal cannot be observed")
+    def unprivileged(self):
+        """(key, run) for a user whom file modes bind: this one, or, when
+        the tests run as root (whom no mode stops), nobody, through
+        setpriv, with this test's directory and a copy of the key handed
+        over to it. Call it once the test's files exist."""
+        if os.geteuid() != 0:
+            return FIX["key.txt"], run_varseal
+        with open(FIX["key.txt"], "rb") as f:
+            key = write(os.path.join(self.tmp, "key.txt"), f.read(), 0o600)
+        for root, dirs, files in os.walk(self.tmp):
+            for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                os.chown(name, NOBODY, NOBODY)
+        as_nobody = ("setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                     "--clear-groups")
+        return key, lambda args: run_varseal(args, prefix=as_nobody)
+
     def test_output_in_readonly_directory(self):
         src = self.inpath("f.age", FIX["enc"][100])
+        with open(os.path.join(FIX["dir"], "plain100"), "rb") as f:
+            plain = self.inpath("plain100", f.read())
         os.chmod(self.outdir, 0o500)
         out = os.path.join(self.outdir, "OUT")
-        r = self.decrypt(src, "-o", out)
+        key, run = self.unprivileged()
+        r = run(["decrypt", "-i", key, "-o", out, src])
         self.assert_fails(r, "out", "Permission denied")
         self.assert_dir_listing(self.outdir, [])
-        r = run_varseal(["encrypt", "-r", FIX["key.txt.recipient"], "-o", out,
-                         os.path.join(FIX["dir"], "plain100")])
+        r = run(["encrypt", "-r", FIX["key.txt.recipient"], "-o", out, plain])
         self.assert_fails(r, "out", "Permission denied")
         self.assert_dir_listing(self.outdir, [])
 
-    @unittest.skipIf(os.geteuid() == 0,
-                     "running as root: chmod 000 does not stop root from reading the file")
     def test_unreadable_input(self):
         src = self.inpath("f.age", FIX["enc"][100], mode=0o000)
-        r = self.decrypt(src, "-o", os.path.join(self.outdir, "OUT"))
+        key, run = self.unprivileged()
+        r = run(["decrypt", "-i", key, "-o", os.path.join(self.outdir, "OUT"), src])
         self.assert_fails(r, src, "Permission denied")
         self.assert_dir_listing(self.outdir, [])
 
