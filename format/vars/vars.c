@@ -243,25 +243,29 @@ static enum vf_code add_machine_key(const struct vf_spec_machine *m, struct vf_s
 	return vf_strings_has(out, m->key) ? VF_OK : vf_strings_add(out, m->key, err);
 }
 
+/* Machines first, then admins: the order of the file's stanzas. A reader
+ * tries each stanza in turn (age does too), one X25519 exchange each, and
+ * the reader on the hot path is the machine (varinject at every boot, get
+ * with the machine's key), not the admin at a terminal. The manifest is
+ * sorted, so the order changes no state. */
 enum vf_code vf_vars_recipients(const struct vf_spec *spec, const char *machine,
 				const struct vf_spec_generator *g, struct vf_strings *out,
 				struct vf_error *err)
 {
 	enum vf_code rc = VF_OK;
-	for (size_t i = 0; rc == VF_OK && i < spec->n_admins; i++)
-		if (!vf_strings_has(out, spec->admins[i].recipient))
-			rc = vf_strings_add(out, spec->admins[i].recipient, err);
-	if (rc != VF_OK)
-		return rc;
 	if (machine) {
 		const struct vf_spec_machine *m = vf_spec_machine(spec, machine);
 		if (!m)
 			return vf_fail(err, VF_E_ARG, "no machine %s in the spec", machine);
-		return add_machine_key(m, out, err);
+		rc = add_machine_key(m, out, err);
+	} else {
+		for (size_t i = 0; rc == VF_OK && i < spec->n_machines; i++)
+			if (vf_vars_machine_uses(spec, &spec->machines[i], g))
+				rc = add_machine_key(&spec->machines[i], out, err);
 	}
-	for (size_t i = 0; rc == VF_OK && i < spec->n_machines; i++)
-		if (vf_vars_machine_uses(spec, &spec->machines[i], g))
-			rc = add_machine_key(&spec->machines[i], out, err);
+	for (size_t i = 0; rc == VF_OK && i < spec->n_admins; i++)
+		if (!vf_strings_has(out, spec->admins[i].recipient))
+			rc = vf_strings_add(out, spec->admins[i].recipient, err);
 	return rc;
 }
 

@@ -58,8 +58,8 @@ enum vf_code vf_vars_machine_generators(const struct vf_spec *spec,
 					const struct vf_spec_generator ***out, size_t *n,
 					struct vf_error *err);
 
-/* Recipients of g's secrets: the admins and the machine's key, or for a
- * shared generator every machine that uses it. VF_E_KEY when a machine has
+/* Recipients of g's secrets: the machine's key, or for a shared generator
+ * every machine that uses it, then the admins. VF_E_KEY when a machine has
  * no key yet (the message says how to make one). */
 enum vf_code vf_vars_recipients(const struct vf_spec *spec, const char *machine,
 				const struct vf_spec_generator *g, struct vf_strings *out,
