@@ -9,7 +9,7 @@
  *     NAME CALLS MICROSECONDS
  *
  * plus a line "(run) 1 US" with the time from the library's constructor
- * to its destructor: about main to exit. bench/small_profile.sh runs the
+ * to its destructor: about main to exit. bench/small_bench.sh runs the
  * tools many times with it and prints the medians.
  *
  * Each stand-in has the real function's prototype and calls the real one

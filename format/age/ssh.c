@@ -15,6 +15,7 @@
 
 #include "base/base64.h"
 #include "base/crypto.h"
+#include "base/provider.h"
 #include "base/secmem.h"
 #include "age/header_internal.h"
 #include "age/recipient_internal.h"
@@ -226,9 +227,9 @@ struct rsa_identity {
 
 static enum vf_code oaep_ctx(EVP_PKEY_CTX *ctx, struct vf_error *err)
 {
-	/* OAEP padding and RSA blinding draw random bytes: OpenSSL cleanses
-	 * its generators at exit only when asked (format/base/secmem.c). */
-	vf_openssl_cleanup_at_exit();
+	/* OAEP padding and RSA blinding draw random bytes: their generators
+	 * are wiped at exit only when asked (format/base/secmem.c). */
+	vf_wipe_random_at_exit();
 	char *label = OPENSSL_strdup(RSA_LABEL); /* OpenSSL takes ownership */
 	if (!label || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) != 1 ||
@@ -365,7 +366,10 @@ static EVP_PKEY *rsa_from(const uint8_t *const *mp, const size_t *len, size_t co
 	for (size_t i = 0; ok && i < count; i++)
 		ok = OSSL_PARAM_BLD_push_BN(bld, names[i], bn[i]) == 1;
 	OSSL_PARAM *params = ok ? OSSL_PARAM_BLD_to_param(bld) : NULL;
-	EVP_PKEY_CTX *ctx = params ? EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL) : NULL;
+	/* RSA, and OAEP's SHA-1 default, are offered once asked for. */
+	EVP_PKEY_CTX *ctx = params && vf_provider_more() == 0
+				    ? EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)
+				    : NULL;
 	if (ctx && EVP_PKEY_fromdata_init(ctx) == 1)
 		EVP_PKEY_fromdata(ctx, &key, count > 2 ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
 				  params);

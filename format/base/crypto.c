@@ -1,4 +1,5 @@
 #include "base/crypto.h"
+#include "base/provider.h"
 #include "base/secmem.h"
 
 #include <limits.h>
@@ -38,11 +39,12 @@ static enum vf_code openssl_fail(struct vf_error *err, const char *what)
  * first fetch of that kind, and a short run (decrypting one secret) should
  * not pay for the kinds it never touches. FETCH_ONCE(name, TYPE, fetch,
  * "NAME") defines `static TYPE *name(void)`, NULL if the fetch failed. */
-#define FETCH_ONCE(name, type, fetch, alg_name)               \
+#define FETCH_ONCE(name, type, fetch, alg_name, before)      \
 	static type *name##_alg;                               \
 	static pthread_once_t name##_once = PTHREAD_ONCE_INIT; \
 	static void name##_fetch(void)                         \
 	{                                                      \
+		before;                                        \
 		name##_alg = fetch(NULL, alg_name, NULL);      \
 	}                                                      \
 	static type *name(void)                                \
@@ -51,16 +53,20 @@ static enum vf_code openssl_fail(struct vf_error *err, const char *what)
 		return name##_alg;                             \
 	}
 
-FETCH_ONCE(alg_hkdf, EVP_KDF, EVP_KDF_fetch, OSSL_KDF_NAME_HKDF)
-FETCH_ONCE(alg_scrypt, EVP_KDF, EVP_KDF_fetch, OSSL_KDF_NAME_SCRYPT)
-FETCH_ONCE(alg_chacha, EVP_CIPHER, EVP_CIPHER_fetch, "ChaCha20-Poly1305")
-FETCH_ONCE(alg_aes_gcm, EVP_CIPHER, EVP_CIPHER_fetch, "AES-256-GCM")
-FETCH_ONCE(alg_sha256, EVP_MD, EVP_MD_fetch, "SHA256")
-FETCH_ONCE(alg_sha512, EVP_MD, EVP_MD_fetch, "SHA512")
-FETCH_ONCE(alg_sha3_256, EVP_MD, EVP_MD_fetch, "SHA3-256")
-FETCH_ONCE(alg_sha3_512, EVP_MD, EVP_MD_fetch, "SHA3-512")
-FETCH_ONCE(alg_shake128, EVP_MD, EVP_MD_fetch, "SHAKE128")
-FETCH_ONCE(alg_shake256, EVP_MD, EVP_MD_fetch, "SHAKE256")
+/* What a run with X25519 keys uses; then the rest, which the provider
+ * offers once asked to (format/base/provider.c). */
+#define CORE (void)0
+#define MORE (void)vf_provider_more()
+FETCH_ONCE(alg_hkdf, EVP_KDF, EVP_KDF_fetch, OSSL_KDF_NAME_HKDF, CORE)
+FETCH_ONCE(alg_chacha, EVP_CIPHER, EVP_CIPHER_fetch, "ChaCha20-Poly1305", CORE)
+FETCH_ONCE(alg_sha256, EVP_MD, EVP_MD_fetch, "SHA256", CORE)
+FETCH_ONCE(alg_scrypt, EVP_KDF, EVP_KDF_fetch, OSSL_KDF_NAME_SCRYPT, MORE)
+FETCH_ONCE(alg_aes_gcm, EVP_CIPHER, EVP_CIPHER_fetch, "AES-256-GCM", MORE)
+FETCH_ONCE(alg_sha512, EVP_MD, EVP_MD_fetch, "SHA512", MORE)
+FETCH_ONCE(alg_sha3_256, EVP_MD, EVP_MD_fetch, "SHA3-256", MORE)
+FETCH_ONCE(alg_sha3_512, EVP_MD, EVP_MD_fetch, "SHA3-512", MORE)
+FETCH_ONCE(alg_shake128, EVP_MD, EVP_MD_fetch, "SHAKE128", MORE)
+FETCH_ONCE(alg_shake256, EVP_MD, EVP_MD_fetch, "SHAKE256", MORE)
 
 /* HMAC is used with SHA-256 only. Given the digest by name on every call,
  * the provider would look SHA-256 up again each time; instead one context
@@ -109,7 +115,7 @@ enum vf_code vf_random(void *buf, size_t len, struct vf_error *err)
 {
 	if (!fits_int(len))
 		return vf_fail(err, VF_E_ARG, "random request too large");
-	vf_openssl_cleanup_at_exit(); /* the generator's state is cleansed at exit */
+	vf_wipe_random_at_exit(); /* the generator's state is cleansed at exit */
 	if (RAND_priv_bytes(buf, (int)len) != 1)
 		return openssl_fail(err, "RAND_priv_bytes");
 	return VF_OK;

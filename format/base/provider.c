@@ -11,10 +11,12 @@
  * How: the default provider is loaded into the default library context
  * (the NULL one, which every call in format/ uses), its algorithm tables
  * are read with OSSL_PROVIDER_query_operation, and it is unloaded again.
- * The entries the tools use are copied into tables that a built-in
- * provider of ours hands out in that context instead. Since a provider
- * was loaded there, OpenSSL no longer falls back to loading the default
- * provider, so a fetch builds only the entries below.
+ * The entries the tools use are copied into tables that two built-in
+ * providers of ours hand out in that context instead: one loaded at once
+ * with what every run with X25519 keys uses, one loaded on first need
+ * with the rest. Since a provider was loaded there, OpenSSL no longer
+ * falls back to loading the default provider, so a fetch builds only the
+ * entries below.
  *
  * Why it is sound:
  * - Every implementation is OpenSSL's own code, unchanged; only the list
@@ -47,9 +49,11 @@
  *   other can be configured in: the same algorithms the default provider
  *   served before, from the same library.
  * - An algorithm not listed here cannot be fetched at all: a new use must
- *   be added to `wanted` (tests/unit/provider_test.c checks both halves). */
+ *   be added to `core` or `more`, and a use of `more` must call
+ *   vf_provider_more first (tests/unit/provider_test.c checks all three). */
 #include "base/provider.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -59,6 +63,7 @@
 #include <openssl/rand.h>
 
 #define PROVIDER_NAME "vf-subset"
+#define MORE_NAME "vf-subset-more"
 /* The most entries of one operation kind below, with room to spare. */
 #define PER_OPERATION 8
 
@@ -68,11 +73,27 @@ struct wanted {
 };
 
 /* What format/ fetches (format/base/crypto.c, format/age/ssh.c), and what
- * those implementations fetch in their turn. */
-static const struct wanted wanted[] = {
+ * those implementations fetch in their turn, in two lists. OpenSSL 3.0
+ * builds every entry of an operation kind on the first fetch of that kind
+ * (every digest listed, to get SHA-256: about 5 us each), so what a run
+ * with X25519 keys uses, every encrypt, decrypt and get, is offered from
+ * the start, and the rest only once a run asks for one of them
+ * (vf_provider_more). */
+static const struct wanted core[] = {
 	{OSSL_OP_CIPHER, "ChaCha20-Poly1305"},
-	{OSSL_OP_CIPHER, "AES-256-GCM"}, /* SOPS files */
 	{OSSL_OP_DIGEST, "SHA2-256"},
+	{OSSL_OP_MAC, "HMAC"}, /* HKDF's extract and expand too */
+	{OSSL_OP_KDF, "HKDF"},
+	{OSSL_OP_RAND, "HASH-DRBG"},
+	{OSSL_OP_RAND, "SEED-SRC"},
+	{OSSL_OP_KEYMGMT, "X25519"},
+	{OSSL_OP_KEYEXCH, "X25519"},
+};
+
+/* SOPS files, ssh-ed25519 conversion, ssh-rsa, scrypt passphrases and
+ * post-quantum keys. */
+static const struct wanted more[] = {
+	{OSSL_OP_CIPHER, "AES-256-GCM"}, /* SOPS files */
 	{OSSL_OP_DIGEST, "SHA2-512"},
 	{OSSL_OP_DIGEST, "SHA3-256"},
 	{OSSL_OP_DIGEST, "SHA3-512"},
@@ -81,26 +102,21 @@ static const struct wanted wanted[] = {
 	/* RSA's OAEP mode starts from its default digest, SHA-1, which
 	 * format/age/ssh.c replaces with SHA-256 at once; never used. */
 	{OSSL_OP_DIGEST, "SHA1"},
-	{OSSL_OP_MAC, "HMAC"}, /* HKDF's extract and expand too */
-	{OSSL_OP_KDF, "HKDF"},
 	{OSSL_OP_KDF, "SCRYPT"},
 	{OSSL_OP_KDF, "PBKDF2"}, /* scrypt's first and last step */
-	{OSSL_OP_RAND, "HASH-DRBG"},
-	{OSSL_OP_RAND, "SEED-SRC"},
-	{OSSL_OP_KEYMGMT, "X25519"},
 	{OSSL_OP_KEYMGMT, "RSA"}, /* ssh-rsa recipients and identities */
-	{OSSL_OP_KEYEXCH, "X25519"},
 	{OSSL_OP_ASYM_CIPHER, "RSA"},
 };
 
-/* The default provider's own context, which ours hands to OpenSSL. */
+/* The default provider's own context, which ours hand to OpenSSL. */
 static void *default_provctx;
 /* Ours: never unloaded (OPENSSL_cleanup frees the default context, after
- * which nothing may be unloaded). Held here so that the reference stays
+ * which nothing may be unloaded). Held here so that the references stay
  * reachable for the leak checker. */
-static OSSL_PROVIDER *subset;
-/* Per operation, the copied entries and an all-zero terminator. */
-static OSSL_ALGORITHM tables[OSSL_OP__HIGHEST + 1][PER_OPERATION + 1];
+static OSSL_PROVIDER *subset, *subset_more;
+/* Per list and operation, the copied entries and an all-zero terminator. */
+typedef OSSL_ALGORITHM table_set[OSSL_OP__HIGHEST + 1][PER_OPERATION + 1];
+static table_set core_tables, more_tables;
 
 /* names: OpenSSL's colon-separated list ("SHA2-256:SHA-256:SHA256:..."). */
 static int has_name(const char *names, const char *name)
@@ -118,13 +134,26 @@ static int has_name(const char *names, const char *name)
 	return 0;
 }
 
-static const OSSL_ALGORITHM *subset_query(void *provctx, int operation, int *no_cache)
+static const OSSL_ALGORITHM *query(table_set tables, int operation, int *no_cache)
 {
-	(void)provctx;
 	*no_cache = 0;
 	if (operation < 0 || operation > OSSL_OP__HIGHEST || !tables[operation][0].algorithm_names)
 		return NULL;
 	return tables[operation];
+}
+
+/* Two providers, one per list, told apart by their query function: both
+ * have the default provider's context, which their implementations need. */
+static const OSSL_ALGORITHM *core_query(void *provctx, int operation, int *no_cache)
+{
+	(void)provctx;
+	return query(core_tables, operation, no_cache);
+}
+
+static const OSSL_ALGORITHM *more_query(void *provctx, int operation, int *no_cache)
+{
+	(void)provctx;
+	return query(more_tables, operation, no_cache);
 }
 
 /* The context is the default provider's, torn down with it. */
@@ -133,33 +162,50 @@ static void subset_teardown(void *provctx)
 	(void)provctx;
 }
 
-static const OSSL_DISPATCH subset_dispatch[] = {
-	{OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))subset_query},
+static const OSSL_DISPATCH core_dispatch[] = {
+	{OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))core_query},
 	{OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))subset_teardown},
 	{0, NULL},
 };
 
-static int subset_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
-		       const OSSL_DISPATCH **out, void **provctx)
+static const OSSL_DISPATCH more_dispatch[] = {
+	{OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))more_query},
+	{OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))subset_teardown},
+	{0, NULL},
+};
+
+static int core_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+		     const OSSL_DISPATCH **out, void **provctx)
 {
 	(void)handle;
 	(void)in;
-	*out = subset_dispatch;
+	*out = core_dispatch;
 	*provctx = default_provctx;
 	return *provctx != NULL;
 }
 
-/* Copies the default provider's entries for `wanted` into `tables`;
- * 0 when every wanted algorithm was found. */
-static int copy_wanted(OSSL_PROVIDER *from)
+static int more_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+		     const OSSL_DISPATCH **out, void **provctx)
+{
+	(void)handle;
+	(void)in;
+	*out = more_dispatch;
+	*provctx = default_provctx;
+	return *provctx != NULL;
+}
+
+/* Copies the default provider's entries for list into tables; 0 when
+ * every listed algorithm was found. */
+static int copy_wanted(OSSL_PROVIDER *from, const struct wanted *list, size_t n,
+		       table_set tables)
 {
 	size_t used[OSSL_OP__HIGHEST + 1] = {0};
 	int missing = 0;
-	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
-		int op = wanted[i].operation, no_cache = 0, found = 0;
+	for (size_t i = 0; i < n; i++) {
+		int op = list[i].operation, no_cache = 0, found = 0;
 		const OSSL_ALGORITHM *a = OSSL_PROVIDER_query_operation(from, op, &no_cache);
 		for (; a && a->algorithm_names; a++) {
-			if (!has_name(a->algorithm_names, wanted[i].name) || used[op] == PER_OPERATION)
+			if (!has_name(a->algorithm_names, list[i].name) || used[op] == PER_OPERATION)
 				continue;
 			tables[op][used[op]++] = *a;
 			found = 1;
@@ -169,6 +215,8 @@ static int copy_wanted(OSSL_PROVIDER *from)
 	return missing ? -1 : 0;
 }
 
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 /* The default provider initialised but no longer active (see the top of
  * this file): its context and tables stay for ours to hand out. */
 static int read_default_provider(void)
@@ -177,7 +225,8 @@ static int read_default_provider(void)
 	if (!def)
 		return -1;
 	default_provctx = OSSL_PROVIDER_get0_provider_ctx(def);
-	int rc = copy_wanted(def);
+	int rc = copy_wanted(def, core, COUNT(core), core_tables) |
+		 copy_wanted(def, more, COUNT(more), more_tables);
 	/* Our reference and activation go; the store's reference stays. */
 	if (OSSL_PROVIDER_unload(def) != 1 || OSSL_PROVIDER_available(NULL, "default"))
 		rc = -1;
@@ -194,8 +243,27 @@ int vf_provider_setup(void)
 	 * is made. */
 	if (RAND_set_DRBG_type(NULL, "HASH-DRBG", NULL, NULL, "SHA256") != 1)
 		return -1;
-	if (OSSL_PROVIDER_add_builtin(NULL, PROVIDER_NAME, subset_init) != 1 ||
+	if (OSSL_PROVIDER_add_builtin(NULL, PROVIDER_NAME, core_init) != 1 ||
+	    OSSL_PROVIDER_add_builtin(NULL, MORE_NAME, more_init) != 1 ||
 	    !(subset = OSSL_PROVIDER_load(NULL, PROVIDER_NAME)))
 		return -1;
 	return 0;
+}
+
+static pthread_once_t more_once = PTHREAD_ONCE_INIT;
+
+static void load_more(void)
+{
+	subset_more = OSSL_PROVIDER_load(NULL, MORE_NAME);
+}
+
+/* A fetch that misses looks in every provider loaded by then, including
+ * one loaded after that kind's first fetch: OpenSSL keeps, per provider,
+ * which kinds it has built. */
+int vf_provider_more(void)
+{
+	if (!subset)
+		return -1;
+	pthread_once(&more_once, load_more);
+	return subset_more ? 0 : -1;
 }

@@ -9,4 +9,10 @@
  * vf_init fails (a half-set-up context could offer nothing at all). */
 int vf_provider_setup(void);
 
+/* Offers the algorithms beyond what a run with X25519 keys uses (AES-GCM,
+ * SHA-512, SHA-3, SHAKE, scrypt, RSA): called before fetching one of them,
+ * or before any OpenSSL call that fetches RSA. Thread-safe, once per
+ * process. 0, or -1 if OpenSSL refused (the fetch then fails). */
+int vf_provider_more(void);
+
 #endif

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <sodium.h>
 
 /* One payload chunk (64 KiB: the one-chunk batch of a small file) and
@@ -58,24 +60,44 @@ static void openssl_secure_heap(void)
 #define LEAK_CHECKED 0
 #endif
 
-static atomic_int openssl_cleanup_wanted;
+static atomic_int random_used;
 
-void vf_openssl_cleanup_at_exit(void)
+void vf_wipe_random_at_exit(void)
 {
-	atomic_store(&openssl_cleanup_wanted, 1);
+	atomic_store(&random_used, 1);
 }
 
-/* OPENSSL_cleanup cleanses the random generators' state as it frees them,
- * so it runs whenever a generator may exist (vf_openssl_cleanup_at_exit
- * was called: a random byte was drawn, or an RSA operation ran), and in
- * the sanitizer builds, whose leak checker would otherwise report what
- * OpenSSL keeps. Otherwise (decrypt, get, check) it would only free memory
- * the exit frees anyway: OpenSSL holds no secret then, the private keys it
- * was given having been freed, and cleansed, by their owners. */
+/* Uninstantiating a Hash_DRBG cleanses its working state (V and C) as
+ * OPENSSL_cleanup's freeing would, without taking all of OpenSSL down,
+ * which cost an encrypt about 45 us of its 3 ms (bench/README.md). The
+ * primary and the calling thread's two are wiped; another thread's are
+ * freed, and cleansed, by OpenSSL when that thread ends. The state lives
+ * in OpenSSL's secure heap (vf_init), so it is never swapped out or in a
+ * core dump; wiping keeps it from outliving its use in memory too.
+ * RAND_get0_public makes the public generator if no RSA operation did: a
+ * few microseconds, in runs that drew random bytes only. */
+void vf_wipe_random(void)
+{
+	EVP_RAND_CTX *const generators[] = {RAND_get0_private(NULL), RAND_get0_public(NULL),
+					    RAND_get0_primary(NULL)};
+	for (size_t i = 0; i < sizeof(generators) / sizeof(generators[0]); i++)
+		if (generators[i])
+			(void)EVP_RAND_uninstantiate(generators[i]);
+}
+
+/* At exit: the generators are wiped whenever one may exist
+ * (vf_wipe_random_at_exit was called: a random byte was drawn, or an RSA
+ * operation ran). The sanitizer builds run OPENSSL_cleanup instead, whose
+ * leak checker would otherwise report what OpenSSL keeps; it cleanses the
+ * generators as it frees them. Otherwise (decrypt, get, check) OpenSSL
+ * holds no secret at exit: the private keys it was given were freed, and
+ * cleansed, by their owners. */
 static void openssl_exit(void)
 {
-	if (atomic_load(&openssl_cleanup_wanted) || LEAK_CHECKED)
+	if (LEAK_CHECKED)
 		OPENSSL_cleanup();
+	else if (atomic_load(&random_used))
+		vf_wipe_random();
 }
 
 /* OpenSSL is set up for what the tools use and nothing else, before its
@@ -102,9 +124,9 @@ static void openssl_exit(void)
  * 3.0 builds every algorithm of a kind on its first fetch, and every
  * cipher alone cost a short run about 0.5 ms.
  *
- * - NO_ATEXIT: OPENSSL_cleanup runs at exit only when it has something to
- *   do for us (openssl_exit below), not on every run: it costs about
- *   0.05 ms, a twentieth of decrypting a secret. */
+ * - NO_ATEXIT: OPENSSL_cleanup does not run at exit (openssl_exit below
+ *   wipes what needs wiping): it costs about 0.05 ms, a twentieth of
+ *   decrypting a secret, to free what the exit frees anyway. */
 static int openssl_init(void)
 {
 	const uint64_t opts = OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |

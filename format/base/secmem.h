@@ -15,10 +15,15 @@
  * locked where RLIMIT_MEMLOCK allows). */
 int vf_init(void);
 
-/* Asks for OPENSSL_cleanup at exit, which cleanses OpenSSL's random
- * generators as it frees them: called by whatever makes OpenSSL draw
- * random bytes (vf_random, RSA operations). Thread-safe. */
-void vf_openssl_cleanup_at_exit(void);
+/* Asks for OpenSSL's random generators to be wiped at exit (their state
+ * cleansed in place): called by whatever makes OpenSSL draw random bytes
+ * (vf_random, RSA operations). Thread-safe. */
+void vf_wipe_random_at_exit(void);
+
+/* Wipes OpenSSL's random generators in place now (what the exit does when
+ * asked): the primary and the calling thread's two. A later draw
+ * instantiates them again, from fresh entropy. */
+void vf_wipe_random(void);
 
 /* What every tool does first: umask 077 (files it creates are private),
  * no core dumps and no ptrace by other processes of the user

@@ -4,9 +4,12 @@
  *     format/ does not use (AES-128-CBC, MD5, SHA-224, Ed25519, TLS1-PRF)
  *     cannot be fetched: a short run builds only what it uses (issue 15);
  *     what OpenSSL's implementations fetch for themselves (HMAC, PBKDF2)
- *     can;
+ *     can; what a run with X25519 keys does not use (SHA-3, AES-GCM,
+ *     scrypt, RSA) is offered only after vf_provider_more;
  *  2. the random generator is OpenSSL's HASH-DRBG (a CTR-DRBG would build
- *     every cipher again) and gives different bytes each call;
+ *     every cipher again) and gives different bytes each call; vf_wipe_random
+ *     (what the exit does after a draw) leaves the primary and this
+ *     thread's generators zeroised, and a draw after it still works;
  *  3. every primitive format/ wraps still gives the published answers
  *     through the subset: SHA-256, SHA-512, SHA3-256, SHA3-512, SHAKE128,
  *     SHAKE256, HMAC-SHA-256 (RFC 4231), HKDF-SHA-256 (RFC 5869), X25519
@@ -19,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "base/crypto.h"
+#include "base/provider.h"
 #include "base/secmem.h"
 #include "unit.h"
 
@@ -64,6 +68,26 @@ static void only_the_subset(void)
 	CHECK(ed == NULL, "Ed25519 keys (unused) cannot be made");
 	EVP_PKEY_free(ed);
 	CHECK(cipher_offered("ChaCha20-Poly1305"), "ChaCha20-Poly1305 can be fetched");
+	CHECK(digest_offered("SHA2-256"), "SHA-256 can be fetched");
+}
+
+/* The second list is offered only once asked for: a run with X25519 keys
+ * does not build every digest for its SHA-256. */
+static void more_on_demand(void)
+{
+	CHECK(!digest_offered("SHA3-256"), "SHA3-256 is not offered before vf_provider_more");
+	CHECK(!cipher_offered("AES-256-GCM"), "AES-256-GCM is not offered before vf_provider_more");
+	CHECK(!kdf_offered("SCRYPT"), "scrypt is not offered before vf_provider_more");
+	CHECK(vf_provider_more() == 0, "vf_provider_more");
+	CHECK(vf_provider_more() == 0, "vf_provider_more a second time");
+	CHECK(digest_offered("SHA3-256"), "SHA3-256 can be fetched after vf_provider_more");
+	CHECK(cipher_offered("AES-256-GCM"), "AES-256-GCM can be fetched after vf_provider_more");
+	CHECK(kdf_offered("SCRYPT"), "scrypt can be fetched after vf_provider_more");
+	CHECK(digest_offered("SHA1"), "SHA-1 (OAEP's default) can be fetched after vf_provider_more");
+	CHECK(!digest_offered("MD5"), "MD5 still cannot be fetched after vf_provider_more");
+	EVP_PKEY_CTX *rsa = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	CHECK(rsa != NULL, "the RSA key manager can be fetched after vf_provider_more");
+	EVP_PKEY_CTX_free(rsa);
 }
 
 /* What OpenSSL's implementations fetch for themselves (HKDF its HMAC,
@@ -86,6 +110,29 @@ static void random_generator(void)
 	const char *name = drbg ? EVP_RAND_get0_name(EVP_RAND_CTX_get0_rand(drbg)) : NULL;
 	CHECK(name && !strcmp(name, "HASH-DRBG"), "the private DRBG is HASH-DRBG (got %s)",
 	      name ? name : "(none)");
+}
+
+/* The generators' own zeroisation check: 1 once their state is cleansed. */
+static bool zeroised(EVP_RAND_CTX *drbg)
+{
+	return drbg && EVP_RAND_verify_zeroization(drbg) == 1;
+}
+
+static void random_wiped(void)
+{
+	struct vf_error err;
+	uint8_t a[32] = {0};
+	CHECK_OK(vf_random(a, sizeof(a), &err), err, "vf_random before the wipe");
+	CHECK(!zeroised(RAND_get0_private(NULL)), "the private DRBG holds state after a draw");
+	CHECK(!zeroised(RAND_get0_primary(NULL)), "the primary DRBG holds state after a draw");
+	vf_wipe_random();
+	CHECK(zeroised(RAND_get0_private(NULL)), "vf_wipe_random zeroises the private DRBG");
+	CHECK(zeroised(RAND_get0_public(NULL)), "vf_wipe_random zeroises the public DRBG");
+	CHECK(zeroised(RAND_get0_primary(NULL)), "vf_wipe_random zeroises the primary DRBG");
+	uint8_t b[32] = {0};
+	CHECK_OK(vf_random(b, sizeof(b), &err), err, "vf_random after the wipe");
+	CHECK(memcmp(a, b, sizeof(a)) != 0 && !zeroised(RAND_get0_private(NULL)),
+	      "a draw after the wipe instantiates the generator again");
 }
 
 static void digests(void)
@@ -199,8 +246,10 @@ int main(void)
 		return 2;
 	}
 	only_the_subset();
+	more_on_demand();
 	inner_fetches();
 	random_generator();
+	random_wiped();
 	digests();
 	macs_and_kdfs();
 	x25519();
