@@ -124,7 +124,12 @@ measure() {
 bytes=$((SIZE_MB * 1024 * 1024))
 plain=$tmp/plain
 log "making a $SIZE_MB MiB random plaintext in $tmp"
-head -c "$bytes" /dev/urandom > "$plain"
+# In 1 MiB writes: the kernel caches a file in folios no larger than the
+# writes that made it, and reading back one written 4 KiB at a time (as
+# `head -c` writes) costs every reader, age and the floor's dd alike, a
+# third more copying than one written by cp or in large blocks (1 GiB
+# with pread of 64 KiB: 0.20 s against 0.15 s on kernel 6.18).
+dd if=/dev/urandom of="$plain" bs=1M count="$SIZE_MB" iflag=fullblock status=none
 : > "$tmp/empty"
 head -c $((1024 * 1024)) "$plain" > "$tmp/one"
 plain_sha=$(sha256sum < "$plain" | awk '{print $1}') # also pulls it into the page cache
