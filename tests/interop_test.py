@@ -20,6 +20,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -370,6 +371,32 @@ class RecipientTest(Tmp):
                 out = self.path("pt%d" % size)
                 run([VARSEAL, "decrypt", "-i", "-", "-o", out, ct_path], stdin=text)
                 self.assertEqual(read_file(out), data)
+
+    def test_identity_file_at_a_fifo_path(self):
+        # A named pipe given by path (what -i <(pass show key) hands over):
+        # read to its end like standard input, 100 KiB of it outgrowing the
+        # scratch stack, the key on its last line.
+        ident, recip = self.age_keygen()
+        data = payload(100)
+        ct_path = write_file(self.path("ct"), self.encrypt("age", ["-r", recip], data))
+        comment = b"# " + b"x" * 77 + b"\n"
+        text = comment * (100 * 1024 // len(comment)) + read_file(ident)
+        fifo = self.path("key.fifo")
+        os.mkfifo(fifo, 0o600)
+        out = self.path("pt")
+        proc = subprocess.Popen([VARSEAL, "decrypt", "-i", fifo, "-o", out, ct_path],
+                                stderr=subprocess.PIPE)
+
+        def feed():  # open blocks until varseal opens the other end
+            with open(fifo, "wb") as w:
+                w.write(text)
+
+        # A daemon: if varseal fails before opening the pipe, the check
+        # below reports it instead of the test waiting for a reader.
+        threading.Thread(target=feed, daemon=True).start()
+        _, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(read_file(out), data)
 
 
 PASS = b"correct horse battery staple, 42!"
