@@ -67,12 +67,12 @@ static int add_recipient_arg(struct encrypt_opts *o, const char *arg)
 static int add_recipients_file(struct encrypt_opts *o, const char *path)
 {
 	struct vf_error err;
-	char *text;
-	size_t len;
-	if (vf_read_key_file(path, false, true, &text, &len, &err) != VF_OK)
+	struct vf_file f;
+	if (vf_read_key_file(path, false, true, &f, &err) != VF_OK)
 		return vs_fail(NULL, &err);
-	enum vf_code rc = vf_recipients_parse(text, len, path, &o->recipients, &err);
-	vf_key_text_free(text, len);
+	enum vf_code rc = vf_recipients_parse((const char *)f.data, f.len, path, &o->recipients,
+					      &err);
+	vf_key_text_free(&f);
 	return rc == VF_OK ? 0 : vs_fail(NULL, &err);
 }
 

@@ -47,12 +47,11 @@ int cmd_pubkey(int argc, char **argv)
 
 	struct vf_error err;
 	struct vf_identities ids = {0};
-	char *text = NULL;
-	size_t len = 0;
-	enum vf_code rc = vf_read_key_file(path, true, insecure, &text, &len, &err);
+	struct vf_file f = {0};
+	enum vf_code rc = vf_read_key_file(path, true, insecure, &f, &err);
 	if (rc == VF_OK)
-		rc = vf_identities_parse(text, len, name, &ids, &err);
-	vf_key_text_free(text, len);
+		rc = vf_identities_parse((const char *)f.data, f.len, name, &ids, &err);
+	vf_key_text_free(&f);
 	for (size_t i = 0; rc == VF_OK && i < ids.n; i++) {
 		char *recipient;
 		rc = vf_identity_recipient(ids.items[i], &recipient, &err);

@@ -220,11 +220,9 @@ enum vf_code vf_recipients_parse(const char *text, size_t len, const char *name,
 static const struct vf_read_opts key_read_opts = {
 	.max = MAX_KEY_FILE, .follow = VF_FOLLOW, .any_type = true, .scratch = true};
 
-void vf_key_text_free(char *text, size_t len)
+void vf_key_text_free(struct vf_file *f)
 {
-	struct vf_file f = {.data = (uint8_t *)text, .len = len};
-	if (text)
-		vf_file_free(&f, &key_read_opts);
+	vf_file_free(f, &key_read_opts);
 }
 
 /* A key file's own wording of why it could not be read. */
@@ -267,33 +265,30 @@ static bool holds_public_key(const char *text, size_t len)
 }
 
 enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
-			      char **text, size_t *len, struct vf_error *err)
+			      struct vf_file *f, struct vf_error *err)
 {
-	struct vf_file f;
 	enum vf_code rc = strcmp(path, "-") == 0
-				  ? vf_read_fd(STDIN_FILENO, "standard input", &key_read_opts, &f, err)
-				  : vf_read_file(AT_FDCWD, path, &key_read_opts, &f, err);
+				  ? vf_read_fd(STDIN_FILENO, "standard input", &key_read_opts, f, err)
+				  : vf_read_file(AT_FDCWD, path, &key_read_opts, f, err);
 	if (rc != VF_OK)
-		return key_read_failed(&f, strcmp(path, "-") == 0 ? "standard input" : path, rc,
+		return key_read_failed(f, strcmp(path, "-") == 0 ? "standard input" : path, rc,
 				       err);
-	if (check_perms && holds_public_key((const char *)f.data, f.len)) {
-		vf_file_free(&f, &key_read_opts);
+	if (check_perms && holds_public_key((const char *)f->data, f->len)) {
+		vf_file_free(f, &key_read_opts);
 		return vf_fail(err, VF_E_KEY,
 			       "%s: is a public key; give the private key (the identity file "
 			       "it was made from)",
 			       strcmp(path, "-") == 0 ? "standard input" : path);
 	}
-	if (check_perms && !insecure_ok && strcmp(path, "-") != 0 && S_ISREG(f.mode) &&
-	    (f.mode & 077)) {
-		vf_file_free(&f, &key_read_opts);
+	if (check_perms && !insecure_ok && strcmp(path, "-") != 0 && S_ISREG(f->mode) &&
+	    (f->mode & 077)) {
+		vf_file_free(f, &key_read_opts);
 		return vf_fail(err, VF_E_KEY,
 			       "%s: permissions %04o are too open: a key file must not be "
 			       "accessible by group or others (chmod 600 it, or pass "
 			       "--insecure-permissions)",
-			       path, (unsigned)(f.mode & 07777));
+			       path, (unsigned)(f->mode & 07777));
 	}
-	*text = (char *)f.data;
-	*len = f.len;
 	return VF_OK;
 }
 
@@ -337,25 +332,25 @@ enum vf_code vf_load_identity_file(const char *path, bool check_perms, bool inse
 				   vf_passphrase_fn get, void *ctx, struct vf_identities *out,
 				   struct vf_error *err)
 {
-	char *text;
-	size_t len;
+	struct vf_file f;
 	const char *name = strcmp(path, "-") ? path : "standard input";
-	enum vf_code rc = vf_read_key_file(path, check_perms, insecure_ok, &text, &len, err);
+	enum vf_code rc = vf_read_key_file(path, check_perms, insecure_ok, &f, err);
 	if (rc != VF_OK)
 		return rc;
-	if (is_age_file(text, len)) {
+	const char *text = (const char *)f.data;
+	if (is_age_file(text, f.len)) {
 		char *plain;
 		size_t plain_len;
-		rc = unlock(name, text, len, get, ctx, &plain, &plain_len, err);
-		vf_key_text_free(text, len);
+		rc = unlock(name, text, f.len, get, ctx, &plain, &plain_len, err);
+		vf_key_text_free(&f);
 		if (rc != VF_OK)
 			return rc;
 		rc = vf_identities_parse(plain, plain_len, name, out, err);
 		vf_secure_free(plain); /* a buffer of the decryption's own */
 		return rc;
 	}
-	rc = vf_identities_parse(text, len, name, out, err);
-	vf_key_text_free(text, len);
+	rc = vf_identities_parse(text, f.len, name, out, err);
+	vf_key_text_free(&f);
 	return rc;
 }
 

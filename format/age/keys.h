@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "age/recipient.h"
+#include "base/io.h"
 
 struct vf_identities {
 	struct vf_identity **items;
@@ -49,17 +50,18 @@ enum vf_code vf_recipients_add(struct vf_recipients *l, struct vf_recipient *r,
 void vf_identities_free(struct vf_identities *l);
 void vf_recipients_free(struct vf_recipients *l);
 
-/* Reads a whole key file into guarded memory (NUL-terminated; free with
- * vf_key_text_free). "-" is standard input. Unless insecure_ok, a regular
- * file that group or others can read is refused, as ssh refuses such keys.
- * Files over 1 MiB are refused. */
+/* Reads a whole key file into guarded memory: its text is f->data,
+ * NUL-terminated, f->len bytes (free with vf_key_text_free). "-" is
+ * standard input. Unless insecure_ok, a regular file that group or others
+ * can read is refused, as ssh refuses such keys. Files over 1 MiB are
+ * refused. */
 enum vf_code vf_read_key_file(const char *path, bool check_perms, bool insecure_ok,
-			      char **text, size_t *len, struct vf_error *err);
+			      struct vf_file *f, struct vf_error *err);
 
 /* Wipes and releases a key file's text from vf_read_key_file. It lives on
  * the calling thread's scratch stack (no mmap of its own): free it before
  * anything taken from the stack after it, or its room is only wiped. */
-void vf_key_text_free(char *text, size_t len);
+void vf_key_text_free(struct vf_file *f);
 
 /* Reads an identity file (vf_read_key_file) and parses it; an identity file
  * that is itself an age file sealed with a passphrase (what `age -p` or

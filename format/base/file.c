@@ -36,9 +36,9 @@ static void buf_free(const struct vf_read_opts *o, void *p, size_t len)
 
 void vf_file_free(struct vf_file *f, const struct vf_read_opts *o)
 {
-	buf_free(o, f->data, f->len + 2);
+	buf_free(o, f->data, f->size);
 	f->data = NULL;
-	f->len = 0;
+	f->len = f->size = 0;
 }
 
 static enum vf_code fail(struct vf_file *f, enum vf_read_fail why, int errnum)
@@ -116,6 +116,7 @@ static enum vf_code read_fd(int fd, const struct vf_read_opts *o, struct vf_file
 	buf[len] = '\0';
 	f->data = buf;
 	f->len = len;
+	f->size = cap + 1;
 	return VF_OK;
 }
 

@@ -150,6 +150,7 @@ enum vf_read_fail {
 struct vf_file {
 	uint8_t *data; /* NUL-terminated (not counted in len) */
 	size_t len;
+	size_t size; /* bytes allocated at data: what vf_file_free gives back */
 	mode_t mode; /* of the opened file */
 	enum vf_read_fail fail;
 	int errnum;
@@ -161,10 +162,9 @@ enum vf_code vf_read_file(int dirfd, const char *path, const struct vf_read_opts
 /* The same for a descriptor already open; name is for messages. */
 enum vf_code vf_read_fd(int fd, const char *name, const struct vf_read_opts *o,
 			struct vf_file *f, struct vf_error *err);
-/* Releases f->data as it was allocated (not for an arena). data has at
- * least len + 2 bytes (a regular file's size and one more to see it grow,
- * then the terminator), exactly that for a regular file: what the scratch
- * stack needs to take its block back. */
+/* Releases f->data as o says it was allocated, all f->size bytes of it
+ * (the scratch stack takes a block back only whole; an arena's block is
+ * wiped, and released with the arena). */
 void vf_file_free(struct vf_file *f, const struct vf_read_opts *o);
 
 /* A file that answers a question in place of the terminal (vargen
