@@ -89,6 +89,20 @@ static int open_if_sealed(struct vs_vars *v, const char *owner, const struct vf_
 	return status;
 }
 
+struct commit {
+	struct vs_private_out *out;
+	int status; /* vs_private_commit's, which has said why it failed */
+};
+
+/* The value goes where it was asked to while it is still at hand: a small
+ * secret's plaintext never gets a guarded block of its own. */
+static enum vf_code commit_value(void *ctx, const uint8_t *data, size_t len, struct vf_error *err)
+{
+	struct commit *c = ctx;
+	c->status = vs_private_commit(c->out, data, len);
+	return c->status ? vf_fail(err, VF_E_IO, "writing the value failed") : VF_OK;
+}
+
 int cmd_get(int argc, char **argv)
 {
 	struct vs_vars v = {.lock_fd = -1};
@@ -107,14 +121,12 @@ int cmd_get(int argc, char **argv)
 		status = vs_private_open(&out, o.output, o.force);
 	if (!status)
 		status = open_if_sealed(&v, owner, g, f);
-	struct vf_value value = {0};
+	struct commit commit = {&out, 0};
 	struct vf_error err;
-	if (!status && vf_vars_read(v.root, owner, g, f, &v.ids, &value, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	if (!status)
-		status = vs_private_commit(&out, value.data, value.len);
+	if (!status &&
+	    vf_vars_read_with(v.root, owner, g, f, &v.ids, commit_value, &commit, &err) != VF_OK)
+		status = commit.status ? commit.status : vs_fail(NULL, &err);
 	vs_private_abort(&out);
-	vf_value_free(&value);
 	vs_vars_free(&v);
 	return status < 0 ? 0 : status;
 }

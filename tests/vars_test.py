@@ -1466,6 +1466,53 @@ generators:
         self.assertEqual(self.varseal("get", "vm", "manual/token", "-i", self.alice).stdout,
                          b"second")
 
+    def test_get_every_size(self):
+        # get hands a secret file of up to 8 KiB to its output from the
+        # scratch stack, a larger one through a guarded value: both sides
+        # of that line, a value of several 64 KiB chunks, and the empty
+        # one, to standard output and to a file.
+        self.admins("alice")
+        self.write_spec(self.SPEC, alice=self.alice_r)
+        mkey = self.machine_keygen("vm")
+        token = self.path("vm", "manual", "token")  # the sealed file
+        sizes = [0, 1, 7000, 7900, 8200, 9000, 64 * 1024, 200 * 1024]
+        files = set()
+        for n in sizes:
+            with self.subTest(size=n):
+                value = os.urandom(n)
+                empty = ["--allow-empty"] if n == 0 else []
+                self.varseal("set", *empty, "vm", "manual/token", stdin=value)
+                files.add(os.path.getsize(token) <= 8192)
+                for ident in (self.alice, mkey):
+                    self.assertEqual(self.varseal("get", "vm", "manual/token", "-i",
+                                                  ident).stdout, value)
+                out = os.path.join(self.dir, "out%d" % n)
+                self.varseal("get", "vm", "manual/token", "-i", mkey, "-o", out)
+                self.assertEqual(read(out), value)
+                self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o600)
+        self.assertEqual(files, {True, False}, "the sizes cross the 8 KiB line")
+
+    def test_get_of_a_corrupt_small_secret(self):
+        # A changed byte in the payload: a one-line error, nothing on
+        # standard output, no file at -o.
+        self.admins("alice")
+        self.write_spec(self.SPEC, alice=self.alice_r)
+        self.machine_keygen("vm")
+        self.varseal("set", "vm", "manual/token", stdin=b"s3cret value")
+        token = self.path("vm", "manual", "token")  # the sealed file
+        data = bytearray(read(token))
+        data[-5] ^= 1
+        os.chmod(token, 0o600)
+        with open(token, "wb") as f:
+            f.write(data)
+        p = self.varseal("get", "vm", "manual/token", "-i", self.alice, expect=None)
+        self.assertIn("token", self.assert_one_line_error(p, "varseal"))
+        self.assertEqual(p.stdout, b"")
+        out = os.path.join(self.dir, "out")
+        p = self.varseal("get", "vm", "manual/token", "-i", self.alice, "-o", out, expect=None)
+        self.assert_one_line_error(p, "varseal")
+        self.assertFalse(os.path.exists(out))
+
 
 # ---- 13. machine keygen --force ------------------------------------------------
 

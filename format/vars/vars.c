@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/secmem.h"
@@ -761,6 +762,96 @@ enum vf_code vf_vars_read(const char *root, const char *owner, const struct vf_s
 		free(data);
 	}
 	free(rel);
+	return rc;
+}
+
+/* A sink into a block of known size, for a plaintext that cannot be longer
+ * than its ciphertext file. */
+struct fixed_sink {
+	struct vf_sink sink;
+	uint8_t *data;
+	size_t len, cap;
+};
+
+static enum vf_code fixed_write(struct vf_sink *sink, const struct iovec *iov, int iovcnt,
+				struct vf_error *err)
+{
+	struct fixed_sink *s = (struct fixed_sink *)sink;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > s->cap - s->len) /* the file grew while it was read */
+			return vf_fail(err, VF_E_IO, "the file changed while it was read");
+		memcpy(s->data + s->len, iov[i].iov_base, iov[i].iov_len);
+		s->len += iov[i].iov_len;
+	}
+	return VF_OK;
+}
+
+static enum vf_code fixed_finish(struct vf_sink *sink, struct vf_error *err)
+{
+	(void)sink;
+	(void)err;
+	return VF_OK;
+}
+
+/* A secret file this small has its plaintext put on the scratch stack,
+ * below the payload stream's own blocks (a 64 KiB chunk and its key),
+ * which then still fit on the stack. */
+#define SMALL_SECRET_FILE 8192
+
+/* Decrypts the small secret file open at fd into scratch memory and hands
+ * the plaintext to use; *done is false, and nothing was read, when the
+ * file is not small. */
+static enum vf_code unseal_small(int fd, const char *root, const char *rel,
+				 const struct vf_identities *ids, vf_value_fn use, void *ctx,
+				 bool *done, struct vf_error *err)
+{
+	struct stat st;
+	*done = false;
+	if (fstat(fd, &st) != 0 || st.st_size > SMALL_SECRET_FILE)
+		return VF_OK;
+	size_t cap = (size_t)st.st_size;
+	struct fixed_sink out = {{fixed_write, fixed_finish}, vf_scratch_alloc(cap + 1), 0, cap};
+	if (!out.data)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	*done = true;
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, fd, rel);
+	struct vf_error e;
+	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &out.sink, &e);
+	if (rc != VF_OK)
+		vf_fail(err, rc, "%s/%s: %s", root, rel, e.msg);
+	else
+		rc = use(ctx, out.data, out.len, err);
+	vf_scratch_free(out.data, cap + 1);
+	return rc;
+}
+
+enum vf_code vf_vars_read_with(const char *root, const char *owner,
+			       const struct vf_spec_generator *g, const struct vf_spec_file *f,
+			       const struct vf_identities *ids, vf_value_fn use, void *ctx,
+			       struct vf_error *err)
+{
+	bool done = false;
+	enum vf_code rc = VF_OK;
+	if (f->secret) {
+		char *rel = vf_store_rel(owner, g->name, f->name, "secret");
+		int fd = -1;
+		rc = rel ? vf_store_open(root, rel, &fd, err)
+			 : vf_fail(err, VF_E_NOMEM, "out of memory");
+		if (rc == VF_OK && fd >= 0)
+			rc = unseal_small(fd, root, rel, ids, use, ctx, &done, err);
+		if (fd >= 0)
+			close(fd);
+		free(rel);
+	}
+	if (rc != VF_OK || done)
+		return rc;
+	/* A value, a larger secret, or none yet (said in vf_vars_read's words). */
+	struct vf_value v = {0};
+	rc = vf_vars_read(root, owner, g, f, ids, &v, err);
+	if (rc == VF_OK)
+		rc = use(ctx, v.data, v.len, err);
+	vf_value_free(&v);
 	return rc;
 }
 
