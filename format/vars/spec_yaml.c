@@ -1,6 +1,7 @@
 /* Reading a spec: the file (bounded, regular files only), libyaml's
- * event pass that enforces the limits before any document is built, and
- * the document parse that hands over to spec.c. */
+ * event pass that enforces the limits before any document is used (and
+ * builds the document from the same events where it can), and the
+ * document parse that hands over to spec.c. */
 #include "vars/spec_internal.h"
 
 #include <errno.h>
@@ -209,7 +210,165 @@ static enum vf_code scan_event(struct scan *s, const yaml_event_t *ev)
 	}
 }
 
-static enum vf_code check_limits(struct ctx *c, const unsigned char *buf, size_t len)
+/* ---- the document, built from the same events ------------------------
+ * A spec without anchors or aliases (nearly every one) is built into a
+ * document here, node by node as libyaml's loader builds it (the same
+ * nodes in the same order, with the events' marks, styles and tags): the
+ * loader would read and parse the whole text a second time, about half of
+ * reading a spec. One with an anchor or an alias anywhere is left to the
+ * loader, which resolves them (parse_document). */
+
+struct compose {
+	yaml_document_t doc;
+	bool started;  /* doc initialised */
+	bool plain;    /* no anchor or alias so far: doc is being built */
+	bool failed;   /* out of memory */
+	unsigned documents; /* documents begun */
+	unsigned depth;
+	int open[MAX_DEPTH + 1]; /* the open collections' node ids */
+	int key[MAX_DEPTH + 1];	 /* per open mapping, its key awaiting a value (0: none) */
+	bool second_root;	 /* the second document has a node: where it starts */
+	yaml_mark_t second_mark;
+};
+
+/* The loader's rule: no tag, or the non-specific "!", is the kind's
+ * default (what the document calls give for NULL). */
+static const yaml_char_t *node_tag(const yaml_char_t *tag)
+{
+	return tag && strcmp((const char *)tag, "!") != 0 ? tag : NULL;
+}
+
+static bool compose_start(struct compose *cp)
+{
+	if (!cp->started && !yaml_document_initialize(&cp->doc, NULL, NULL, NULL, 1, 1))
+		return false;
+	cp->started = true;
+	return true;
+}
+
+/* Puts node id into the open collection, as an item or a key or a value. */
+static bool compose_attach(struct compose *cp, int id)
+{
+	if (cp->depth == 0)
+		return true; /* the root: the document's first node */
+	int parent = cp->open[cp->depth - 1];
+	if (cp->doc.nodes.start[parent - 1].type == YAML_SEQUENCE_NODE)
+		return yaml_document_append_sequence_item(&cp->doc, parent, id);
+	int *key = &cp->key[cp->depth - 1];
+	if (!*key) {
+		*key = id;
+		return true;
+	}
+	int k = *key;
+	*key = 0;
+	return yaml_document_append_mapping_pair(&cp->doc, parent, k, id);
+}
+
+/* A node just added: its marks, its place, and for a collection its
+ * opening. */
+static bool compose_node(struct compose *cp, int id, const yaml_event_t *ev, bool collection)
+{
+	if (!id)
+		return false;
+	yaml_node_t *n = &cp->doc.nodes.start[id - 1];
+	n->start_mark = ev->start_mark;
+	n->end_mark = ev->end_mark;
+	if (!compose_attach(cp, id))
+		return false;
+	if (collection) {
+		cp->open[cp->depth] = id;
+		cp->key[cp->depth] = 0;
+		cp->depth++;
+	}
+	return true;
+}
+
+static const yaml_char_t *event_anchor(const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT: return ev->data.scalar.anchor;
+	case YAML_SEQUENCE_START_EVENT: return ev->data.sequence_start.anchor;
+	case YAML_MAPPING_START_EVENT: return ev->data.mapping_start.anchor;
+	default: return NULL;
+	}
+}
+
+static bool is_node_event(const yaml_event_t *ev)
+{
+	return ev->type == YAML_SCALAR_EVENT || ev->type == YAML_ALIAS_EVENT ||
+	       ev->type == YAML_SEQUENCE_START_EVENT || ev->type == YAML_MAPPING_START_EVENT;
+}
+
+/* One event, after the limits passed it. */
+static void compose_event(struct compose *cp, const yaml_event_t *ev)
+{
+	if (!cp->plain)
+		return;
+	if (ev->type == YAML_ALIAS_EVENT || event_anchor(ev)) {
+		cp->plain = false; /* the loader's work */
+		return;
+	}
+	if (ev->type == YAML_DOCUMENT_START_EVENT && ++cp->documents == 1) {
+		cp->failed |= !compose_start(cp);
+		return;
+	}
+	if (cp->documents != 1) {
+		/* The first node of the second document is where it is refused;
+		 * a third is not looked at, as the loader path does not. */
+		if (cp->documents == 2 && !cp->second_root && is_node_event(ev)) {
+			cp->second_root = true;
+			cp->second_mark = ev->start_mark;
+		}
+		return;
+	}
+	bool ok = true;
+	const yaml_event_t *e = ev;
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		ok = compose_node(cp,
+				  yaml_document_add_scalar(&cp->doc, node_tag(e->data.scalar.tag),
+							   e->data.scalar.value,
+							   (int)e->data.scalar.length,
+							   e->data.scalar.style),
+				  ev, false);
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		ok = compose_node(cp,
+				  yaml_document_add_sequence(&cp->doc,
+							     node_tag(e->data.sequence_start.tag),
+							     e->data.sequence_start.style),
+				  ev, true);
+		break;
+	case YAML_MAPPING_START_EVENT:
+		ok = compose_node(cp,
+				  yaml_document_add_mapping(&cp->doc,
+							    node_tag(e->data.mapping_start.tag),
+							    e->data.mapping_start.style),
+				  ev, true);
+		break;
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		if (cp->depth > 0) {
+			cp->depth--;
+			cp->doc.nodes.start[cp->open[cp->depth] - 1].end_mark = ev->end_mark;
+		}
+		break;
+	default: break;
+	}
+	cp->failed |= !ok;
+}
+
+static void compose_free(struct compose *cp)
+{
+	if (cp->started)
+		yaml_document_delete(&cp->doc);
+	cp->started = false;
+}
+
+/* The limits over the whole stream, and the document built meanwhile
+ * where it can be (cp->plain). */
+static enum vf_code read_events(struct ctx *c, const unsigned char *buf, size_t len,
+				struct compose *cp)
 {
 	struct scan *s = calloc(1, sizeof(*s));
 	yaml_parser_t parser;
@@ -227,12 +386,32 @@ static enum vf_code check_limits(struct ctx *c, const unsigned char *buf, size_t
 			break;
 		}
 		rc = scan_event(s, &ev);
+		if (rc == VF_OK)
+			compose_event(cp, &ev);
 		done = ev.type == YAML_STREAM_END_EVENT;
 		yaml_event_delete(&ev);
 	}
 	yaml_parser_delete(&parser);
 	scan_forget_anchors(s);
 	free(s);
+	/* A stream without a document: the loader's empty document. */
+	if (rc == VF_OK && cp->plain && !cp->failed)
+		cp->failed = !compose_start(cp);
+	if (rc == VF_OK && cp->failed)
+		rc = spec_nomem(c);
+	return rc;
+}
+
+/* The document built in read_events, then the check that nothing follows
+ * it, in parse_document's order and words. */
+static enum vf_code parse_composed(struct ctx *c, struct compose *cp)
+{
+	c->doc = &cp->doc;
+	enum vf_code rc = spec_parse_root(c);
+	c->doc = NULL;
+	if (rc == VF_OK && cp->second_root)
+		rc = spec_fail_line_col(c, cp->second_mark.line + 1, cp->second_mark.column + 1,
+					"a second YAML document (expected a single document)");
 	return rc;
 }
 
@@ -266,17 +445,23 @@ enum vf_code vf_spec_parse(const char *name, const char *text, size_t len, struc
 		return too_large(err, name);
 	const unsigned char *buf = len ? (const unsigned char *)text : (const unsigned char *)"";
 	struct ctx c = {.path = name, .spec = spec, .err = err};
-	enum vf_code rc = check_limits(&c, buf, len);
-	if (rc != VF_OK)
-		return rc;
-	yaml_parser_t parser;
-	if (!(spec->path = strdup(name)) || !yaml_parser_initialize(&parser)) {
-		vf_spec_free(spec);
-		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	struct compose cp = {.plain = true};
+	enum vf_code rc = read_events(&c, buf, len, &cp);
+	if (rc == VF_OK && !(spec->path = strdup(name)))
+		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+	if (rc == VF_OK && cp.plain) {
+		rc = parse_composed(&c, &cp);
+	} else if (rc == VF_OK) {
+		yaml_parser_t parser;
+		if (yaml_parser_initialize(&parser)) {
+			yaml_parser_set_input_string(&parser, buf, len);
+			rc = parse_document(&c, &parser, buf, len);
+			yaml_parser_delete(&parser);
+		} else {
+			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
+		}
 	}
-	yaml_parser_set_input_string(&parser, buf, len);
-	rc = parse_document(&c, &parser, buf, len);
-	yaml_parser_delete(&parser);
+	compose_free(&cp);
 	for (size_t i = 0; c.files && i < spec->n_generators; i++)
 		spec_index_free(&c.files[i]);
 	free(c.files);
