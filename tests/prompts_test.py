@@ -23,6 +23,7 @@ Standard library only.
 import os
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.dont_write_bytecode = True
@@ -395,6 +396,26 @@ class Files(PromptCase):
                         line)
         self.assertNotIn("key", line)
         self.assertEqual(tree(self.vars), before)
+
+    def test_named_pipe(self):
+        # =@FIFO (what =@<(pass show ...) hands over) is read to its end
+        # like standard input: here 100 KiB, more than a pipe holds, so
+        # vargen reads while the writer is still writing.
+        fifo = os.path.join(self.dir, "answer.fifo")
+        os.mkfifo(fifo, 0o600)
+        data = b"a\nb\n" * 25600
+
+        def feed():  # open blocks until vargen opens the other end
+            with open(fifo, "wb") as w:
+                w.write(data)
+
+        # A daemon: if vargen fails before opening the pipe, its exit
+        # status fails the test instead of the test waiting for a reader.
+        threading.Thread(target=feed, daemon=True).start()
+        self.vargen("generate", "--prompt", "h=@" + self.file(b"h"),
+                    "--prompt", "l=@" + self.file(b"l"), "--prompt", "m=@" + fifo,
+                    start_new_session=True)
+        self.assertEqual(self.value("web1", "bytes", "m"), data)
 
     def test_standard_input(self):
         self.vargen("generate", "--prompt", "h=@" + self.file(b"h"),
