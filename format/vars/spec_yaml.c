@@ -321,30 +321,20 @@ static void compose_event(struct compose *cp, const yaml_event_t *ev)
 		}
 		return;
 	}
-	bool ok = true;
-	const yaml_event_t *e = ev;
+	int id;
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
-		ok = compose_node(cp,
-				  yaml_document_add_scalar(&cp->doc, node_tag(e->data.scalar.tag),
-							   e->data.scalar.value,
-							   (int)e->data.scalar.length,
-							   e->data.scalar.style),
-				  ev, false);
+		id = yaml_document_add_scalar(&cp->doc, node_tag(ev->data.scalar.tag),
+					      ev->data.scalar.value, (int)ev->data.scalar.length,
+					      ev->data.scalar.style);
 		break;
 	case YAML_SEQUENCE_START_EVENT:
-		ok = compose_node(cp,
-				  yaml_document_add_sequence(&cp->doc,
-							     node_tag(e->data.sequence_start.tag),
-							     e->data.sequence_start.style),
-				  ev, true);
+		id = yaml_document_add_sequence(&cp->doc, node_tag(ev->data.sequence_start.tag),
+						ev->data.sequence_start.style);
 		break;
 	case YAML_MAPPING_START_EVENT:
-		ok = compose_node(cp,
-				  yaml_document_add_mapping(&cp->doc,
-							    node_tag(e->data.mapping_start.tag),
-							    e->data.mapping_start.style),
-				  ev, true);
+		id = yaml_document_add_mapping(&cp->doc, node_tag(ev->data.mapping_start.tag),
+					       ev->data.mapping_start.style);
 		break;
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
@@ -352,10 +342,10 @@ static void compose_event(struct compose *cp, const yaml_event_t *ev)
 			cp->depth--;
 			cp->doc.nodes.start[cp->open[cp->depth] - 1].end_mark = ev->end_mark;
 		}
-		break;
-	default: break;
+		return;
+	default: return;
 	}
-	cp->failed |= !ok;
+	cp->failed |= !compose_node(cp, id, ev, ev->type != YAML_SCALAR_EVENT);
 }
 
 static void compose_free(struct compose *cp)

@@ -714,6 +714,39 @@ enum vf_code vf_seal(const struct vf_strings *recipients, const uint8_t *data, s
 	return rc;
 }
 
+/* Decrypts the store file open at fd into out; a failure names the file. */
+static enum vf_code decrypt_fd(int fd, const char *root, const char *rel,
+			       const struct vf_identities *ids, struct vf_sink *out,
+			       struct vf_error *err)
+{
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, fd, rel);
+	struct vf_error e;
+	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, out, &e);
+	return rc == VF_OK ? rc : vf_fail(err, rc, "%s/%s: %s", root, rel, e.msg);
+}
+
+static enum vf_code not_generated(const char *root, const char *rel, struct vf_error *err)
+{
+	return vf_fail(err, VF_E_IO, "%s/%s: not generated yet (vargen generate)", root, rel);
+}
+
+/* The store file open at fd, decrypted into a guarded value. */
+static enum vf_code unseal_fd(int fd, const char *root, const char *rel,
+			      const struct vf_identities *ids, struct vf_value *out,
+			      struct vf_error *err)
+{
+	struct vf_secbuf plain;
+	vf_secbuf_init(&plain);
+	enum vf_code rc = decrypt_fd(fd, root, rel, ids, &plain.sink, err);
+	if (rc == VF_OK && !plain.data) /* an empty value: the buffer was never needed */
+		rc = vf_value_set(out, "", 0, err);
+	else if (rc == VF_OK) /* the guarded buffer becomes the value: no copy */
+		out->data = vf_secbuf_take(&plain, &out->len);
+	vf_secbuf_free(&plain);
+	return rc;
+}
+
 enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identities *ids,
 		       struct vf_value *out, struct vf_error *err)
 {
@@ -722,21 +755,9 @@ enum vf_code vf_unseal(const char *root, const char *rel, const struct vf_identi
 	if (rc != VF_OK)
 		return rc;
 	if (fd < 0)
-		return vf_fail(err, VF_E_IO, "%s/%s: not generated yet (vargen generate)", root, rel);
-	struct vf_fd_src src;
-	vf_fd_src_init(&src, fd, rel);
-	struct vf_secbuf plain;
-	vf_secbuf_init(&plain);
-	struct vf_error e;
-	rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &plain.sink, &e);
+		return not_generated(root, rel, err);
+	rc = unseal_fd(fd, root, rel, ids, out, err);
 	close(fd);
-	if (rc != VF_OK)
-		vf_fail(err, rc, "%s/%s: %s", root, rel, e.msg);
-	else if (!plain.data) /* an empty value: the buffer was never needed */
-		rc = vf_value_set(out, "", 0, err);
-	else /* the guarded buffer becomes the value: no second guarded block, no copy */
-		out->data = vf_secbuf_take(&plain, &out->len);
-	vf_secbuf_free(&plain);
 	return rc;
 }
 
@@ -755,8 +776,7 @@ enum vf_code vf_vars_read(const char *root, const char *owner, const struct vf_s
 		size_t len;
 		rc = vf_store_read_at(root, rel, &data, &len, err);
 		if (rc == VF_OK && !data)
-			rc = vf_fail(err, VF_E_IO, "%s/%s: not generated yet (vargen generate)", root,
-				     rel);
+			rc = not_generated(root, rel, err);
 		else if (rc == VF_OK)
 			rc = vf_value_set(out, data, len, err);
 		free(data);
@@ -798,29 +818,29 @@ static enum vf_code fixed_finish(struct vf_sink *sink, struct vf_error *err)
  * which then still fit on the stack. */
 #define SMALL_SECRET_FILE 8192
 
-/* Decrypts the small secret file open at fd into scratch memory and hands
- * the plaintext to use; *done is false, and nothing was read, when the
- * file is not small. */
-static enum vf_code unseal_small(int fd, const char *root, const char *rel,
-				 const struct vf_identities *ids, vf_value_fn use, void *ctx,
-				 bool *done, struct vf_error *err)
+/* The secret file open at fd, handed to use: a small one's plaintext on
+ * the scratch stack, a larger one's in a guarded value. */
+static enum vf_code unseal_to(int fd, const char *root, const char *rel,
+			      const struct vf_identities *ids, vf_value_fn use, void *ctx,
+			      struct vf_error *err)
 {
 	struct stat st;
-	*done = false;
-	if (fstat(fd, &st) != 0 || st.st_size > SMALL_SECRET_FILE)
-		return VF_OK;
+	if (fstat(fd, &st) != 0)
+		return vf_fail_errno(err, errno, "%s/%s", root, rel);
+	if (st.st_size > SMALL_SECRET_FILE) {
+		struct vf_value v = {0};
+		enum vf_code rc = unseal_fd(fd, root, rel, ids, &v, err);
+		if (rc == VF_OK)
+			rc = use(ctx, v.data, v.len, err);
+		vf_value_free(&v);
+		return rc;
+	}
 	size_t cap = (size_t)st.st_size;
 	struct fixed_sink out = {{fixed_write, fixed_finish}, vf_scratch_alloc(cap + 1), 0, cap};
 	if (!out.data)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
-	*done = true;
-	struct vf_fd_src src;
-	vf_fd_src_init(&src, fd, rel);
-	struct vf_error e;
-	enum vf_code rc = vf_decrypt(ids->items, ids->n, &src.base, VF_ARMOR_AUTO, &out.sink, &e);
-	if (rc != VF_OK)
-		vf_fail(err, rc, "%s/%s: %s", root, rel, e.msg);
-	else
+	enum vf_code rc = decrypt_fd(fd, root, rel, ids, &out.sink, err);
+	if (rc == VF_OK)
 		rc = use(ctx, out.data, out.len, err);
 	vf_scratch_free(out.data, cap + 1);
 	return rc;
@@ -831,27 +851,26 @@ enum vf_code vf_vars_read_with(const char *root, const char *owner,
 			       const struct vf_identities *ids, vf_value_fn use, void *ctx,
 			       struct vf_error *err)
 {
-	bool done = false;
-	enum vf_code rc = VF_OK;
-	if (f->secret) {
-		char *rel = vf_store_rel(owner, g->name, f->name, "secret");
-		int fd = -1;
-		rc = rel ? vf_store_open(root, rel, &fd, err)
-			 : vf_fail(err, VF_E_NOMEM, "out of memory");
-		if (rc == VF_OK && fd >= 0)
-			rc = unseal_small(fd, root, rel, ids, use, ctx, &done, err);
-		if (fd >= 0)
-			close(fd);
-		free(rel);
-	}
-	if (rc != VF_OK || done)
+	if (!f->secret) {
+		struct vf_value v = {0};
+		enum vf_code rc = vf_vars_read(root, owner, g, f, ids, &v, err);
+		if (rc == VF_OK)
+			rc = use(ctx, v.data, v.len, err);
+		vf_value_free(&v);
 		return rc;
-	/* A value, a larger secret, or none yet (said in vf_vars_read's words). */
-	struct vf_value v = {0};
-	rc = vf_vars_read(root, owner, g, f, ids, &v, err);
-	if (rc == VF_OK)
-		rc = use(ctx, v.data, v.len, err);
-	vf_value_free(&v);
+	}
+	char *rel = vf_store_rel(owner, g->name, f->name, "secret");
+	if (!rel)
+		return vf_fail(err, VF_E_NOMEM, "out of memory");
+	int fd = -1;
+	enum vf_code rc = vf_store_open(root, rel, &fd, err);
+	if (rc == VF_OK && fd < 0)
+		rc = not_generated(root, rel, err);
+	else if (rc == VF_OK)
+		rc = unseal_to(fd, root, rel, ids, use, ctx, err);
+	if (fd >= 0)
+		close(fd);
+	free(rel);
 	return rc;
 }
 
