@@ -38,8 +38,8 @@ TARGET_AGE_RATIO=3       # varseal >= 3x age, both directions
 TARGET_FLOOR_PCT=85      # varseal >= 85% of the floor's speed (see above)
 # Constant memory: the peak RSS for SIZE_MB over that for 1 MiB (the whole
 # pipeline already set up: both batches, the workers, OpenSSL) < 4 MiB.
-# The empty input is shown too; since issue 15 it never sets OpenSSL up
-# (libsodium does a short payload), so its RSS is lower by that much.
+# The empty input is shown too: one chunk's buffers on the scratch stack
+# and no workers, so its RSS is lower by the batches and the threads.
 TARGET_RSS_GROWTH_KIB=4096
 
 die() {
@@ -231,7 +231,7 @@ echo "  read    = dd bs=1M of the plaintext to /dev/null, from the page cache"
 echo "  floor   = max(read, (read + AEAD on one core) / $cores cores): every core busy"
 echo "  cpu s   = user + sys CPU time of the best run (> wall s means several threads)"
 echo
-printf 'varseal peak RSS  empty input: encrypt %s KiB, decrypt %s KiB (no OpenSSL)\n' \
+printf 'varseal peak RSS  empty input: encrypt %s KiB, decrypt %s KiB (one chunk, no workers)\n' \
 	"${RSS[varseal enc 0B]}" "${RSS[varseal dec 0B]}"
 printf '                  1 MiB input: encrypt %s KiB, decrypt %s KiB (all set up)\n' \
 	"${RSS[varseal enc 1MiB]}" "${RSS[varseal dec 1MiB]}"
