@@ -1,7 +1,7 @@
 /* Unit tests of the payload stream reading a regular file out of order
- * (format/age/stream.c, seal_positional): with two threads, a large file's
- * chunks are read by the thread that seals each one (pread), and only the
- * last chunk is read in order.
+ * (format/age/stream.c, run_positional): with two threads, a large file's
+ * chunks are read by the thread that seals each group of them (pread),
+ * and only the last chunk is read in order.
  *  1. At sizes around the point where that starts, and from a position
  *     other than the file's start, the ciphertext is byte for byte what the
  *     in-order reader makes of the same bytes with the same key and nonce,
@@ -14,8 +14,12 @@
  *  3. A file that grows while it is sealed is read to its new end (as age
  *     does); one that shrinks fails with "shrank", rather than ending with
  *     a chunk that was sealed as not the last. The change is made from the
- *     sink, on the first write: the stream writes a batch while the next
- *     batch is being sealed, and has read nothing beyond that one. */
+ *     sink, on the first write: the stream writes the first group of
+ *     chunks while the others are sealed, and has read at most a ring of
+ *     groups (32 chunks) beyond it.
+ *  4. A read that fails midway (the descriptor no longer readable after
+ *     the first write) fails with the read's error, and what was written
+ *     is a prefix of the right ciphertext, the rest withheld. */
 #include <fcntl.h>
 
 #include "age/stream.h"
@@ -231,6 +235,7 @@ struct changing_sink {
 	off_t new_len; /* truncate to this, or */
 	const uint8_t *append;
 	size_t append_len;
+	int unreadable; /* or else: put this write-only descriptor in fd's place */
 	bool changed;
 };
 
@@ -244,7 +249,9 @@ static enum vf_code change_then_write(struct vf_sink *sink, const struct iovec *
 		 * source's, and must not move. */
 		struct stat st;
 		unit_must(fstat(s->fd, &st) == 0, "fstat");
-		if (s->append)
+		if (s->unreadable >= 0)
+			unit_must(dup2(s->unreadable, s->fd) == s->fd, "dup2");
+		else if (s->append)
 			unit_must(pwrite(s->fd, s->append, s->append_len, st.st_size) ==
 					  (ssize_t)s->append_len,
 				  "append");
@@ -265,6 +272,7 @@ static void changing_sink_init(struct changing_sink *s, int fd)
 	vf_buf_init(&s->buf);
 	s->buf.sink.write = change_then_write;
 	s->fd = fd;
+	s->unreadable = -1;
 }
 
 /* Seals len bytes of data from a file that the sink changes on its first
@@ -313,6 +321,39 @@ static void shrinks_while_sealed(off_t new_len, const char *what)
 	free(data);
 }
 
+static void read_fails_midway(void)
+{
+	size_t len = 100 * CHUNK + 5;
+	uint8_t *data = pattern(len, 13);
+	struct vf_buf want;
+	sealed(data, len, &want);
+	int fd = file_with(data, len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	char path[300];
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	int wronly = open(path, O_WRONLY | O_CLOEXEC);
+	unit_must(wronly >= 0, path);
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, fd, "plain");
+	struct changing_sink sink;
+	changing_sink_init(&sink, fd);
+	sink.unreadable = wronly;
+	struct vf_error err = {0};
+	enum vf_code rc = seal_into(&src.base, &sink.buf.sink, &err);
+	CHECK(rc == VF_E_IO && strcmp(err.msg, "reading plain: Bad file descriptor") == 0,
+	      "a read that fails midway: fails with the read's error (%s)",
+	      rc == VF_OK ? "sealed" : err.msg);
+	CHECK(sink.changed && sink.buf.len < want.len &&
+		      memcmp(sink.buf.data, want.data, sink.buf.len) == 0,
+	      "a read that fails midway: %zu of %zu bytes written, a prefix of the ciphertext",
+	      sink.buf.len, want.len);
+	close(wronly);
+	close(fd);
+	vf_buf_free(&sink.buf);
+	vf_buf_free(&want);
+	free(data);
+}
+
 int main(void)
 {
 	if (vf_init() != 0) {
@@ -337,6 +378,7 @@ int main(void)
 	grows_while_sealed();
 	shrinks_while_sealed(40 * CHUNK + 3, "in the middle");
 	shrinks_while_sealed(100 * CHUNK, "to its last chunk's start");
+	read_fails_midway();
 	unit_rmtree(dir);
 	return unit_done();
 }
