@@ -590,6 +590,8 @@ static char *temp_name(const char *base, struct vf_error *err)
 }
 
 /* Writes the temporary in dfd; *temp names it on success. */
+static void remove_empty_dirs(int rfd, const char *root, const char *rel);
+
 static enum vf_code write_temp(int dfd, const char *root, const char *rel, const void *data,
 			       size_t len, char **temp, struct vf_error *err)
 {
@@ -603,7 +605,9 @@ static enum vf_code write_temp(int dfd, const char *root, const char *rel, const
 		free(name);
 		return rc;
 	}
-	enum vf_code rc = vf_write_all(fd, data, len, rel, err);
+	enum vf_code rc = vf_write_all(fd, data, len, rel, NULL);
+	if (rc != VF_OK)
+		rc = vf_fail_errno(err, errno, "writing %s/%s", root, rel);
 	if (close(fd) != 0 && rc == VF_OK)
 		rc = vf_fail_errno(err, errno, "closing a temporary for %s/%s", root, rel);
 	if (rc != VF_OK) {
@@ -624,9 +628,9 @@ enum vf_code vf_txn_stage(struct vf_txn *t, const char *root, const char *rel,
 	if (!item.rel)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	enum vf_code rc = VF_OK;
-	int dfd = -1;
+	int dfd = -1, rfd = -1;
 	if (data) {
-		int rfd = root_fd(root);
+		rfd = root_fd(root);
 		bool absent;
 		if (rfd < 0)
 			rc = vf_fail_errno(err, errno, "%s", root);
@@ -642,6 +646,10 @@ enum vf_code vf_txn_stage(struct vf_txn *t, const char *root, const char *rel,
 	if (rc != VF_OK) {
 		if (item.temp && dfd >= 0)
 			unlinkat(dfd, item.temp, 0);
+		/* The directories made for rel, when its temporary could not
+		 * be written (a full disk): the abort only knows staged items. */
+		if (data && rfd >= 0)
+			remove_empty_dirs(rfd, root, rel);
 		free(item.temp);
 		free(item.rel);
 	}
