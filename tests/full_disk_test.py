@@ -21,9 +21,10 @@ Then, for each command and condition:
   3. once the space or the write access is back, the same command
      succeeds, and `vargen check` finds the store in order.
 
-The commands: vargen generate, accept, prune; varseal set, edit, rekey,
-machine keygen, import-sops; and varseal encrypt -o and keygen -o, whose
-output file must not exist after a failure.
+The commands: vargen generate, accept, prune, import clan (a new spec and
+store); varseal set, edit, rekey, machine keygen, import-sops; and varseal
+encrypt -o and keygen -o, whose output file must not exist after a
+failure.
 
 Needs root (mount). Run as `python3 tests/full_disk_test.py` with VARGEN,
 VARSEAL and SHARED_DIR set (tests/CMakeLists.txt does). Standard library
@@ -45,6 +46,7 @@ import testkit  # noqa: E402
 from testkit import SHARED_DIR, VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
 
 SOPS_DIR = os.path.join(SHARED_DIR, "testdata", "sops", "sops-age")
+CLAN_DIR = os.path.join(SHARED_DIR, "testdata", "sops", "clan-core")
 
 CLONE_NEWNS = 0x00020000
 MS_REC = 0x4000
@@ -147,6 +149,10 @@ class FullDisk(unittest.TestCase):
         cls.bob_r = checked([VARSEAL, "pubkey", cls.bob]).stdout.decode().strip()
         cls.sops_key = write(os.path.join(cls.keys, "sops.key"),
                              read(os.path.join(SOPS_DIR, "key.txt")), 0o600)
+        cls.clan_keys = [write(os.path.join(cls.keys, "clan%d.key" % i), read(src), 0o600)
+                         for i, src in enumerate((os.path.join(CLAN_DIR, "test-age-key.txt"),
+                                                  os.path.join(CLAN_DIR, "legacy-secrets",
+                                                               "key.age")))]
         cls.editor = write(os.path.join(cls.keys, "editor"),
                            b'#!/bin/sh\nprintf edited > "$1"\n', 0o700)
         cls.src = os.path.join(cls.top, "src")
@@ -178,6 +184,7 @@ class FullDisk(unittest.TestCase):
                  self.mnt])
         self.store = os.path.join(self.mnt, "store")
         self.fill = os.path.join(self.mnt, "fill")
+        self.work = self.store  # where the command runs
         checked(["cp", "-a", self.src, self.store])
         os.mkdir(self.fill, 0o700)
 
@@ -229,7 +236,7 @@ class FullDisk(unittest.TestCase):
     def tool(self, cmd, stdin=None):
         env = dict(os.environ, EDITOR=self.editor, VISUAL=self.editor)
         env.pop("VARS_SPEC", None)
-        return run(cmd, cwd=self.store, stdin=stdin, env=env)
+        return run(cmd, cwd=self.work, stdin=stdin, env=env)
 
     def refused(self, condition, cmd, stdin=None, removes_only=False, output=None):
         """cmd on a store the file system refuses as condition says: see the
@@ -244,8 +251,10 @@ class FullDisk(unittest.TestCase):
         before = self.snapshot()
         self.assertEqual(before, before_src, "filling the disk changed the store")
         p = self.tool(cmd, stdin=stdin)
+        what = "%s %s (%s)" % (os.path.basename(cmd[0]), cmd[1], condition)
         if p.returncode == 0 and removes_only and condition != "read-only":
-            checked([VARGEN, "check"], cwd=self.store)
+            checked([VARGEN, "check"], cwd=self.work)
+            print("  %s: done, it only removes; check ok" % what, file=sys.stderr)
             return
         tool = os.path.basename(cmd[0])
         lines = p.stderr.decode(errors="replace").splitlines()
@@ -264,13 +273,14 @@ class FullDisk(unittest.TestCase):
                          "the tree changed: %s" % describe(p))
         if output:
             self.assertFalse(os.path.lexists(output))
+        print("  %s: %s" % (what, lines[0]), file=sys.stderr)
         # The space or write access back: the same command does its work.
         self.restore(condition)
         p = self.tool(cmd, stdin=stdin)
         self.assertEqual(p.returncode, 0, describe(p))
         if output:
             self.assertTrue(os.path.isfile(output))
-        checked([VARGEN, "check"], cwd=self.store)
+        checked([VARGEN, "check"], cwd=self.work)
 
     def each(self, cmd, **kw):
         for condition in ("space", "inodes", "read-only"):
@@ -317,6 +327,15 @@ class FullDisk(unittest.TestCase):
     def test_import_sops(self):
         self.each([VARSEAL, "import-sops", os.path.join(SOPS_DIR, "secret.enc.yaml"), "-i",
                    self.sops_key, "--to", "web2", "from-sops"])
+
+    # import clan: a new spec and store in an empty directory.
+    def test_import_clan(self):
+        def prepared():
+            self.work = os.path.join(self.mnt, "new")
+            os.mkdir(self.work, 0o755)
+        self.prepared = prepared
+        keys = [a for k in self.clan_keys for a in ("-i", k)]
+        self.each([VARGEN, "import", "clan", os.path.join(CLAN_DIR, "garage-store")] + keys)
 
     def test_encrypt_output(self):
         out = os.path.join(self.mnt, "store", "out.age")
