@@ -19,8 +19,11 @@
  *     groups (32 chunks) beyond it.
  *  4. A read that fails midway (the descriptor no longer readable after
  *     the first write) fails with the read's error, and what was written
- *     is a prefix of the right ciphertext, the rest withheld. */
+ *     is a prefix of the right ciphertext, the rest withheld.
+ *  5. Through a slow output (a sleep in every write), sealing and opening
+ *     give what they give in order: the threads wait for the ring. */
 #include <fcntl.h>
+#include <time.h>
 
 #include "age/stream.h"
 #include "base/io.h"
@@ -321,6 +324,56 @@ static void shrinks_while_sealed(off_t new_len, const char *what)
 	free(data);
 }
 
+/* A sink that takes a while over every write, as a slow pipe or disk
+ * does: the threads reading out of order fill the ring and go to sleep
+ * until a slot is written out. */
+static enum vf_code slow_write(struct vf_sink *sink, const struct iovec *iov, int n,
+			       struct vf_error *err)
+{
+	const struct timespec pause = {.tv_nsec = 2 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+	for (int i = 0; i < n; i++) {
+		enum vf_code rc = vf_buf_append((struct vf_buf *)sink, iov[i].iov_base,
+						iov[i].iov_len, err);
+		if (rc != VF_OK)
+			return rc;
+	}
+	return VF_OK;
+}
+
+static void through_a_slow_sink(void)
+{
+	size_t len = 150 * CHUNK + 11;
+	uint8_t *data = pattern(len, 17);
+	struct vf_buf want, ct, pt;
+	sealed(data, len, &want);
+	struct vf_error err = {0};
+	int fd = file_with(data, len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	struct vf_fd_src src;
+	vf_fd_src_init(&src, fd, "plain");
+	vf_buf_init(&ct);
+	ct.sink.write = slow_write;
+	CHECK_OK(seal_into(&src.base, &ct.sink, &err), err, "a slow output: sealed");
+	CHECK(ct.len == want.len && memcmp(ct.data, want.data, ct.len) == 0,
+	      "a slow output: the same ciphertext as sealed in order");
+	close(fd);
+	fd = file_with(want.data, want.len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	vf_fd_src_init(&src, fd, "sealed");
+	vf_buf_init(&pt);
+	pt.sink.write = slow_write;
+	CHECK_OK(vf_stream_decrypt(file_key, nonce, &src.base, &pt.sink, &err), err,
+		 "a slow output: opened");
+	CHECK(pt.len == len && memcmp(pt.data, data, len) == 0,
+	      "a slow output: opens to the plaintext");
+	close(fd);
+	vf_buf_free(&pt);
+	vf_buf_free(&ct);
+	vf_buf_free(&want);
+	free(data);
+}
+
 static void read_fails_midway(void)
 {
 	size_t len = 100 * CHUNK + 5;
@@ -379,6 +432,7 @@ int main(void)
 	shrinks_while_sealed(40 * CHUNK + 3, "in the middle");
 	shrinks_while_sealed(100 * CHUNK, "to its last chunk's start");
 	read_fails_midway();
+	through_a_slow_sink();
 	unit_rmtree(dir);
 	return unit_done();
 }
