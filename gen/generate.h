@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "base/progress.h"
+#include "base/secmem.h"
 #include "prompt.h"
 #include "vars/store.h"
 #include "vargen.h"
@@ -46,6 +47,9 @@ struct run {
 	const struct vg_item **existing_dependent;
 	bool *wanted;
 	struct vf_value **values; /* per item, per file, when made or loaded */
+	/* The built-in values of the running batch that no later item needs:
+	 * one guarded arena, released with the batch (stage_all). */
+	struct vf_arena batch_values;
 	struct vf_txn txn;
 	int lock_fd;
 	/* Sealing jobs, run in parallel: one per file of every made item. */

@@ -21,17 +21,20 @@ void vf_value_free(struct vf_value *v)
 	v->in_arena = false;
 }
 
-static enum vf_code value_alloc(struct vf_value *v, size_t len, struct vf_error *err)
+/* len bytes and a NUL, in arena when there is one. */
+static enum vf_code value_alloc(struct vf_value *v, size_t len, struct vf_arena *arena,
+				struct vf_error *err)
 {
-	v->data = vf_secure_alloc(len + 1);
+	v->data = arena ? vf_arena_alloc(arena, len + 1) : vf_secure_alloc(len + 1);
 	v->len = len;
+	v->in_arena = arena && v->data;
 	return v->data ? VF_OK : vf_fail(err, VF_E_NOMEM, "out of memory");
 }
 
 enum vf_code vf_value_set(struct vf_value *v, const void *data, size_t len,
 			  struct vf_error *err)
 {
-	enum vf_code rc = value_alloc(v, len, err);
+	enum vf_code rc = value_alloc(v, len, NULL, err);
 	if (rc == VF_OK && len)
 		memcpy(v->data, data, len);
 	return rc;
@@ -40,12 +43,12 @@ enum vf_code vf_value_set(struct vf_value *v, const void *data, size_t len,
 /* Secrets, so libsodium's constant-time encoders; out has len + 1 bytes
  * (value_alloc), room for the NUL they write. */
 static enum vf_code encode(const uint8_t *raw, size_t len, enum vf_encoding enc,
-			   struct vf_value *out, struct vf_error *err)
+			   struct vf_arena *arena, struct vf_value *out, struct vf_error *err)
 {
 	size_t n = enc == VF_ENC_HEX ? 2 * len
 		 : enc == VF_ENC_RAW ? len
 				     : vf_b64_encoded_len(len, enc == VF_ENC_BASE64);
-	enum vf_code rc = value_alloc(out, n, err);
+	enum vf_code rc = value_alloc(out, n, arena, err);
 	if (rc != VF_OK)
 		return rc;
 	switch (enc) {
@@ -65,29 +68,32 @@ static enum vf_code encode(const uint8_t *raw, size_t len, enum vf_encoding enc,
 	return VF_OK;
 }
 
-static enum vf_code random_value(const struct vf_spec_file *f, struct vf_value *out,
-				 struct vf_error *err)
+/* The raw bytes only live until encoded: the thread's scratch stack
+ * (guarded, wiped on release) rather than a guarded allocation of their
+ * own, which costs an mmap, mprotects and an mlock per value. */
+static enum vf_code random_value(const struct vf_spec_file *f, struct vf_arena *arena,
+				 struct vf_value *out, struct vf_error *err)
 {
-	uint8_t *raw = vf_secure_alloc(f->length);
+	uint8_t *raw = vf_scratch_alloc(f->length);
 	if (!raw)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	enum vf_code rc = vf_random(raw, f->length, err);
 	if (rc == VF_OK)
-		rc = encode(raw, f->length, f->encoding, out, err);
-	vf_secure_free(raw);
+		rc = encode(raw, f->length, f->encoding, arena, out, err);
+	vf_scratch_free(raw, f->length);
 	return rc;
 }
 
 /* Rejection sampling: a byte is used only below the largest multiple of
  * the alphabet size, so every character is equally likely. */
-static enum vf_code password_value(const struct vf_spec_file *f, struct vf_value *out,
-				   struct vf_error *err)
+static enum vf_code password_value(const struct vf_spec_file *f, struct vf_arena *arena,
+				   struct vf_value *out, struct vf_error *err)
 {
 	size_t n = strlen(f->alphabet);
 	if (n < 2 || n > 256)
 		return vf_fail(err, VF_E_ARG, "password alphabet must have 2..256 characters");
 	unsigned limit = 256 - 256 % (unsigned)n;
-	enum vf_code rc = value_alloc(out, f->length, err);
+	enum vf_code rc = value_alloc(out, f->length, arena, err);
 	uint8_t pool[256];
 	size_t have = 0, used = 0;
 	for (size_t i = 0; rc == VF_OK && i < f->length;) {
@@ -107,7 +113,8 @@ static enum vf_code password_value(const struct vf_spec_file *f, struct vf_value
 	return rc;
 }
 
-static enum vf_code uuid_value(struct vf_value *out, struct vf_error *err)
+static enum vf_code uuid_value(struct vf_arena *arena, struct vf_value *out,
+			       struct vf_error *err)
 {
 	uint8_t b[16];
 	enum vf_code rc = vf_random(b, sizeof(b), err);
@@ -115,7 +122,7 @@ static enum vf_code uuid_value(struct vf_value *out, struct vf_error *err)
 		return rc;
 	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	rc = value_alloc(out, 36, err);
+	rc = value_alloc(out, 36, arena, err);
 	if (rc == VF_OK)
 		snprintf((char *)out->data, 37,
 			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -125,15 +132,21 @@ static enum vf_code uuid_value(struct vf_value *out, struct vf_error *err)
 	return rc;
 }
 
+enum vf_code vf_make_value_in(const struct vf_spec_file *f, struct vf_arena *arena,
+			      struct vf_value *out, struct vf_error *err)
+{
+	switch (f->kind) {
+	case VF_KIND_RANDOM: return random_value(f, arena, out, err);
+	case VF_KIND_PASSWORD: return password_value(f, arena, out, err);
+	case VF_KIND_UUID: return uuid_value(arena, out, err);
+	default: return vf_fail(err, VF_E_ARG, "file %s has no built-in kind", f->name);
+	}
+}
+
 enum vf_code vf_make_value(const struct vf_spec_file *f, struct vf_value *out,
 			   struct vf_error *err)
 {
-	switch (f->kind) {
-	case VF_KIND_RANDOM: return random_value(f, out, err);
-	case VF_KIND_PASSWORD: return password_value(f, out, err);
-	case VF_KIND_UUID: return uuid_value(out, err);
-	default: return vf_fail(err, VF_E_ARG, "file %s has no built-in kind", f->name);
-	}
+	return vf_make_value_in(f, NULL, out, err);
 }
 
 /* As age-keygen (-pq when pq) and age-keygen -y print them. */
@@ -173,9 +186,9 @@ static enum vf_code wireguard_keypair(struct vf_value *secret, struct vf_value *
 	if (rc == VF_OK)
 		rc = vf_x25519_public(priv, pub, err);
 	if (rc == VF_OK)
-		rc = encode(priv, 32, VF_ENC_BASE64, secret, err);
+		rc = encode(priv, 32, VF_ENC_BASE64, NULL, secret, err);
 	if (rc == VF_OK)
-		rc = encode(pub, 32, VF_ENC_BASE64, public, err);
+		rc = encode(pub, 32, VF_ENC_BASE64, NULL, public, err);
 	vf_secure_free(priv);
 	return rc;
 }

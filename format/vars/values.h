@@ -28,6 +28,12 @@ enum vf_code vf_value_set(struct vf_value *v, const void *data, size_t len,
 /* A file-level kind: random, password or uuid. */
 enum vf_code vf_make_value(const struct vf_spec_file *f, struct vf_value *out,
 			   struct vf_error *err);
+/* The same, the value in arena (guarded too): one mapping for many values
+ * rather than a guarded allocation each. vf_value_free only wipes it; the
+ * arena's release takes it back. */
+struct vf_arena;
+enum vf_code vf_make_value_in(const struct vf_spec_file *f, struct vf_arena *arena,
+			      struct vf_value *out, struct vf_error *err);
 
 /* A generator-level key-pair kind; fills the generator's files in order
  * (identity/recipient, or private/public), matched by name. */
