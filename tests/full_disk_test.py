@@ -43,7 +43,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testkit  # noqa: E402
-from testkit import SHARED_DIR, VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
+from testkit import SHARED_DIR, VARGEN, VARSEAL, checked, describe, read, run, write  # noqa: E402
 
 SOPS_DIR = os.path.join(SHARED_DIR, "testdata", "sops", "sops-age")
 CLAN_DIR = os.path.join(SHARED_DIR, "testdata", "sops", "clan-core")
@@ -124,13 +124,6 @@ def tree(top, skip=()):
             out[os.path.relpath(p, top)] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode),
                                             what)
     return out
-
-
-def checked(cmd, **kw):
-    p = run(cmd, **kw)
-    if p.returncode != 0:
-        raise AssertionError(describe(p))
-    return p
 
 
 class FullDisk(unittest.TestCase):

@@ -586,13 +586,10 @@ static void prepare_slot(struct stream *st, uint64_t g)
 {
 	if (g >= st->groups)
 		return;
-	size_t size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
 	struct batch *b = &st->ring[g % RING];
 	b->counter = g * GROUP;
 	b->nchunks = group_chunks(st, g);
-	b->have = b->used = b->nchunks * size;
-	b->final_short = false;
-	b->last_len = size;
+	b->final_short = false; /* whole chunks only: the last is read in order */
 	atomic_store_explicit(&b->done, 0, memory_order_relaxed);
 }
 
