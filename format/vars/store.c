@@ -214,19 +214,16 @@ static enum vf_code refuse_dir(int dirfd, const char *comp, const char *root, co
 }
 
 /* Opens (O_PATH) the directory made of the first dir_len bytes of rel, one
- * component at a time from root_fd, never following a symlink; with create,
- * missing directories are made (0700). Returns the descriptor, or -1 with
- * *absent set when a component does not exist (only without create), or
- * with err set. */
-static int walk_dir(int root_fd_, const char *root, const char *rel, size_t dir_len, bool create,
-		    bool *absent, struct vf_error *err)
+ * component at a time from start (a descriptor of the directory named by
+ * the first `at` bytes of rel, 0 for the root; taken over and closed
+ * here), never following a symlink; with create, missing directories are
+ * made (0700), and with missing the component at `at` is known not to
+ * exist. Returns the descriptor, or -1 with *absent set when a component
+ * does not exist (only without create), or with err set. */
+static int walk_from(int start, size_t at, bool missing, const char *root, const char *rel,
+		     size_t dir_len, bool create, bool *absent, struct vf_error *err)
 {
-	int cur = fcntl(root_fd_, F_DUPFD_CLOEXEC, 0);
-	if (cur < 0) {
-		vf_fail_errno(err, errno, "%s", root);
-		return -1;
-	}
-	size_t at = 0;
+	int cur = start;
 	while (at < dir_len) {
 		size_t end = at;
 		while (end < dir_len && rel[end] != '/')
@@ -242,9 +239,15 @@ static int walk_dir(int root_fd_, const char *root, const char *rel, size_t dir_
 		}
 		memcpy(comp, rel + at, n);
 		comp[n] = '\0';
-		int next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* Below a directory just made nothing exists yet: it is made
+		 * without looking first (and opened with O_NOFOLLOW either way). */
+		int next = -1;
+		errno = ENOENT;
+		if (!missing)
+			next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0 && errno == ENOENT && create) {
-			if (mkdirat(cur, comp, 0700) != 0 && errno != EEXIST) {
+			missing = mkdirat(cur, comp, 0700) == 0;
+			if (!missing && errno != EEXIST) {
 				vf_fail_errno(err, errno, "creating %s/%.*s", root, (int)end, rel);
 				close(cur);
 				return -1;
@@ -265,6 +268,46 @@ static int walk_dir(int root_fd_, const char *root, const char *rel, size_t dir_
 		at = end + 1;
 	}
 	return cur;
+}
+
+/* walk_from the root itself. */
+static int walk_dir(int root_fd_, const char *root, const char *rel, size_t dir_len, bool create,
+		    bool *absent, struct vf_error *err)
+{
+	int cur = fcntl(root_fd_, F_DUPFD_CLOEXEC, 0);
+	if (cur < 0) {
+		vf_fail_errno(err, errno, "%s", root);
+		return -1;
+	}
+	return walk_from(cur, 0, false, root, rel, dir_len, create, absent, err);
+}
+
+/* The descriptor of the deepest directory above the first dir_len bytes
+ * of rel that exists, resolved beneath the root in one openat2 call, with
+ * *at set to where the first missing component starts; or -1 when
+ * something other than a missing directory is in the way (the caller's
+ * walk then says what).
+ * Staging thousands of secrets makes their directories here: each new
+ * one then costs a mkdirat and an openat in its parent, not a walk of
+ * every component from the root. */
+static int deepest_existing(int rfd, const char *rel, size_t dir_len, size_t *at)
+{
+	char *dir = strndup(rel, dir_len);
+	if (!dir)
+		return -1;
+	int fd = -1;
+	for (char *slash = strrchr(dir, '/'); slash; slash = strrchr(dir, '/')) {
+		*slash = '\0';
+		fd = openat2_beneath(rfd, dir, O_PATH | O_DIRECTORY);
+		if (fd >= 0) {
+			*at = (size_t)(slash - dir) + 1;
+			break;
+		}
+		if (errno != ENOENT)
+			break;
+	}
+	free(dir);
+	return fd;
 }
 
 /* The directory of rel (everything before its last '/'), as walk_dir. */
@@ -298,6 +341,11 @@ static int open_parent(int rfd, const char *root, const char *rel, bool create, 
 		else if (e == ENOENT && !create) {
 			*absent = true;
 			return -1;
+		} else if (e == ENOENT) {
+			size_t at = 0;
+			int start = deepest_existing(rfd, rel, dir_len, &at);
+			if (start >= 0)
+				return walk_from(start, at, true, root, rel, dir_len, true, absent, err);
 		}
 		/* Anything else (a symlink, a missing directory to create)
 		 * goes through the walk, which creates or says exactly what
@@ -741,43 +789,70 @@ static enum vf_code sync_store(int rfd, const char *root, struct vf_error *err)
 	return rc;
 }
 
+/* Whether two store paths name files in the same directory. */
+static bool same_dir(const char *a, const char *b)
+{
+	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+	return sa && sb && sa - a == sb - b && !memcmp(a, b, (size_t)(sa - a));
+}
+
+/* Renames or removes one item in its directory dfd. */
+static enum vf_code apply_item(struct vf_txn *t, struct vf_txn_item *it, int dfd,
+			       struct vf_error *err)
+{
+	const char *base = base_of(it->rel);
+	if (it->temp) {
+		if (renameat(dfd, it->temp, dfd, base) != 0)
+			return vf_fail_errno(err, errno, "renaming into %s/%s", t->root, it->rel);
+		free(it->temp);
+		it->temp = NULL;
+	} else if (unlinkat(dfd, base, 0) != 0 && errno != ENOENT) {
+		return vf_fail_errno(err, errno, "removing %s/%s", t->root, it->rel);
+	}
+	return VF_OK;
+}
+
 /* Renames or removes every item of phase, each in its directory resolved
  * again beneath the root (so a directory swapped for a symlink since
- * staging is refused, not followed). */
+ * staging is refused, not followed). Items that follow each other in the
+ * same directory (a secret and its recipients) share one resolution, made
+ * when the first of them is applied. The data go in path order (the index
+ * vf_txn_staged searches; the same path in the order staged, so the last
+ * one staged still wins): threads stage the files of one directory
+ * between others', and sorted they come together. */
 static enum vf_code apply_phase(struct vf_txn *t, int rfd, enum vf_txn_phase phase,
 				struct vf_error *err)
 {
-	for (size_t i = 0; i < t->n; i++) {
-		struct vf_txn_item *it = &t->items[i];
+	enum vf_code rc = VF_OK;
+	int dfd = -1;
+	const char *dir = NULL; /* an item in the directory dfd is */
+	bool sorted = phase == VF_TXN_DATA && index_data(t);
+	size_t count = sorted ? t->n_indexed : t->n;
+	for (size_t k = 0; k < count && rc == VF_OK; k++) {
+		struct vf_txn_item *it = &t->items[sorted ? t->index[k] : k];
 		if (it->phase != phase)
 			continue;
-		bool absent;
-		int dfd = open_parent(rfd, t->root, it->rel, false, &absent, err);
-		if (dfd < 0) {
-			if (absent && !it->temp)
+		if (dfd < 0 || !same_dir(dir, it->rel)) {
+			if (dfd >= 0)
+				close(dfd);
+			bool absent;
+			dir = it->rel;
+			dfd = open_parent(rfd, t->root, it->rel, false, &absent, err);
+			if (dfd < 0 && absent && !it->temp)
 				continue; /* nothing there to remove */
-			if (absent)
-				return vf_fail(err, VF_E_IO, "%s/%s: its directory vanished", t->root,
-					       it->rel);
-			return err ? err->code : VF_E_IO;
+			if (dfd < 0 && absent)
+				rc = vf_fail(err, VF_E_IO, "%s/%s: its directory vanished", t->root,
+					     it->rel);
+			else if (dfd < 0)
+				rc = err ? err->code : VF_E_IO;
+			if (dfd < 0)
+				continue;
 		}
-		enum vf_code rc = VF_OK;
-		const char *base = base_of(it->rel);
-		if (it->temp) {
-			if (renameat(dfd, it->temp, dfd, base) != 0)
-				rc = vf_fail_errno(err, errno, "renaming into %s/%s", t->root, it->rel);
-			else {
-				free(it->temp);
-				it->temp = NULL;
-			}
-		} else if (unlinkat(dfd, base, 0) != 0 && errno != ENOENT) {
-			rc = vf_fail_errno(err, errno, "removing %s/%s", t->root, it->rel);
-		}
-		close(dfd);
-		if (rc != VF_OK)
-			return rc;
+		rc = apply_item(t, it, dfd, err);
 	}
-	return VF_OK;
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
 }
 
 static bool has_phase(const struct vf_txn *t, enum vf_txn_phase phase)

@@ -13,7 +13,9 @@
  *     file is no error; a symlink (as the file or a directory above it), a
  *     FIFO (without blocking), a directory and a file above
  *     VF_STORE_MAX_FILE are refused, naming the path; writing through a
- *     symlinked directory is refused and writes nothing there;
+ *     symlinked directory, or making directories beneath one, is refused
+ *     and writes nothing there; two threads staging into the same new
+ *     directories at once both succeed;
  *  5. vf_manifest_format: sorted, deduplicated, one LF-terminated line;
  *     vf_manifest_same: SSH recipients compared by type and key, not comment
  *     each;
@@ -22,6 +24,7 @@
  * Everything happens in a private directory under $TMPDIR or /dev/shm,
  * removed at the end. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
 
@@ -348,6 +351,71 @@ static void reading(void)
 	vf_txn_abort(&t);
 	CHECK(absent(root, "vars/shared/g/f/new") && temps(root) == 0,
 	      "nothing was written where the symlink points");
+	/* Directories to make below the symlink: none is made there. */
+	err = (struct vf_error){0};
+	CHECK(vf_txn_write(&t, root, "vars/shared/g/linkdir/deeper/still/new", "x", 1, &err) !=
+			      VF_OK &&
+		      strstr(err.msg, "symlink"),
+	      "making directories beneath a symlinked directory is refused (%s)", err.msg);
+	vf_txn_abort(&t);
+	CHECK(absent(root, "vars/shared/g/f/deeper") && temps(root) == 0,
+	      "no directory was made where the symlink points");
+	free(root);
+}
+
+/* Two threads stage files into the same new directories at once (as
+ * generate's workers do): each directory is made once, by either, and
+ * every file lands. */
+enum { RACE_FILES = 64 };
+struct race {
+	struct vf_txn *t;
+	const char *root;
+	unsigned first;
+	int failed;
+};
+
+/* File i: 8 per machine, two per directory (one from each thread). */
+static void race_rel(unsigned i, char rel[96])
+{
+	snprintf(rel, 96, "vars/per-machine/m%u/g/f%u/%s", i / 8, i / 2 % 4,
+		 i % 2 ? "secret" : "recipients");
+}
+
+static void *race_stage(void *arg)
+{
+	struct race *r = arg;
+	for (unsigned i = r->first; i < RACE_FILES && !r->failed; i += 2) {
+		char rel[96];
+		race_rel(i, rel);
+		struct vf_error err = {0};
+		r->failed = vf_txn_write(r->t, r->root, rel, rel, strlen(rel), &err) != VF_OK;
+	}
+	return NULL;
+}
+
+static void racing_directories(void)
+{
+	char *root = new_root();
+	struct vf_txn t = {0};
+	struct race a = {&t, root, 0, 0}, b = {&t, root, 1, 0};
+	pthread_t ta, tb;
+	unit_must(pthread_create(&ta, NULL, race_stage, &a) == 0, "pthread_create");
+	unit_must(pthread_create(&tb, NULL, race_stage, &b) == 0, "pthread_create");
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	struct vf_error err = {0};
+	CHECK(!a.failed && !b.failed, "two threads staged into the same new directories");
+	CHECK_OK(vf_txn_commit(&t, &err), err, "their transaction commits");
+	unsigned landed = 0;
+	for (unsigned i = 0; i < RACE_FILES; i++) {
+		char rel[96];
+		race_rel(i, rel);
+		landed += has(root, rel, rel);
+	}
+	CHECK(landed == RACE_FILES, "every file landed with its contents (%u of %u)", landed,
+	      RACE_FILES);
+	CHECK(mode_is(root, "vars/per-machine/m7/g/f3", 0700) && temps(root) == 0,
+	      "the directories are 0700, no temporary is left");
 	free(root);
 }
 
@@ -458,6 +526,7 @@ int main(void)
 	transaction();
 	phases();
 	reading();
+	racing_directories();
 	manifest();
 	manifest_comparison();
 	clean_temps();
