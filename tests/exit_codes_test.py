@@ -14,8 +14,11 @@ Run as `python3 tests/exit_codes_test.py` (VARSEAL, VARGEN, VARINJECT from
 the environment, as tests/CMakeLists.txt sets them).
 """
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -116,6 +119,45 @@ class ExitCodes(unittest.TestCase):
         write(self.spec, b"admins: [\n")
         self.tool(VARGEN, "check", expect=ERROR)
         self.tool(VARGEN, "generate", "--plan", expect=ERROR)
+
+    def test_reader_gone(self):
+        """A reader that stops and closes the pipe in the middle of a large
+        file: with SIGPIPE ignored, exit 1 with one line naming the broken
+        pipe; with SIGPIPE at its default, death by SIGPIPE. Either way at
+        once, with the workers (asleep on a full ring while the reader
+        waited) woken and joined: no hang."""
+        plain = os.path.join(self.dir, "big")
+        with open(plain, "wb") as f:
+            f.write(os.urandom(1 << 20) * 48)  # 48 MiB: the ring, not one batch
+        sealed = plain + ".age"
+        self.tool(VARSEAL, "encrypt", "-r", self.recipient(self.alice), "-o", sealed, plain)
+        for what, args in (("encrypt", ["-r", self.recipient(self.alice), plain]),
+                           ("decrypt", ["-i", self.alice, sealed])):
+            for ignored in (True, False):
+                with self.subTest(what=what, sigpipe="ignored" if ignored else "default"):
+                    # Python ignores SIGPIPE itself; restore_signals puts
+                    # back the default in the child.
+                    p = subprocess.Popen([VARSEAL, what] + args, cwd=self.dir,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, restore_signals=not ignored)
+                    got = p.stdout.read(256 << 10)
+                    time.sleep(0.3)  # the ring fills, the workers sleep
+                    p.stdout.close()
+                    try:
+                        err = p.stderr.read()
+                        rc = p.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+                        self.fail("varseal %s went on after its reader left" % what)
+                    self.assertEqual(len(got), 256 << 10)
+                    if ignored:
+                        self.assertEqual(rc, ERROR, err)
+                        # decrypt names its input first
+                        self.assertRegex(err, rb"^varseal: error: ([^\n]*: )?writing standard "
+                                              rb"output: Broken pipe\n$")
+                    else:
+                        self.assertEqual(rc, -signal.SIGPIPE, err)
 
     # -- 3: no identity matched
 
