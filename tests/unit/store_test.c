@@ -15,7 +15,8 @@
  *     VF_STORE_MAX_FILE are refused, naming the path; writing through a
  *     symlinked directory, or making directories beneath one, is refused
  *     and writes nothing there; two threads staging into the same new
- *     directories at once both succeed;
+ *     directories at once both succeed; a stage that fails takes back the
+ *     directories it made, and nothing through a symlink;
  *  5. vf_manifest_format: sorted, deduplicated, one LF-terminated line;
  *     vf_manifest_same: SSH recipients compared by type and key, not comment
  *     each;
@@ -24,6 +25,7 @@
  * Everything happens in a private directory under $TMPDIR or /dev/shm,
  * removed at the end. */
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -363,6 +365,52 @@ static void reading(void)
 	free(root);
 }
 
+/* A stage that fails after making directories (here a name too long for
+ * its temporary; a full disk in tests/full_disk_test.py) takes them back,
+ * and only them: not what holds files, and nothing a symlink in the store
+ * points to. */
+static void failed_stage(void)
+{
+	char *root = new_root();
+	char leaf[NAME_MAX - 2];
+	memset(leaf, 'x', sizeof(leaf) - 1);
+	leaf[sizeof(leaf) - 1] = '\0'; /* fits as a name; ".<leaf>.<random>.tmp" does not */
+	char rel[512];
+	put(root, "vars/per-machine/kept/g/f/secret", "sealed");
+	struct vf_txn t = {0};
+	struct vf_error err = {0};
+	snprintf(rel, sizeof(rel), "vars/per-machine/new/g/f/%s", leaf);
+	CHECK(vf_txn_write(&t, root, rel, "x", 1, &err) != VF_OK,
+	      "staging fails when the temporary cannot be created (%s)", err.msg);
+	snprintf(rel, sizeof(rel), "vars/per-machine/kept/g/h/%s", leaf);
+	CHECK(vf_txn_write(&t, root, rel, "x", 1, &err) != VF_OK,
+	      "and beside existing files (%s)", err.msg);
+	vf_txn_abort(&t);
+	CHECK(absent(root, "vars/per-machine/new") && absent(root, "vars/per-machine/kept/g/h"),
+	      "the directories it made are gone");
+	CHECK(has(root, "vars/per-machine/kept/g/f/secret", "sealed") && temps(root) == 0,
+	      "the directories holding files stay, with them; no temporary is left");
+
+	/* A machine directory that is a symlink to an empty directory
+	 * elsewhere: the stage is refused, and the cleanup removes nothing
+	 * through it. */
+	char *outside = join(root, "outside");
+	char *inside = join(root, "outside/g");
+	unit_must(mkdir(outside, 0700) == 0 && mkdir(inside, 0700) == 0, outside);
+	char *link = join(root, "vars/per-machine/linked");
+	unit_must(symlink(outside, link) == 0, link);
+	snprintf(rel, sizeof(rel), "vars/per-machine/linked/g/%s", leaf);
+	CHECK(vf_txn_write(&t, root, rel, "x", 1, &err) != VF_OK && strstr(err.msg, "symlink"),
+	      "staging through the symlinked machine is refused (%s)", err.msg);
+	vf_txn_abort(&t);
+	CHECK(!absent(root, "outside/g") && !absent(root, "vars/per-machine/linked"),
+	      "the empty directory it points to, and the symlink, stay");
+	free(outside);
+	free(inside);
+	free(link);
+	free(root);
+}
+
 /* Two threads stage files into the same new directories at once (as
  * generate's workers do): each directory is made once, by either, and
  * every file lands. */
@@ -526,6 +574,7 @@ int main(void)
 	transaction();
 	phases();
 	reading();
+	failed_stage();
 	racing_directories();
 	manifest();
 	manifest_comparison();
