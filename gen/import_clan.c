@@ -127,6 +127,62 @@ static int check_name(const struct reader *r, const char *rel, const char *name,
 			shown(r, rel), what, name, problem);
 }
 
+/* A machine's name: as any name, and not "shared", which the new spec
+ * keeps for shared generators. */
+static int check_machine(const struct reader *r, const char *rel, const char *name)
+{
+	int status = check_name(r, rel, name, "machine");
+	if (!status && !strcmp(name, "shared"))
+		status = vg_error("%s: a machine called shared, a name the new spec reserves for "
+				  "shared generators",
+				  shown(r, rel));
+	return status;
+}
+
+/* A directory of clan's layout, opened beneath its parent and listed. */
+struct listing {
+	char *rel;		 /* its path in DIR */
+	int fd;			 /* -1: absent, and that was allowed */
+	struct vf_strings names; /* its entries, sorted */
+};
+
+static void listing_free(struct listing *l)
+{
+	vf_strings_free(&l->names);
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l->rel);
+	*l = (struct listing){.fd = -1};
+}
+
+/* prel/name, a directory beneath pfd, opened and listed into *l; with
+ * check, its name is checked first (check_name's what, or check_machine
+ * for "machine"). *l is for listing_free whatever this returns. */
+static int listing_open(const struct reader *r, int pfd, const char *prel, const char *name,
+			const char *check, bool optional, struct listing *l)
+{
+	*l = (struct listing){.fd = -1, .rel = join(prel, name)};
+	int status = l->rel ? 0 : nomem();
+	if (!status && check)
+		status = !strcmp(check, "machine") ? check_machine(r, l->rel, name)
+						   : check_name(r, l->rel, name, check);
+	if (!status)
+		status = open_dir(r, pfd, l->rel, optional, &l->fd);
+	if (!status && l->fd >= 0)
+		status = list_dir(r, l->fd, l->rel, &l->names);
+	return status;
+}
+
+/* Adds each name of from to set (a set: no name twice). */
+static int add_names(struct vf_strings *set, const struct vf_strings *from)
+{
+	for (size_t i = 0; i < from->n; i++)
+		if (!vf_strings_has(set, from->items[i]) &&
+		    vf_strings_add(set, from->items[i], NULL) != VF_OK)
+			return nomem();
+	return 0;
+}
+
 /* What is at name beneath fd, not followed. */
 static int kind_of(const struct reader *r, int fd, const char *rel, const char *name, mode_t *mode)
 {
@@ -257,22 +313,13 @@ static int read_link(const struct reader *r, int fd, const char *rel, const char
 static int read_links(const struct reader *r, int fd, const char *rel, const char *sub,
 		      struct vf_strings *out)
 {
-	char *p = join(rel, sub);
-	int lfd = -1;
-	int status = p ? open_dir(r, fd, p, true, &lfd) : nomem();
-	struct vf_strings names = {0};
-	if (!status && lfd >= 0)
-		status = list_dir(r, lfd, p, &names);
-	for (size_t i = 0; !status && i < names.n; i++) {
-		status = read_link(r, lfd, p, names.items[i], sub);
-		if (!status && out && !vf_strings_has(out, names.items[i]) &&
-		    vf_strings_add(out, names.items[i], NULL) != VF_OK)
-			status = nomem();
-	}
-	vf_strings_free(&names);
-	if (lfd >= 0)
-		close(lfd);
-	free(p);
+	struct listing links;
+	int status = listing_open(r, fd, rel, sub, NULL, true, &links);
+	for (size_t i = 0; !status && i < links.names.n; i++)
+		status = read_link(r, links.fd, links.rel, links.names.items[i], sub);
+	if (!status && out)
+		status = add_names(out, &links.names);
+	listing_free(&links);
 	return status;
 }
 
@@ -509,44 +556,46 @@ static int read_sops(struct reader *r, int fd, const char *rel, const char *name
 	return status;
 }
 
+/* The age keys in users' directory name (its key.json), as admins. */
+static int read_user(struct reader *r, const struct listing *users, const char *name)
+{
+	struct vf_strings keys = {0};
+	char *rel = join(users->rel, name);
+	char *json = rel ? join(rel, "key.json") : NULL;
+	int fd = -1;
+	int status = json ? check_name(r, rel, name, "admin") : nomem();
+	if (!status)
+		status = open_dir(r, users->fd, rel, false, &fd);
+	if (!status)
+		status = read_key_json(r, fd, rel, &keys);
+	for (size_t k = 0; !status && k < keys.n; k++) {
+		char admin[300];
+		if (k == 0)
+			snprintf(admin, sizeof(admin), "%s", name);
+		else
+			snprintf(admin, sizeof(admin), "%s-%zu", name, k + 1);
+		status = add_admin(r, admin, keys.items[k], json);
+	}
+	vf_strings_free(&keys);
+	if (fd >= 0)
+		close(fd);
+	free(json);
+	free(rel);
+	return status;
+}
+
 /* sops/users/<u>/key.json: the admins. A user with several age keys is
  * admins u, u-2, u-3... (the spec names one recipient per admin). */
 static int read_users(struct reader *r, int sfd)
 {
-	int ufd;
-	int status = open_dir(r, sfd, "sops/users", true, &ufd);
-	if (status || ufd < 0)
-		return status ? status : vg_error("%s: no admins (expected clan's users, each with "
-						  "a key.json)",
-						  shown(r, "sops/users"));
-	struct vf_strings users = {0};
-	status = list_dir(r, ufd, "sops/users", &users);
-	for (size_t i = 0; !status && i < users.n; i++) {
-		char *rel = join("sops/users", users.items[i]);
-		int fd = -1;
-		struct vf_strings keys = {0};
-		status = rel ? check_name(r, rel, users.items[i], "admin") : nomem();
-		if (!status)
-			status = open_dir(r, ufd, rel, false, &fd);
-		if (!status)
-			status = read_key_json(r, fd, rel, &keys);
-		char *json = rel ? join(rel, "key.json") : NULL;
-		for (size_t k = 0; !status && k < keys.n; k++) {
-			char name[300];
-			if (k == 0)
-				snprintf(name, sizeof(name), "%s", users.items[i]);
-			else
-				snprintf(name, sizeof(name), "%s-%zu", users.items[i], k + 1);
-			status = json ? add_admin(r, name, keys.items[k], json) : nomem();
-		}
-		free(json);
-		vf_strings_free(&keys);
-		if (fd >= 0)
-			close(fd);
-		free(rel);
-	}
-	vf_strings_free(&users);
-	close(ufd);
+	struct listing users;
+	int status = listing_open(r, sfd, "sops", "users", NULL, true, &users);
+	if (!status && users.fd < 0)
+		status = vg_error("%s: no admins (expected clan's users, each with a key.json)",
+				  shown(r, users.rel));
+	for (size_t i = 0; !status && i < users.names.n; i++)
+		status = read_user(r, &users, users.names.items[i]);
+	listing_free(&users);
 	if (!status && r->c->n_admins == 0)
 		status = vg_error("%s: no admin has an age key (the new store's secrets would be "
 				  "sealed to no admin)",
@@ -554,48 +603,45 @@ static int read_users(struct reader *r, int sfd)
 	return status;
 }
 
-/* sops/machines/<m>/key.json: the machines and their recipients (the one
- * age key; with several, the machine's kept key decides, later). */
+/* Machine name of sops/machines: its recipients (the one age key; with
+ * several, the machine's kept key decides, later). */
+static int read_machine(struct reader *r, const struct listing *machines, const char *name)
+{
+	struct vf_strings keys = {0};
+	char *rel = join(machines->rel, name);
+	int fd = -1;
+	int status = rel ? check_machine(r, rel, name) : nomem();
+	if (!status)
+		status = open_dir(r, machines->fd, rel, false, &fd);
+	if (!status)
+		status = read_key_json(r, fd, rel, &keys);
+	struct vg_imp_machine *m = status ? NULL : add_machine(r->c, name);
+	if (!status && !m)
+		status = nomem();
+	if (!status && !(m->key_path = join(rel, "key.json")))
+		status = nomem();
+	/* With several, the kept key picks one once it is open. */
+	if (!status && keys.n == 1 && !(m->key = strdup(keys.items[0])))
+		status = nomem();
+	if (!status) {
+		m->keys = keys;
+		keys = (struct vf_strings){0};
+	}
+	vf_strings_free(&keys);
+	if (fd >= 0)
+		close(fd);
+	free(rel);
+	return status;
+}
+
+/* sops/machines/<m>/key.json: the machines and their recipients. */
 static int read_machines(struct reader *r, int sfd)
 {
-	int mfd;
-	int status = open_dir(r, sfd, "sops/machines", true, &mfd);
-	if (status || mfd < 0)
-		return status;
-	struct vf_strings names = {0};
-	status = list_dir(r, mfd, "sops/machines", &names);
-	for (size_t i = 0; !status && i < names.n; i++) {
-		char *rel = join("sops/machines", names.items[i]);
-		int fd = -1;
-		struct vf_strings keys = {0};
-		status = rel ? check_name(r, rel, names.items[i], "machine") : nomem();
-		if (!status && !strcmp(names.items[i], "shared"))
-			status = vg_error("%s: a machine called shared, a name the new spec reserves "
-					  "for shared generators",
-					  shown(r, rel));
-		if (!status)
-			status = open_dir(r, mfd, rel, false, &fd);
-		if (!status)
-			status = read_key_json(r, fd, rel, &keys);
-		struct vg_imp_machine *m = status ? NULL : add_machine(r->c, names.items[i]);
-		if (!status && !m)
-			status = nomem();
-		if (!status && !(m->key_path = join(rel, "key.json")))
-			status = nomem();
-		/* With several, the kept key picks one once it is open. */
-		if (!status && keys.n == 1 && !(m->key = strdup(keys.items[0])))
-			status = nomem();
-		if (!status) {
-			m->keys = keys;
-			keys = (struct vf_strings){0};
-		}
-		vf_strings_free(&keys);
-		if (fd >= 0)
-			close(fd);
-		free(rel);
-	}
-	vf_strings_free(&names);
-	close(mfd);
+	struct listing machines;
+	int status = listing_open(r, sfd, "sops", "machines", NULL, true, &machines);
+	for (size_t i = 0; !status && i < machines.names.n; i++)
+		status = read_machine(r, &machines, machines.names.items[i]);
+	listing_free(&machines);
 	return status;
 }
 
@@ -657,18 +703,18 @@ static struct vg_imp_file *new_file(struct vg_clan *c)
  * or a secret of the older `clan secrets` layout, which becomes shared
  * generator <name> with the one file "secret", used by the machines its
  * links name (directly, or through groups). */
-static int read_secret(struct reader *r, int sfd, int dfd, const char *name)
+static int read_secret(struct reader *r, int sfd, const struct listing *secrets,
+		       const char *name)
 {
 	static const char *const allowed[] = {"secret", "machines", "users", "groups"};
-	char *rel = join("sops/secrets", name);
-	struct vf_strings entries = {0}, machines = {0}, groups = {0};
-	int fd = -1;
-	int status = rel ? open_dir(r, dfd, rel, false, &fd) : nomem();
+	struct vf_strings machines = {0}, groups = {0};
+	struct listing entries;
+	int status = listing_open(r, secrets->fd, secrets->rel, name, NULL, false, &entries);
+	const char *rel = entries.rel;
+	int fd = entries.fd;
 	if (!status)
-		status = list_dir(r, fd, rel, &entries);
-	if (!status)
-		status = expect_entries(r, rel, &entries, allowed, 4);
-	if (!status && !vf_strings_has(&entries, "secret"))
+		status = expect_entries(r, rel, &entries.names, allowed, 4);
+	if (!status && !vf_strings_has(&entries.names, "secret"))
 		status = vg_error("%s: no secret (expected clan's sops/secrets/<name>/secret)",
 				  shown(r, rel));
 	if (!status)
@@ -720,32 +766,22 @@ static int read_secret(struct reader *r, int sfd, int dfd, const char *name)
 		if (g && !status)
 			status = gen_files(r, g, rel, &one, &secret);
 		vf_strings_free(&one);
-		for (size_t i = 0; g && !status && i < machines.n; i++)
-			if (!vf_strings_has(&g->machines, machines.items[i]) &&
-			    vf_strings_add(&g->machines, machines.items[i], NULL) != VF_OK)
-				status = nomem();
+		if (g && !status)
+			status = add_names(&g->machines, &machines);
 	}
-	vf_strings_free(&entries);
 	vf_strings_free(&machines);
 	vf_strings_free(&groups);
-	if (fd >= 0)
-		close(fd);
-	free(rel);
+	listing_free(&entries);
 	return status;
 }
 
 static int read_secrets(struct reader *r, int sfd)
 {
-	int dfd;
-	int status = open_dir(r, sfd, "sops/secrets", true, &dfd);
-	if (status || dfd < 0)
-		return status;
-	struct vf_strings names = {0};
-	status = list_dir(r, dfd, "sops/secrets", &names);
-	for (size_t i = 0; !status && i < names.n; i++)
-		status = read_secret(r, sfd, dfd, names.items[i]);
-	vf_strings_free(&names);
-	close(dfd);
+	struct listing secrets;
+	int status = listing_open(r, sfd, "sops", "secrets", NULL, true, &secrets);
+	for (size_t i = 0; !status && i < secrets.names.n; i++)
+		status = read_secret(r, sfd, &secrets, secrets.names.items[i]);
+	listing_free(&secrets);
 	return status;
 }
 
@@ -774,22 +810,19 @@ static int settle_machines(struct reader *r)
 /* ---- vars/ ------------------------------------------------------------------------ */
 
 /* vars/.../<gen>/<file>: its secret or value, and the links beside it. */
-static int read_vars_file(struct reader *r, int gfd, const char *grel, const char *owner,
+static int read_vars_file(struct reader *r, const struct listing *gen_dir, const char *owner,
 			  const char *gen, const char *name, bool *secret)
 {
 	static const char *const allowed[] = {"secret", "value", "machines", "users", "groups"};
-	char *rel = join(grel, name);
-	struct vf_strings entries = {0}, machines = {0};
-	int fd = -1;
-	int status = rel ? check_name(r, rel, name, "file") : nomem();
+	struct vf_strings machines = {0};
+	struct listing entries;
+	int status = listing_open(r, gen_dir->fd, gen_dir->rel, name, "file", false, &entries);
+	const char *rel = entries.rel;
+	int fd = entries.fd;
 	if (!status)
-		status = open_dir(r, gfd, rel, false, &fd);
-	if (!status)
-		status = list_dir(r, fd, rel, &entries);
-	if (!status)
-		status = expect_entries(r, rel, &entries, allowed, 5);
-	bool has_secret = vf_strings_has(&entries, "secret");
-	bool has_value = vf_strings_has(&entries, "value");
+		status = expect_entries(r, rel, &entries.names, allowed, 5);
+	bool has_secret = vf_strings_has(&entries.names, "secret");
+	bool has_value = vf_strings_has(&entries.names, "value");
 	if (!status && has_secret == has_value)
 		status = vg_error("%s: %s (expected a secret or a value)", shown(r, rel),
 				  has_secret ? "both a secret and a value" : "neither a secret nor a value");
@@ -826,101 +859,69 @@ static int read_vars_file(struct reader *r, int gfd, const char *grel, const cha
 	}
 	/* A shared generator is used by the machines its secrets name. */
 	struct vg_imp_gen *g = owner || status ? NULL : vg_clan_gen(r->c, gen);
-	for (size_t i = 0; g && !status && i < machines.n; i++)
-		if (!vf_strings_has(&g->machines, machines.items[i]) &&
-		    vf_strings_add(&g->machines, machines.items[i], NULL) != VF_OK)
-			status = nomem();
-	vf_strings_free(&entries);
+	if (g)
+		status = add_names(&g->machines, &machines);
 	vf_strings_free(&machines);
-	if (fd >= 0)
-		close(fd);
-	free(rel);
+	listing_free(&entries);
 	return status;
 }
 
 /* vars/per-machine/<m>/<gen> or vars/shared/<gen>. */
-static int read_vars_gen(struct reader *r, int pfd, const char *prel, const char *owner,
+static int read_vars_gen(struct reader *r, const struct listing *owner_dir, const char *owner,
 			 const char *gen)
 {
-	char *rel = join(prel, gen);
-	struct vf_strings files = {0};
-	int fd = -1;
-	int status = rel ? check_name(r, rel, gen, "generator") : nomem();
+	struct listing files;
+	int status = listing_open(r, owner_dir->fd, owner_dir->rel, gen, "generator", false, &files);
+	if (!status && files.names.n == 0)
+		status = vg_error("%s: a generator without files", shown(r, files.rel));
 	if (!status)
-		status = open_dir(r, pfd, rel, false, &fd);
-	if (!status)
-		status = list_dir(r, fd, rel, &files);
-	if (!status && files.n == 0)
-		status = vg_error("%s: a generator without files", shown(r, rel));
-	if (!status)
-		status = add_to_gen(r, rel, owner, gen, false);
-	bool *secret = status ? NULL : calloc(files.n + 1, sizeof(bool));
+		status = add_to_gen(r, files.rel, owner, gen, false);
+	bool *secret = status ? NULL : calloc(files.names.n + 1, sizeof(bool));
 	if (!status && !secret)
 		status = nomem();
-	for (size_t i = 0; !status && i < files.n; i++)
-		status = read_vars_file(r, fd, rel, owner, gen, files.items[i], &secret[i]);
+	for (size_t i = 0; !status && i < files.names.n; i++)
+		status = read_vars_file(r, &files, owner, gen, files.names.items[i], &secret[i]);
 	struct vg_imp_gen *g = status ? NULL : vg_clan_gen(r->c, gen);
 	if (g)
-		status = gen_files(r, g, rel, &files, secret);
+		status = gen_files(r, g, files.rel, &files.names, secret);
 	struct vg_imp_machine *m = owner && !status ? vg_clan_machine(r->c, owner) : NULL;
 	if (m)
 		status = use_gen(m, gen);
 	free(secret);
-	vf_strings_free(&files);
-	if (fd >= 0)
-		close(fd);
-	free(rel);
+	listing_free(&files);
+	return status;
+}
+
+/* vars/per-machine/<m>: the machine, and its generators. */
+static int read_machine_vars(struct reader *r, const struct listing *machines, const char *name)
+{
+	struct listing gens;
+	int status = listing_open(r, machines->fd, machines->rel, name, "machine", false, &gens);
+	if (!status && !add_machine(r->c, name))
+		status = nomem();
+	for (size_t g = 0; !status && g < gens.names.n; g++)
+		status = read_vars_gen(r, &gens, name, gens.names.items[g]);
+	listing_free(&gens);
 	return status;
 }
 
 static int read_per_machine(struct reader *r, int vfd)
 {
-	int pfd;
-	int status = open_dir(r, vfd, "vars/per-machine", true, &pfd);
-	if (status || pfd < 0)
-		return status;
-	struct vf_strings machines = {0};
-	status = list_dir(r, pfd, "vars/per-machine", &machines);
-	for (size_t i = 0; !status && i < machines.n; i++) {
-		const char *name = machines.items[i];
-		char *rel = join("vars/per-machine", name);
-		struct vf_strings gens = {0};
-		int fd = -1;
-		status = rel ? check_name(r, rel, name, "machine") : nomem();
-		if (!status && !strcmp(name, "shared"))
-			status = vg_error("%s: a machine called shared, a name the new spec reserves "
-					  "for shared generators",
-					  shown(r, rel));
-		if (!status && !add_machine(r->c, name))
-			status = nomem();
-		if (!status)
-			status = open_dir(r, pfd, rel, false, &fd);
-		if (!status)
-			status = list_dir(r, fd, rel, &gens);
-		for (size_t g = 0; !status && g < gens.n; g++)
-			status = read_vars_gen(r, fd, rel, name, gens.items[g]);
-		vf_strings_free(&gens);
-		if (fd >= 0)
-			close(fd);
-		free(rel);
-	}
-	vf_strings_free(&machines);
-	close(pfd);
+	struct listing machines;
+	int status = listing_open(r, vfd, "vars", "per-machine", NULL, true, &machines);
+	for (size_t i = 0; !status && i < machines.names.n; i++)
+		status = read_machine_vars(r, &machines, machines.names.items[i]);
+	listing_free(&machines);
 	return status;
 }
 
 static int read_shared(struct reader *r, int vfd)
 {
-	int sfd;
-	int status = open_dir(r, vfd, "vars/shared", true, &sfd);
-	if (status || sfd < 0)
-		return status;
-	struct vf_strings gens = {0};
-	status = list_dir(r, sfd, "vars/shared", &gens);
-	for (size_t g = 0; !status && g < gens.n; g++)
-		status = read_vars_gen(r, sfd, "vars/shared", NULL, gens.items[g]);
-	vf_strings_free(&gens);
-	close(sfd);
+	struct listing gens;
+	int status = listing_open(r, vfd, "vars", "shared", NULL, true, &gens);
+	for (size_t g = 0; !status && g < gens.names.n; g++)
+		status = read_vars_gen(r, &gens, NULL, gens.names.items[g]);
+	listing_free(&gens);
 	return status;
 }
 

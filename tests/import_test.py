@@ -25,7 +25,12 @@ a vars store, verified, in one command.
   I4. Symlinks in the source are read as clan means them, never followed:
       a `secret` that is a symlink to a (valid) file outside DIR, a
       generator directory that is one, a machines/ link leading outside
-      DIR: refused, nothing written, the outside files untouched.
+      DIR: refused, nothing written, the outside files untouched. So is
+      what clan's layout does not hold, each with its own message: no
+      sops/users, a machine called shared (in sops/machines or in
+      vars/per-machine), a generator without files, a hidden entry, an
+      entry a secret's directory does not have, a file name the spec
+      cannot hold.
   I5. End to end: the garage store imported, `varseal machine key` gives
       the imported machine key, `varinject --dry-run` for machine server
       lists the imported credentials, and the real `age -d -i` opens each
@@ -596,8 +601,8 @@ class I3Refusals(ImportCase):
         self.assert_nothing_written(out)
 
 
-class I4Symlinks(ImportCase):
-    """I4: links are read, never followed; what leads outside is refused."""
+class DamagedRepo(ImportCase):
+    """A copy of the garage store to damage, and a directory outside it."""
 
     def setUp(self):
         super().setUp()
@@ -605,9 +610,11 @@ class I4Symlinks(ImportCase):
         self.outside = os.path.join(self.dir, "outside")
         os.mkdir(self.outside)
         self.secret = os.path.join(self.repo, "vars/shared/garage-shared/rpc_secret/secret")
+        self.outs = 0
 
     def refused(self, message):
-        out = self.out_dir("out")
+        self.outs += 1
+        out = self.out_dir("out%d" % self.outs)
         outside_before = snapshot(self.outside)
         for extra in (["--plan"], ["-i", self.admin]):
             p = self.tool(VARGEN, "import", "clan", self.repo, *extra, cwd=out)
@@ -616,6 +623,10 @@ class I4Symlinks(ImportCase):
             self.assertEqual(len(p.stderr.decode().splitlines()), 1, describe(p))
             self.assert_nothing_written(out)
         self.assertEqual(snapshot(self.outside), outside_before)
+
+
+class I4Symlinks(DamagedRepo):
+    """I4: links are read, never followed; what leads outside is refused."""
 
     def test_secret_symlink_outside(self):
         # A file that would import fine, reached only by following a link.
@@ -653,6 +664,42 @@ class I4Symlinks(ImportCase):
         out = self.out_dir("out")
         self.ok(VARGEN, "import", "clan", self.repo, "-i", self.admin, cwd=out)
         self.check_all_ok(out)
+
+
+class I4Layout(DamagedRepo):
+    """I4: what clan's layout does not hold is refused, each with its own
+    message naming where, nothing written (the walk of sops/ and vars/)."""
+
+    def test_no_users(self):
+        shutil.rmtree(os.path.join(self.repo, "sops/users"))
+        self.refused(r"sops/users: no admins \(expected clan's users, each with a key\.json\)")
+
+    def test_machine_called_shared(self):
+        for where in ("sops/machines", "vars/per-machine"):
+            with self.subTest(where=where):
+                os.rename(os.path.join(self.repo, where, "server"),
+                          os.path.join(self.repo, where, "shared"))
+                self.refused(r"%s/shared: a machine called shared, a name the new spec "
+                             r"reserves for shared generators" % where)
+                os.rename(os.path.join(self.repo, where, "shared"),
+                          os.path.join(self.repo, where, "server"))
+
+    def test_generator_without_files(self):
+        os.mkdir(os.path.join(self.repo, "vars/per-machine/server/empty"))
+        self.refused(r"vars/per-machine/server/empty: a generator without files")
+
+    def test_hidden_entry(self):
+        write(os.path.join(self.repo, "vars/shared/garage-shared/.extra"), b"x")
+        self.refused(r"vars/shared/garage-shared/\.extra: a hidden entry where clan keeps none")
+
+    def test_entry_outside_the_layout(self):
+        write(os.path.join(self.repo, "sops/secrets/server-age.key/notes"), b"x")
+        self.refused(r"sops/secrets/server-age\.key/notes: not part of clan's layout")
+
+    def test_file_name_the_spec_cannot_hold(self):
+        os.rename(os.path.dirname(self.secret),
+                  os.path.join(os.path.dirname(os.path.dirname(self.secret)), "rpc secret"))
+        self.refused(r"garage-shared/rpc secret: file name 'rpc secret' ")
 
 
 class I5EndToEnd(ImportCase):
