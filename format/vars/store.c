@@ -812,24 +812,62 @@ static enum vf_code apply_item(struct vf_txn *t, struct vf_txn_item *it, int dfd
 	return VF_OK;
 }
 
+/* The length of rel's directory part (0 for none: refused when applied). */
+static size_t dir_len(const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+	return slash ? (size_t)(slash - rel) : 0;
+}
+
+/* Directory first, then the order staged. */
+static int cmp_dir_then_staged(const void *a, const void *b, void *ctx)
+{
+	const struct vf_txn *t = ctx;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const char *ri = t->items[i].rel, *rj = t->items[j].rel;
+	size_t li = dir_len(ri), lj = dir_len(rj);
+	int c = memcmp(ri, rj, li < lj ? li : lj);
+	if (!c)
+		c = (li > lj) - (li < lj);
+	return c ? c : (i > j) - (i < j);
+}
+
+/* The items of phase, in the order they are applied (malloc'd, *n of
+ * them), or NULL when memory runs out (then they go in the order staged). */
+static size_t *apply_order(const struct vf_txn *t, enum vf_txn_phase phase, size_t *n)
+{
+	size_t *order = malloc((t->n + 1) * sizeof(*order));
+	*n = 0;
+	if (!order)
+		return NULL;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->items[i].phase == phase)
+			order[(*n)++] = i;
+	qsort_r(order, *n, sizeof(*order), cmp_dir_then_staged, (void *)t);
+	return order;
+}
+
 /* Renames or removes every item of phase, each in its directory resolved
  * again beneath the root (so a directory swapped for a symlink since
- * staging is refused, not followed). Items that follow each other in the
- * same directory (a secret and its recipients) share one resolution, made
- * when the first of them is applied. The data go in path order (the index
- * vf_txn_staged searches; the same path in the order staged, so the last
- * one staged still wins): threads stage the files of one directory
- * between others', and sorted they come together. */
+ * staging is refused, not followed). The items of one directory share one
+ * resolution, made when the first of them is applied: they are applied
+ * directory by directory (two threads stage a directory's files between
+ * each other's), and within a directory in the order staged. That order
+ * is the point: a secret goes before its recipients, so that a kill in
+ * between never leaves a manifest naming someone the secret is not
+ * sealed to. */
 static enum vf_code apply_phase(struct vf_txn *t, int rfd, enum vf_txn_phase phase,
 				struct vf_error *err)
 {
 	enum vf_code rc = VF_OK;
 	int dfd = -1;
 	const char *dir = NULL; /* an item in the directory dfd is */
-	bool sorted = phase == VF_TXN_DATA && index_data(t);
-	size_t count = sorted ? t->n_indexed : t->n;
+	size_t count;
+	size_t *order = apply_order(t, phase, &count);
+	if (!order)
+		count = t->n;
 	for (size_t k = 0; k < count && rc == VF_OK; k++) {
-		struct vf_txn_item *it = &t->items[sorted ? t->index[k] : k];
+		struct vf_txn_item *it = &t->items[order ? order[k] : k];
 		if (it->phase != phase)
 			continue;
 		if (dfd < 0 || !same_dir(dir, it->rel)) {
@@ -852,6 +890,7 @@ static enum vf_code apply_phase(struct vf_txn *t, int rfd, enum vf_txn_phase pha
 	}
 	if (dfd >= 0)
 		close(dfd);
+	free(order);
 	return rc;
 }
 

@@ -7,7 +7,9 @@
  *     leaves neither the files nor a temporary;
  *  3. the phases: a commit record (.commit) staged for VF_TXN_RECORD and
  *     its removal for VF_TXN_INVALIDATE apply in phase order, not in
- *     staging order; when the data phase fails, the old record is gone
+ *     staging order; within a directory the data apply in staging order
+ *     (a secret before its recipients); when the data phase fails, the old
+ *     record is gone
  *     and the new one is not there (no record vouches for a mix);
  *  4. reading back with vf_store_read_at and vf_store_exists: a missing
  *     file is no error; a symlink (as the file or a directory above it), a
@@ -365,6 +367,32 @@ static void reading(void)
 	free(root);
 }
 
+/* Within a directory the data are applied in the order staged, whatever
+ * is staged elsewhere in between: a secret before its recipients, so that
+ * a commit stopped between them (here: the recipients' rename fails, a
+ * directory being in its place) leaves the new secret with the old
+ * manifest, never a new manifest beside the old secret. */
+static void data_order(void)
+{
+	char *root = new_root();
+	put(root, "vars/per-machine/m/g/f/secret", "old secret");
+	put(root, "vars/per-machine/m/g/f/recipients/blocker", "x");
+	struct vf_txn t = {0};
+	struct vf_error err = {0};
+	CHECK_OK(vf_txn_write(&t, root, "vars/per-machine/m/g/f/secret", "new secret", 10, &err),
+		 err, "staging the secret");
+	CHECK_OK(vf_txn_write(&t, root, "vars/per-machine/m/g/e/secret", "other", 5, &err), err,
+		 "staging a file in another directory in between");
+	CHECK_OK(vf_txn_write(&t, root, "vars/per-machine/m/g/f/recipients", "age1new\n", 8, &err),
+		 err, "staging its recipients");
+	CHECK(vf_txn_commit(&t, &err) != VF_OK, "the commit fails at the recipients (%s)",
+	      err.msg);
+	CHECK(has(root, "vars/per-machine/m/g/f/secret", "new secret"),
+	      "the secret, staged first, was applied first");
+	CHECK(temps(root) == 0, "no temporary is left");
+	free(root);
+}
+
 /* A stage that fails after making directories (here a name too long for
  * its temporary; a full disk in tests/full_disk_test.py) takes them back,
  * and only them: not what holds files, and nothing a symlink in the store
@@ -574,6 +602,7 @@ int main(void)
 	transaction();
 	phases();
 	reading();
+	data_order();
 	failed_stage();
 	racing_directories();
 	manifest();
