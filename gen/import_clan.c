@@ -24,7 +24,8 @@
 
 struct reader {
 	const char *dir;
-	int dfd;
+	int dfd; /* DIR */
+	int sfd; /* DIR/sops */
 	struct vg_clan *c;
 };
 
@@ -170,6 +171,20 @@ static int listing_open(const struct reader *r, int pfd, const char *prel, const
 		status = open_dir(r, pfd, l->rel, optional, &l->fd);
 	if (!status && l->fd >= 0)
 		status = list_dir(r, l->fd, l->rel, &l->names);
+	return status;
+}
+
+/* Each entry of prel/name beneath pfd, through each (an absent directory
+ * has none). */
+typedef int (*entry_reader)(struct reader *r, const struct listing *dir, const char *name);
+static int read_entries(struct reader *r, int pfd, const char *prel, const char *name,
+			entry_reader each)
+{
+	struct listing dir;
+	int status = listing_open(r, pfd, prel, name, NULL, true, &dir);
+	for (size_t i = 0; !status && i < dir.names.n; i++)
+		status = each(r, &dir, dir.names.items[i]);
+	listing_free(&dir);
 	return status;
 }
 
@@ -603,8 +618,8 @@ static int read_users(struct reader *r, int sfd)
 	return status;
 }
 
-/* Machine name of sops/machines: its recipients (the one age key; with
- * several, the machine's kept key decides, later). */
+/* sops/machines/<m>/key.json: machine m and its recipients (the one age
+ * key; with several, the machine's kept key decides, later). */
 static int read_machine(struct reader *r, const struct listing *machines, const char *name)
 {
 	struct vf_strings keys = {0};
@@ -631,17 +646,6 @@ static int read_machine(struct reader *r, const struct listing *machines, const 
 	if (fd >= 0)
 		close(fd);
 	free(rel);
-	return status;
-}
-
-/* sops/machines/<m>/key.json: the machines and their recipients. */
-static int read_machines(struct reader *r, int sfd)
-{
-	struct listing machines;
-	int status = listing_open(r, sfd, "sops", "machines", NULL, true, &machines);
-	for (size_t i = 0; !status && i < machines.names.n; i++)
-		status = read_machine(r, &machines, machines.names.items[i]);
-	listing_free(&machines);
 	return status;
 }
 
@@ -703,8 +707,7 @@ static struct vg_imp_file *new_file(struct vg_clan *c)
  * or a secret of the older `clan secrets` layout, which becomes shared
  * generator <name> with the one file "secret", used by the machines its
  * links name (directly, or through groups). */
-static int read_secret(struct reader *r, int sfd, const struct listing *secrets,
-		       const char *name)
+static int read_secret(struct reader *r, const struct listing *secrets, const char *name)
 {
 	static const char *const allowed[] = {"secret", "machines", "users", "groups"};
 	struct vf_strings machines = {0}, groups = {0};
@@ -724,7 +727,7 @@ static int read_secret(struct reader *r, int sfd, const struct listing *secrets,
 	if (!status)
 		status = read_links(r, fd, rel, "groups", &groups);
 	for (size_t i = 0; !status && i < groups.n; i++)
-		status = group_machines(r, sfd, groups.items[i], &machines);
+		status = group_machines(r, r->sfd, groups.items[i], &machines);
 	size_t len = strlen(name);
 	char machine[300] = "";
 	if (len > 8 && len - 8 < sizeof(machine) && !strcmp(name + len - 8, "-age.key"))
@@ -772,16 +775,6 @@ static int read_secret(struct reader *r, int sfd, const struct listing *secrets,
 	vf_strings_free(&machines);
 	vf_strings_free(&groups);
 	listing_free(&entries);
-	return status;
-}
-
-static int read_secrets(struct reader *r, int sfd)
-{
-	struct listing secrets;
-	int status = listing_open(r, sfd, "sops", "secrets", NULL, true, &secrets);
-	for (size_t i = 0; !status && i < secrets.names.n; i++)
-		status = read_secret(r, sfd, &secrets, secrets.names.items[i]);
-	listing_free(&secrets);
 	return status;
 }
 
@@ -905,24 +898,10 @@ static int read_machine_vars(struct reader *r, const struct listing *machines, c
 	return status;
 }
 
-static int read_per_machine(struct reader *r, int vfd)
+/* vars/shared/<gen>. */
+static int read_shared_gen(struct reader *r, const struct listing *shared, const char *gen)
 {
-	struct listing machines;
-	int status = listing_open(r, vfd, "vars", "per-machine", NULL, true, &machines);
-	for (size_t i = 0; !status && i < machines.names.n; i++)
-		status = read_machine_vars(r, &machines, machines.names.items[i]);
-	listing_free(&machines);
-	return status;
-}
-
-static int read_shared(struct reader *r, int vfd)
-{
-	struct listing gens;
-	int status = listing_open(r, vfd, "vars", "shared", NULL, true, &gens);
-	for (size_t g = 0; !status && g < gens.names.n; g++)
-		status = read_vars_gen(r, &gens, NULL, gens.names.items[g]);
-	listing_free(&gens);
-	return status;
+	return read_vars_gen(r, shared, NULL, gen);
 }
 
 /* Each machine lists the shared generators that name it, and every
@@ -995,24 +974,24 @@ int vg_clan_read(const char *dir, struct vg_clan *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->dir = dir;
-	struct reader r = {dir, -1, c};
+	struct reader r = {dir, -1, -1, c};
 	r.dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r.dfd < 0)
 		return vg_error("%s: %s", dir, strerror(errno));
-	int sfd = -1, vfd = -1;
-	int status = open_dir(&r, r.dfd, "sops", false, &sfd);
+	int vfd = -1;
+	int status = open_dir(&r, r.dfd, "sops", false, &r.sfd);
 	if (!status)
 		status = open_dir(&r, r.dfd, "vars", true, &vfd);
 	if (!status)
-		status = read_users(&r, sfd);
+		status = read_users(&r, r.sfd);
 	if (!status)
-		status = read_machines(&r, sfd);
+		status = read_entries(&r, r.sfd, "sops", "machines", read_machine);
 	if (!status)
-		status = read_secrets(&r, sfd);
+		status = read_entries(&r, r.sfd, "sops", "secrets", read_secret);
 	if (!status && vfd >= 0)
-		status = read_per_machine(&r, vfd);
+		status = read_entries(&r, vfd, "vars", "per-machine", read_machine_vars);
 	if (!status && vfd >= 0)
-		status = read_shared(&r, vfd);
+		status = read_entries(&r, vfd, "vars", "shared", read_shared_gen);
 	for (size_t k = 0; !status && k < c->n_keys; k++)
 		vg_clan_machine(c, c->keys[k].machine)->kept = &c->keys[k];
 	if (!status)
@@ -1023,8 +1002,8 @@ int vg_clan_read(const char *dir, struct vg_clan *c)
 		order_files(c);
 	if (!status && c->n_files == 0 && c->n_keys == 0)
 		status = vg_error("%s: nothing to import (no vars/ files, no sops/secrets)", dir);
-	if (sfd >= 0)
-		close(sfd);
+	if (r.sfd >= 0)
+		close(r.sfd);
 	if (vfd >= 0)
 		close(vfd);
 	close(r.dfd);

@@ -789,12 +789,6 @@ static enum vf_code sync_store(int rfd, const char *root, struct vf_error *err)
 	return rc;
 }
 
-/* Whether two store paths name files in the same directory. */
-static bool same_dir(const char *a, const char *b)
-{
-	const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
-	return sa && sb && sa - a == sb - b && !memcmp(a, b, (size_t)(sa - a));
-}
 
 /* Renames or removes one item in its directory dfd. */
 static enum vf_code apply_item(struct vf_txn *t, struct vf_txn_item *it, int dfd,
@@ -817,6 +811,13 @@ static size_t dir_len(const char *rel)
 {
 	const char *slash = strrchr(rel, '/');
 	return slash ? (size_t)(slash - rel) : 0;
+}
+
+/* Whether two store paths name files in the same directory. */
+static bool same_dir(const char *a, const char *b)
+{
+	size_t n = dir_len(a);
+	return n && n == dir_len(b) && !memcmp(a, b, n);
 }
 
 /* Directory first, then the order staged. */
