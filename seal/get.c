@@ -3,10 +3,8 @@
  * with the identities given. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
-#include "vars/store.h"
 #include "varseal.h"
 
 static const char usage[] = "varseal get [-f SPEC] [--store DIR] [-i IDENTITY]... "
@@ -69,38 +67,29 @@ static int parse(int argc, char **argv, struct vs_vars *v, struct get_options *o
 	return 0;
 }
 
-/* Keys are only needed, and asked for, when a secret is there to open. */
-static int open_if_sealed(struct vs_vars *v, const char *owner, const struct vf_spec_generator *g,
-			  const struct vf_spec_file *f)
-{
-	if (!f->secret)
-		return 0;
-	struct vf_error err;
-	char *rel = vf_store_rel(owner, g->name, f->name, "secret");
-	bool exists = false;
-	int status = 0;
-	if (!rel)
-		status = vs_error("out of memory");
-	else if (vf_store_exists(v->root, rel, &exists, &err) != VF_OK)
-		status = vs_fail(NULL, &err);
-	else if (exists)
-		status = vs_vars_identities(v);
-	free(rel);
-	return status;
-}
-
-struct commit {
+/* One get's state, for the two calls vf_vars_read_with makes back. */
+struct reading {
+	struct vs_vars *v;
 	struct vs_private_out *out;
-	int status; /* vs_private_commit's, which has said why it failed */
+	int status; /* the tool's own, which has said why it failed */
 };
+
+/* Keys are only needed, and asked for, when a secret is there to open. */
+static enum vf_code load_keys(void *ctx, const struct vf_identities **ids, struct vf_error *err)
+{
+	struct reading *r = ctx;
+	r->status = vs_vars_identities(r->v);
+	*ids = &r->v->ids;
+	return r->status ? vf_fail(err, VF_E_IO, "loading the identities failed") : VF_OK;
+}
 
 /* The value goes where it was asked to while it is still at hand: a small
  * secret's plaintext never gets a guarded block of its own. */
 static enum vf_code commit_value(void *ctx, const uint8_t *data, size_t len, struct vf_error *err)
 {
-	struct commit *c = ctx;
-	c->status = vs_private_commit(c->out, data, len);
-	return c->status ? vf_fail(err, VF_E_IO, "writing the value failed") : VF_OK;
+	struct reading *r = ctx;
+	r->status = vs_private_commit(r->out, data, len);
+	return r->status ? vf_fail(err, VF_E_IO, "writing the value failed") : VF_OK;
 }
 
 int cmd_get(int argc, char **argv)
@@ -119,13 +108,11 @@ int cmd_get(int argc, char **argv)
 	/* Where it goes is settled before anything is decrypted. */
 	if (!status)
 		status = vs_private_open(&out, o.output, o.force);
-	if (!status)
-		status = open_if_sealed(&v, owner, g, f);
-	struct commit commit = {&out, 0};
+	struct reading r = {&v, &out, 0};
 	struct vf_error err;
 	if (!status &&
-	    vf_vars_read_with(v.root, owner, g, f, &v.ids, commit_value, &commit, &err) != VF_OK)
-		status = commit.status ? commit.status : vs_fail(NULL, &err);
+	    vf_vars_read_with(v.root, owner, g, f, load_keys, commit_value, &r, &err) != VF_OK)
+		status = r.status ? r.status : vs_fail(NULL, &err);
 	vs_private_abort(&out);
 	vs_vars_free(&v);
 	return status < 0 ? 0 : status;

@@ -45,6 +45,7 @@ import testkit  # noqa: E402
 from testkit import VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
 
 AGE = shutil.which("age") or "/usr/bin/age"
+STRACE = shutil.which("strace")
 
 TIMEOUT = 120  # seconds, for any single process
 
@@ -1512,6 +1513,131 @@ generators:
         p = self.varseal("get", "vm", "manual/token", "-i", self.alice, "-o", out, expect=None)
         self.assert_one_line_error(p, "varseal")
         self.assertFalse(os.path.exists(out))
+
+
+def strace_env():
+    """The environment for a tool under strace: LeakSanitizer stops the
+    world with ptrace, which strace already holds."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+    return env
+
+
+class T12GetWhileChanged(VarsCase):
+    """get opens a secret once, and reads that file whatever happens to its
+    path meanwhile: the keys are asked for with the file open, a rename
+    over it (what set, rekey and generate do) leaves the open file as it
+    was, and a file changed in place is refused, never half printed.
+
+    strace holds get just before its first read of the secret (-P: only
+    calls on that file; an injected delay), so that the change happens
+    between the open and the read, every time."""
+    SPEC = T12SetGet.SPEC
+    HOLD_US = 1500000  # how long get is held before its read
+
+    def setUp(self):
+        super().setUp()
+        if not STRACE or run([STRACE, "-f", "-qq", "-o", "/dev/null", "true"]).returncode:
+            self.skipTest("needs a working strace")
+        self.admins("alice")
+        self.write_spec(self.SPEC, alice=self.alice_r)
+        self.machine_keygen("vm")
+        self.token = self.path("vm", "manual", "token")
+
+    def held_get(self, change):
+        """get of vm's token, held before its first read of the file while
+        change() runs; the process and strace's lines (timestamped) for the
+        file."""
+        log = os.path.join(self.dir, "strace.log")
+        if os.path.exists(log):
+            os.unlink(log)
+        cmd = [STRACE, "-f", "-qq", "-ttt", "-o", log, "-P", self.token,
+               "-e", "inject=read:delay_enter=%d:when=1" % self.HOLD_US,
+               VARSEAL, "get", "vm", "manual/token", "-i", self.alice]
+        proc = subprocess.Popen(cmd, cwd=self.dir, env=strace_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        # The first line for the file (its fstat, just after the open) says
+        # get is about to be held; then there is HOLD_US to make the change.
+        deadline = time.time() + TIMEOUT
+        while not (os.path.exists(log) and os.path.getsize(log)) and proc.poll() is None:
+            self.assertLess(time.time(), deadline, "get never reached the secret")
+            time.sleep(0.01)
+        changed_at = time.time()
+        change()
+        out, err = proc.communicate(timeout=TIMEOUT)
+        p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        with open(log) as f:
+            trace = f.read().splitlines()
+        # -P sees the file from its first call on the open descriptor.
+        self.assertTrue(trace, "strace saw no call on the secret")
+        self.assertLess(float(trace[0].split()[1]), changed_at,
+                        "the change came after the open:\n" + "\n".join(trace))
+        self.assertIn("(DELAYED)", "\n".join(trace), "get was held")
+        return p, trace
+
+    def test_get_opens_the_secret_once(self):
+        # One open of the secret, and the key file read only after it (an
+        # existence check used to open the secret first, and the read opened
+        # it again).
+        self.varseal("set", "vm", "manual/token", stdin=b"once")
+        log = os.path.join(self.dir, "strace.log")
+        p = run([STRACE, "-f", "-qq", "-o", log, "-e", "trace=openat,openat2", VARSEAL, "get",
+                 "vm", "manual/token", "-i", self.alice], cwd=self.dir, env=strace_env())
+        self.assertEqual(p.returncode, 0, describe(p))
+        self.assertEqual(p.stdout, b"once")
+        with open(log) as f:
+            trace = f.read().splitlines()
+        secret = [i for i, t in enumerate(trace) if '"secret"' in t]
+        key = [i for i, t in enumerate(trace) if self.alice in t]
+        self.assertEqual(len(secret), 1, "\n".join(trace))
+        self.assertTrue(key and key[0] > secret[0], "the key is read after the open:\n" +
+                        "\n".join(trace))
+
+    def test_renamed_over_while_held(self):
+        # A set while get holds the file: get prints the old value whole,
+        # and the next get the new one.
+        for size in (12, 20000):  # the scratch stack's path, and a guarded value's
+            with self.subTest(size=size):
+                old, new = os.urandom(size), os.urandom(size)
+                self.varseal("set", "vm", "manual/token", stdin=old)
+                p, _ = self.held_get(
+                    lambda: self.varseal("set", "vm", "manual/token", stdin=new))
+                self.assertEqual(p.returncode, 0, describe(p))
+                self.assertEqual(p.stdout, old)
+                self.assertEqual(self.varseal("get", "vm", "manual/token", "-i",
+                                              self.alice).stdout, new)
+
+    def test_grown_in_place_while_held(self):
+        # Bytes appended to the open file after get sized it: a one-line
+        # error naming the file, nothing on standard output.
+        def grow():
+            os.chmod(self.token, 0o600)
+            with open(self.token, "ab") as f:
+                f.write(b"more")
+        for size in (12, 20000):
+            with self.subTest(size=size):
+                self.varseal("set", "vm", "manual/token", stdin=os.urandom(size))
+                before = os.path.getsize(self.token)
+                p, trace = self.held_get(grow)
+                self.assertIn("vars/per-machine/vm/manual/token/secret",
+                              self.assert_one_line_error(p, "varseal"))
+                self.assertEqual(p.stdout, b"")
+                # The trace shows the file read past the size get had seen.
+                got = sum(int(m.group(1)) for m in
+                          (re.search(r"\bread\(.*\) = (\d+)(?: \(DELAYED\))?$", t) for t in trace) if m)
+                self.assertEqual(got, before + 4, "\n".join(trace))
+
+    def test_truncated_in_place_while_held(self):
+        def truncate():
+            os.chmod(self.token, 0o600)
+            os.truncate(self.token, os.path.getsize(self.token) - 10)
+        for size in (12, 20000):
+            with self.subTest(size=size):
+                self.varseal("set", "vm", "manual/token", stdin=os.urandom(size))
+                p, _ = self.held_get(truncate)
+                self.assertIn("vars/per-machine/vm/manual/token/secret",
+                              self.assert_one_line_error(p, "varseal"))
+                self.assertEqual(p.stdout, b"")
 
 
 # ---- 13. machine keygen --force ------------------------------------------------

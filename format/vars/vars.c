@@ -848,12 +848,12 @@ static enum vf_code unseal_to(int fd, const char *root, const char *rel,
 
 enum vf_code vf_vars_read_with(const char *root, const char *owner,
 			       const struct vf_spec_generator *g, const struct vf_spec_file *f,
-			       const struct vf_identities *ids, vf_value_fn use, void *ctx,
+			       vf_identities_fn keys, vf_value_fn use, void *ctx,
 			       struct vf_error *err)
 {
 	if (!f->secret) {
 		struct vf_value v = {0};
-		enum vf_code rc = vf_vars_read(root, owner, g, f, ids, &v, err);
+		enum vf_code rc = vf_vars_read(root, owner, g, f, NULL, &v, err);
 		if (rc == VF_OK)
 			rc = use(ctx, v.data, v.len, err);
 		vf_value_free(&v);
@@ -863,10 +863,16 @@ enum vf_code vf_vars_read_with(const char *root, const char *owner,
 	if (!rel)
 		return vf_fail(err, VF_E_NOMEM, "out of memory");
 	int fd = -1;
+	const struct vf_identities *ids = NULL;
 	enum vf_code rc = vf_store_open(root, rel, &fd, err);
 	if (rc == VF_OK && fd < 0)
 		rc = not_generated(root, rel, err);
-	else if (rc == VF_OK)
+	/* The keys are asked for with the file already open: what decided
+	 * that they are needed is what is read, whatever happens to the path
+	 * meanwhile (a rename over it leaves this file as it was). */
+	if (rc == VF_OK)
+		rc = keys(ctx, &ids, err);
+	if (rc == VF_OK)
 		rc = unseal_to(fd, root, rel, ids, use, ctx, err);
 	if (fd >= 0)
 		close(fd);

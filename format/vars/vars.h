@@ -164,14 +164,20 @@ enum vf_code vf_vars_read(const char *root, const char *owner, const struct vf_s
 /* What vf_vars_read_with hands a value to: its result is returned. */
 typedef enum vf_code (*vf_value_fn)(void *ctx, const uint8_t *data, size_t len,
 				    struct vf_error *err);
+/* What vf_vars_read_with asks for the identities (*ids), once a secret is
+ * open: never for a value, nor for a var not generated yet, so that keys
+ * are loaded only when there is something to open. */
+typedef enum vf_code (*vf_identities_fn)(void *ctx, const struct vf_identities **ids,
+					 struct vf_error *err);
 
 /* vf_vars_read for a caller that only passes the value on (varseal get):
  * use(ctx, data, len, err) sees it, and it is wiped and released when use
  * returns. A small secret's plaintext is then kept on the thread's scratch
- * stack rather than in a guarded block of its own. */
+ * stack rather than in a guarded block of its own. The secret is opened
+ * once: the file keys(ctx, ...) was asked for is the file read. */
 enum vf_code vf_vars_read_with(const char *root, const char *owner,
 			       const struct vf_spec_generator *g, const struct vf_spec_file *f,
-			       const struct vf_identities *ids, vf_value_fn use, void *ctx,
+			       vf_identities_fn keys, vf_value_fn use, void *ctx,
 			       struct vf_error *err);
 
 /* Stages a generated file: the secret plus its manifest, or the value
