@@ -1515,14 +1515,6 @@ generators:
         self.assertFalse(os.path.exists(out))
 
 
-def strace_env():
-    """The environment for a tool under strace: LeakSanitizer stops the
-    world with ptrace, which strace already holds."""
-    env = dict(os.environ)
-    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    return env
-
-
 class T12GetWhileChanged(VarsCase):
     """get opens a secret once, and reads that file whatever happens to its
     path meanwhile: the keys are asked for with the file open, a rename
@@ -1554,7 +1546,7 @@ class T12GetWhileChanged(VarsCase):
         cmd = [STRACE, "-f", "-qq", "-ttt", "-o", log, "-P", self.token,
                "-e", "inject=read:delay_enter=%d:when=1" % self.HOLD_US,
                VARSEAL, "get", "vm", "manual/token", "-i", self.alice]
-        proc = subprocess.Popen(cmd, cwd=self.dir, env=strace_env(), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(cmd, cwd=self.dir, env=testkit.traced_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         # The first line for the file (its fstat, just after the open) says
         # get is about to be held; then there is HOLD_US to make the change.
@@ -1582,7 +1574,7 @@ class T12GetWhileChanged(VarsCase):
         self.varseal("set", "vm", "manual/token", stdin=b"once")
         log = os.path.join(self.dir, "strace.log")
         p = run([STRACE, "-f", "-qq", "-o", log, "-e", "trace=openat,openat2", VARSEAL, "get",
-                 "vm", "manual/token", "-i", self.alice], cwd=self.dir, env=strace_env())
+                 "vm", "manual/token", "-i", self.alice], cwd=self.dir, env=testkit.traced_env())
         self.assertEqual(p.returncode, 0, describe(p))
         self.assertEqual(p.stdout, b"once")
         with open(log) as f:
