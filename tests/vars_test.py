@@ -1546,8 +1546,8 @@ class T12GetWhileChanged(VarsCase):
         cmd = [STRACE, "-f", "-qq", "-ttt", "-o", log, "-P", self.token,
                "-e", "inject=read:delay_enter=%d:when=1" % self.HOLD_US,
                VARSEAL, "get", "vm", "manual/token", "-i", self.alice]
-        proc = subprocess.Popen(cmd, cwd=self.dir, env=testkit.traced_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, cwd=self.dir, env=testkit.traced_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # The first line for the file (its fstat, just after the open) says
         # get is about to be held; then there is HOLD_US to make the change.
         deadline = time.time() + TIMEOUT
@@ -1615,8 +1615,8 @@ class T12GetWhileChanged(VarsCase):
                               self.assert_one_line_error(p, "varseal"))
                 self.assertEqual(p.stdout, b"")
                 # The trace shows the file read past the size get had seen.
-                got = sum(int(m.group(1)) for m in
-                          (re.search(r"\bread\(.*\) = (\d+)(?: \(DELAYED\))?$", t) for t in trace) if m)
+                read_re = re.compile(r"\bread\(.*\) = (\d+)(?: \(DELAYED\))?$")
+                got = sum(int(m.group(1)) for m in map(read_re.search, trace) if m)
                 self.assertEqual(got, before + 4, "\n".join(trace))
 
     def test_truncated_in_place_while_held(self):
