@@ -24,7 +24,11 @@
       reader (`varseal get`, `vargen check`, `varinject install`) refuses
       to follow it, each with one clear line; the same again with openat2
       made to fail with ENOSYS (strace), as on kernels without it.  A store
-      root named through a symlink by the user still works.
+      root named through a symlink by the user still works.  The
+      attacker's own machine directory moved out of the store while root's
+      generate, held by strace, is between resolving it and making a
+      directory in it: only temporaries of ciphertext (root's, 0600) go
+      with it, the commit fails in one line, and the store is as before.
   10. A FIFO (and a device node) in place of a stored secret, a manifest, a
       value or a commit record: `vargen check`, `varseal get` and
       `varinject install` fail within a time limit with a message naming
@@ -44,6 +48,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -527,6 +532,121 @@ class T7SymlinkInStoreWithoutOpenat2(T7SymlinkInStore):
     ENOSYS): the component-by-component walk must refuse just the same."""
     wrapper = (STRACE, "-f", "-qq", "-o", "/dev/null", "-e", "trace=openat2", "-e",
                "inject=openat2:error=ENOSYS")
+
+
+
+MOVED_SPEC = """\
+admins:
+  alice: @ALICE@
+machines:
+  vm:
+    key: @VM@
+    generators: [tok]
+  evil:
+    key: @VM@
+    generators: [one]
+generators:
+  tok:
+    files:
+      token: {kind: random, length: 32}
+  one:
+    files:
+      token: {kind: random, length: 32}
+"""
+
+
+@unittest.skipUnless(HAVE_STRACE, "needs strace, allowed to trace (scripts/deps.sh)")
+class T7DirectoryMovedWhileStaging(StoreCase):
+    """A directory the attacker owns inside the store, moved out of it
+    between the writer's resolving it (openat2 beneath the root) and its
+    making a directory in it (mkdirat on the descriptor). The descriptor
+    follows the directory, so what the writer staged there before it
+    noticed ends up outside: it must be temporaries of ciphertext only,
+    root's and 0600, never a file under its final name; the commit, which
+    resolves every directory again beneath the root, must fail in one
+    line; and the store must be left as it was, ready for the next run.
+    strace holds every mkdirat of vargen for HOLD_US, and the attacker
+    moves the directory during the hold that follows its resolution."""
+    HOLD_US = 700000
+    # The staging's resolution of evil: after its deeper directories were
+    # found missing (the survey before it resolves evil too, alone).
+    MISSING_RE = re.compile(r'openat2\(\d+, "vars/per-machine/evil/one", .*ENOENT')
+    FOUND_RE = re.compile(r'openat2\(\d+, "vars/per-machine/evil", .*\) += \d+$')
+
+    @classmethod
+    def setUpClass(cls):
+        T7SymlinkInStore.setUpClass.__func__(cls)
+
+    as_attacker = T7SymlinkInStore.as_attacker
+
+    def setUp(self):
+        super().setUp()
+        os.chmod(self.dir, 0o755)
+        self.admins("alice", "vmkey")
+        without_evil = MOVED_SPEC.replace("  evil:\n    key: @VM@\n    generators: [one]\n", "")
+        self.write_spec(without_evil, alice=self.alice_r, vm=self.vmkey_r)
+        self.vargen("generate")
+        os.chmod(self.vars, 0o755)
+        os.chmod(os.path.join(self.vars, "per-machine"), 0o777)
+        # The attacker's machine directory, and a place of theirs outside
+        # the store on the same file system (a rename cannot cross one).
+        self.evil = os.path.join(self.vars, "per-machine", "evil")
+        self.outside = tempfile.mkdtemp(prefix="vtest-moved.", dir=os.path.dirname(self.dir))
+        self.addCleanup(shutil.rmtree, self.outside, ignore_errors=True)
+        os.chown(self.outside, pwd.getpwnam(ATTACKER).pw_uid, -1)
+        self.as_attacker('mkdir "$1" "$2/mine"', self.evil, self.outside)
+        self.write_spec(MOVED_SPEC, alice=self.alice_r, vm=self.vmkey_r)
+
+    def staging_resolved_evil(self, log):
+        lines = read(log).decode().splitlines() if os.path.exists(log) else []
+        missing = [i for i, t in enumerate(lines) if self.MISSING_RE.search(t)]
+        return bool(missing) and any(self.FOUND_RE.search(t) for t in lines[missing[0]:])
+
+    def test_generate_fails_closed(self):
+        before = snapshot(os.path.join(self.vars, "per-machine", "vm"))
+        log = os.path.join(self.dir, "strace.log")
+        cmd = [STRACE, "-f", "-qq", "-o", log, "-e", "trace=openat2,mkdirat",
+               "-e", "inject=mkdirat:delay_enter=%d" % self.HOLD_US, VARGEN, "generate"]
+        proc = subprocess.Popen(cmd, cwd=self.dir, env=traced_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        deadline = time.time() + PROMPT
+        while not self.staging_resolved_evil(log):
+            self.assertIsNone(proc.poll(), "vargen ended before it resolved evil")
+            self.assertLess(time.time(), deadline, "vargen never resolved evil")
+            time.sleep(0.01)
+        moved = os.path.join(self.outside, "mine", "evil")
+        self.as_attacker('mv "$1" "$2"', self.evil, moved)
+        out, err = proc.communicate(timeout=PROMPT)
+        p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        # The directory it made in evil's descriptor was made after the move.
+        self.assertRegex(read(log).decode(), r'mkdirat\(\d+, "one", 0700\) += 0 \(DELAYED\)')
+
+        # The commit found the staged secret missing: one line, exit 1.
+        self.assert_refusal(p, "vargen", "vars/per-machine/evil/one/token/secret")
+        # Outside: only what was staged before the move, ciphertext.
+        staged = []
+        for d, dirs, files in os.walk(moved):
+            for name in dirs:
+                st = os.lstat(os.path.join(d, name))
+                self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o700), name)
+            for name in files:
+                path = os.path.join(d, name)
+                st = os.lstat(path)
+                self.assertRegex(name, r"^\.[a-z]+\.[0-9a-f]+\.tmp$", "only temporaries: " + path)
+                self.assertEqual((st.st_uid, stat.S_IMODE(st.st_mode)), (0, 0o600), path)
+                if name.startswith(".secret."):
+                    self.assertTrue(read(path).startswith(b"age-encryption.org/v1\n"), path)
+                staged.append(os.path.relpath(path, moved))
+        self.assertEqual([n.split(".")[1] for n in staged], ["secret"], staged)
+        self.assertTrue(staged[0].startswith("one/token/"), staged)
+        # Inside: vm untouched, nothing of evil's committed, no temporary
+        # left, and the next run does the work.
+        self.assertEqual(snapshot(os.path.join(self.vars, "per-machine", "vm")), before)
+        for d, dirs, files in os.walk(self.vars):
+            self.assertFalse([f for f in files if f.endswith(".tmp")], d)
+        self.assertEqual(self.list_states()["evil/one/token"], "missing")
+        self.vargen("generate")
+        self.assertEqual(self.list_states()["evil/one/token"], "ok")
 
 
 # ---- 10. special files in the store ----------------------------------------------------
