@@ -18,6 +18,7 @@
 #include "base/io.h"
 
 #include "base/atomic.h"
+#include "base/parallel.h"
 #include "base/tree.h"
 
 struct vf_txn_item {
@@ -848,28 +849,20 @@ static size_t *apply_order(const struct vf_txn *t, enum vf_txn_phase phase, size
 	return order;
 }
 
-/* Renames or removes every item of phase, each in its directory resolved
- * again beneath the root (so a directory swapped for a symlink since
- * staging is refused, not followed). The items of one directory share one
- * resolution, made when the first of them is applied: they are applied
- * directory by directory (two threads stage a directory's files between
- * each other's), and within a directory in the order staged. That order
- * is the point: a secret goes before its recipients, so that a kill in
- * between never leaves a manifest naming someone the secret is not
- * sealed to. */
-static enum vf_code apply_phase(struct vf_txn *t, int rfd, enum vf_txn_phase phase,
-				struct vf_error *err)
+/* Renames or removes the items order[from..to) of phase (k itself when
+ * order is NULL), each in its directory resolved again beneath the root
+ * (so a directory swapped for a symlink since staging is refused, not
+ * followed); consecutive items in one directory share one resolution.
+ * Stops at the first failure. */
+static enum vf_code apply_items(struct vf_txn *t, int rfd, enum vf_txn_phase phase,
+				const size_t *order, size_t from, size_t to, struct vf_error *err)
 {
 	enum vf_code rc = VF_OK;
 	int dfd = -1;
 	const char *dir = NULL; /* an item in the directory dfd is */
-	size_t count;
-	size_t *order = apply_order(t, phase, &count);
-	if (!order)
-		count = t->n;
-	for (size_t k = 0; k < count && rc == VF_OK; k++) {
+	for (size_t k = from; k < to && rc == VF_OK; k++) {
 		struct vf_txn_item *it = &t->items[order ? order[k] : k];
-		if (it->phase != phase)
+		if (it->phase != phase) /* only in the staged order */
 			continue;
 		if (dfd < 0 || !same_dir(dir, it->rel)) {
 			if (dfd >= 0)
@@ -891,6 +884,98 @@ static enum vf_code apply_phase(struct vf_txn *t, int rfd, enum vf_txn_phase pha
 	}
 	if (dfd >= 0)
 		close(dfd);
+	return rc;
+}
+
+/* A phase this large is applied by every CPU, a directory to a job: the
+ * renames of different directories do not wait on each other in the
+ * kernel. Below it, a thread costs more than it saves. */
+#define PARALLEL_APPLY_MIN 256
+
+/* A phase applied in parallel: job g is the g-th directory's items,
+ * order[starts[g] .. starts[g + 1]). */
+struct apply_jobs {
+	struct vf_txn *t;
+	int rfd;
+	enum vf_txn_phase phase;
+	const size_t *order, *starts;
+	pthread_mutex_t mu;
+	size_t failed_job; /* the lowest that failed, SIZE_MAX while none */
+	struct vf_error err;
+};
+
+static int apply_job(void *ctx, size_t g)
+{
+	struct apply_jobs *j = ctx;
+	struct vf_error err;
+	err.code = VF_E_IO;
+	err.msg[0] = '\0';
+	enum vf_code rc = apply_items(j->t, j->rfd, j->phase, j->order, j->starts[g],
+				      j->starts[g + 1], &err);
+	if (rc == VF_OK)
+		return 0;
+	/* Jobs start in order and none starts after a failure, so every
+	 * lower job has run: the lowest failure is the one the order meets
+	 * first, and its message is the one reported. */
+	pthread_mutex_lock(&j->mu);
+	if (g < j->failed_job) {
+		j->failed_job = g;
+		j->err = err;
+	}
+	pthread_mutex_unlock(&j->mu);
+	return 1;
+}
+
+/* The start of each directory's items in order[0..count), and count at
+ * the end (malloc'd, *n_dirs + 1 of them), or NULL. */
+static size_t *directory_starts(const struct vf_txn *t, const size_t *order, size_t count,
+				size_t *n_dirs)
+{
+	size_t *starts = malloc((count + 1) * sizeof(*starts));
+	*n_dirs = 0;
+	if (!starts)
+		return NULL;
+	for (size_t k = 0; k < count; k++)
+		if (!k || !same_dir(t->items[order[k - 1]].rel, t->items[order[k]].rel))
+			starts[(*n_dirs)++] = k;
+	starts[*n_dirs] = count;
+	return starts;
+}
+
+/* Renames or removes every item of phase. They are applied directory by
+ * directory (two threads stage a directory's files between each other's,
+ * so sorted they come together and share one resolution), and within a
+ * directory in the order staged. That order is the point: a secret goes
+ * before its recipients, so that a kill in between never leaves a
+ * manifest naming someone the secret is not sealed to. Nothing orders one
+ * directory's items against another's (the phases are the barriers), so
+ * a large phase spreads its directories over the CPUs. */
+static enum vf_code apply_phase(struct vf_txn *t, int rfd, enum vf_txn_phase phase,
+				struct vf_error *err)
+{
+	size_t count, n_dirs = 0;
+	size_t *order = apply_order(t, phase, &count);
+	if (!order) /* out of memory: one pass in the staged order */
+		return apply_items(t, rfd, phase, NULL, 0, t->n, err);
+	size_t *starts = NULL;
+	if (count >= PARALLEL_APPLY_MIN && vf_cpu_count() > 1)
+		starts = directory_starts(t, order, count, &n_dirs);
+	enum vf_code rc;
+	if (!starts) {
+		rc = apply_items(t, rfd, phase, order, 0, count, err);
+	} else {
+		struct apply_jobs j = {t, rfd, phase, order, starts, PTHREAD_MUTEX_INITIALIZER,
+				       SIZE_MAX, {0}};
+		if (vf_parallel_for(n_dirs, apply_job, &j) == 0) {
+			rc = VF_OK;
+		} else {
+			rc = j.err.code;
+			if (err)
+				*err = j.err;
+		}
+		pthread_mutex_destroy(&j.mu);
+	}
+	free(starts);
 	free(order);
 	return rc;
 }

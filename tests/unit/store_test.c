@@ -8,7 +8,8 @@
  *  3. the phases: a commit record (.commit) staged for VF_TXN_RECORD and
  *     its removal for VF_TXN_INVALIDATE apply in phase order, not in
  *     staging order; within a directory the data apply in staging order
- *     (a secret before its recipients); when the data phase fails, the old
+ *     (a secret before its recipients), also when a large phase is
+ *     applied by several threads; when the data phase fails, the old
  *     record is gone
  *     and the new one is not there (no record vouches for a mix);
  *  4. reading back with vf_store_read_at and vf_store_exists: a missing
@@ -393,6 +394,55 @@ static void data_order(void)
 	free(root);
 }
 
+/* The same with a data phase large enough to be applied by every CPU,
+ * a directory to a job (PARALLEL_APPLY_MIN in store.c): every directory
+ * still gets its secret before its recipients, and with two directories
+ * failing at once, the error is the first one's in the commit's order (by
+ * directory), whichever thread met its failure first. */
+#define MANY_DIRS 400
+static void data_order_parallel(void)
+{
+	char *root = new_root();
+	char rel[128], blocked[2][128];
+	/* Two blocked directories next to each other: each thread meets one. */
+	const unsigned block[2] = {37, 38};
+	for (unsigned b = 0; b < 2; b++) {
+		snprintf(blocked[b], sizeof(blocked[b]), "vars/per-machine/m%03u/g/f/recipients",
+			 block[b]);
+		snprintf(rel, sizeof(rel), "%s/blocker", blocked[b]);
+		put(root, rel, "x");
+	}
+	struct vf_txn t = {0};
+	struct vf_error err = {0};
+	bool staged = true;
+	/* Staged from the last directory to the first, so that the commit's
+	 * order is not the staging order. */
+	for (unsigned i = MANY_DIRS; i-- > 0 && staged;) {
+		snprintf(rel, sizeof(rel), "vars/per-machine/m%03u/g/f/secret", i);
+		staged = vf_txn_write(&t, root, rel, "new secret", 10, &err) == VF_OK;
+		snprintf(rel, sizeof(rel), "vars/per-machine/m%03u/g/f/recipients", i);
+		staged = staged && vf_txn_write(&t, root, rel, "age1new\n", 8, &err) == VF_OK;
+	}
+	CHECK(staged, "staging %u directories of two files (%s)", MANY_DIRS, err.msg);
+	CHECK(vf_txn_commit(&t, &err) != VF_OK && strstr(err.msg, blocked[0]),
+	      "the commit fails, naming the first blocked directory's recipients (%s)", err.msg);
+	unsigned secrets = 0, bad = 0;
+	for (unsigned i = 0; i < MANY_DIRS; i++) {
+		snprintf(rel, sizeof(rel), "vars/per-machine/m%03u/g/f/secret", i);
+		bool secret = has(root, rel, "new secret");
+		snprintf(rel, sizeof(rel), "vars/per-machine/m%03u/g/f/recipients", i);
+		bool recipients = has(root, rel, "age1new\n");
+		secrets += secret;
+		bad += recipients && !secret; /* a manifest ahead of its secret */
+	}
+	CHECK(bad == 0, "no directory has its recipients without its secret (%u)", bad);
+	snprintf(rel, sizeof(rel), "vars/per-machine/m%03u/g/f/secret", block[0]);
+	CHECK(has(root, rel, "new secret"), "the first blocked directory's secret was applied");
+	CHECK(secrets > block[0], "the directories before it were applied (%u secrets)", secrets);
+	CHECK(temps(root) == 0, "no temporary is left");
+	free(root);
+}
+
 /* A stage that fails after making directories (here a name too long for
  * its temporary; a full disk in tests/full_disk_test.py) takes them back,
  * and only them: not what holds files, and nothing a symlink in the store
@@ -603,6 +653,7 @@ int main(void)
 	phases();
 	reading();
 	data_order();
+	data_order_parallel();
 	failed_stage();
 	racing_directories();
 	manifest();
