@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "vargen.h"
 #include "vars/pair.h"
 
@@ -37,6 +38,24 @@ static int add_row(struct vg_survey *s, const char *name, const char *kind, enum
 	return 0;
 }
 
+/* Items surveyed a job each: below this many, one thread does it. */
+#define PARALLEL_SURVEY_MIN 32
+
+struct state_jobs {
+	const struct vg_context *ctx;
+	struct vg_survey *s;
+};
+
+/* Item i's files as the store has them: read and hashed, apart from every
+ * other item's, so a large store's items are spread over the CPUs. */
+static enum vf_code state_job(void *ctx, size_t i, struct vf_error *err)
+{
+	const struct state_jobs *j = ctx;
+	const struct vg_item *it = &j->s->items[i];
+	return vf_vars_state(&j->ctx->spec, j->ctx->root, it->machine, it->g, j->s->states[i],
+			     err);
+}
+
 static int survey_items(const struct vg_context *ctx, struct vg_survey *s)
 {
 	if (vg_items(ctx, &s->items, &s->n_items) != 0)
@@ -44,14 +63,15 @@ static int survey_items(const struct vg_context *ctx, struct vg_survey *s)
 	s->states = calloc(s->n_items + 1, sizeof(*s->states));
 	if (!s->states)
 		return vg_error("out of memory");
+	for (size_t i = 0; i < s->n_items; i++)
+		if (!(s->states[i] = calloc(s->items[i].g->n_files + 1, sizeof(enum vf_state))))
+			return vg_error("out of memory");
+	struct state_jobs jobs = {ctx, s};
+	struct vf_error err;
+	if (vf_parallel_try(s->n_items, PARALLEL_SURVEY_MIN, state_job, &jobs, &err) != VF_OK)
+		return vg_fail(&err);
 	for (size_t i = 0; i < s->n_items; i++) {
 		const struct vg_item *it = &s->items[i];
-		struct vf_error err;
-		if (!(s->states[i] = calloc(it->g->n_files + 1, sizeof(enum vf_state))))
-			return vg_error("out of memory");
-		if (vf_vars_state(&ctx->spec, ctx->root, it->machine, it->g, s->states[i], &err) !=
-		    VF_OK)
-			return vg_fail(&err);
 		if (!vg_selected_generator(ctx, it->g->name))
 			continue;
 		/* check -i: what only the private half can tell. */

@@ -1,6 +1,7 @@
 #include "base/parallel.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -68,4 +69,52 @@ int vf_parallel_for(size_t n, int (*fn)(void *ctx, size_t i), void *ctx)
 	for (size_t i = 0; i < started; i++)
 		pthread_join(helpers[i], NULL);
 	return atomic_load(&l.status);
+}
+
+/* vf_parallel_try's state: the lowest failure so far, and its message. */
+struct tries {
+	vf_try_fn fn;
+	void *ctx;
+	pthread_mutex_t mu;
+	size_t failed; /* SIZE_MAX while none has */
+	struct vf_error err;
+};
+
+static int try_one(void *p, size_t i)
+{
+	struct tries *t = p;
+	struct vf_error err;
+	err.code = VF_E_IO;
+	err.msg[0] = '\0';
+	if (t->fn(t->ctx, i, &err) == VF_OK)
+		return 0;
+	pthread_mutex_lock(&t->mu);
+	if (i < t->failed) {
+		t->failed = i;
+		t->err = err;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return 1;
+}
+
+enum vf_code vf_parallel_try(size_t n, size_t min_parallel, vf_try_fn fn, void *ctx,
+			     struct vf_error *err)
+{
+	if (n < min_parallel || vf_cpu_count() < 2) {
+		for (size_t i = 0; i < n; i++) {
+			enum vf_code rc = fn(ctx, i, err);
+			if (rc != VF_OK)
+				return rc;
+		}
+		return VF_OK;
+	}
+	struct tries t = {fn, ctx, PTHREAD_MUTEX_INITIALIZER, SIZE_MAX, {VF_OK, ""}};
+	enum vf_code rc = VF_OK;
+	if (vf_parallel_for(n, try_one, &t)) {
+		rc = t.err.code;
+		if (err)
+			*err = t.err;
+	}
+	pthread_mutex_destroy(&t.mu);
+	return rc;
 }

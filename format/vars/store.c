@@ -892,38 +892,19 @@ static enum vf_code apply_items(struct vf_txn *t, int rfd, enum vf_txn_phase pha
  * kernel. Below it, a thread costs more than it saves. */
 #define PARALLEL_APPLY_MIN 256
 
-/* A phase applied in parallel: job g is the g-th directory's items,
- * order[starts[g] .. starts[g + 1]). */
+/* A phase applied a directory to a job: job g is the g-th directory's
+ * items, order[starts[g] .. starts[g + 1]). */
 struct apply_jobs {
 	struct vf_txn *t;
 	int rfd;
 	enum vf_txn_phase phase;
 	const size_t *order, *starts;
-	pthread_mutex_t mu;
-	size_t failed_job; /* the lowest that failed, SIZE_MAX while none */
-	struct vf_error err;
 };
 
-static int apply_job(void *ctx, size_t g)
+static enum vf_code apply_job(void *ctx, size_t g, struct vf_error *err)
 {
-	struct apply_jobs *j = ctx;
-	struct vf_error err;
-	err.code = VF_E_IO;
-	err.msg[0] = '\0';
-	enum vf_code rc = apply_items(j->t, j->rfd, j->phase, j->order, j->starts[g],
-				      j->starts[g + 1], &err);
-	if (rc == VF_OK)
-		return 0;
-	/* Jobs start in order and none starts after a failure, so every
-	 * lower job has run: the lowest failure is the one the order meets
-	 * first, and its message is the one reported. */
-	pthread_mutex_lock(&j->mu);
-	if (g < j->failed_job) {
-		j->failed_job = g;
-		j->err = err;
-	}
-	pthread_mutex_unlock(&j->mu);
-	return 1;
+	const struct apply_jobs *j = ctx;
+	return apply_items(j->t, j->rfd, j->phase, j->order, j->starts[g], j->starts[g + 1], err);
 }
 
 /* The start of each directory's items in order[0..count), and count at
@@ -964,16 +945,8 @@ static enum vf_code apply_phase(struct vf_txn *t, int rfd, enum vf_txn_phase pha
 	if (!starts) {
 		rc = apply_items(t, rfd, phase, order, 0, count, err);
 	} else {
-		struct apply_jobs j = {t, rfd, phase, order, starts, PTHREAD_MUTEX_INITIALIZER,
-				       SIZE_MAX, {0}};
-		if (vf_parallel_for(n_dirs, apply_job, &j) == 0) {
-			rc = VF_OK;
-		} else {
-			rc = j.err.code;
-			if (err)
-				*err = j.err;
-		}
-		pthread_mutex_destroy(&j.mu);
+		struct apply_jobs j = {t, rfd, phase, order, starts};
+		rc = vf_parallel_try(n_dirs, 0, apply_job, &j, err);
 	}
 	free(starts);
 	free(order);
