@@ -1,9 +1,9 @@
 #include "base/parallel.h"
 
 #include <pthread.h>
-#include <stdint.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "base/secmem.h"
