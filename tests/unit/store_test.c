@@ -403,7 +403,7 @@ static void data_order(void)
 static void data_order_parallel(void)
 {
 	char *root = new_root();
-	char rel[128], blocked[2][128];
+	char rel[256], blocked[2][128];
 	/* Two blocked directories next to each other: each thread meets one. */
 	const unsigned block[2] = {37, 38};
 	for (unsigned b = 0; b < 2; b++) {
