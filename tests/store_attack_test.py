@@ -29,6 +29,8 @@
       generate, held by strace, is between resolving it and making a
       directory in it: only temporaries of ciphertext (root's, 0600) go
       with it, the commit fails in one line, and the store is as before.
+      Two symlinked machines in a store large enough for the survey to
+      run on every CPU: check and list name the first, every time.
   10. A FIFO (and a device node) in place of a stored secret, a manifest, a
       value or a commit record: `vargen check`, `varseal get` and
       `varinject install` fail within a time limit with a message naming
@@ -647,6 +649,40 @@ class T7DirectoryMovedWhileStaging(StoreCase):
         self.assertEqual(self.list_states()["evil/one/token"], "missing")
         self.vargen("generate")
         self.assertEqual(self.list_states()["evil/one/token"], "ok")
+
+
+
+class T7SymlinksInALargeStore(StoreCase):
+    """The survey reads a store of 32 generators or more a job per
+    generator on every CPU (gen/survey.c). With two machines' directories
+    swapped for symlinks, check and list must still refuse in one line
+    naming the first of them in the spec's order, as the loop in order
+    did, whichever thread meets its symlink first; and follow neither."""
+    MACHINES = 40
+    LINKED = ("m30", "m31")  # late (both threads at work), next to each other
+
+    def test_first_refusal_wins(self):
+        self.admins("alice", "vmkey")
+        lines = ["admins:", "  alice: " + self.alice_r, "machines:"]
+        lines += ["  m%02d: {key: %s, generators: [tok]}" % (i, self.vmkey_r)
+                  for i in range(self.MACHINES)]
+        lines += ["generators:", "  tok:", "    files:", "      token: {kind: random}"]
+        write(self.spec, "\n".join(lines) + "\n", 0o644)
+        self.vargen("generate")
+        elsewhere = tempfile.mkdtemp(prefix="vtest-linked.")
+        self.addCleanup(shutil.rmtree, elsewhere)
+        for m in self.LINKED:
+            path = os.path.join(self.vars, "per-machine", m)
+            shutil.move(path, os.path.join(elsewhere, m))
+            os.symlink(os.path.join(elsewhere, m), path)
+        before = snapshot(elsewhere)
+        first = os.path.join("vars", "per-machine", self.LINKED[0])
+        for _ in range(20):  # with "the last failure wins", 1 run in 4 caught it at 5
+            for cmd in ("check", "list"):
+                p = self.vargen(cmd, expect=None)
+                line = self.assert_refusal(p, "vargen", first + ":", "symlink")
+                self.assertNotIn(self.LINKED[1], line)
+        self.assertEqual(snapshot(elsewhere), before)
 
 
 # ---- 10. special files in the store ----------------------------------------------------
