@@ -569,11 +569,14 @@ class T7DirectoryMovedWhileStaging(StoreCase):
     line; and the store must be left as it was, ready for the next run.
     strace holds every mkdirat of vargen for HOLD_US, and the attacker
     moves the directory during the hold that follows its resolution."""
-    HOLD_US = 700000
-    # The staging's resolution of evil: after its deeper directories were
-    # found missing (the survey before it resolves evil too, alone).
-    MISSING_RE = re.compile(r'openat2\(\d+, "vars/per-machine/evil/one", .*ENOENT')
-    FOUND_RE = re.compile(r'openat2\(\d+, "vars/per-machine/evil", .*\) += \d+$')
+    HOLD_US = 1200000  # the move must land within it, on a loaded machine too
+    # The staging's resolution of evil, as deepest_existing makes it: the
+    # file's directory, then its parent, found missing, then evil found,
+    # one after the other on one thread. (The survey before it looks up
+    # evil/one and evil too, but never these three in a row.)
+    STAGING = (re.compile(r'openat2\(\d+, "vars/per-machine/evil/one/token", .*ENOENT'),
+               re.compile(r'openat2\(\d+, "vars/per-machine/evil/one", .*ENOENT'),
+               re.compile(r'openat2\(\d+, "vars/per-machine/evil", .*\) += \d+$'))
 
     @classmethod
     def setUpClass(cls):
@@ -600,9 +603,12 @@ class T7DirectoryMovedWhileStaging(StoreCase):
         self.write_spec(MOVED_SPEC, alice=self.alice_r, vm=self.vmkey_r)
 
     def staging_resolved_evil(self, log):
-        lines = read(log).decode().splitlines() if os.path.exists(log) else []
-        missing = [i for i, t in enumerate(lines) if self.MISSING_RE.search(t)]
-        return bool(missing) and any(self.FOUND_RE.search(t) for t in lines[missing[0]:])
+        by_thread = {}
+        for line in read(log).decode().splitlines() if os.path.exists(log) else []:
+            pid, _, call = line.partition(" ")
+            by_thread.setdefault(pid, []).append(call)
+        return any(all(rx.search(c) for rx, c in zip(self.STAGING, calls[i:i + 3]))
+                   for calls in by_thread.values() for i in range(len(calls) - 2))
 
     def test_generate_fails_closed(self):
         before = snapshot(os.path.join(self.vars, "per-machine", "vm"))
