@@ -586,14 +586,7 @@ static int install_generation(struct install *in)
 int vi_install(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"file", required_argument, NULL, 'f'},
-		{"store", required_argument, NULL, OPT_STORE},
-		{"machine", required_argument, NULL, 'm'},
-		{"identity", required_argument, NULL, 'i'},
-		{"identity-credential", required_argument, NULL, OPT_IDENTITY_CREDENTIAL},
-		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
-		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
-		{"allow-persistent", no_argument, NULL, OPT_ALLOW_PERSISTENT},
+		VI_STORE_OPTIONS,
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};

@@ -32,14 +32,7 @@ static int help_command(int argc, char **argv)
  * install's, handed to it as if given after it. Without this the launch
  * form took "install" for the hypervisor. */
 static const struct option source_options[] = {
-	{"file", required_argument, NULL, 'f'},
-	{"store", required_argument, NULL, OPT_STORE},
-	{"machine", required_argument, NULL, 'm'},
-	{"identity", required_argument, NULL, 'i'},
-	{"identity-credential", required_argument, NULL, OPT_IDENTITY_CREDENTIAL},
-	{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
-	{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
-	{"allow-persistent", no_argument, NULL, OPT_ALLOW_PERSISTENT},
+	VI_STORE_OPTIONS,
 	{0},
 };
 

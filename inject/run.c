@@ -150,19 +150,12 @@ static bool take_directory_word(int argc, char **argv, struct run *r, int *bare_
 static int parse(int argc, char **argv, struct run *r)
 {
 	static const struct option opts[] = {
-		{"file", required_argument, NULL, 'f'},
-		{"store", required_argument, NULL, OPT_STORE},
-		{"machine", required_argument, NULL, 'm'},
-		{"identity", required_argument, NULL, 'i'},
-		{"identity-credential", required_argument, NULL, OPT_IDENTITY_CREDENTIAL},
-		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},
-		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},
+		VI_STORE_OPTIONS,
 		{"from-credentials-dir", optional_argument, NULL, OPT_FROM_CREDENTIALS_DIR},
 		{"credential", required_argument, NULL, OPT_CREDENTIAL},
 		{"name-style", required_argument, NULL, OPT_NAME_STYLE},
 		{"oem-string", required_argument, NULL, OPT_OEM_STRING},
 		{"credentials-dir", required_argument, NULL, OPT_CREDENTIALS_DIR},
-		{"allow-persistent", no_argument, NULL, OPT_ALLOW_PERSISTENT},
 		{"hypervisor", required_argument, NULL, OPT_HYPERVISOR},
 		{"argv", no_argument, NULL, OPT_ARGV},
 		{"vm-config", required_argument, NULL, OPT_VM_CONFIG},

@@ -200,7 +200,17 @@ enum vi_long_option {
 int vi_run(int argc, char **argv);
 int vi_install(int argc, char **argv);
 
-/* Where the secrets come from: the options the launch and install share. */
+/* Where the secrets come from: the options the launch and install share,
+ * which main also reads before the verb (install's, given before it). */
+#define VI_STORE_OPTIONS                                                                  \
+	{"file", required_argument, NULL, 'f'}, {"store", required_argument, NULL, OPT_STORE},  \
+		{"machine", required_argument, NULL, 'm'},                                \
+		{"identity", required_argument, NULL, 'i'},                               \
+		{"identity-credential", required_argument, NULL, OPT_IDENTITY_CREDENTIAL}, \
+		{"insecure-permissions", no_argument, NULL, OPT_INSECURE_PERMISSIONS},    \
+		{"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE},        \
+		{"allow-persistent", no_argument, NULL, OPT_ALLOW_PERSISTENT}
+/* Their help rows. */
 #define VI_STORE_HELP                                                                     \
 	{"-f, --file", "SPEC", "the spec (default: $VARS_SPEC, else vars.yaml here or above)"},                   \
 		{"--store", "DIR", "the store root, holding vars/ (default: the spec's "    \
