@@ -220,6 +220,24 @@ static bool listed(const struct vf_spec_generator *const *gens, size_t n,
 	return false;
 }
 
+/* A generator's directory rel (dir, under owner: a machine, or "shared"):
+ * when the spec keeps it (why is NULL), the files in it that g does not
+ * have; else the directory itself, an orphan for that reason. Takes rel. */
+static enum vf_code generator_orphans(const char *root, const char *owner, const char *dir,
+				      char *rel, const struct vf_spec_generator *g,
+				      const char *why, struct vf_orphans *o, struct vf_error *err)
+{
+	if (!why) {
+		enum vf_code rc = rel ? file_orphans(root, owner, rel, g, o, err)
+				      : vf_fail(err, VF_E_NOMEM, "out of memory");
+		free(rel);
+		return rc;
+	}
+	char name[1024];
+	snprintf(name, sizeof(name), "%s/%s", owner, dir);
+	return add_orphan(o, rel, name, "generator", why, err);
+}
+
 /* vars/per-machine/M/G for a machine in the spec. */
 static enum vf_code machine_orphans(const struct vf_spec *spec, const char *root,
 				    const struct vf_spec_machine *m, struct vf_orphans *o,
@@ -236,24 +254,21 @@ static enum vf_code machine_orphans(const struct vf_spec *spec, const char *root
 		rc = vf_store_list_dirs(root, rel, &dirs, &n, err);
 	for (size_t i = 0; rc == VF_OK && i < n; i++) {
 		const struct vf_spec_generator *g = vf_spec_generator(spec, dirs[i]);
-		char name[1024], why[1024];
-		snprintf(name, sizeof(name), "%s/%s", m->name, dirs[i]);
-		char *grel = vf_store_rel(m->name, dirs[i], NULL, NULL);
-		if (g && !g->share && listed(gens, n_gens, g)) {
-			rc = grel ? file_orphans(root, m->name, grel, g, o, err)
-				  : vf_fail(err, VF_E_NOMEM, "out of memory");
-			free(grel);
-			continue;
-		}
+		char why[1024];
+		const char *orphaned = why;
 		if (!g)
 			snprintf(why, sizeof(why), "generator %s is not in the spec", dirs[i]);
 		else if (g->share)
 			snprintf(why, sizeof(why), "generator %s is shared now (kept in shared/%s)",
 				 g->name, g->name);
-		else
+		else if (!listed(gens, n_gens, g))
 			snprintf(why, sizeof(why), "machine %s does not use generator %s", m->name,
 				 g->name);
-		rc = add_orphan(o, grel, name, "generator", why, err);
+		else
+			orphaned = NULL;
+		rc = generator_orphans(root, m->name, dirs[i],
+				       vf_store_rel(m->name, dirs[i], NULL, NULL), g, orphaned, o,
+				       err);
 	}
 	vf_store_names_free(dirs, n);
 	free(gens);
@@ -298,22 +313,18 @@ static enum vf_code shared_orphans(const struct vf_spec *spec, const char *root,
 	enum vf_code rc = vf_store_list_dirs(root, "vars/shared", &dirs, &n, err);
 	for (size_t i = 0; rc == VF_OK && i < n; i++) {
 		const struct vf_spec_generator *g = vf_spec_generator(spec, dirs[i]);
-		char name[1024], why[1024];
-		snprintf(name, sizeof(name), "shared/%s", dirs[i]);
-		char *rel = vf_store_rel(NULL, dirs[i], NULL, NULL);
-		if (g && g->share && (shared_in_use(spec, g) || vf_vars_kept_unused(spec, g))) {
-			rc = rel ? file_orphans(root, "shared", rel, g, o, err)
-				 : vf_fail(err, VF_E_NOMEM, "out of memory");
-			free(rel);
-			continue;
-		}
+		char why[1024];
+		const char *orphaned = why;
 		if (!g)
 			snprintf(why, sizeof(why), "generator %s is not in the spec", dirs[i]);
 		else if (!g->share)
 			snprintf(why, sizeof(why), "generator %s is not shared now", g->name);
-		else
+		else if (!shared_in_use(spec, g) && !vf_vars_kept_unused(spec, g))
 			snprintf(why, sizeof(why), "no machine uses generator %s", g->name);
-		rc = add_orphan(o, rel, name, "generator", why, err);
+		else
+			orphaned = NULL;
+		rc = generator_orphans(root, "shared", dirs[i], vf_store_rel(NULL, dirs[i], NULL, NULL),
+				       g, orphaned, o, err);
 	}
 	vf_store_names_free(dirs, n);
 	return rc;
