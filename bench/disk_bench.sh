@@ -80,6 +80,9 @@ set -euo pipefail
 export LC_ALL=C
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+bench_name=disk_bench
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 VARGEN=${VARGEN:-$script_dir/../build/gen/vargen}
 VARSEAL=${VARSEAL:-$script_dir/../build/seal/varseal}
 DISK_FLOOR=${DISK_FLOOR:-$script_dir/../build/bench/disk_floor}
@@ -92,12 +95,6 @@ RAM_DIR=${RAM_DIR-/dev/shm}
 FORCE=${FORCE:-0}
 SETTLE_S=${SETTLE_S:-70}
 GOAL=1.5 # tool / floor
-
-die() {
-	echo "disk_bench: error: $*" >&2
-	exit 1
-}
-log() { echo "disk_bench: $*" >&2; }
 
 for v in MACHINES ADMINS RUNS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
@@ -133,13 +130,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-calc() { # calc 'expression' [var=value]...
-	local expr=$1 args=()
-	shift
-	for a in "$@"; do args+=(-v "$a"); done
-	awk "${args[@]}" "BEGIN { print $expr }"
-}
 
 # The file system as the mount table names it, and whether ext4 has a journal.
 fs_desc() {
@@ -192,14 +182,7 @@ spec() { # spec N_ADMINS OUT
 		for ((a = 1; a <= $1; a++)); do echo "  admin$a: $(cat "$keys/admin$a.pub")"; done
 		echo "machines:"
 		awk '{ printf "  m%05d:\n    key: %s\n    generators: [app]\n", NR - 1, $1 }' "$keys/machines.pub"
-		cat <<- 'EOF'
-			generators:
-			  app:
-			    files:
-			      api-key: {kind: random, length: 32}
-			      db-password: {kind: password, length: 24}
-			      jwt-secret: {kind: random, length: 64, encoding: hex}
-		EOF
+		app_generator
 	} > "$2"
 }
 spec_gen=$work/spec.yaml

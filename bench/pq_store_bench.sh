@@ -32,6 +32,9 @@ set -euo pipefail
 export LC_ALL=C
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+bench_name=pq_store_bench
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 VARGEN=${VARGEN:-$script_dir/../build/gen/vargen}
 VARSEAL=${VARSEAL:-$script_dir/../build/seal/varseal}
 PQ_AGE_BENCH=${PQ_AGE_BENCH:-$script_dir/../build/bench/pq_age_bench}
@@ -40,12 +43,6 @@ RUNS=${RUNS:-5}
 CLI_N=${CLI_N:-20}
 STORE_DIR=${STORE_DIR:-/dev/shm}
 GOAL_S=2 # generate and rekey of the hybrid store
-
-die() {
-	echo "pq_store_bench: error: $*" >&2
-	exit 1
-}
-log() { echo "pq_store_bench: $*" >&2; }
 
 for v in MACHINES RUNS CLI_N; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
@@ -59,16 +56,6 @@ stores=$(mktemp -d "$STORE_DIR/pq_store_bench.XXXXXX")
 trap 'rm -rf -- "$tmp" "$stores"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-calc() { # calc 'expression' [var=value]...
-	local expr=$1 args=()
-	shift
-	for a in "$@"; do args+=(-v "$a"); done
-	awk "${args[@]}" "BEGIN { print $expr }"
-}
-median() { # median VALUE... -> REPLY
-	REPLY=$(printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-}
 
 # time_runs KEY PREPARE COMMAND...: RUNS times PREPARE (untimed, ":" for
 # none) then COMMAND; the median wall seconds in T[KEY], the median CPU
@@ -160,14 +147,7 @@ write_spec() { # write_spec KIND N_ADMINS FILE
 		for ((m = 1; m <= MACHINES; m++)); do
 			printf '  machine-%04d:\n    key: %s\n    generators: [app]\n' "$m" "${pub[m]}"
 		done
-		cat <<-'EOF'
-			generators:
-			  app:
-			    files:
-			      api-key: {kind: random, length: 32}
-			      db-password: {kind: password, length: 24}
-			      jwt-secret: {kind: random, length: 64, encoding: hex}
-		EOF
+		app_generator
 	} > "$3"
 }
 declare -a pub

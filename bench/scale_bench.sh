@@ -44,6 +44,9 @@ set -euo pipefail
 export LC_ALL=C
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+bench_name=scale_bench
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 VARGEN=${VARGEN:-$script_dir/../build/gen/vargen}
 VARSEAL=${VARSEAL:-$script_dir/../build/seal/varseal}
 SMALL=${SMALL:-1000}
@@ -56,12 +59,6 @@ GNU_TIME=${GNU_TIME:-/usr/bin/time}
 GOAL_SLACK=1.1      # LARGE/SMALL time at most 1.1x LARGE/SMALL machines (11x for 10x)
 GOAL_RSS_KIB=65536   # peak RSS on the large store
 GOAL_ONE_MACHINE=1.5 # get / check --machine: large store vs that machine alone
-
-die() {
-	echo "scale_bench: error: $*" >&2
-	exit 1
-}
-log() { echo "scale_bench: $*" >&2; }
 
 for v in SMALL LARGE RUNS FAST_RUNS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
@@ -80,14 +77,6 @@ work=$(mktemp -d "$STORE_DIR/scale_bench.XXXXXX")
 trap 'rm -rf -- "$work"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-calc() { # calc 'expression' [var=value]...
-	local expr=$1
-	shift
-	local args=()
-	for a in "$@"; do args+=(-v "$a"); done
-	awk "${args[@]}" "BEGIN { print $expr }"
-}
 
 # ------------------------------------------------------------------ keys
 # keys N DIR: DIR/admin{1..4}.key, DIR/admin{1..4}.pub, DIR/machines.pub
@@ -130,14 +119,7 @@ spec() {
 		for ((a = 1; a <= admins; a++)); do echo "  admin$a: $(cat "$keys/admin$a.pub")"; done
 		echo "machines:"
 		head -n "$n" "$keys/machines.pub" | awk '{ printf "  m%05d:\n    key: %s\n    generators: [app]\n", NR - 1, $1 }'
-		cat <<- 'EOF'
-			generators:
-			  app:
-			    files:
-			      api-key: {kind: random, length: 32}
-			      db-password: {kind: password, length: 24}
-			      jwt-secret: {kind: random, length: 64, encoding: hex}
-		EOF
+		app_generator
 	} > "$out"
 }
 for n in 1 "$SMALL" "$LARGE"; do

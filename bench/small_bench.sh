@@ -33,6 +33,9 @@ set -euo pipefail
 export LC_ALL=C
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+bench_name=small_bench
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 build=$script_dir/../build
 VARSEAL=${VARSEAL:-$build/seal/varseal}
 VARGEN=${VARGEN:-$build/gen/vargen}
@@ -41,12 +44,6 @@ PROBE=${PROBE:-$build/bench/startup_probe}
 AGE=${AGE:-age}
 N=${N:-100}
 GOAL_RATIO=0.8
-
-die() {
-	echo "small_bench: error: $*" >&2
-	exit 1
-}
-log() { echo "small_bench: $*" >&2; }
 
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
 for t in "$VARSEAL" "$VARGEN" "$VARINJECT"; do

@@ -26,6 +26,9 @@ set -euo pipefail
 export LC_ALL=C # '.' as the decimal point, in EPOCHREALTIME and in awk
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+bench_name=stream_bench
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 VARSEAL=${VARSEAL:-$script_dir/../build/seal/varseal}
 AGE=${AGE:-age}
 OPENSSL=${OPENSSL:-openssl}
@@ -41,12 +44,6 @@ TARGET_FLOOR_PCT=85      # varseal >= 85% of the floor's speed (see above)
 # The empty input is shown too: one chunk's buffers on the scratch stack
 # and no workers, so its RSS is lower by the batches and the threads.
 TARGET_RSS_GROWTH_KIB=4096
-
-die() {
-	echo "stream_bench: error: $*" >&2
-	exit 1
-}
-log() { echo "stream_bench: $*" >&2; }
 
 [[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MB must be a positive integer (MiB), got '$SIZE_MB'"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
@@ -67,22 +64,6 @@ else
 	echo "note: GNU time ($GNU_TIME) is missing: install the 'time' package to measure peak RSS." >&2
 	echo "note: RSS figures are reported as n/a and the RSS target is skipped." >&2
 fi
-
-# Wall clock, in seconds with a fractional part.
-if [[ -n ${EPOCHREALTIME:-} ]]; then
-	now() { REPLY=$EPOCHREALTIME; }
-else
-	now() { REPLY=$(date +%s.%N); }
-fi
-
-# awk as a calculator: calc 'expression' [var=value]...
-calc() {
-	local expr=$1
-	shift
-	local args=()
-	for a in "$@"; do args+=(-v "$a"); done
-	awk "${args[@]}" "BEGIN { print $expr }"
-}
 
 # measure KEY COMMAND [ARGS...]
 # Runs COMMAND RUNS times with stdout to /dev/null. Records the best wall
@@ -241,9 +222,6 @@ printf '                  growth for %d MiB over 1 MiB: encrypt %s KiB, decrypt 
 	"$SIZE_MB" "$enc_growth" "$dec_growth"
 echo
 echo "targets"
-verdict() { # verdict CONDITION(0/1) TEXT
-	if (($1)); then printf '  PASS  %s\n' "$2"; else printf '  MISS  %s\n' "$2"; fi
-}
 verdict "$(calc '(r >= t)' r="$enc_vs_age" t="$TARGET_AGE_RATIO")" \
 	"encrypt: varseal >= ${TARGET_AGE_RATIO}x age            (${enc_vs_age}x)"
 verdict "$(calc '(r >= t)' r="$dec_vs_age" t="$TARGET_AGE_RATIO")" \

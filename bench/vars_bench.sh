@@ -54,6 +54,9 @@ set -euo pipefail
 export LC_ALL=C # '.' as the decimal point, in EPOCHREALTIME and in awk
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+bench_name=vars_bench
+# shellcheck source=bench/lib.sh
+. "$script_dir/lib.sh"
 VARGEN=${VARGEN:-$script_dir/../build/gen/vargen}
 VARSEAL=${VARSEAL:-$script_dir/../build/seal/varseal}
 AGE=${AGE:-age}
@@ -70,12 +73,6 @@ TARGET_REKEY=1
 TARGET_READ=0.3 # vargen check and every --plan
 
 FILES_PER_MACHINE=3
-
-die() {
-	echo "vars_bench: error: $*" >&2
-	exit 1
-}
-log() { echo "vars_bench: $*" >&2; }
 
 [[ $MACHINES =~ ^[1-9][0-9]*$ ]] || die "MACHINES must be a positive integer, got '$MACHINES'"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
@@ -108,22 +105,6 @@ pre_rekey=$store_base/gen.1  # the generated store: checked, copied, rekeyed
 rekey_store=$store_base/rekey # rekey's stores, each a cp -a of pre_rekey
 floor_copy=$store_base/copy  # cp -a targets
 peer_dir=$store_base/peer    # age's output
-
-# Wall clock, in seconds with a fractional part (untimed bookkeeping).
-if [[ -n ${EPOCHREALTIME:-} ]]; then
-	now() { REPLY=$EPOCHREALTIME; }
-else
-	now() { REPLY=$(date +%s.%N); }
-fi
-
-# awk as a calculator: calc 'expression' [var=value]...
-calc() {
-	local expr=$1
-	shift
-	local args=()
-	for a in "$@"; do args+=(-v "$a"); done
-	awk "${args[@]}" "BEGIN { print $expr }"
-}
 
 # measure KEY PREPARE COMMAND [ARGS...]
 # RUNS times: runs the shell function PREPARE (untimed; ":" for none),
@@ -222,14 +203,7 @@ write_spec() { # write_spec FILE N_ADMINS
 		for ((m = 1; m <= MACHINES; m++)); do
 			printf '  machine-%04d:\n    key: %s\n    generators: [app]\n' "$m" "${machine_pub[m]}"
 		done
-		cat <<-'EOF'
-			generators:
-			  app:
-			    files:
-			      api-key: {kind: random, length: 32}
-			      db-password: {kind: password, length: 24}
-			      jwt-secret: {kind: random, length: 64, encoding: hex}
-		EOF
+		app_generator
 	} > "$out"
 }
 spec2=$tmp/vars-2admins.yaml
@@ -419,9 +393,6 @@ tmpfs*) echo "              tmpfs: creating files and syncfs are memory operatio
 esac
 echo
 echo "targets"
-verdict() { # verdict CONDITION(0/1) TEXT
-	if (($1)); then printf '  PASS  %s\n' "$2"; else printf '  MISS  %s\n' "$2"; fi
-}
 verdict "$(calc '(t < x)' t="${T[vargen generate]}" x="$TARGET_GENERATE")" \
 	"vargen generate < ${TARGET_GENERATE} s   ($(calc 'sprintf("%.3f", t)' t="${T[vargen generate]}") s)"
 verdict "$(calc '(t < x)' t="${T[varseal rekey]}" x="$TARGET_REKEY")" \
