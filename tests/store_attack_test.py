@@ -602,9 +602,9 @@ class T7DirectoryMovedWhileStaging(StoreCase):
         self.as_attacker('mkdir "$1" "$2/mine"', self.evil, self.outside)
         self.write_spec(MOVED_SPEC, alice=self.alice_r, vm=self.vmkey_r)
 
-    def staging_resolved_evil(self, log):
+    def staging_resolved_evil(self, lines):
         by_thread = {}
-        for line in read(log).decode().splitlines() if os.path.exists(log) else []:
+        for line in lines:
             pid, _, call = line.partition(" ")
             by_thread.setdefault(pid, []).append(call)
         return any(all(rx.search(c) for rx, c in zip(self.STAGING, calls[i:i + 3]))
@@ -617,11 +617,8 @@ class T7DirectoryMovedWhileStaging(StoreCase):
                "-e", "inject=mkdirat:delay_enter=%d" % self.HOLD_US, VARGEN, "generate"]
         proc = subprocess.Popen(cmd, cwd=self.dir, env=traced_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
-        deadline = time.time() + PROMPT
-        while not self.staging_resolved_evil(log):
-            self.assertIsNone(proc.poll(), "vargen ended before it resolved evil")
-            self.assertLess(time.time(), deadline, "vargen never resolved evil")
-            time.sleep(0.01)
+        testkit.await_trace(proc, log, self.staging_resolved_evil, PROMPT,
+                            "the staging's resolution of evil")
         moved = os.path.join(self.outside, "mine", "evil")
         self.as_attacker('mv "$1" "$2"', self.evil, moved)
         out, err = proc.communicate(timeout=PROMPT)

@@ -170,6 +170,26 @@ def traced_env():
     return env
 
 
+def await_trace(proc, log, ready, timeout, what):
+    """Waits while proc (a tool under strace, writing log) runs until
+    ready(the log's lines so far) is true: how a test acts at the point
+    where strace holds the tool. Returns the time it was seen; fails the
+    test, naming what never happened, if proc ends first or timeout passes."""
+    deadline = time.time() + timeout
+    while True:
+        lines = []
+        if os.path.exists(log):
+            with open(log) as f:
+                lines = f.read().splitlines()
+        if ready(lines):
+            return time.time()
+        if proc.poll() is not None:
+            raise AssertionError("the tool ended before %s:\n%s" % (what, "\n".join(lines)))
+        if time.time() > deadline:
+            raise AssertionError("%s did not happen in %d s" % (what, timeout))
+        time.sleep(0.01)
+
+
 def fs_type(path):
     """The file system type of path as stat -f names it (tmpfs, ramfs, ext2/ext3...)."""
     return run(["stat", "-f", "-c", "%T", path], timeout=30).stdout.decode().strip()

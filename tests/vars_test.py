@@ -1550,11 +1550,7 @@ class T12GetWhileChanged(VarsCase):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # The first line for the file (its fstat, just after the open) says
         # get is about to be held; then there is HOLD_US to make the change.
-        deadline = time.time() + TIMEOUT
-        while not (os.path.exists(log) and os.path.getsize(log)) and proc.poll() is None:
-            self.assertLess(time.time(), deadline, "get never reached the secret")
-            time.sleep(0.01)
-        changed_at = time.time()
+        changed_at = testkit.await_trace(proc, log, bool, TIMEOUT, "get's open of the secret")
         change()
         out, err = proc.communicate(timeout=TIMEOUT)
         p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
