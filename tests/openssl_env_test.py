@@ -9,16 +9,22 @@ algorithms, so they initialise OpenSSL without any configuration
 (format/base/secmem.c, vf_init; docs/threat-model.md says why).
 
 Each test points OPENSSL_CONF at a configuration that activates a provider
-module that does not exist: a tool that read it would fail (OpenSSL
-refuses to fetch anything once a configured provider fails to load), as
-every tool did before. Every verb that touches OpenSSL must still work:
+module, hostile_provider.so (tests/hostile_provider.c), whose constructor
+appends a line to a marker file: code from the configuration, run in the
+tool. The openssl command, which reads the configuration, leaves the mark
+(the check is real); no tool may. (A module that does not exist, as this
+test used first, stopped telling once the tools served their algorithms
+through a provider of their own: a tool that read the configuration then
+tried the module, failed to load it, and went on working.) Every verb
+that touches OpenSSL must work and leave no mark:
 keygen, pubkey, encrypt and decrypt (X25519, and a passphrase: scrypt),
-get, vargen check and generate, varinject --dry-run, and, with the real
-age on the other side, X25519 and ssh-rsa files both ways (issue 15: the
-tools' own provider must carry every algorithm they use).
+get, vargen check and generate, varinject --dry-run and install (as
+root), and, with the real age on the other side, X25519 and ssh-rsa
+files both ways (issue 15: the tools' own provider must carry every
+algorithm they use).
 
 Standard library only. The binaries come from $VARSEAL, $VARGEN and
-$VARINJECT.
+$VARINJECT, the module from $HOSTILE_PROVIDER (ctest sets them all).
 """
 import os
 import shutil
@@ -32,7 +38,7 @@ from testkit import VARGEN, VARINJECT, VARSEAL, describe, read, write  # noqa: E
 
 testkit.skip_unless_built(VARSEAL, VARGEN, VARINJECT)
 
-MISSING_MODULE = "/nonexistent/varseal-test-provider.so"
+HOSTILE_PROVIDER = os.environ.get("HOSTILE_PROVIDER", "")
 # What openssl.cnf would need to pull a module into the process.
 HOSTILE_CONF = """openssl_conf = openssl_init
 [openssl_init]
@@ -42,7 +48,7 @@ hostile = hostile_sect
 [hostile_sect]
 module = %s
 activate = 1
-""" % MISSING_MODULE
+"""
 
 SPEC = """admins:
   alice: @ADMIN@
@@ -64,6 +70,8 @@ PLAINTEXT = b"hello world!"
 PASSPHRASE = b"correct horse battery staple"
 
 
+@unittest.skipUnless(os.path.isfile(HOSTILE_PROVIDER),
+                     "HOSTILE_PROVIDER names no module (run through ctest)")
 class NoOpenSSLConfig(testkit.TempDirCase):
     PREFIX = "vtest-osslconf-"
 
@@ -71,22 +79,26 @@ class NoOpenSSLConfig(testkit.TempDirCase):
         super().setUp()
         self.store = testkit.TempStore(self.dir)
         self.recipient = self.store.make_admin()
-        self.conf = write(os.path.join(self.dir, "hostile.cnf"), HOSTILE_CONF.encode(), 0o644)
-        self.env = dict(os.environ, OPENSSL_CONF=self.conf)
+        self.conf = write(os.path.join(self.dir, "hostile.cnf"),
+                          (HOSTILE_CONF % HOSTILE_PROVIDER).encode(), 0o644)
+        self.marker = os.path.join(self.dir, "hostile-provider-ran")
+        self.env = dict(os.environ, OPENSSL_CONF=self.conf, VTEST_HOSTILE_MARKER=self.marker)
 
     def tool(self, *cmd, stdin=None):
         """Runs cmd in the store's directory with the hostile OPENSSL_CONF;
-        it must succeed, and say nothing of the module."""
+        it must succeed, and the module must not have been loaded."""
         p = testkit.run(list(cmd), stdin=stdin, cwd=self.dir, env=self.env)
         self.assertEqual(p.returncode, 0, describe(p))
-        self.assertNotIn(b"varseal-test-provider", p.stderr, describe(p))
+        self.assertFalse(os.path.exists(self.marker),
+                         "the configuration's module ran in %s:\n%s" % (cmd[0], describe(p)))
         return p
 
-    def test_the_configuration_would_break_openssl(self):
+    def test_the_configuration_loads_the_module(self):
         """The check is real: the openssl command, which reads the file,
-        fails on it."""
+        loads the module (the mark) and then fails on it."""
         p = testkit.run(["openssl", "rand", "-hex", "4"], cwd=self.dir, env=self.env)
         self.assertNotEqual(p.returncode, 0, describe(p))
+        self.assertIn(b"loaded into pid", read(self.marker))
 
     def test_keygen_pubkey_encrypt_decrypt(self):
         key = os.path.join(self.dir, "other.key")
@@ -152,6 +164,22 @@ class NoOpenSSLConfig(testkit.TempDirCase):
                       "--credentials-dir", rundir, "--dry-run", "--", "qemu-system-x86_64")
         self.assertIn(b"TOKEN", p.stdout + p.stderr, describe(p))
         self.assertNotIn(token, p.stdout + p.stderr, "--dry-run showed the value")
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root, as varinject install has on a host")
+    def test_install_as_root(self):
+        """varinject install as root, which is how a host runs it, with the
+        hostile OPENSSL_CONF kept (a root shell that has it set, or sudo
+        told to keep it): the secrets land, the module is never tried."""
+        self.store.write_spec(SPEC)
+        machine_key = self.store.machine_key("vm", os.path.join(self.dir, "vm.key"))
+        self.tool(VARGEN, "generate", "-f", self.store.spec)
+        token = self.tool(VARSEAL, "get", "-f", self.store.spec, "-i", machine_key,
+                          "vm", "g/token").stdout
+        target = os.path.join(testkit.temp_dir(self, "vtest-osslconf-inst-", "/dev/shm"),
+                              "secrets")
+        self.tool(VARINJECT, "install", "-f", self.store.spec, "--machine", "vm",
+                  "-i", machine_key, target)
+        self.assertEqual(read(os.path.join(target, "g", "token")), token)
 
 
 if __name__ == "__main__":
