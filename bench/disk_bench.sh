@@ -66,6 +66,7 @@
 #                     empty: skipped)
 #   FSYNC_RUNS        runs of the per-file fsync floor (default 1; 0 skips it)
 #   SETTLE_S          seconds between the two conditions (default 70)
+#   OPENSSL           the openssl command, for X25519's speed (default openssl)
 #
 # Wall times (bash's `time`) are medians with the spread min..max; the CPU
 # column is the median of the runs' user + sys. Every generated and every
@@ -95,6 +96,7 @@ RAM_DIR=${RAM_DIR-/dev/shm}
 FORCE=${FORCE:-0}
 SETTLE_S=${SETTLE_S:-70}
 GOAL=1.5 # tool / floor
+OPENSSL=${OPENSSL:-openssl}
 
 for v in MACHINES ADMINS RUNS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
@@ -107,7 +109,7 @@ for b in VARGEN VARSEAL DISK_FLOOR; do
 	[[ -x ${!b} ]] || die "${b,,} not found at ${!b} (build it, or set $b)"
 	printf -v "$b" '%s' "$(realpath -- "${!b}")"
 done
-for tool in python3 awk cp find rm sync stat du sort getconf; do
+for tool in "$OPENSSL" python3 awk cp find rm sync stat du sort getconf; do
 	command -v "$tool" > /dev/null || die "'$tool' not found"
 done
 [[ -d $STORE_DIR && -w $STORE_DIR ]] || die "STORE_DIR '$STORE_DIR' is not a writable directory"
@@ -388,6 +390,14 @@ for cond in fresh deletes; do
 done
 elapsed=$(calc 'sprintf("%.0f", b - a)' a="$t_start" b="$EPOCHREALTIME")
 
+# The format's own arithmetic, measured in this run: every stanza
+# generate writes costs two X25519 multiplications, the ephemeral key's
+# public half and the exchange (about as long as each other in OpenSSL 3.0;
+# openssl speed times the exchange).
+log "measuring X25519: $OPENSSL speed -seconds 3 ecdhx25519"
+x25519_ops=$("$OPENSSL" speed -seconds 3 ecdhx25519 2> /dev/null | awk '/X25519/ { v = $NF } END { print v }')
+[[ $x25519_ops =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "could not parse '$OPENSSL speed ecdhx25519'"
+
 # ----------------------------------------------------------------- report
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo || true)
 echo
@@ -454,6 +464,20 @@ echo "ratios, tool / floor of the same run (goal <= ${GOAL}x)"
 ratio_line "generate / floor txn" "generate" "floor txn"
 ratio_line "generate / cp -a + sync" "generate" "cp -a + sync"
 ratio_line "rekey / floor rekey" "rekey" "floor rekey"
+cores=$(getconf _NPROCESSORS_ONLN)
+stanzas=$((MACHINES * 3 * (ADMINS + 1)))
+x25519_s=$(calc 'sprintf("%.3f", 2 * s / ops / c)' s="$stanzas" ops="$x25519_ops" c="$cores")
+echo
+printf "the format's own arithmetic: %d stanzas x 2 X25519 at %.0f/s per core = %s s on %d cores\n" \
+	"$stanzas" "$x25519_ops" "$x25519_s" "$cores"
+printf '  %-30s' "generate / (floor txn + that)"
+for c in fresh deletes; do
+	med "$c" "generate"
+	t=$REPLY
+	med "$c" "floor txn"
+	printf ' %s %sx' "$c" "$(calc 'sprintf("%.2f", t / (f + x))' t="$t" f="$REPLY" x="$x25519_s")"
+done
+echo "   (not a goal: what is left is the tool's own)"
 if [[ -n $ram ]]; then
 	echo
 	echo "what the disk adds: the median on disk - the median on RAM (fresh), s"
