@@ -25,6 +25,8 @@
 # Environment:
 #   VARSEAL, VARGEN, VARINJECT   the tools (default: ../build/...)
 #   PROBE      startup_probe (default: ../build/bench/startup_probe; skipped if missing)
+#   PAGE_PROBE bench/page_probe: the cost of a page's first touch, printed
+#              beside each command's page faults (optional; bench-small sets it)
 #   AGE        age (default: age)
 #   N          rounds (default 100)
 #   CALL_TIMER bench/call_timer.so: also print where varseal's time goes,
@@ -53,6 +55,7 @@ done
 VARSEAL=$(realpath -- "$VARSEAL") VARGEN=$(realpath -- "$VARGEN")
 VARINJECT=$(realpath -- "$VARINJECT")
 [[ -x $PROBE ]] && PROBE=$(realpath -- "$PROBE")
+[[ -n ${PAGE_PROBE:-} && -x $PAGE_PROBE ]] && PAGE_PROBE=$(realpath -- "$PAGE_PROBE")
 if [[ -n ${CALL_TIMER:-} ]]; then
 	[[ -r $CALL_TIMER ]] || die "CALL_TIMER '$CALL_TIMER' not found"
 	CALL_TIMER=$(realpath -- "$CALL_TIMER")
@@ -182,6 +185,61 @@ echo "  startup_probe: exec + loading libcrypto, libsodium, libyaml, then exit: 
 echo
 echo "goals"
 printf '  %s\n' "${verdicts[@]}"
+
+# ------------------------------------------------------------------ pages
+# How many pages each command touches for the first time (its minor page
+# faults, GNU time's %R; the median of 5 untimed runs) and, with
+# page_probe, what one first touch costs on this machine: on a VM whose
+# hypervisor keeps shadow page tables, pages are much of a short run.
+pages() { # pages KEY COMMAND... -> PAGES[KEY]
+	local key=$1 i runs=()
+	shift
+	for ((i = 0; i < 5; i++)); do
+		/usr/bin/time -f %R -o "$work/pages.out" "$@" > /dev/null 2>&1 || die "$key failed: $*"
+		runs+=("$(tail -n 1 "$work/pages.out")")
+	done
+	median "${runs[@]}"
+	PAGES[$key]=$REPLY
+}
+if [[ -x /usr/bin/time ]]; then
+	declare -A PAGES=()
+	pages "decrypt varseal" "$VARSEAL" decrypt -i key -o /dev/null ct.varseal
+	pages "decrypt age" "$AGE" -d -i key -o /dev/null ct.age
+	pages "encrypt varseal" "$VARSEAL" encrypt -r "$recipient" -o /dev/null plain
+	pages "encrypt age" "$AGE" -r "$recipient" -o /dev/null plain
+	pages "get varseal" "$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key
+	pages "get age" "$AGE" -d -i machine.key "$secret_file"
+	pages "vargen check" "$VARGEN" check -f vars.yaml
+	pages "varinject --dry-run" "${inject[@]}"
+	pages "/bin/true" /bin/true
+	((have_probe)) && pages "startup_probe" "$PROBE"
+	page_us=
+	[[ -n ${PAGE_PROBE:-} && -x $PAGE_PROBE ]] && page_us=$("$PAGE_PROBE")
+	echo
+	if [[ -n $page_us ]]; then
+		echo "pages first touched per run (minor faults), and their cost at $page_us us each (page_probe)"
+	else
+		echo "pages first touched per run (minor faults; set PAGE_PROBE for their cost)"
+	fi
+	cost() { # cost KEY -> "N (X ms)" or "N"
+		REPLY=${PAGES[$1]:-n/a}
+		[[ -n $page_us && -n ${PAGES[$1]:-} ]] &&
+			REPLY+=$(calc 'sprintf(" (%.1f ms)", n * u / 1000)' n="${PAGES[$1]}" u="$page_us")
+		return 0
+	}
+	printf '%-22s %16s %16s\n' "" "varseal" "age"
+	for op in decrypt encrypt get; do
+		cost "$op varseal"
+		a=$REPLY
+		cost "$op age"
+		printf '%-22s %16s %16s\n' "$op" "$a" "$REPLY"
+	done
+	for k in "vargen check" "varinject --dry-run" "/bin/true" "startup_probe"; do
+		[[ -n ${PAGES[$k]:-} ]] || continue
+		cost "$k"
+		printf '%-22s %16s\n' "$k" "$REPLY"
+	done
+fi
 
 # ---------------------------------------------------- where the time goes
 # With CALL_TIMER (bench/call_timer.so, which the bench-small target
