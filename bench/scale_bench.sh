@@ -28,7 +28,7 @@
 #   FAST_RUNS         runs of the others (default 7)
 #   STORE_DIR         a RAM file system for the stores (default /dev/shm;
 #                     the large store takes about 320 MiB, and two copies
-#                     of it exist at once)
+#                     of it, with two of the small one, exist at once)
 #
 # Keys: 3 + 1 admins and one key per machine, made untimed with Python's
 # `cryptography` module when it is installed (python3-cryptography), else
@@ -38,7 +38,7 @@
 # around GNU time (/usr/bin/time, package `time`), which also gives the
 # peak RSS (largest over the runs); its own start costs about a
 # millisecond in every figure alike.
-# Functions run through measure look unreachable to shellcheck.
+# Functions run through sample look unreachable to shellcheck.
 # shellcheck disable=SC2317
 set -euo pipefail
 export LC_ALL=C
@@ -130,85 +130,119 @@ sample=m00000 # the machine get and check --machine look at
 sample_var=app/api-key
 
 # ---------------------------------------------------------------- measure
-# measure KEY RUNS PREPARE COMMAND...: RUNS times PREPARE (a function,
-# untimed; ":" for none), then COMMAND with stdout to /dev/null. Exit
-# status 0 or 4 (a plan with something to do) counts as success.
-# MED[KEY], MIN[KEY], MAX[KEY] in seconds, RSS[KEY] in KiB.
-declare -A MED MIN MAX RSS
-measure() {
-	local key=$1 runs=$2 prepare=$3
+# sample KEY PREPARE N COMMAND...: one run: PREPARE N (a function,
+# untimed), then COMMAND with stdout to /dev/null. Exit status 0 or 4 (a
+# plan with something to do) counts as success. The wall time joins
+# SAMPLES[KEY], the peak RSS (KiB) RSS[KEY]; summarize turns the samples
+# into MED[KEY], MIN[KEY], MAX[KEY] in seconds.
+declare -A SAMPLES MED MIN MAX RSS
+sample() {
+	local key=$1 prepare=$2 n=$3
 	shift 3
-	local i t0 t1 rc rss samples=() peak=0
-	for ((i = 1; i <= runs; i++)); do
-		"$prepare"
-		t0=$EPOCHREALTIME
-		rc=0
-		"$GNU_TIME" -f %M -o "$work/time.out" "$@" > /dev/null 2> "$work/cmd.err" || rc=$?
-		t1=$EPOCHREALTIME
-		((rc == 0 || rc == 4)) || die "$key exited $rc: $(tail -n 5 "$work/cmd.err")"
-		rss=$(tail -n 1 "$work/time.out")
-		((rss > peak)) && peak=$rss
-		samples+=("$(calc 'sprintf("%.6f", b - a)' a="$t0" b="$t1")")
+	local t0 t1 rc=0 rss
+	"$prepare" "$n"
+	t0=$EPOCHREALTIME
+	"$GNU_TIME" -f %M -o "$work/time.out" "$@" > /dev/null 2> "$work/cmd.err" || rc=$?
+	t1=$EPOCHREALTIME
+	((rc == 0 || rc == 4)) || die "$key exited $rc: $(tail -n 5 "$work/cmd.err")"
+	rss=$(tail -n 1 "$work/time.out")
+	((rss > ${RSS[$key]:-0})) && RSS[$key]=$rss
+	SAMPLES[$key]+="$(calc 'sprintf("%.6f", b - a)' a="$t0" b="$t1") "
+}
+summarize() {
+	local key
+	for key in "${!SAMPLES[@]}"; do
+		read -r "MED[$key]" "MIN[$key]" "MAX[$key]" < <(tr ' ' '\n' <<< "${SAMPLES[$key]}" |
+			awk 'NF' | sort -g | awk '
+			{ v[NR] = $1 }
+			END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			      print m, v[1], v[NR] }')
 	done
-	read -r "MED[$key]" "MIN[$key]" "MAX[$key]" < <(printf '%s\n' "${samples[@]}" | sort -g | awk '
-		{ v[NR] = $1 }
-		END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		      print m, v[1], v[NR] }')
-	RSS[$key]=$peak
-	log "$(printf '%-28s median %8.3f s (%d runs)  peak RSS %6d KiB' "$key" "${MED[$key]}" "$runs" "$peak")"
 }
 
 # --------------------------------------------------------------- stores
-# generate writes $work/gen each run; the first run's store is kept as
-# $work/keep (the store the other commands read), later ones removed.
-keep=$work/keep
+# generate N writes $work/gen-N each run; the first run's store is kept as
+# $work/keep-N (the store the other commands read), later ones removed.
 settle_gen() {
-	if [[ -d $work/gen ]]; then
-		if [[ -d $keep ]]; then rm -rf -- "$work/gen"; else mv -- "$work/gen" "$keep"; fi
+	local gen=$work/gen-$1 keep=$work/keep-$1
+	if [[ -d $gen ]]; then
+		if [[ -d $keep ]]; then rm -rf -- "$gen"; else mv -- "$gen" "$keep"; fi
 	fi
 }
 rekey_copy() {
-	rm -rf -- "$work/rekey"
-	cp -a -- "$keep" "$work/rekey"
+	rm -rf -- "$work/rekey-$1"
+	cp -a -- "$work/keep-$1" "$work/rekey-$1"
 }
 none() { :; }
 
+# The two sizes take turns, run after run, so that whatever the machine
+# does meanwhile (other load, a slower phase of the host) falls on both
+# alike: their ratio is the figure. (Run one size's commands, then the
+# other's, and a slow minute moved the rekey ratio by a tenth.)
 load_start=$(cut -d ' ' -f 1-3 /proc/loadavg)
-for n in "$SMALL" "$LARGE"; do
-	sp=$work/spec-$n.yaml
-	sp4=$work/spec4-$n.yaml
-	log "--- $n machines"
-	measure "generate $n" "$RUNS" settle_gen "$VARGEN" generate -f "$sp" --store "$work/gen"
-	settle_gen
-	secrets=$(find "$keep/vars/per-machine" -name secret | wc -l)
+sizes=("$SMALL" "$LARGE")
+for ((i = 1; i <= RUNS; i++)); do
+	for n in "${sizes[@]}"; do
+		log "generate $n, run $i of $RUNS"
+		sample "generate $n" settle_gen "$n" "$VARGEN" generate -f "$work/spec-$n.yaml" \
+			--store "$work/gen-$n"
+	done
+done
+for n in "${sizes[@]}"; do
+	settle_gen "$n"
+	secrets=$(find "$work/keep-$n/vars/per-machine" -name secret | wc -l)
 	((secrets == 3 * n)) || die "generate on $n machines wrote $secrets secrets, expected $((3 * n))"
-	measure "list $n" "$FAST_RUNS" none "$VARGEN" list -f "$sp" --store "$keep"
-	measure "check $n" "$FAST_RUNS" none "$VARGEN" check -f "$sp" --store "$keep"
-	measure "generate --plan $n" "$FAST_RUNS" none "$VARGEN" generate --plan -f "$sp4" --store "$keep"
-	measure "get $n" "$FAST_RUNS" none "$VARSEAL" get -f "$sp" --store "$keep" -i "$keys/admin1.key" "$sample" "$sample_var"
-	measure "check --machine $n" "$FAST_RUNS" none "$VARGEN" check -f "$sp" --store "$keep" --machine "$sample"
 	# The same spec, a store with only the sample machine's files.
-	alone=$work/alone-$n
-	mkdir -p "$alone/vars/per-machine"
-	cp -a -- "$keep/vars/per-machine/$sample" "$alone/vars/per-machine/"
-	measure "get $n, machine alone" "$FAST_RUNS" none "$VARSEAL" get -f "$sp" --store "$alone" -i "$keys/admin1.key" "$sample" "$sample_var"
-	measure "check --machine $n, alone" "$FAST_RUNS" none "$VARGEN" check -f "$sp" --store "$alone" --machine "$sample"
-	rm -rf -- "$alone"
-	measure "rekey +1 admin $n" "$RUNS" rekey_copy "$VARSEAL" rekey -f "$sp4" --store "$work/rekey" -i "$keys/admin1.key"
-	"$VARGEN" check -f "$sp4" --store "$work/rekey" > "$work/check.out" 2>&1 ||
+	mkdir -p "$work/alone-$n/vars/per-machine"
+	cp -a -- "$work/keep-$n/vars/per-machine/$sample" "$work/alone-$n/vars/per-machine/"
+done
+log "list, check, generate --plan, get, check --machine: $FAST_RUNS runs each"
+for ((i = 1; i <= FAST_RUNS; i++)); do
+	for n in "${sizes[@]}"; do
+		sp=$work/spec-$n.yaml keep=$work/keep-$n alone=$work/alone-$n
+		sample "list $n" none "$n" "$VARGEN" list -f "$sp" --store "$keep"
+		sample "check $n" none "$n" "$VARGEN" check -f "$sp" --store "$keep"
+		sample "generate --plan $n" none "$n" "$VARGEN" generate --plan -f "$work/spec4-$n.yaml" \
+			--store "$keep"
+		sample "get $n" none "$n" "$VARSEAL" get -f "$sp" --store "$keep" \
+			-i "$keys/admin1.key" "$sample" "$sample_var"
+		sample "check --machine $n" none "$n" "$VARGEN" check -f "$sp" --store "$keep" \
+			--machine "$sample"
+		sample "get $n, machine alone" none "$n" "$VARSEAL" get -f "$sp" --store "$alone" \
+			-i "$keys/admin1.key" "$sample" "$sample_var"
+		sample "check --machine $n, alone" none "$n" "$VARGEN" check -f "$sp" --store "$alone" \
+			--machine "$sample"
+	done
+done
+for ((i = 1; i <= RUNS; i++)); do
+	for n in "${sizes[@]}"; do
+		log "rekey +1 admin $n, run $i of $RUNS"
+		sample "rekey +1 admin $n" rekey_copy "$n" "$VARSEAL" rekey -f "$work/spec4-$n.yaml" \
+			--store "$work/rekey-$n" -i "$keys/admin1.key"
+	done
+done
+for n in "${sizes[@]}"; do
+	sp4=$work/spec4-$n.yaml
+	"$VARGEN" check -f "$sp4" --store "$work/rekey-$n" > "$work/check.out" 2>&1 ||
 		die "vargen check fails after rekey on $n machines: $(tail -n 3 "$work/check.out")"
-	got=$("$VARSEAL" get -f "$sp4" --store "$work/rekey" -i "$keys/admin4.key" "$sample" "$sample_var") ||
+	got=$("$VARSEAL" get -f "$sp4" --store "$work/rekey-$n" -i "$keys/admin4.key" "$sample" "$sample_var") ||
 		die "the new admin cannot open $sample/$sample_var after rekey"
-	want=$("$VARSEAL" get -f "$sp" --store "$keep" -i "$keys/m0.key" "$sample" "$sample_var")
+	want=$("$VARSEAL" get -f "$work/spec-$n.yaml" --store "$work/keep-$n" -i "$keys/m0.key" \
+		"$sample" "$sample_var")
 	[[ $got == "$want" ]] || die "$sample/$sample_var differs after rekey"
-	rm -rf -- "$work/rekey" "$keep"
+	rm -rf -- "$work/rekey-$n" "$work/keep-$n" "$work/alone-$n"
 done
 
 # One machine, its own spec: the floor for get and check --machine.
 sp1=$work/spec-1.yaml
 "$VARGEN" generate -f "$sp1" --store "$work/one" > /dev/null
-measure "get, 1-machine store" "$FAST_RUNS" none "$VARSEAL" get -f "$sp1" --store "$work/one" -i "$keys/admin1.key" "$sample" "$sample_var"
-measure "check --machine, 1-machine" "$FAST_RUNS" none "$VARGEN" check -f "$sp1" --store "$work/one" --machine "$sample"
+for ((i = 1; i <= FAST_RUNS; i++)); do
+	sample "get, 1-machine store" none 1 "$VARSEAL" get -f "$sp1" --store "$work/one" \
+		-i "$keys/admin1.key" "$sample" "$sample_var"
+	sample "check --machine, 1-machine" none 1 "$VARGEN" check -f "$sp1" --store "$work/one" \
+		--machine "$sample"
+done
+summarize
 
 # ----------------------------------------------------------------- report
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo || true)
