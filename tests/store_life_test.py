@@ -258,6 +258,56 @@ class O2Orphans(LifeCase):
         self.assertFalse(os.path.exists(os.path.join(self.vars, "per-machine", "web3", "api")))
         self.vargen("check")
 
+    def test_prune_plan_says_why(self):
+        # Every reason the survey gives, each once, word for word: what a
+        # user reads before removing anything (format/vars/survey.c).
+        keys = dict(re.findall(r"  (web\d):\n    key: (\S+)\n", read(self.spec).decode()))
+        self.write_spec("""\
+admins:
+  alice: @ALICE@
+  bob: @BOB@
+machines:
+  web1:
+    key: @WEB1@
+    generators: [ssh-host, db]
+  web2:
+    key: @WEB2@
+    generators: [api]
+generators:
+  ssh-host:
+    share: true
+    files:
+      key: {}
+      pub: {secret: false}
+    script: |
+      ssh-keygen -q -t ed25519 -N "" -C host -f "$out/key"
+      mv "$out/key.pub" "$out/pub"
+  api:
+    files:
+      token2: {kind: random}
+  db:
+    files:
+      password: {kind: password}
+  spare:
+    share: true
+    files:
+      x: {kind: random}
+""", alice=self.alice_r, bob=self.bob_r, web1=keys["web1"], web2=keys["web2"])
+        for rel in ("per-machine/web1/gone/x", "shared/spare/x", "shared/gone2/x"):
+            os.makedirs(os.path.join(self.vars, rel))
+        p = self.vargen("prune", "--plan", expect=4)
+        self.assertEqual(sorted(plan_lines(p.stdout.decode())), sorted([
+            ("remove", "web1/api", "machine web1 does not use generator api"),
+            ("remove", "web1/gone", "generator gone is not in the spec"),
+            ("remove", "web1/ssh-host", "generator ssh-host is shared now (kept in shared/ssh-host)"),
+            ("remove", "web2/api/token", "generator api has no file token"),
+            ("remove", "web2/ssh-host", "generator ssh-host is shared now (kept in shared/ssh-host)"),
+            ("remove", "web3", "machine web3 is not in the spec"),
+            ("remove", "machine-keys/web3", "machine web3 is not in the spec"),
+            ("remove", "shared/db", "generator db is not shared now"),
+            ("remove", "shared/gone2", "generator gone2 is not in the spec"),
+            ("remove", "shared/spare", "no machine uses generator spare"),
+        ]))
 
 # ---- O3. a kept key deleted --------------------------------------------------------------
 
