@@ -277,11 +277,7 @@ generators:
   ssh-host:
     share: true
     files:
-      key: {}
-      pub: {secret: false}
-    script: |
-      ssh-keygen -q -t ed25519 -N "" -C host -f "$out/key"
-      mv "$out/key.pub" "$out/pub"
+      key: {kind: random}
   api:
     files:
       token2: {kind: random}
