@@ -108,30 +108,33 @@ once() {
 	t1=$EPOCHREALTIME
 	SAMPLES[$key]+="$((${t1/./} - ${t0/./})) "
 }
-decrypt_varseal() { "$VARSEAL" decrypt -i key -o /dev/null ct.varseal; }
-decrypt_age() { "$AGE" -d -i key -o /dev/null ct.age; }
-encrypt_varseal() { "$VARSEAL" encrypt -r "$recipient" -o /dev/null plain; }
-encrypt_age() { "$AGE" -r "$recipient" -o /dev/null plain; }
-get_varseal() { "$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key; }
-get_age() { "$AGE" -d -i machine.key "$secret_file"; }
+# The pairs' commands, written once: the timed rounds, the call timer and
+# the pages below all run these arrays (GNU time runs a program, not a
+# shell function).
+cmd_decrypt_varseal=("$VARSEAL" decrypt -i key -o /dev/null ct.varseal)
+cmd_decrypt_age=("$AGE" -d -i key -o /dev/null ct.age)
+cmd_encrypt_varseal=("$VARSEAL" encrypt -r "$recipient" -o /dev/null plain)
+cmd_encrypt_age=("$AGE" -r "$recipient" -o /dev/null plain)
+cmd_get_varseal=("$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key)
+cmd_get_age=("$AGE" -d -i machine.key "$secret_file")
 
 log "$N rounds; each round runs every command once"
 for ((i = 1; i <= N; i++)); do
 	# Swap who goes first every round: neither always follows the other.
 	if ((i % 2)); then
-		once "decrypt varseal" decrypt_varseal
-		once "decrypt age" decrypt_age
-		once "encrypt varseal" encrypt_varseal
-		once "encrypt age" encrypt_age
-		once "get varseal" get_varseal
-		once "get age" get_age
+		once "decrypt varseal" "${cmd_decrypt_varseal[@]}"
+		once "decrypt age" "${cmd_decrypt_age[@]}"
+		once "encrypt varseal" "${cmd_encrypt_varseal[@]}"
+		once "encrypt age" "${cmd_encrypt_age[@]}"
+		once "get varseal" "${cmd_get_varseal[@]}"
+		once "get age" "${cmd_get_age[@]}"
 	else
-		once "decrypt age" decrypt_age
-		once "decrypt varseal" decrypt_varseal
-		once "encrypt age" encrypt_age
-		once "encrypt varseal" encrypt_varseal
-		once "get age" get_age
-		once "get varseal" get_varseal
+		once "decrypt age" "${cmd_decrypt_age[@]}"
+		once "decrypt varseal" "${cmd_decrypt_varseal[@]}"
+		once "encrypt age" "${cmd_encrypt_age[@]}"
+		once "encrypt varseal" "${cmd_encrypt_varseal[@]}"
+		once "get age" "${cmd_get_age[@]}"
+		once "get varseal" "${cmd_get_varseal[@]}"
 	fi
 	once "vargen check" "$VARGEN" check -f vars.yaml
 	once "varinject --dry-run" "${inject[@]}"
@@ -203,12 +206,13 @@ pages() { # pages KEY COMMAND... -> PAGES[KEY]
 }
 if [[ -x /usr/bin/time ]]; then
 	declare -A PAGES=()
-	pages "decrypt varseal" "$VARSEAL" decrypt -i key -o /dev/null ct.varseal
-	pages "decrypt age" "$AGE" -d -i key -o /dev/null ct.age
-	pages "encrypt varseal" "$VARSEAL" encrypt -r "$recipient" -o /dev/null plain
-	pages "encrypt age" "$AGE" -r "$recipient" -o /dev/null plain
-	pages "get varseal" "$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key
-	pages "get age" "$AGE" -d -i machine.key "$secret_file"
+	for op in decrypt encrypt get; do
+		for tool in varseal age; do
+			declare -n pair_cmd=cmd_${op}_$tool
+			pages "$op $tool" "${pair_cmd[@]}"
+			unset -n pair_cmd
+		done
+	done
 	pages "vargen check" "$VARGEN" check -f vars.yaml
 	pages "varinject --dry-run" "${inject[@]}"
 	pages "/bin/true" /bin/true
@@ -249,10 +253,12 @@ fi
 if [[ -n ${CALL_TIMER:-} ]]; then
 	for op in decrypt encrypt get; do
 		: > "calls.$op"
+		declare -n timed_cmd=cmd_${op}_varseal
 		for ((i = 1; i <= N; i++)); do
-			CALL_TIMER_OUT=$work/calls.$op LD_PRELOAD=$CALL_TIMER "${op}_varseal" \
+			CALL_TIMER_OUT=$work/calls.$op LD_PRELOAD=$CALL_TIMER "${timed_cmd[@]}" \
 				> /dev/null 2>&1 || die "$op failed under the call timer"
 		done
+		unset -n timed_cmd
 	done
 	echo
 	echo "where varseal's own time goes: us per library call, median of $N runs"

@@ -653,7 +653,6 @@ class T7DirectoryMovedWhileStaging(StoreCase):
         self.assertEqual(self.list_states()["evil/one/token"], "ok")
 
 
-
 class T7SymlinksInALargeStore(StoreCase):
     """The survey reads a store of 32 generators or more a job per
     generator on every CPU (gen/survey.c). With two machines' directories
