@@ -14,7 +14,7 @@ scripts/deps.sh
 # The tests that take seconds: the unit programs, the spec parser, the
 # test vectors (pq-ct: the constant-time check, at each build's
 # optimisation), the layering and --version.
-quick_tests='^(unit-.*|spec|tree|ramdir|cctv-vectors|wycheproof|pq|pq-ct|layering|version)$'
+quick_tests='^(unit-.*|spec|tree|ramdir|cctv-vectors|wycheproof|pq|pq-ct|layering|version|hardening)$'
 
 # Configures and builds DIR with the given cmake arguments, warnings as
 # errors; fails if the build printed any warning.
