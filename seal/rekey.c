@@ -552,6 +552,8 @@ int cmd_rekey(int argc, char **argv)
 	/* The plan reads what rekey would read and writes nothing: no lock
 	 * (which would create vars/), no clean-up of temporaries. */
 	if (!status && !r.plan)
+		status = vs_vars_identities_usable(&r.v);
+	if (!status && !r.plan)
 		status = vs_vars_lock(&r.v);
 	if (!status)
 		status = rekey_all(&r);

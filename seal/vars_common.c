@@ -56,6 +56,22 @@ int vs_vars_identities(struct vs_vars *v)
 	return 0;
 }
 
+int vs_vars_identities_usable(const struct vs_vars *v)
+{
+	struct vf_error err;
+	for (size_t i = 0; i < v->identity_files.n; i++) {
+		const char *path = v->identity_files.items[i];
+		struct vf_file f;
+		/* Standard input can be read only once: vs_vars_identities says. */
+		if (strcmp(path, "-") == 0)
+			continue;
+		if (vf_read_key_file(path, true, v->insecure, &f, &err) != VF_OK)
+			return vs_fail(NULL, &err);
+		vf_key_text_free(&f);
+	}
+	return 0;
+}
+
 int vs_vars_lock(struct vs_vars *v)
 {
 	struct vf_error err;

@@ -26,6 +26,7 @@ environment variables VARGEN and VARSEAL. Standard library only.
 """
 import base64
 import concurrent.futures
+import fcntl
 import hashlib
 import os
 import random
@@ -816,6 +817,37 @@ class T07Rekey(VarsCase):
         self.assertEqual(self.values(self.alice), values)
         self.assertEqual(self.values(self.carol), values)
         self.vargen("check")
+
+    def test_key_file_checked_before_the_store(self):
+        # A key file rekey cannot use is named at once, before the lock and
+        # the walk of the store (seconds at 10,000 machines), and also when
+        # there is nothing to reseal: a given -i is never silently ignored.
+        self.admins("alice", "bob", "carol")
+        self.write_spec(SEED_SPEC, alice=self.alice_r, bob=self.bob_r)
+        self.machine_keygen("test-vm")
+        self.vargen("generate")
+        text = read(self.spec).decode()  # keygen named the machine's key in it
+        write(self.spec, text.replace("  bob: %s\n" % self.bob_r,
+                                      "  bob: %s\n  carol: %s\n" % (self.bob_r, self.carol_r)))
+        loose = os.path.join(self.dir, "loose.key")
+        write(loose, read(self.alice), 0o644)
+        before = tree(self.vars)
+        fd = os.open(self.vars, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another writer would
+            line = self.assert_one_line_error(self.varseal("rekey", "-i", loose, expect=None),
+                                              "varseal")
+        finally:
+            os.close(fd)
+        self.assertIn("loose.key: permissions 0644 are too open", line)
+        self.assertEqual(tree(self.vars), before)
+        self.assertIn("4 of 4", self.varseal("rekey", "-i", self.alice).stdout.decode())
+        line = self.assert_one_line_error(self.varseal("rekey", "-i", loose, expect=None),
+                                          "varseal")
+        self.assertIn("permissions 0644 are too open", line)
+        # What the message offers works.
+        p = self.varseal("rekey", "--insecure-permissions", "-i", loose)
+        self.assertIn("0 of 4", p.stdout.decode())
 
 
 # ---- 8. stale ----------------------------------------------------------------
