@@ -34,6 +34,16 @@ struct get_options {
 	bool force;
 };
 
+static int get_option(void *ctx, int c, const char *arg)
+{
+	struct get_options *o = ctx;
+	switch (c) {
+	case 'o': o->output = arg; return 0;
+	case OPT_FORCE: o->force = true; return 0;
+	default: return vs_usage(usage);
+	}
+}
+
 /* The store options, -o and --force: 0, -1 after --help, or the exit
  * status of a usage error. */
 static int parse(int argc, char **argv, struct vs_vars *v, struct get_options *o)
@@ -45,23 +55,9 @@ static int parse(int argc, char **argv, struct vs_vars *v, struct get_options *o
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "f:i:o:h", opts, NULL)) != -1) {
-		int used = vs_vars_option(v, c, optarg);
-		if (used < 0)
-			return VF_EXIT_ERROR;
-		if (used)
-			continue;
-		if (c == 'o')
-			o->output = optarg;
-		else if (c == OPT_FORCE)
-			o->force = true;
-		else if (c == 'h') {
-			vf_help_print(stdout, &help);
-			return -1;
-		} else
-			return vs_usage(usage);
-	}
+	int status = vs_vars_getopt(argc, argv, v, "f:i:o:h", opts, &help, get_option, o);
+	if (status)
+		return status;
 	if (argc - optind != 2 || (o->force && !o->output))
 		return vs_usage(usage);
 	return 0;

@@ -509,6 +509,18 @@ static void rekey_free(struct rekey *r)
 	vs_vars_free(&r->v);
 }
 
+static int rekey_option(void *ctx, int c, const char *arg)
+{
+	struct rekey *r = ctx;
+	struct vf_error err;
+	switch (c) {
+	case 'm': return vf_strings_add(&r->machines, arg, &err) == VF_OK ? 0 : vs_fail(NULL, &err);
+	case OPT_ROTATE: r->rotate = true; return 0;
+	case OPT_PLAN: r->plan = true; return 0; /* -i, if given, is parsed and not used */
+	default: return vs_usage(usage);
+	}
+}
+
 int cmd_rekey(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -520,27 +532,7 @@ int cmd_rekey(int argc, char **argv)
 		{0},
 	};
 	struct rekey r = {.v.lock_fd = -1, .job_failed = ATOMIC_FLAG_INIT};
-	struct vf_error err;
-	int c, status = 0;
-	while (!status && (c = getopt_long(argc, argv, "f:i:m:h", opts, NULL)) != -1) {
-		int used = vs_vars_option(&r.v, c, optarg);
-		if (used < 0)
-			status = VF_EXIT_ERROR;
-		else if (used)
-			continue;
-		else if (c == 'm') {
-			if (vf_strings_add(&r.machines, optarg, &err) != VF_OK)
-				status = vs_fail(NULL, &err);
-		} else if (c == OPT_ROTATE)
-			r.rotate = true;
-		else if (c == OPT_PLAN)
-			r.plan = true; /* -i, if given, is parsed and not used */
-		else if (c == 'h') {
-			vf_help_print(stdout, &help);
-			status = -1;
-		} else
-			status = vs_usage(usage);
-	}
+	int status = vs_vars_getopt(argc, argv, &r.v, "f:i:m:h", opts, &help, rekey_option, &r);
 	if (!status && optind != argc)
 		status = vs_usage(usage);
 	if (!status)

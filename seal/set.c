@@ -54,6 +54,17 @@ struct set_options {
 	bool allow_empty;
 };
 
+static int set_option(void *ctx, int c, const char *arg)
+{
+	struct set_options *o = ctx;
+	(void)arg;
+	switch (c) {
+	case OPT_STRIP_NEWLINE: o->strip_newline = true; return 0;
+	case OPT_ALLOW_EMPTY: o->allow_empty = true; return 0;
+	default: return vs_usage(usage);
+	}
+}
+
 static int parse(int argc, char **argv, struct vs_vars *v, struct set_options *o)
 {
 	static const struct option opts[] = {
@@ -63,20 +74,9 @@ static int parse(int argc, char **argv, struct vs_vars *v, struct set_options *o
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "f:i:h", opts, NULL)) != -1) {
-		int used = vs_vars_option(v, c, optarg);
-		if (used < 0)
-			return VF_EXIT_ERROR;
-		if (used)
-			continue;
-		switch (c) {
-		case OPT_STRIP_NEWLINE: o->strip_newline = true; break;
-		case OPT_ALLOW_EMPTY: o->allow_empty = true; break;
-		case 'h': vf_help_print(stdout, &help); return -1;
-		default: return vs_usage(usage);
-		}
-	}
+	int status = vs_vars_getopt(argc, argv, v, "f:i:h", opts, &help, set_option, o);
+	if (status)
+		return status;
 	if (argc - optind != 2)
 		return vs_usage(usage);
 	return 0;

@@ -196,11 +196,12 @@ int vs_vars_target(struct vs_vars *v, const char *machine, const char *gen_file,
 	return 0;
 }
 
-int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vf_help *help)
+int vs_vars_getopt(int argc, char **argv, struct vs_vars *v, const char *shortopts,
+		   const struct option *opts, const struct vf_help *help, vs_option_fn own,
+		   void *ctx)
 {
-	static const struct option opts[] = {VS_VARS_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "f:i:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
 		int used = vs_vars_option(v, c, optarg);
 		if (used < 0)
 			return VF_EXIT_ERROR;
@@ -210,9 +211,19 @@ int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vf_help
 			vf_help_print(stdout, help);
 			return -1;
 		}
-		return vs_usage(help->usage);
+		/* getopt has said what was wrong with an unknown or incomplete
+		 * option ('?', ':'): only the usage is left to print. */
+		int status = own && c != '?' && c != ':' ? own(ctx, c, optarg) : vs_usage(help->usage);
+		if (status)
+			return status;
 	}
 	return 0;
+}
+
+int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vf_help *help)
+{
+	static const struct option opts[] = {VS_VARS_OPTIONS, {"help", no_argument, NULL, 'h'}, {0}};
+	return vs_vars_getopt(argc, argv, v, "f:i:h", opts, help, NULL, NULL);
 }
 
 int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct vf_help *help,

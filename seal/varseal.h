@@ -2,6 +2,7 @@
 #ifndef VARSEAL_H
 #define VARSEAL_H
 
+#include <getopt.h> /* struct option, for the VS_VARS_OPTIONS tables */
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -143,8 +144,16 @@ int vs_vars_option(struct vs_vars *v, int c, const char *arg);
 						 "may read"},                        \
 		{"--passphrase-file", "FILE", "the passphrase of passphrase-protected "      \
 					      "identity files, read from FILE"}
-/* Parses just those options (and --help): 0, -1 after --help, or the
- * exit status of a usage error. */
+/* A verb's own option c (with its argument): 0 when taken, else the exit
+ * status of its failure (vs_usage for an option it does not know). */
+typedef int (*vs_option_fn)(void *ctx, int c, const char *arg);
+/* The one option loop of the vars verbs: the store options (vs_vars_option),
+ * --help, then own (NULL: none) for the rest. 0, -1 after --help, or the
+ * exit status of a usage error or of own's failure. */
+int vs_vars_getopt(int argc, char **argv, struct vs_vars *v, const char *shortopts,
+		   const struct option *opts, const struct vf_help *help, vs_option_fn own,
+		   void *ctx);
+/* Just the store options and --help, for verbs with none of their own. */
 int vs_vars_parse(int argc, char **argv, struct vs_vars *v, const struct vf_help *help);
 /* Loads the spec; refuses a missing store (one line: no store at ROOT)
  * unless may_create. */
