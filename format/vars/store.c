@@ -426,6 +426,21 @@ enum vf_code vf_store_read_at(const char *root, const char *rel, uint8_t **data,
 	return rc;
 }
 
+enum vf_code vf_store_dir_absent(const char *root, const char *rel, bool *absent,
+				 struct vf_error *err)
+{
+	*absent = false;
+	int rfd = root_fd(root);
+	if (rfd < 0) {
+		*absent = errno == ENOENT;
+		return *absent ? VF_OK : vf_fail_errno(err, errno, "%s", root);
+	}
+	int dfd = open_parent(rfd, root, rel, false, absent, err);
+	if (dfd >= 0)
+		close(dfd);
+	return dfd >= 0 || *absent ? VF_OK : err ? err->code : VF_E_IO;
+}
+
 enum vf_code vf_store_exists(const char *root, const char *rel, bool *exists,
 			     struct vf_error *err)
 {

@@ -62,6 +62,12 @@ enum vf_code vf_store_read_at(const char *root, const char *rel, uint8_t **data,
 			      struct vf_error *err);
 enum vf_code vf_store_exists(const char *root, const char *rel, bool *exists,
 			     struct vf_error *err);
+/* Whether rel's directory is missing (so is every file in it): one lookup
+ * instead of one per file, where a new store has none of them. *absent
+ * stays false for anything but a missing directory; the reads then say
+ * what is in the way. */
+enum vf_code vf_store_dir_absent(const char *root, const char *rel, bool *absent,
+				 struct vf_error *err);
 
 /* The manifest: recipients one per line, sorted, without duplicates. */
 enum vf_code vf_manifest_format(char **recipients, size_t n, char **text, size_t *len,

@@ -109,14 +109,22 @@ enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *r
 	*shown = false;
 	char *marker = NULL;
 	enum vf_code rc = read_marker(root, m->name, &marker, err);
-	if (rc == VF_OK)
+	/* No machine-keys/M/ (a machine whose key was never made here): no
+	 * kept key and none pending, found in one lookup. */
+	bool absent = false;
+	char *key_rel = rc == VF_OK ? vf_store_machine_key_rel(m->name, "secret") : NULL;
+	if (key_rel && vf_store_dir_absent(root, key_rel, &absent, NULL) != VF_OK)
+		absent = false;
+	free(key_rel);
+	*st = VF_STATE_MISSING;
+	if (rc == VF_OK && !absent)
 		rc = key_sealing(spec, root, m->name, st, err);
 	if (rc != VF_OK) {
 		free(marker);
 		return rc;
 	}
 	bool pending = false;
-	if (rc == VF_OK)
+	if (rc == VF_OK && !absent)
 		rc = pending_install(root, m, &pending, err);
 	if (rc != VF_OK) {
 		free(marker);

@@ -632,13 +632,23 @@ enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const c
 		rc = VF_OK; /* reported per file as no-key */
 	else if (err)
 		*err = key_err;
-	if (rc == VF_OK)
+	/* A generator not made yet (every one, in a new store): its directory
+	 * is missing, and so are its record and files, found in one lookup
+	 * rather than one per file. Anything else in the way is left to the
+	 * reads below, which name it. */
+	bool absent = false;
+	char *commit = rc == VF_OK ? record_rel(machine, g, ".commit") : NULL;
+	if (commit && vf_store_dir_absent(root, commit, &absent, NULL) != VF_OK)
+		absent = false;
+	free(commit);
+	if (rc == VF_OK && !absent)
 		rc = read_record(root, machine, g, &record, err);
 	for (size_t i = 0; rc == VF_OK && i < g->n_files; i++) {
 		const struct vf_spec_file *f = &g->files[i];
-		struct file_facts facts = {0};
-		rc = f->secret ? secret_facts(root, machine, g, f, manifest, &facts, err)
-			       : value_facts(root, machine, g, f, &facts, err);
+		struct file_facts facts = {.st = VF_STATE_MISSING};
+		if (!absent)
+			rc = f->secret ? secret_facts(root, machine, g, f, manifest, &facts, err)
+				       : value_facts(root, machine, g, f, &facts, err);
 		states[i] = judge(&record, g, f, &facts);
 	}
 	record_free(&record);
