@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/secmem.h"
@@ -62,8 +63,11 @@ int vs_vars_identities_usable(const struct vs_vars *v)
 	for (size_t i = 0; i < v->identity_files.n; i++) {
 		const char *path = v->identity_files.items[i];
 		struct vf_file f;
-		/* Standard input can be read only once: vs_vars_identities says. */
-		if (strcmp(path, "-") == 0)
+		struct stat st;
+		/* Standard input, a pipe (-i <(pass show key)) or a device can
+		 * be read only once: the load that opens the secrets reads it.
+		 * A path that cannot be looked at is read, which says why. */
+		if (strcmp(path, "-") == 0 || (stat(path, &st) == 0 && !S_ISREG(st.st_mode)))
 			continue;
 		if (vf_read_key_file(path, true, v->insecure, &f, &err) != VF_OK)
 			return vs_fail(NULL, &err);

@@ -163,9 +163,10 @@ int vs_vars_open_target(int argc, char **argv, struct vs_vars *v, const struct v
 			const struct vf_spec_generator **g, const struct vf_spec_file **f,
 			const char **owner);
 int vs_vars_identities(struct vs_vars *v);
-/* Reads each identity file (not "-") as vs_vars_identities will, without
- * unlocking or keeping it: a missing, unreadable, too-open or public-key
- * file is named before a long walk of the store, not after it. */
+/* Reads each identity file that is a regular file as vs_vars_identities
+ * will, without unlocking or keeping it: a missing, unreadable, too-open
+ * or public-key file is named before a long walk of the store, not after
+ * it. Standard input and pipes, readable once, are left to the load. */
 int vs_vars_identities_usable(const struct vs_vars *v);
 /* Takes the store's writer lock (flock on vars/); nothing when v holds it. */
 int vs_vars_lock(struct vs_vars *v);
