@@ -105,10 +105,14 @@ generators:
 # The reader of test 3, run as its own process so that it reads truly
 # concurrently with varinject.  argv: DIR, a JSON file with the file list and
 # both value sets, a stop file.  Prints "ready" as it starts its rounds, then
-# loops until the stop file exists and prints its tally as JSON.
+# loops until the stop file exists and prints its tally as JSON.  It also ends
+# when the test that started it is gone (killed by a ctest timeout, or a run
+# stopped by hand): left behind, it spun on a whole core for an hour, and every
+# test after it ran on one.
 READER = r"""
 import base64, json, os, sys
 dir_, spec_path, stop = sys.argv[1:4]
+parent = os.getppid()
 with open(spec_path) as f:
     spec = json.load(f)
 files = spec["files"]
@@ -121,6 +125,8 @@ def example(what):
         t["examples"].append(what)
 print("ready", flush=True)
 while not os.path.exists(stop):
+    if os.getppid() != parent:
+        sys.exit(1)
     try:
         target = os.readlink(dir_)          # informational only
         fd = os.open(dir_, os.O_RDONLY | os.O_DIRECTORY)   # one resolution
