@@ -111,31 +111,28 @@ once() {
 # The pairs' commands, written once: the timed rounds, the call timer and
 # the pages below all run these arrays (GNU time runs a program, not a
 # shell function).
-cmd_decrypt_varseal=("$VARSEAL" decrypt -i key -o /dev/null ct.varseal)
-cmd_decrypt_age=("$AGE" -d -i key -o /dev/null ct.age)
-cmd_encrypt_varseal=("$VARSEAL" encrypt -r "$recipient" -o /dev/null plain)
-cmd_encrypt_age=("$AGE" -r "$recipient" -o /dev/null plain)
-cmd_get_varseal=("$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key)
-cmd_get_age=("$AGE" -d -i machine.key "$secret_file")
+# shellcheck disable=SC2034 # each is used by name (declare -n cmd_OP_TOOL)
+{
+	cmd_decrypt_varseal=("$VARSEAL" decrypt -i key -o /dev/null ct.varseal)
+	cmd_decrypt_age=("$AGE" -d -i key -o /dev/null ct.age)
+	cmd_encrypt_varseal=("$VARSEAL" encrypt -r "$recipient" -o /dev/null plain)
+	cmd_encrypt_age=("$AGE" -r "$recipient" -o /dev/null plain)
+	cmd_get_varseal=("$VARSEAL" get -f vars.yaml -i machine.key test-vm test-vm-secrets/api-key)
+	cmd_get_age=("$AGE" -d -i machine.key "$secret_file")
+}
 
 log "$N rounds; each round runs every command once"
 for ((i = 1; i <= N; i++)); do
 	# Swap who goes first every round: neither always follows the other.
-	if ((i % 2)); then
-		once "decrypt varseal" "${cmd_decrypt_varseal[@]}"
-		once "decrypt age" "${cmd_decrypt_age[@]}"
-		once "encrypt varseal" "${cmd_encrypt_varseal[@]}"
-		once "encrypt age" "${cmd_encrypt_age[@]}"
-		once "get varseal" "${cmd_get_varseal[@]}"
-		once "get age" "${cmd_get_age[@]}"
-	else
-		once "decrypt age" "${cmd_decrypt_age[@]}"
-		once "decrypt varseal" "${cmd_decrypt_varseal[@]}"
-		once "encrypt age" "${cmd_encrypt_age[@]}"
-		once "encrypt varseal" "${cmd_encrypt_varseal[@]}"
-		once "get age" "${cmd_get_age[@]}"
-		once "get varseal" "${cmd_get_varseal[@]}"
-	fi
+	order=(varseal age)
+	((i % 2)) || order=(age varseal)
+	for op in decrypt encrypt get; do
+		for tool in "${order[@]}"; do
+			declare -n round_cmd=cmd_${op}_$tool
+			once "$op $tool" "${round_cmd[@]}"
+			unset -n round_cmd
+		done
+	done
 	once "vargen check" "$VARGEN" check -f vars.yaml
 	once "varinject --dry-run" "${inject[@]}"
 	once "/bin/true" /bin/true

@@ -113,8 +113,8 @@ enum vf_code vf_vars_machine_key_state(const struct vf_spec *spec, const char *r
 	 * kept key and none pending, found in one lookup. */
 	bool absent = false;
 	char *key_rel = rc == VF_OK ? vf_store_machine_key_rel(m->name, "secret") : NULL;
-	if (key_rel && vf_store_dir_absent(root, key_rel, &absent, NULL) != VF_OK)
-		absent = false;
+	if (key_rel)
+		(void)vf_store_dir_absent(root, key_rel, &absent, NULL);
 	free(key_rel);
 	*st = VF_STATE_MISSING;
 	if (rc == VF_OK && !absent)

@@ -638,8 +638,8 @@ enum vf_code vf_vars_state(const struct vf_spec *spec, const char *root, const c
 	 * reads below, which name it. */
 	bool absent = false;
 	char *commit = rc == VF_OK ? record_rel(machine, g, ".commit") : NULL;
-	if (commit && vf_store_dir_absent(root, commit, &absent, NULL) != VF_OK)
-		absent = false;
+	if (commit)
+		(void)vf_store_dir_absent(root, commit, &absent, NULL);
 	free(commit);
 	if (rc == VF_OK && !absent)
 		rc = read_record(root, machine, g, &record, err);
