@@ -19,11 +19,16 @@ inputs are kept until the last generator that reads them has run. The
 second test checks that across batches: several hundred machines, each
 with a script whose inputs are its own generator and a shared one.
 
+The survey of a new store (what check, list and every generate do before
+anything is written) counts its failing lookups: a generator whose
+directory is missing has all its files missing, without a lookup for each.
+
 Counts and ratios only: nothing here depends on the CPU's speed. Reading
 the maps of the tool (which makes itself non-dumpable) needs root, as the
 test suite runs; otherwise the test is skipped. Standard library only.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -225,6 +230,58 @@ class GenerateScale(unittest.TestCase):
         dirs = sorted(os.path.relpath(d, store) for d, _, _ in os.walk(store))
         self.assertLessEqual(set(dirs), {".", "vars", "vars/per-machine"},
                              "directories left by a failed run: %s" % dirs[:5])
+
+
+class SurveyOfANewStore(unittest.TestCase):
+    """vargen check of a store that has nothing yet, under strace: the
+    lookups that fail must not grow with the files per generator. Before
+    61675c1 each file's secret and recipients, and the generator's
+    records, were looked up one by one: 8 failing lookups a machine for a
+    generator of three files (2,403 for 300 machines). Now a machine with
+    nothing has 3: its generator's directory, its own directory (for
+    what the spec no longer names) and its kept-key directory. Counts
+    system calls, not time."""
+    MACHINES = 300
+
+    def setUp(self):
+        testkit.skip_unless_built(VARGEN, VARSEAL)
+        self.strace = shutil.which("strace")
+        if not self.strace or testkit.run([self.strace, "-f", "-qq", "-o", "/dev/null",
+                                           "true"]).returncode:
+            self.skipTest("needs a working strace")
+        self.dir = tempfile.mkdtemp(prefix="scale_test.")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def test_missing_files_cost_no_lookup_each(self):
+        key = os.path.join(self.dir, "admin.key")
+        checked([VARSEAL, "keygen", "-o", key])
+        admin = checked([VARSEAL, "pubkey", key]).stdout.decode().strip()
+        spec = write(os.path.join(self.dir, "vars.yaml"),
+                     spec_text(admin, admin, self.MACHINES), 0o644)
+        store = os.path.join(self.dir, "store")
+        os.makedirs(os.path.join(store, "vars"))
+        # -ff: a file per thread, so that no call is split across lines
+        # by another thread's (the survey runs on every CPU).
+        log = os.path.join(self.dir, "trace")
+        p = testkit.run([self.strace, "-ff", "-qq", "-o", log, "-e", "trace=openat,openat2",
+                         VARGEN, "check", "-f", spec, "--store", store],
+                        env=testkit.traced_env())
+        files = 3 * self.MACHINES
+        self.assertIn(b"check: %d of %d need attention" % (files, files), p.stderr,
+                      describe(p))
+        calls = []
+        for name in os.listdir(self.dir):
+            if name.startswith("trace."):
+                with open(os.path.join(self.dir, name)) as f:
+                    calls += f.read().splitlines()
+        # The store's lookups are relative to its root's descriptor; the
+        # absolute ones are the loader's and the libraries'.
+        failed = [c for c in calls if re.match(r'openat2?\(\d+, "[^/]', c) and "= -1 ENOENT" in c]
+        self.assertGreater(len(failed), 0, "strace saw no failing lookup in the store")
+        # 3 a machine, and a few for the store's own directories.
+        self.assertLessEqual(len(failed), 3 * self.MACHINES + 16,
+                             "%d failing lookups for %d machines with nothing; the first:\n%s"
+                             % (len(failed), self.MACHINES, "\n".join(failed[:12])))
 
 
 if __name__ == "__main__":
