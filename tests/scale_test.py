@@ -238,9 +238,9 @@ class SurveyOfANewStore(unittest.TestCase):
     61675c1 each file's secret and recipients, and the generator's
     records, were looked up one by one: 8 failing lookups a machine for a
     generator of three files (2,403 for 300 machines). Now a machine with
-    nothing has 3: its generator's directory, its own directory (for
-    what the spec no longer names) and its kept-key directory. Counts
-    system calls, not time."""
+    nothing has 3: its generator's directory, its own directory (where
+    the `.machine-key` marker would be) and its kept-key directory.
+    Counts system calls, not time."""
     MACHINES = 300
 
     def setUp(self):
