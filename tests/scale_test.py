@@ -245,9 +245,7 @@ class SurveyOfANewStore(unittest.TestCase):
 
     def setUp(self):
         testkit.skip_unless_built(VARGEN, VARSEAL)
-        self.strace = shutil.which("strace")
-        if not self.strace or testkit.run([self.strace, "-f", "-qq", "-o", "/dev/null",
-                                           "true"]).returncode:
+        if not testkit.strace_works():
             self.skipTest("needs a working strace")
         self.dir = tempfile.mkdtemp(prefix="scale_test.")
         self.addCleanup(shutil.rmtree, self.dir, True)
@@ -263,7 +261,7 @@ class SurveyOfANewStore(unittest.TestCase):
         # -ff: a file per thread, so that no call is split across lines
         # by another thread's (the survey runs on every CPU).
         log = os.path.join(self.dir, "trace")
-        p = testkit.run([self.strace, "-ff", "-qq", "-o", log, "-e", "trace=openat,openat2",
+        p = testkit.run([testkit.STRACE, "-ff", "-qq", "-o", log, "-e", "trace=openat,openat2",
                          VARGEN, "check", "-f", spec, "--store", store],
                         env=testkit.traced_env())
         files = 3 * self.MACHINES

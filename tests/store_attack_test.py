@@ -61,17 +61,10 @@ from testkit import (VARGEN, VARINJECT, VARSEAL, as_user, describe, read,  # noq
 from vars_test import AGE, VarsCase, b64_decode_strict, x25519  # noqa: E402
 
 AGE_KEYGEN = shutil.which("age-keygen") or "/usr/bin/age-keygen"
-STRACE = shutil.which("strace")
+STRACE = testkit.STRACE
 
 
-def _strace_works():
-    """strace can trace here (ptrace may be forbidden in some containers)."""
-    return bool(STRACE) and subprocess.run(
-        [STRACE, "-f", "-qq", "-o", "/dev/null", "true"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL).returncode == 0
-
-
-HAVE_STRACE = _strace_works()
+HAVE_STRACE = testkit.strace_works()
 ATTACKER = "vtest-storeatk"
 SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None  # varinject installs to RAM only
 PROMPT = 30  # seconds: far more than any of these runs needs, far less than forever

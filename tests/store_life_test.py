@@ -25,7 +25,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import unittest
 
@@ -36,10 +35,8 @@ from ptyrun import run_pty  # noqa: E402
 from testkit import VARGEN, VARINJECT, VARSEAL, describe, read, run, write  # noqa: E402
 from vars_test import AGE, VarsCase, files_named, parse_states  # noqa: E402
 
-STRACE = shutil.which("strace")
-HAVE_STRACE = bool(STRACE) and subprocess.run(
-    [STRACE, "-f", "-qq", "-o", "/dev/null", "true"], stdout=subprocess.DEVNULL,
-    stderr=subprocess.DEVNULL).returncode == 0
+STRACE = testkit.STRACE
+HAVE_STRACE = testkit.strace_works()
 
 # Three machines, two admins; SSH host keys made by a script, an API
 # token per machine, a database password shared by web1 and web2.

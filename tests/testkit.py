@@ -17,6 +17,7 @@ import grp
 import os
 import re
 import pwd
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -160,6 +161,21 @@ def other_rows(text):
             name, kind, state = line.split("\t")
             out[name] = (kind, state)
     return out
+
+
+STRACE = shutil.which("strace")
+_strace_works = None
+
+
+def strace_works():
+    """strace is installed and may trace here (ptrace can be forbidden in
+    a container). Asked once per test process."""
+    global _strace_works
+    if _strace_works is None:
+        _strace_works = bool(STRACE) and subprocess.run(
+            [STRACE, "-f", "-qq", "-o", "/dev/null", "true"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL).returncode == 0
+    return _strace_works
 
 
 def traced_env():

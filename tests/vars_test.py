@@ -46,7 +46,7 @@ import testkit  # noqa: E402
 from testkit import VARGEN, VARSEAL, describe, read, run, write  # noqa: E402
 
 AGE = shutil.which("age") or "/usr/bin/age"
-STRACE = shutil.which("strace")
+STRACE = testkit.STRACE
 
 TIMEOUT = 120  # seconds, for any single process
 
@@ -1570,7 +1570,7 @@ class T12GetWhileChanged(VarsCase):
 
     def setUp(self):
         super().setUp()
-        if not STRACE or run([STRACE, "-f", "-qq", "-o", "/dev/null", "true"]).returncode:
+        if not testkit.strace_works():
             self.skipTest("needs a working strace")
         self.admins("alice")
         self.write_spec(self.SPEC, alice=self.alice_r)
