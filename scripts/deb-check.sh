@@ -93,6 +93,10 @@ echo "built in $((SECONDS - build_start)) s; compiler warnings: $(grep -c 'warni
 grep -E '^(100% tests passed|[0-9]+% tests passed)' "$work/build.log" | sed 's/^/  package tests: /' || true
 deb=$(ls "$work"/${pkg}_*.deb)
 dpkg-deb -f "$deb" Package Version Architecture Depends | sed 's/^/  /'
+# varinject loads libsystemd itself (inject/log.c), so dpkg-shlibdeps cannot
+# see it: debian/control names it, and the package must say so.
+dpkg-deb -f "$deb" Depends | grep -Eq '(^|, )libsystemd0( |,|$)' ||
+	fail "the package does not depend on libsystemd0 (varinject loads it)"
 if [ "$in_git" = 1 ]; then
 	[ "$(git status --porcelain --untracked-files=all)" = "$before" ] ||
 		fail "the source tree changed during the build"
