@@ -26,6 +26,32 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testkit  # noqa: E402
 from testkit import VARGEN, VARINJECT, VARSEAL, describe, read, run, write  # noqa: E402
 
+
+def thread_states(pid):
+    """The state letter of each of pid's threads (R running, S asleep...)."""
+    states = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue  # a thread that just ended
+        states.append(data[data.rindex(b")") + 2:data.rindex(b")") + 3].decode())
+    return states
+
+
+def all_asleep(pid, timeout):
+    """Whether every thread of pid is asleep (S) and stays so for 50 ms,
+    within timeout seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if set(thread_states(pid)) == {"S"}:
+            time.sleep(0.05)
+            if set(thread_states(pid)) == {"S"}:
+                return True
+        time.sleep(0.01)
+    return False
+
 OK, ERROR, USAGE, NO_MATCH, ATTENTION = 0, 1, 2, 3, 4
 
 SPEC = """\
@@ -141,7 +167,12 @@ class ExitCodes(unittest.TestCase):
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, restore_signals=not ignored)
                     got = p.stdout.read(256 << 10)
-                    time.sleep(0.3)  # the ring fills, the workers sleep
+                    # The ring fills and every thread sleeps (the workers on
+                    # the full ring, the writer in write()), however long
+                    # this host takes to get there; only then is the pipe
+                    # closed, so that the wake-up is what is tested.
+                    self.assertTrue(all_asleep(p.pid, 30),
+                                    "varseal %s never filled its ring and slept" % what)
                     p.stdout.close()
                     try:
                         err = p.stderr.read()

@@ -189,6 +189,26 @@ def alive(pid):
         return False
 
 
+def opening_a_fifo(pid):
+    """Whether pid is asleep in an open() (open, openat, openat2) that waits
+    for the other end of a FIFO. /proc/PID/syscall names the call it is in
+    (root may read it); wchan names where the kernel sleeps, where symbols
+    are shown (elsewhere it reads 0, and the call alone decides)."""
+    try:
+        call = proc_read_text(pid, "syscall").split()
+        wchan = proc_read_text(pid, "wchan").strip()
+    except OSError:
+        return False
+    if not call or call[0] not in ("2", "257", "437"):   # x86-64 open, openat, openat2
+        return False
+    return wchan in ("wait_for_partner", "0", "")
+
+
+def proc_read_text(pid, name):
+    with open("/proc/%d/%s" % (pid, name)) as f:
+        return f.read()
+
+
 def wait_until(what, timeout, step=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -661,7 +681,14 @@ class T10Fifos(Case):
 
     def blocked_then_sigterm(self, cmd, what):
         run_ = Started(cmd, cwd=self.dir)
-        time.sleep(1.5)         # let it reach the open() of the FIFO
+        # Wait for it to block in the open() of the FIFO (or to refuse the
+        # FIFO and exit), however long this host takes to get there: a
+        # signal sent earlier would stop it before the open and prove
+        # nothing about a blocked varinject.
+        blocked = wait_until(lambda: run_.p.poll() is not None or opening_a_fifo(run_.p.pid),
+                             20)
+        self.assertTrue(blocked, "varinject neither blocked on %s nor exited\n%s"
+                        % (what, run_.describe()))
         if run_.p.poll() is None:
             run_.p.send_signal(signal.SIGTERM)
         rc = run_.wait(20)
