@@ -842,18 +842,12 @@ class T1ApiMode(InjectCase):
         # READY=1 once the VM is booted, STOPPING=1 when asked to stop, and no
         # secret in any notification.
         path = os.path.join(self.dir, "notify.sock")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock = testkit.datagram_socket(path, 0.05)
         self.addCleanup(sock.close)
-        sock.bind(path)
-        sock.settimeout(0.05)
         msgs = []
 
         def drain():
-            try:
-                while True:
-                    msgs.append(sock.recv(65536))
-            except (socket.timeout, BlockingIOError):
-                pass
+            msgs.extend(testkit.recv_all(sock))
             return msgs
 
         cfg_path, _ = self.vm_config()

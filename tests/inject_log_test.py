@@ -62,16 +62,6 @@ def stream_of(fd):
     return "%d:%d" % (st.st_dev, st.st_ino)
 
 
-def recv_all(sock):
-    out = []
-    try:
-        while True:
-            out.append(sock.recv(65536))
-    except (socket.timeout, BlockingIOError):
-        pass
-    return out
-
-
 def mentions(log, what):
     """The loader log's lines that name what (short enough for a message)."""
     return [line.strip() for line in log.splitlines() if what in line]
@@ -90,9 +80,7 @@ def journal_fields(datagram):
 def in_namespace(plan):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"], check=True)
     os.makedirs("/run/systemd/journal")
-    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    journal.bind("/run/systemd/journal/socket")
-    journal.settimeout(0.2)
+    journal = testkit.datagram_socket("/run/systemd/journal/socket", 0.2)
     if plan.get("hide_libsystemd"):
         empty = "/run/empty.so"
         open(empty, "wb").close()
@@ -100,9 +88,7 @@ def in_namespace(plan):
     notify = None
     env = dict(plan["env"])
     if plan.get("notify"):
-        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        notify.bind("/run/notify.sock")
-        notify.settimeout(0.2)
+        notify = testkit.datagram_socket("/run/notify.sock", 0.2)
         env["NOTIFY_SOCKET"] = "/run/notify.sock"
     # stderr a stream socket, as systemd gives a unit's stderr to journald
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -120,8 +106,8 @@ def in_namespace(plan):
         stream += chunk
     out = {"rc": p.returncode, "stdout": p.stdout.decode(errors="replace"),
            "stream": stream.decode(errors="replace"),
-           "journal": [journal_fields(d) for d in recv_all(journal)],
-           "notify": [d.decode() for d in recv_all(notify)] if notify else []}
+           "journal": [journal_fields(d) for d in testkit.recv_all(journal)],
+           "notify": [d.decode() for d in testkit.recv_all(notify)] if notify else []}
     print(json.dumps(out))
 
 
@@ -193,13 +179,11 @@ class T1Loading(LogCase):
 
     def test_loaded_to_notify(self):
         path = os.path.join(self.dir, "notify.sock")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock = testkit.datagram_socket(path, 0.2)
         self.addCleanup(sock.close)
-        sock.bind(path)
-        sock.settimeout(0.2)
         p, log = self.loaded_objects(self.launch_cmd(), NOTIFY_SOCKET=path)
         self.assertEqual(p.returncode, 0, describe(p))
-        msgs = recv_all(sock)
+        msgs = testkit.recv_all(sock)
         self.assertTrue(any(b"READY=1" in m.split(b"\n") for m in msgs), msgs)
         self.assertTrue(any(b"STOPPING=1" in m.split(b"\n") for m in msgs), msgs)
         self.assertTrue([line for line in mentions(log, "file=libsystemd.so.0 ")

@@ -18,6 +18,7 @@ import os
 import re
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -70,6 +71,32 @@ def run(cmd, stdin=None, timeout=TIMEOUT, check=False, **kw):
     if check and p.returncode != 0:
         raise AssertionError(describe(p))
     return p
+
+
+def datagram_socket(path, timeout):
+    """A Unix datagram socket bound at path (where a tool sends to, as
+    systemd's notify and journal sockets), its reads timing out after
+    timeout seconds. The caller closes it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)
+        sock.settimeout(timeout)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def recv_all(sock):
+    """Every datagram waiting on sock, until its timeout finds none more
+    (or, non-blocking, none is there)."""
+    out = []
+    try:
+        while True:
+            out.append(sock.recv(65536))
+    except (socket.timeout, BlockingIOError):
+        pass
+    return out
 
 
 def checked(cmd, **kw):
