@@ -7,6 +7,7 @@
  * terminal or from a script as much as one under systemd, which alone uses
  * it. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +63,19 @@ static bool libsystemd_ready(void)
 
 static bool to_journal;
 
+/* One decimal number at *s, digits only (strtoull alone would take a
+ * sign or leading blanks), in range; *s moves past it. */
+static bool parse_decimal(const char **s, unsigned long long *out)
+{
+	if (**s < '0' || **s > '9')
+		return false;
+	char *end;
+	errno = 0;
+	*out = strtoull(*s, &end, 10);
+	*s = end;
+	return errno == 0;
+}
+
 /* JOURNAL_STREAM holds the device and inode of the journal stream systemd
  * gave a unit as stderr: then structured entries are better than lines on
  * the stream. systemd.exec(5) says to compare them with stderr's own, and
@@ -72,11 +86,11 @@ void vi_log_init(void)
 {
 	const char *stream = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
-	int end = 0;
 	struct stat st;
-	to_journal = stream != NULL && sscanf(stream, "%llu:%llu%n", &dev, &ino, &end) == 2 &&
-		     stream[end] == '\0' && fstat(STDERR_FILENO, &st) == 0 &&
-		     (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+	to_journal = stream != NULL && parse_decimal(&stream, &dev) && *stream++ == ':' &&
+		     parse_decimal(&stream, &ino) && *stream == '\0' &&
+		     fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+		     (unsigned long long)st.st_ino == ino;
 }
 
 /* A message the journal did not take (the library could not be loaded, or

@@ -199,12 +199,45 @@ class T2JournalStreamElsewhere(LogCase):
         other = os.stat(self.dir + "/vars.yaml")
         env = clean_env(JOURNAL_STREAM="%d:%d" % (other.st_dev, other.st_ino),
                         INVOCATION_ID="0123456789abcdef0123456789abcdef")
-        for value in (env["JOURNAL_STREAM"], "garbage", "1:2:3", ""):
+        for value in (env["JOURNAL_STREAM"], "garbage", "1:2:3", "", ":", "1:",
+                      "99999999999999999999999:1"):
             with self.subTest(JOURNAL_STREAM=value):
                 env["JOURNAL_STREAM"] = value
                 p = testkit.run(self.failing_cmd(), env=env)
                 self.assertEqual(p.returncode, 1, describe(p))
                 self.assertEqual(p.stderr.decode(), "varinject: " + MISSING_SPEC_ERROR + "\n")
+
+    def test_only_the_exact_value_names_stderr(self):
+        # stderr a pipe whose device and inode the test knows: the exact
+        # value sends the error the journal's way (no journal socket here,
+        # so libsystemd drops it: nothing on stderr), and every value that
+        # only looks like it (a sign, blanks, another separator) is refused
+        # and the error comes on stderr.
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        exact = stream_of(w)
+        dev, ino = exact.split(":")
+        env = clean_env(INVOCATION_ID="0123456789abcdef0123456789abcdef")
+        cases = {exact: "", " " + exact: None, "+" + exact: None, exact + " ": None,
+                 exact + "\n": None, dev + ":+" + ino: None, dev + ": " + ino: None,
+                 dev + "::" + ino: None, dev + "-" + ino: None}
+        try:
+            for value, want in cases.items():
+                with self.subTest(JOURNAL_STREAM=value):
+                    env["JOURNAL_STREAM"] = value
+                    p = subprocess.run(self.failing_cmd(), env=env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=w, timeout=60)
+                    self.assertEqual(p.returncode, 1)
+                    os.set_blocking(r, False)
+                    try:
+                        got = os.read(r, 65536).decode()
+                    except BlockingIOError:
+                        got = ""
+                    if want is None:
+                        want = "varinject: " + MISSING_SPEC_ERROR + "\n"
+                    self.assertEqual(got, want)
+        finally:
+            os.close(w)
 
 
 def can_unshare():
