@@ -29,15 +29,9 @@ from testkit import VARGEN, VARINJECT, VARSEAL, describe, read, run, write  # no
 
 def thread_states(pid):
     """The state letter of each of pid's threads (R running, S asleep...)."""
-    states = []
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid), "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            continue  # a thread that just ended
-        states.append(data[data.rindex(b")") + 2:data.rindex(b")") + 3].decode())
-    return states
+    states = (testkit.proc_state("/proc/%d/task/%s/stat" % (pid, tid))
+              for tid in os.listdir("/proc/%d/task" % pid))
+    return [s for s in states if s is not None]  # None: a thread that just ended
 
 
 def all_asleep(pid, timeout):

@@ -147,12 +147,8 @@ describe = functools.partial(testkit.describe, keep=-4000)
 
 
 def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS",
-                        "LISTEN_PID", "CREDENTIALS_DIRECTORY", "RUNTIME_DIRECTORY",
-                        "XDG_RUNTIME_DIR") and not k.startswith("CH_STANDIN_")}
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+    return testkit.env_without_systemd(
+        drop=[k for k in os.environ if k.startswith("CH_STANDIN_")], **extra)
 
 
 write = functools.partial(testkit.write, exclusive=True)
@@ -181,12 +177,7 @@ def children(pid):
 
 def alive(pid):
     """Running and not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-        return data[data.rindex(b")") + 2:data.rindex(b")") + 3] != b"Z"
-    except OSError:
-        return False
+    return testkit.proc_state("/proc/%d/stat" % pid) not in (None, "Z")
 
 
 def opening_a_fifo(pid):

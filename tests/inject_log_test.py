@@ -42,18 +42,13 @@ from testkit import ROOT, VARGEN, VARINJECT, VARSEAL, describe  # noqa: E402
 
 UNSHARE = shutil.which("unshare")
 READELF = shutil.which("readelf")
-# What systemd puts in a unit's environment: none may leak in from the
-# environment this test itself runs in.
-SYSTEMD_VARS = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS",
-                "LISTEN_PID", "LD_DEBUG", "LD_DEBUG_OUTPUT")
 MISSING_SPEC = "/nonexistent/vars.yaml"
 MISSING_SPEC_ERROR = "error: /nonexistent/vars.yaml: No such file or directory"
 
 
 def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in SYSTEMD_VARS}
-    env.update(extra)
-    return env
+    """No systemd context, and no loader log unless asked for."""
+    return testkit.env_without_systemd(drop=("LD_DEBUG", "LD_DEBUG_OUTPUT"), **extra)
 
 
 def stream_of(fd):

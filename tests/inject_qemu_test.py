@@ -208,14 +208,8 @@ def digest(value):
     return hashlib.sha256(value).hexdigest(), len(value)
 
 
-def clean_env(**extra):
-    """The environment for varinject: no systemd context (logs go to stderr)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS",
-                        "LISTEN_PID", "CREDENTIALS_DIRECTORY", "RUNTIME_DIRECTORY",
-                        "XDG_RUNTIME_DIR")}
-    env.update(extra)
-    return env
+# The environment for varinject: no systemd context (logs go to stderr).
+clean_env = testkit.env_without_systemd
 
 
 def build_guest(script):

@@ -99,6 +99,35 @@ def recv_all(sock):
     return out
 
 
+# What systemd puts in a unit's environment, and what varinject reads as
+# such: a tool under test must not inherit it from the test's own.
+SYSTEMD_CONTEXT = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_FDS",
+                   "LISTEN_PID", "CREDENTIALS_DIRECTORY", "RUNTIME_DIRECTORY",
+                   "XDG_RUNTIME_DIR")
+
+
+def env_without_systemd(drop=(), **extra):
+    """This process's environment without the systemd context (and the
+    names in drop), plus extra (values made strings)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in SYSTEMD_CONTEXT and k not in drop}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def proc_state(stat_path):
+    """The state letter (R, S, Z...) in a /proc/.../stat file, or None when
+    the process or thread is gone. The name before it, in brackets, may
+    hold anything, so the letter is found after the last ')'."""
+    try:
+        with open(stat_path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    end = data.rindex(b")")
+    return data[end + 2:end + 3].decode()
+
+
 def checked(cmd, **kw):
     """run() that must succeed."""
     return run(cmd, check=True, **kw)
