@@ -18,9 +18,10 @@
 /* Chunks per batch. Two batches are in flight (one being sealed or opened,
  * the next being read), so memory is 2 x 2 x 12 x 64 KiB = 3 MiB at most,
  * whatever the input size (more buys no speed on two cores); a regular
- * file read out of order uses a ring of 8 x 4 chunks and 4 chunks per
- * thread instead (run_positional). Small inputs (most secrets) first get
- * buffers of one chunk, and only grow if more input follows. */
+ * file read out of order uses, per thread, two ring slots of 4 chunks
+ * and 4 chunks to read into instead (run_positional). Small inputs (most
+ * secrets) first get buffers of one chunk, and only grow if more input
+ * follows. */
 #define BATCH 12
 #define MAX_THREADS 4
 
@@ -93,7 +94,8 @@ struct stream {
 	 * the group of chunks it works on, the ring of groups' outputs, and
 	 * the counts that hand the groups out and take them back. */
 	uint8_t *own[MAX_THREADS];
-	struct batch *ring; /* RING slots; NULL unless reading out of order */
+	struct batch *ring; /* `slots` of them; NULL unless reading out of order */
+	unsigned slots;
 	uint64_t groups;    /* groups to do, of GROUP chunks (the last may be fewer) */
 	uint64_t end;	    /* chunks to do out of order */
 	atomic_uint_fast64_t claimed; /* groups handed out */
@@ -556,16 +558,24 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
  *
  * The work goes out in groups of GROUP chunks, one pread each, into the
  * thread's own buffer, which stays in its cache; the results go to a ring
- * of RING slots, which this thread writes out in order. There is no
+ * of slots, which this thread writes out in order. There is no
  * barrier between groups: a thread that finishes one takes the next,
  * unless its slot still holds a group not yet written, and this thread
  * joins in whenever the group it is to write next is not done. With a
  * barrier after every batch, as before, one core waited for the other's
  * last chunk at every batch, and a read per chunk paid a system call per
  * 64 KiB (on a VM, 0.067 s of reading 1 GiB, against 0.043 s in 256 KiB
- * reads). */
+ * reads).
+ *
+ * Two slots per thread: each thread can work on one group while the one
+ * it finished waits to be written. More only cost pages, and on a host
+ * where a page's first touch costs about 10 us that is measurable: a
+ * decrypt's ring of 8 slots, 2 MiB of guarded memory (locked and filled
+ * when allocated), took 2.3 ms before the first group could start, and
+ * an encrypt's faulted in 257 more pages; neither ran faster for it. */
 #define GROUP 4
-#define RING 8
+#define SLOTS_PER_THREAD 2
+#define MAX_SLOTS (SLOTS_PER_THREAD * MAX_THREADS)
 _Static_assert(GROUP <= BATCH, "a ring slot is a batch of GROUP chunks");
 
 /* A file read out of order ended before the length it had when asked. */
@@ -586,7 +596,7 @@ static void prepare_slot(struct stream *st, uint64_t g)
 {
 	if (g >= st->groups)
 		return;
-	struct batch *b = &st->ring[g % RING];
+	struct batch *b = &st->ring[g % st->slots];
 	b->counter = g * GROUP;
 	b->nchunks = group_chunks(st, g);
 	b->final_short = false; /* whole chunks only: the last is read in order */
@@ -603,7 +613,7 @@ static enum claim claim_group(struct stream *st, uint64_t *g)
 	for (;;) {
 		if (n >= st->groups || atomic_load(&st->halt))
 			return NONE_LEFT;
-		if (n >= atomic_load(&st->written) + RING)
+		if (n >= atomic_load(&st->written) + st->slots)
 			return NO_ROOM;
 		if (atomic_compare_exchange_weak(&st->claimed, &n, n + 1)) {
 			*g = n;
@@ -618,7 +628,7 @@ static enum claim claim_group(struct stream *st, uint64_t *g)
 static void do_group(struct stream *st, uint64_t g, unsigned slot)
 {
 	size_t size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
-	struct batch *b = &st->ring[g % RING];
+	struct batch *b = &st->ring[g % st->slots];
 	uint8_t *buf = st->own[slot];
 	ssize_t got = vf_src_read_at(&st->at, buf, b->nchunks * size, b->counter * size);
 	int errnum = errno;
@@ -636,7 +646,7 @@ static void do_group(struct stream *st, uint64_t g, unsigned slot)
 static bool no_room(struct stream *st)
 {
 	uint64_t n = atomic_load(&st->claimed);
-	return !atomic_load(&st->halt) && n < st->groups && n >= atomic_load(&st->written) + RING;
+	return !atomic_load(&st->halt) && n < st->groups && n >= atomic_load(&st->written) + st->slots;
 }
 
 /* While the output keeps up, a slot comes free every few tens of
@@ -689,7 +699,7 @@ static void work_on_ring(struct stream *st, unsigned slot)
 /* This thread's part while it waits for group w to be done. */
 static void await_group(struct stream *st, uint64_t w)
 {
-	struct batch *b = &st->ring[w % RING];
+	struct batch *b = &st->ring[w % st->slots];
 	while (atomic_load_explicit(&b->done, memory_order_acquire) < b->nchunks) {
 		uint64_t g;
 		if (claim_group(st, &g) == CLAIMED)
@@ -737,13 +747,13 @@ static enum vf_code write_groups(struct stream *st, uint64_t w, uint64_t *next,
 				 struct vf_sink *out, struct vf_error *err)
 {
 	size_t size = st->encrypt ? ENC_CHUNK_SIZE : VF_CHUNK_SIZE;
-	struct iovec iov[RING];
+	struct iovec iov[MAX_SLOTS];
 	int n = 0;
 	const struct batch *failed = NULL;
 	size_t ok = 0;
 	uint64_t g = w;
-	while (g < st->groups && g < w + RING && !failed) {
-		const struct batch *b = &st->ring[g % RING];
+	while (g < st->groups && g < w + st->slots && !failed) {
+		const struct batch *b = &st->ring[g % st->slots];
 		if (g > w && atomic_load_explicit(&b->done, memory_order_acquire) < b->nchunks)
 			break;
 		ok = ok_prefix(b);
@@ -776,7 +786,7 @@ static void end_ring(struct stream *st)
 static enum vf_code run_ring(struct stream *st, struct vf_src *in, struct vf_sink *out,
 			     struct vf_error *err)
 {
-	for (uint64_t g = 0; g < RING; g++)
+	for (uint64_t g = 0; g < st->slots; g++)
 		prepare_slot(st, g);
 	st->ring_on = true;
 	publish(st, &st->ring[0]);
@@ -786,7 +796,7 @@ static enum vf_code run_ring(struct stream *st, struct vf_src *in, struct vf_sin
 		uint64_t next;
 		rc = write_groups(st, w, &next, out, err);
 		for (; w < next; w++)
-			prepare_slot(st, w + RING);
+			prepare_slot(st, w + st->slots);
 		atomic_store(&st->written, w);
 		wake_sleepers(st);
 	}
@@ -822,15 +832,16 @@ static enum vf_code run_positional(struct stream *st, struct vf_src *in, struct 
 		return VF_OK; /* a pipeline gains nothing on less */
 	st->groups = (st->end + GROUP - 1) / GROUP;
 	enum vf_code rc = VF_OK;
-	uint8_t *outs = side_alloc(!st->encrypt, RING * GROUP * out_size);
-	st->ring = calloc(RING, sizeof(*st->ring));
+	st->slots = SLOTS_PER_THREAD * st->threads;
+	uint8_t *outs = side_alloc(!st->encrypt, st->slots * GROUP * out_size);
+	st->ring = calloc(st->slots, sizeof(*st->ring));
 	if (!outs || !st->ring)
 		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
 	for (unsigned i = 0; i < st->threads && rc == VF_OK; i++)
 		if (!(st->own[i] = side_alloc(st->encrypt, GROUP * in_size)))
 			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
 	if (rc == VF_OK) {
-		for (unsigned i = 0; i < RING; i++)
+		for (unsigned i = 0; i < st->slots; i++)
 			st->ring[i].out = outs + i * GROUP * out_size;
 		rc = run_ring(st, in, out, err);
 		st->first = st->end;
@@ -855,8 +866,14 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 	if (rc == VF_OK)
 		rc = read_batch(st, NULL, cur, in, err);
 	if (rc == VF_OK && !st->eof && st->chunks < BATCH) {
-		/* More than a chunk: worth full-size batches. */
-		rc = alloc_batches(st, BATCH, err);
+		/* More than a chunk: worth full-size batches; but after the reads
+		 * out of order only the file's last chunk is left, unless it
+		 * grew meanwhile, and two chunks are room for it and the end of
+		 * input (encrypt holds a full chunk back until it sees that).
+		 * Full batches there cost about 4 ms of every large file on a
+		 * host where a page's first touch costs 10 us: 1.5 MiB of
+		 * guarded memory, locked and filled, for 64 KiB. */
+		rc = alloc_batches(st, st->first ? 2 : BATCH, err);
 		if (rc == VF_OK)
 			rc = read_batch(st, cur, cur, in, err);
 	}
