@@ -154,25 +154,12 @@ def clean_env(**extra):
 write = functools.partial(testkit.write, exclusive=True)
 
 
-def ppid_of(pid):
-    try:
-        with open("/proc/%s/stat" % pid, "rb") as f:
-            data = f.read()
-        return int(data[data.rindex(b")") + 2:].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def cmdline_of(pid):
     try:
         with open("/proc/%s/cmdline" % pid, "rb") as f:
             return f.read().split(b"\0")
     except OSError:
         return []
-
-
-def children(pid):
-    return [int(q) for q in os.listdir("/proc") if q.isdigit() and ppid_of(q) == pid]
 
 
 def alive(pid):
@@ -272,7 +259,7 @@ class Started:
 
     def hypervisor(self, prefix):
         """The pid of the child of varinject whose argv[0] base name starts with prefix."""
-        for q in children(self.p.pid):
+        for q in testkit.children(self.p.pid):
             argv = cmdline_of(q)
             if argv and any(os.path.basename(a.decode(errors="replace")).startswith(prefix)
                             for a in argv[:2]):

@@ -233,16 +233,6 @@ def proc_read(pid, leaf):
         return None
 
 
-def ppid_of(pid):
-    data = proc_read(pid, "stat")
-    if not data:
-        return None
-    try:
-        return int(data[data.rindex(b")") + 2:].split()[1])
-    except (ValueError, IndexError):
-        return None
-
-
 def files_holding(roots, needles, skip=()):
     """(path, needle name) for every regular file under roots holding a needle."""
     hits = []
@@ -515,8 +505,7 @@ class InjectCase(unittest.TestCase):
         """SIGKILL for QEMU (varinject's children): varinject then cleans up
         and exits 128+9 by itself; SIGKILL for it too if it has not after
         10 s."""
-        children = [r.qemu_pid] if r.qemu_pid else [
-            int(q) for q in os.listdir("/proc") if q.isdigit() and ppid_of(q) == p.pid]
+        children = [r.qemu_pid] if r.qemu_pid else testkit.children(p.pid)
         for pid in children:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -531,7 +520,7 @@ class InjectCase(unittest.TestCase):
     def hang_report(pid):
         """What a varinject that did not exit is doing, and its children."""
         lines = []
-        procs = [pid] + [int(q) for q in os.listdir("/proc") if q.isdigit() and ppid_of(q) == pid]
+        procs = [pid] + testkit.children(pid)
         for q in procs:
             status = (proc_read(q, "status") or b"").decode(errors="replace").splitlines()
             keep = [l for l in status if l.startswith(("Name", "State", "Threads", "Sig", "ShdPnd"))]
@@ -560,7 +549,7 @@ class InjectCase(unittest.TestCase):
                     if needle in data:
                         r.leaks.append((int(pid), argv0, where, what))
             if (os.path.basename(argv0).startswith("qemu-system")
-                    and ppid_of(pid) == inject_pid):
+                    and testkit.ppid_of(pid) == inject_pid):
                 qemu_seen = True
                 r.qemu_pid = int(pid)
                 r.qemu_argv = cmdline.split(b"\0")

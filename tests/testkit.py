@@ -115,17 +115,40 @@ def env_without_systemd(drop=(), **extra):
     return env
 
 
-def proc_state(stat_path):
-    """The state letter (R, S, Z...) in a /proc/.../stat file, or None when
-    the process or thread is gone. The name before it, in brackets, may
-    hold anything, so the letter is found after the last ')'."""
+def _stat_fields(stat_path):
+    """The fields of a /proc/.../stat file after the name (state, ppid,
+    ...), or None when the process or thread is gone. The name, in
+    brackets, may hold anything, so they start after the last ')'."""
     try:
         with open(stat_path, "rb") as f:
             data = f.read()
     except OSError:
         return None
-    end = data.rindex(b")")
-    return data[end + 2:end + 3].decode()
+    try:
+        return data[data.rindex(b")") + 2:].split()
+    except ValueError:
+        return None
+
+
+def proc_state(stat_path):
+    """The state letter (R, S, Z...) in a /proc/.../stat file, or None when
+    the process or thread is gone."""
+    fields = _stat_fields(stat_path)
+    return fields[0].decode() if fields else None
+
+
+def ppid_of(pid):
+    """The parent of process pid, or None when it is gone."""
+    fields = _stat_fields("/proc/%s/stat" % pid)
+    try:
+        return int(fields[1]) if fields else None
+    except (ValueError, IndexError):
+        return None
+
+
+def children(pid):
+    """The processes whose parent is pid."""
+    return [int(q) for q in os.listdir("/proc") if q.isdigit() and ppid_of(q) == pid]
 
 
 def checked(cmd, **kw):
