@@ -870,7 +870,7 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 		 * out of order only the file's last chunk is left, unless it
 		 * grew meanwhile, and two chunks are room for it and the end of
 		 * input (encrypt holds a full chunk back until it sees that).
-		 * Full batches there cost about 4 ms of every large file on a
+		 * Full batches there cost 1.3-2 ms of every large file on a
 		 * host where a page's first touch costs 10 us: 1.5 MiB of
 		 * guarded memory, locked and filled, for 64 KiB. */
 		rc = alloc_batches(st, st->first ? 2 : BATCH, err);
