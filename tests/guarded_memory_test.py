@@ -11,7 +11,12 @@ value that was copied through malloc and freed without a wipe is still
 there. The dump is then searched for the secret values, which are known:
 set with `varseal set`, or generated and read back with `varseal get`.
 
-Covers `vargen generate`, `varinject --dry-run` and `varseal get`. Skipped
+Covers `vargen generate`, `varinject --dry-run` and `varseal get`, and
+the payload stream on a large input both ways (`varseal decrypt` and
+`encrypt` of 4 MiB, from a regular file, which is read out of order by
+every core, and from a pipe, which one thread reads): its plaintext must
+stay in guarded memory too, worker threads' stacks and arenas included,
+since a file is a secret however large it is. Skipped
 for an ASan build: ASan makes mlock a no-op, so guarded pages look like
 heap there.
 Needs gdb (scripts/deps.sh) and root or ptrace rights over a child: the
@@ -25,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -108,9 +114,36 @@ class Wipes(gdb.Breakpoint):
                 pass
         return False
 
-def watch(out_path):
-    global wipes
-    wipes = Wipes(open(out_path, "wb", buffering=0))
+class MidRun(gdb.Breakpoint):
+    # Every 4th output write (write or writev, either thread), the ordinary
+    # memory as it is then: a buffer freed before exit (a large malloc
+    # block goes back to the kernel at once) was there while it was in use.
+    hits = 0
+
+    def __init__(self, spec, out):
+        super().__init__(spec, internal=True)
+        self.out = out
+
+    def stop(self):
+        MidRun.hits += 1
+        if MidRun.hits % 4 == 0:
+            dump_ordinary(gdb.selected_inferior(), self.out)
+        return False
+
+def dump_ordinary(inf, out):
+    for lo, hi, plain in maps(inf.pid):
+        if plain:
+            try:
+                out.write(bytes(inf.read_memory(lo, hi - lo)))
+            except gdb.MemoryError:
+                pass
+
+def watch(out_path, mid_run=False):
+    global wipes, mid
+    out = open(out_path, "wb", buffering=0)
+    wipes = Wipes(out)
+    if mid_run:
+        mid = [MidRun(f, out) for f in ("write", "writev")]
 
 def secure_heap():
     # At exit(), before OpenSSL's atexit cleanup takes its secure heap down.
@@ -121,16 +154,11 @@ def dump(out_path):
     inf = gdb.selected_inferior()
     print("exit status %d" % int(gdb.parse_and_eval("$rdi")))
     with open(out_path, "ab") as out:
-        for lo, hi, plain in maps(inf.pid):
-            if plain:
-                try:
-                    out.write(bytes(inf.read_memory(lo, hi - lo)))
-                except gdb.MemoryError:
-                    pass
+        dump_ordinary(inf, out)
 """
 
 
-def gdb_cmd(dump_path, script_path, argv, stdin_path):
+def gdb_cmd(dump_path, script_path, argv, stdin_path, mid_run=False):
     # The arguments go on `run` (which would replace --args), quoted for
     # the shell gdb starts the program with.
     line = " ".join(shlex.quote(a) for a in argv[1:])
@@ -140,7 +168,7 @@ def gdb_cmd(dump_path, script_path, argv, stdin_path):
             "-ex", "set startup-with-shell on",
             "-ex", "set breakpoint pending on",
             "-ex", "source " + script_path,
-            "-ex", "python watch(%r)" % dump_path,
+            "-ex", "python watch(%r, %r)" % (dump_path, mid_run),
             "-ex", "break exit",
             "-ex", "catch syscall exit_group",
             "-ex", "run %s < %s > /dev/null" % (line, shlex.quote(stdin_path)),
@@ -198,13 +226,22 @@ class GuardedMemory(unittest.TestCase):
         self.assertEqual(values["set/small"], SET_VALUES["set/small"])
         return values
 
-    def heap_after(self, argv, stdin=b""):
-        """Runs argv under gdb in the store; the ordinary heap at exit_group."""
+    def heap_after(self, argv, stdin=b"", pipe=False, mid_run=False):
+        """Runs argv under gdb in the store; the ordinary heap at exit_group.
+        With pipe, stdin comes through a FIFO (not a file it could read
+        out of order); with mid_run, also at every 4th output write."""
         n = len(os.listdir(self.tmp))
         dump_path = os.path.join(self.tmp, "heap-%d.bin" % n)
         stdin_path = os.path.join(self.tmp, "stdin-%d" % n)
-        testkit.write(stdin_path, stdin)
-        p = run(gdb_cmd(dump_path, self.script, argv, stdin_path), cwd=self.tmp,
+        if pipe:
+            os.mkfifo(stdin_path, 0o600)
+            # Daemon: if gdb fails before the shell opens the FIFO, the
+            # writer stays blocked and must not hold the test run open.
+            threading.Thread(target=testkit.write, args=(stdin_path, stdin),
+                             daemon=True).start()
+        else:
+            testkit.write(stdin_path, stdin)
+        p = run(gdb_cmd(dump_path, self.script, argv, stdin_path, mid_run), cwd=self.tmp,
                 timeout=TIMEOUT)
         self.assertIn(b"exit status 0\n", p.stdout, describe(p))
         # vf_init set up OpenSSL's secure heap for its private key copies.
@@ -219,14 +256,20 @@ class GuardedMemory(unittest.TestCase):
     def assert_absent(self, heap, values, what):
         # A value is found if any 16-byte window of it is: a copy that was
         # later partly overwritten (malloc's own bookkeeping) still counts.
+        # Its first KiB window by window, then windows spread over the rest
+        # (a large value's every chunk) and its last 16 bytes.
         found = []
         for name, value in values.items():
-            probe = value if len(value) <= 16 else None
-            windows = [probe] if probe else [value[i:i + 16]
-                                            for i in range(0, len(value) - 15, 16)][:64]
+            if len(value) <= 16:
+                windows = [value]
+            else:
+                step = max(16, len(value) // 1024)
+                starts = list(range(0, min(len(value) - 15, 1024), 16)) + \
+                    list(range(1024, len(value) - 15, step)) + [len(value) - 16]
+                windows = [value[i:i + 16] for i in starts]
             if any(w in heap for w in windows):
                 found.append(name)
-        self.assertEqual(found, [], "%s: decrypted values in the ordinary heap "
+        self.assertEqual(found, [], "%s: plaintext values in the ordinary heap "
                          "(%d bytes searched)" % (what, len(heap)))
 
     def test_vargen_generate(self):
@@ -249,6 +292,44 @@ class GuardedMemory(unittest.TestCase):
         values = self.secrets()
         heap = self.heap_after([VARSEAL, "get", "vm", "set/large", "-i", self.store.admin])
         self.assert_absent(heap, {"set/large": values["set/large"]}, "varseal get")
+
+    def large_file(self):
+        """4 MiB of plaintext (64 chunks: from a file, the stream's ring on
+        two CPUs or more, not its batches) and its ciphertext to the admin,
+        as files in the store."""
+        plain = b"guarded-memory-test:stream:" + os.urandom(4 << 20)
+        plain_path = os.path.join(self.tmp, "large.plain")
+        ct_path = os.path.join(self.tmp, "large.age")
+        testkit.write(plain_path, plain)
+        self.store.tool(VARSEAL, "encrypt", "-r", self.store.admin_pub, "-o", ct_path,
+                        plain_path)
+        return plain, plain_path, ct_path
+
+    def test_varseal_decrypt_large_file(self):
+        plain, _, ct_path = self.large_file()
+        heap = self.heap_after([VARSEAL, "decrypt", "-i", self.store.admin, ct_path],
+                               mid_run=True)
+        self.assert_absent(heap, {"4 MiB file": plain}, "varseal decrypt of a large file")
+
+    def test_varseal_decrypt_large_pipe(self):
+        plain, _, ct_path = self.large_file()
+        with open(ct_path, "rb") as f:
+            ct = f.read()
+        heap = self.heap_after([VARSEAL, "decrypt", "-i", self.store.admin], stdin=ct, pipe=True,
+                               mid_run=True)
+        self.assert_absent(heap, {"4 MiB pipe": plain}, "varseal decrypt from a pipe")
+
+    def test_varseal_encrypt_large_file(self):
+        plain, plain_path, _ = self.large_file()
+        heap = self.heap_after([VARSEAL, "encrypt", "-r", self.store.admin_pub, plain_path],
+                               mid_run=True)
+        self.assert_absent(heap, {"4 MiB file": plain}, "varseal encrypt of a large file")
+
+    def test_varseal_encrypt_large_pipe(self):
+        plain, _, _ = self.large_file()
+        heap = self.heap_after([VARSEAL, "encrypt", "-r", self.store.admin_pub],
+                               stdin=plain, pipe=True, mid_run=True)
+        self.assert_absent(heap, {"4 MiB pipe": plain}, "varseal encrypt from a pipe")
 
 
 if __name__ == "__main__":
