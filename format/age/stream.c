@@ -17,19 +17,32 @@
 #define ENC_CHUNK_SIZE (VF_CHUNK_SIZE + VF_AEAD_TAG_LEN)
 /* Chunks per batch. Two batches are in flight (one being sealed or opened,
  * the next being read), so memory is 2 x 2 x 12 x 64 KiB = 3 MiB at most,
- * whatever the input size (more buys no speed on two cores); a regular
- * file read out of order uses, per thread, two ring slots of 4 chunks
- * and 4 chunks to read into instead (run_positional). Small inputs (most
- * secrets) first get buffers of one chunk, and only grow if more input
- * follows. */
+ * whatever the input size (more buys no speed on two cores); a large
+ * regular file read out of order uses, per thread, two ring slots of 4
+ * chunks and 4 chunks to read into instead (run_positional). Small inputs
+ * (most secrets) first get buffers of one chunk, and only grow if more
+ * input follows: to full batches for a pipe, to two chunks for a regular
+ * file (grown_batch). */
 #define BATCH 12
 #define MAX_THREADS 4
+/* Workers start on the first batch of this many chunks or more: on fewer
+ * a thread's start (its stack and arena, fresh pages) costs more than
+ * sharing two chunks' AEAD saves. Measured at 128 KiB-1 MiB in batches
+ * of two chunks: 0.5-0.8 ms slower with a worker up to 256 KiB, even at
+ * 1 MiB. */
+#define WORKERS_FROM 3
 
 static unsigned configured_threads;
+static uint64_t configured_ring_from;
 
 void vf_stream_set_threads(unsigned n)
 {
 	configured_threads = n;
+}
+
+void vf_stream_set_ring_from(uint64_t chunks)
+{
+	configured_ring_from = chunks;
 }
 
 static unsigned thread_count(void)
@@ -297,7 +310,7 @@ static void publish(struct stream *st, struct batch *b)
 {
 	atomic_store(&b->next, 0);
 	atomic_store(&b->done, 0);
-	if (b->nchunks > 1 && st->threads > 1 && !st->n_workers && !st->generation)
+	if (b->nchunks >= WORKERS_FROM && st->threads > 1 && !st->n_workers && !st->generation)
 		start_workers(st);
 	if (!st->n_workers || b->nchunks < 2)
 		return;
@@ -547,7 +560,7 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
 		       (unsigned long long)(b->counter + ok));
 }
 
-/* A regular file of more than a few batches is sealed or opened with
+/* A regular file of RING_FROM chunks or more is sealed or opened with
  * every thread reading the chunks it works on (pread): one thread reading
  * for all was the bottleneck, a copy out of the page cache half as costly
  * as the AEAD, and the batch it read landed in the other core's cache.
@@ -575,6 +588,15 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
  * an encrypt's faulted in 257 more pages; neither ran faster for it. */
 #define GROUP 4
 #define SLOTS_PER_THREAD 2
+/* Files of fewer chunks are read in order, in batches of two chunks, on
+ * one thread: the ring's buffers (1.5 MiB on two cores, each page touched
+ * before it is used) and a second thread cost more than the second core
+ * saves until the file is large. Measured on the 2-CPU AMD EPYC VM
+ * (encrypt, wall ms, medians of 12): 2 MiB 17.7 with the ring against
+ * 12.4 in order, 4 MiB 18.3 / 13.7, 8 MiB 20.0 / 16.1, 32 MiB 25.2 /
+ * 29.6. Where a page's first touch is cheaper the ring wins sooner, by
+ * at most what a second core saves on 8 MiB (about 1 ms). */
+#define RING_FROM 128
 #define MAX_SLOTS (SLOTS_PER_THREAD * MAX_THREADS)
 _Static_assert(GROUP <= BATCH, "a ring slot is a batch of GROUP chunks");
 
@@ -820,16 +842,16 @@ static void side_free(bool plaintext, void *p)
 		free(p);
 }
 
-static enum vf_code run_positional(struct stream *st, struct vf_src *in, struct vf_sink *out,
-				   struct vf_error *err)
+static enum vf_code run_positional(struct stream *st, bool sized, struct vf_src *in,
+				   struct vf_sink *out, struct vf_error *err)
 {
-	if (st->threads < 2 || !in->positional || !in->advance || !in->positional(in, &st->at))
+	if (st->threads < 2 || !sized || !in->advance)
 		return VF_OK;
 	size_t in_size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
 	size_t out_size = st->encrypt ? ENC_CHUNK_SIZE : VF_CHUNK_SIZE;
 	st->end = st->at.len ? (st->at.len - 1) / in_size : 0;
-	if (st->end < 2 * BATCH)
-		return VF_OK; /* a pipeline gains nothing on less */
+	if (st->end < (configured_ring_from ? configured_ring_from : RING_FROM))
+		return VF_OK;
 	st->groups = (st->end + GROUP - 1) / GROUP;
 	enum vf_code rc = VF_OK;
 	st->slots = SLOTS_PER_THREAD * st->threads;
@@ -856,24 +878,35 @@ static enum vf_code run_positional(struct stream *st, struct vf_src *in, struct 
 	return rc;
 }
 
+/* The batches' size in chunks once the input turns out to be more than
+ * one chunk. Pages cost: on a host where a page's first touch costs 10
+ * us, full batches (1.5 MiB of guarded memory, locked and filled, and as
+ * much for the other side) made a 64 KiB file take 15 ms where 64 KiB - 1
+ * took 10, and a 1 MiB file 18.7 ms where batches of two chunks, reused
+ * in turn, take 12.8. Two chunks are room for a full chunk and the end of
+ * input (encrypt holds a full chunk back until it sees that). So a
+ * regular file (the input whose size is known: read in order below
+ * RING_FROM chunks, on one thread, and after the reads out of order for
+ * its last chunk and whatever was appended meanwhile) gets batches of
+ * two; anything else (a pipe, which may be long, and whose batches the
+ * workers share) full batches. */
+static size_t grown_batch(bool sized)
+{
+	return sized ? 2 : BATCH;
+}
+
 /* The pipeline: while the workers seal or open batch k, this thread reads
  * batch k+1 (when input is at hand), then helps with k, then writes k. */
 static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *out,
 			struct vf_error *err)
 {
 	struct batch *cur = &st->batches[0], *next = &st->batches[1];
-	enum vf_code rc = run_positional(st, in, out, err);
+	bool sized = in->positional && in->positional(in, &st->at);
+	enum vf_code rc = run_positional(st, sized, in, out, err);
 	if (rc == VF_OK)
 		rc = read_batch(st, NULL, cur, in, err);
 	if (rc == VF_OK && !st->eof && st->chunks < BATCH) {
-		/* More than a chunk: worth full-size batches; but after the reads
-		 * out of order only the file's last chunk is left, unless it
-		 * grew meanwhile, and two chunks are room for it and the end of
-		 * input (encrypt holds a full chunk back until it sees that).
-		 * Full batches there cost 1.3-2 ms of every large file on a
-		 * host where a page's first touch costs 10 us: 1.5 MiB of
-		 * guarded memory, locked and filled, for 64 KiB. */
-		rc = alloc_batches(st, st->first ? 2 : BATCH, err);
+		rc = alloc_batches(st, grown_batch(sized), err);
 		if (rc == VF_OK)
 			rc = read_batch(st, cur, cur, in, err);
 	}

@@ -22,7 +22,13 @@
  *     is a prefix of the right ciphertext, the rest withheld.
  *  5. Through a slow output (a sleep in every write), sealing and opening
  *     give what they give in order: the threads wait for the ring.
- * All of it with two, three and four threads: the ring's size follows. */
+ * All of it with two, three and four threads (the ring's size follows),
+ * and with the ring from 24 chunks, which the sizes above are chosen
+ * around, rather than the default 128 (RING_FROM). Then, at the default:
+ *  6. Sizes around RING_FROM, and below it, where a regular file is read
+ *     in order in batches of two chunks: the same ciphertext as from
+ *     memory (full batches), and a file that grows while it is sealed
+ *     in those batches is read to its new end. */
 #include <fcntl.h>
 #include <time.h>
 
@@ -298,16 +304,18 @@ static enum vf_code seal_changing(const uint8_t *data, size_t len, size_t append
 	return rc;
 }
 
-static void grows_while_sealed(void)
+static void grows_while_sealed(size_t len)
 {
-	size_t len = 100 * CHUNK + 5, extra = 3 * CHUNK + 77;
+	size_t extra = 3 * CHUNK + 77;
 	uint8_t *data = pattern(len + extra, 7);
 	struct changing_sink sink;
 	struct vf_error err = {0};
 	CHECK_OK(seal_changing(data, len, extra, 0, &sink, &err), err,
-		 "a file that grows while sealed: sealed");
+		 "a file of %zu bytes that grows while sealed: sealed", len);
 	CHECK(sink.changed && opens_to(&sink.buf, data, len + extra),
-	      "a file that grows while sealed: opens to all of it, the growth included");
+	      "a file of %zu bytes that grows while sealed: opens to all of it, the growth "
+	      "included",
+	      len);
 	vf_buf_free(&sink.buf);
 	free(data);
 }
@@ -422,7 +430,7 @@ static void all_cases(void)
 	for (size_t i = 0; i < sizeof(open_sizes) / sizeof(open_sizes[0]); i++)
 		opens_as_in_order(open_sizes[i]);
 	open_failures();
-	grows_while_sealed();
+	grows_while_sealed(100 * CHUNK + 5);
 	shrinks_while_sealed(40 * CHUNK + 3, "in the middle");
 	shrinks_while_sealed(100 * CHUNK, "to its last chunk's start");
 	read_fails_midway();
@@ -438,12 +446,24 @@ int main(void)
 	unit_tempdir(dir, sizeof(dir), "vars-stream");
 	/* Two threads or more whatever the machine: reading out of order
 	 * needs them, and the ring has two slots per thread. */
+	vf_stream_set_ring_from(24);
 	for (unsigned threads = 2; threads <= 4; threads++) {
 		printf("stream_test: %u threads\n", threads);
 		fflush(stdout);
 		vf_stream_set_threads(threads);
 		all_cases();
 	}
+	printf("stream_test: the default ring threshold, 2 threads\n");
+	vf_stream_set_ring_from(0);
+	vf_stream_set_threads(2);
+	const size_t sizes[] = {2 * CHUNK,	    2 * CHUNK + 1,   5 * CHUNK + 3,
+				24 * CHUNK + 1,	    128 * CHUNK,     128 * CHUNK + 1,
+				129 * CHUNK + 1000, 130 * CHUNK + 7};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		same_as_in_order(sizes[i], 0);
+	opens_as_in_order(24 * CHUNK + 1);
+	opens_as_in_order(130 * CHUNK + 7);
+	grows_while_sealed(5 * CHUNK + 5);
 	unit_rmtree(dir);
 	return unit_done();
 }
