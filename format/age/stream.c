@@ -21,8 +21,8 @@
  * regular file read out of order uses, per thread, two ring slots of 4
  * chunks and 4 chunks to read into instead (run_positional). Small inputs
  * (most secrets) first get buffers of one chunk, and only grow if more
- * input follows: to full batches for a pipe, to two chunks for a regular
- * file (grown_batch). */
+ * input follows: to two chunks, and for a pipe, after 8 MiB, to full
+ * batches (FIRST_GROWTH, grow_for_pipe). */
 #define BATCH 12
 #define MAX_THREADS 4
 /* Workers start on the first batch of this many chunks or more: on fewer
@@ -597,6 +597,11 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
  * 29.6. Where a page's first touch is cheaper the ring wins sooner, by
  * at most what a second core saves on 8 MiB (about 1 ms). */
 #define RING_FROM 128
+
+static uint64_t ring_from(void)
+{
+	return configured_ring_from ? configured_ring_from : RING_FROM;
+}
 #define MAX_SLOTS (SLOTS_PER_THREAD * MAX_THREADS)
 _Static_assert(GROUP <= BATCH, "a ring slot is a batch of GROUP chunks");
 
@@ -850,7 +855,7 @@ static enum vf_code run_positional(struct stream *st, bool sized, struct vf_src 
 	size_t in_size = st->encrypt ? VF_CHUNK_SIZE : ENC_CHUNK_SIZE;
 	size_t out_size = st->encrypt ? ENC_CHUNK_SIZE : VF_CHUNK_SIZE;
 	st->end = st->at.len ? (st->at.len - 1) / in_size : 0;
-	if (st->end < (configured_ring_from ? configured_ring_from : RING_FROM))
+	if (st->end < ring_from())
 		return VF_OK;
 	st->groups = (st->end + GROUP - 1) / GROUP;
 	enum vf_code rc = VF_OK;
@@ -878,21 +883,26 @@ static enum vf_code run_positional(struct stream *st, bool sized, struct vf_src 
 	return rc;
 }
 
-/* The batches' size in chunks once the input turns out to be more than
- * one chunk. Pages cost: on a host where a page's first touch costs 10
- * us, full batches (1.5 MiB of guarded memory, locked and filled, and as
+/* The batches' size once the input turns out to be more than one chunk:
+ * two chunks, room for a full chunk and the end of input (encrypt holds a
+ * full chunk back until it sees that), reused in turn on one thread. Pages
+ * cost: on a host where a page's first touch costs 10 us, growing to full
+ * batches at once (1.5 MiB of guarded memory, locked and filled, and as
  * much for the other side) made a 64 KiB file take 15 ms where 64 KiB - 1
- * took 10, and a 1 MiB file 18.7 ms where batches of two chunks, reused
- * in turn, take 12.8. Two chunks are room for a full chunk and the end of
- * input (encrypt holds a full chunk back until it sees that). So a
- * regular file (the input whose size is known: read in order below
- * RING_FROM chunks, on one thread, and after the reads out of order for
- * its last chunk and whatever was appended meanwhile) gets batches of
- * two; anything else (a pipe, which may be long, and whose batches the
- * workers share) full batches. */
-static size_t grown_batch(bool sized)
+ * took 10, and a 1 MiB file 18.7 ms where batches of two chunks take
+ * 12.8. A regular file stays at two: below RING_FROM chunks that is the
+ * fastest way, and above it the batches only read the last chunk and
+ * whatever was appended meanwhile. Input of unknown length (a pipe) grows
+ * to full batches, which the workers share, once RING_FROM chunks have
+ * gone through (grow_for_pipe). */
+#define FIRST_GROWTH 2
+
+static enum vf_code grow_for_pipe(struct stream *st, bool sized, const struct batch *done,
+				  struct vf_error *err)
 {
-	return sized ? 2 : BATCH;
+	if (sized || st->chunks >= BATCH || done->counter + done->nchunks < ring_from())
+		return VF_OK;
+	return alloc_batches(st, BATCH, err); /* both batches' input is kept */
 }
 
 /* The pipeline: while the workers seal or open batch k, this thread reads
@@ -905,8 +915,8 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 	enum vf_code rc = run_positional(st, sized, in, out, err);
 	if (rc == VF_OK)
 		rc = read_batch(st, NULL, cur, in, err);
-	if (rc == VF_OK && !st->eof && st->chunks < BATCH) {
-		rc = alloc_batches(st, grown_batch(sized), err);
+	if (rc == VF_OK && !st->eof && st->chunks < FIRST_GROWTH) {
+		rc = alloc_batches(st, FIRST_GROWTH, err);
 		if (rc == VF_OK)
 			rc = read_batch(st, cur, cur, in, err);
 	}
@@ -938,7 +948,9 @@ static enum vf_code run(struct stream *st, struct vf_src *in, struct vf_sink *ou
 		}
 		if (rc != VF_OK || done)
 			break;
-		if (!ahead)
+		/* No worker holds either batch now (finish), so they can move. */
+		rc = grow_for_pipe(st, sized, cur, err);
+		if (rc == VF_OK && !ahead)
 			rc = read_batch(st, cur, next, in, err);
 		struct batch *t = cur;
 		cur = next;
