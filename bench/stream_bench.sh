@@ -13,6 +13,15 @@
 # 10-20% apart (how they were written, where their pages lie), and a
 # decrypt never reads the plaintext.
 #
+# Beside it, for information (no target): the format's floor, from
+# format_floor (bench/format_floor.c): the age payload's own work, each
+# 64 KiB chunk read and sealed or opened with its own nonce and tag, on
+# one thread with nothing else, divided over the cores. What varseal
+# loses against it is its own (threads, ordering, writing, start-up);
+# what the format's floor loses against the floor above is the format's
+# and the machine's (a start and a finish of the AEAD per chunk, data
+# read from the page cache just before it is sealed).
+#
 # This is a benchmark, not a test: it exits 0 whether or not the targets
 # are met, and non-zero only if a command fails or a decryption does not
 # give back the plaintext.
@@ -23,6 +32,8 @@
 #   OPENSSL   openssl binary   (default: openssl)
 #   SIZE_MB   plaintext size in MiB (default: 1024, i.e. 1 GiB)
 #   RUNS      runs per measurement, the best one counts (default: 3)
+#   FORMAT_FLOOR  format_floor binary (default: ../build/bench/format_floor;
+#             skipped if not built)
 #
 # Throughput is reported in MB/s with MB = 10^6 bytes. Peak RSS comes
 # from GNU time (/usr/bin/time, Debian package 'time').
@@ -37,6 +48,7 @@ VARSEAL=${VARSEAL:-$script_dir/../build/seal/varseal}
 AGE=${AGE:-age}
 OPENSSL=${OPENSSL:-openssl}
 SIZE_MB=${SIZE_MB:-1024}
+FORMAT_FLOOR=${FORMAT_FLOOR:-$script_dir/../build/bench/format_floor}
 RUNS=${RUNS:-3}
 GNU_TIME=${GNU_TIME:-/usr/bin/time} # overridable only to test the fallback
 
@@ -152,6 +164,10 @@ measure "varseal decrypt" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct.varseal"
 measure "age decrypt" "$AGE" -d -i "$tmp/key" "$tmp/ct.age"
 measure "page-cache read" dd if="$plain" of=/dev/null bs=1M status=none
 measure "ciphertext read" dd if="$tmp/ct.varseal" of=/dev/null bs=1M status=none
+if [[ -x $FORMAT_FLOOR ]]; then
+	measure "format encrypt" "$FORMAT_FLOOR" encrypt "$plain"
+	measure "format decrypt" "$FORMAT_FLOOR" decrypt "$tmp/ct.varseal"
+fi
 measure "varseal enc 0B" "$VARSEAL" encrypt -r "$recipient" "$tmp/empty"
 measure "varseal dec 0B" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-empty.varseal"
 measure "varseal enc 1MiB" "$VARSEAL" encrypt -r "$recipient" "$tmp/one"
@@ -227,6 +243,27 @@ echo "  ct read = the same of varseal's ciphertext (decrypt's input)"
 echo "  floor   = max(read, (read + AEAD on one core) / $cores cores): every core busy;"
 echo "            encrypt's with the plaintext's read, decrypt's with the ciphertext's"
 echo "  cpu s   = user + sys CPU time of the best run (> wall s means several threads)"
+if [[ -n ${T[format encrypt]:-} ]]; then
+	echo
+	printf '%-17s %9s %9s %9s %10s %8s\n' "the format's floor" "MB/s" "varseal" "" "wall s" "cpu s"
+	for dir in encrypt decrypt; do
+		read_key="page-cache read"
+		[[ $dir == decrypt ]] && read_key="ciphertext read"
+		one=${T[format $dir]}
+		f=$(calc 'sprintf("%.6f", (r > t / k) ? r : t / k)' r="${T[$read_key]}" t="$one" k="$cores")
+		fm=$(calc 'sprintf("%.1f", n / 1e6 / f)' n="$bytes" f="$f")
+		pct=$(calc 'sprintf("%.0f%%", 100 * v / m)' v="${M[varseal $dir]}" m="$fm")
+		printf '%-17s %9s %9s %9s %10s %8s\n' "  $dir, one core" \
+			"$(calc 'sprintf("%.1f", n / 1e6 / t)' n="$bytes" t="$one")" "" "" \
+			"$(calc 'sprintf("%.3f", t)' t="$one")" "${CPU[format $dir]}"
+		printf '%-17s %9s %9s %9s %10s\n' "  $dir, floor" "$fm" "$pct" "" \
+			"$(calc 'sprintf("%.3f", f)' f="$f")"
+	done
+	echo "  one core = format_floor: each 64 KiB chunk read (4 to a pread) and sealed or"
+	echo "             opened with its own nonce and tag, one thread, nothing written"
+	echo "  floor    = max(read, one core / $cores cores); varseal = its speed as a share of it"
+	echo "             (information, no target)"
+fi
 echo
 printf 'varseal peak RSS  empty input: encrypt %s KiB, decrypt %s KiB (one chunk, no workers)\n' \
 	"${RSS[varseal enc 0B]}" "${RSS[varseal dec 0B]}"
