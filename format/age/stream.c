@@ -28,8 +28,8 @@
 /* Workers start on the first batch of this many chunks or more: on fewer
  * a thread's start (its stack and arena, fresh pages) costs more than
  * sharing two chunks' AEAD saves. Measured at 128 KiB-1 MiB in batches
- * of two chunks: 0.5-0.8 ms slower with a worker up to 256 KiB, even at
- * 1 MiB. */
+ * of two chunks: 0.5-0.8 ms slower with a worker up to 256 KiB, no
+ * faster at 512 KiB and 1 MiB. */
 #define WORKERS_FROM 3
 
 static unsigned configured_threads;
@@ -597,13 +597,13 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
  * 29.6. Where a page's first touch is cheaper the ring wins sooner, by
  * at most what a second core saves on 8 MiB (about 1 ms). */
 #define RING_FROM 128
+#define MAX_SLOTS (SLOTS_PER_THREAD * MAX_THREADS)
+_Static_assert(GROUP <= BATCH, "a ring slot is a batch of GROUP chunks");
 
 static uint64_t ring_from(void)
 {
 	return configured_ring_from ? configured_ring_from : RING_FROM;
 }
-#define MAX_SLOTS (SLOTS_PER_THREAD * MAX_THREADS)
-_Static_assert(GROUP <= BATCH, "a ring slot is a batch of GROUP chunks");
 
 /* A file read out of order ended before the length it had when asked. */
 static enum vf_code shrank(const struct stream *st, struct vf_error *err)

@@ -20,7 +20,8 @@
 /* How many threads to use (0 = one per online CPU, at most 4). */
 void vf_stream_set_threads(unsigned n);
 /* For tests: how many chunks a regular file needs to be read out of
- * order by every thread (0 = the default, RING_FROM in stream.c). */
+ * order by every thread, and a pipe to go through before its batches
+ * grow to full size (0 = the default, RING_FROM in stream.c). */
 void vf_stream_set_ring_from(uint64_t chunks);
 
 enum vf_code vf_stream_encrypt(const uint8_t file_key[VF_FILE_KEY_LEN],

@@ -24,7 +24,10 @@
  *     give what they give in order: the threads wait for the ring.
  * All of it with two, three and four threads (the ring's size follows),
  * and with the ring from 24 chunks, which the sizes above are chosen
- * around, rather than the default 128 (RING_FROM). Then, at the default:
+ * around, rather than the default 128 (RING_FROM); the in-order reader
+ * of memory they are checked against (a source of unknown length, as a
+ * pipe) then grows to full batches after 24 chunks too, and must agree.
+ * Then, at the default:
  *  6. Sizes around RING_FROM, and below it, where a regular file is read
  *     in order in batches of two chunks: the same ciphertext as from
  *     memory (full batches), and a file that grows while it is sealed
