@@ -29,6 +29,16 @@ median() { # median VALUE... -> REPLY
 	REPLY=$(printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 }
 
+# A scratch directory for the run under BASE, removed when the script
+# exits (INT and TERM exit through it): work_dir BASE -> REPLY
+work_dir() {
+	REPLY=$(mktemp -d "$1/$bench_name.XXXXXX") || die "cannot make a directory under $1"
+	# shellcheck disable=SC2064 # the path is fixed now, on purpose
+	trap "rm -rf -- $(printf '%q' "$REPLY")" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
 verdict() { # verdict CONDITION(0/1) TEXT
 	if (($1)); then printf '  PASS  %s\n' "$2"; else printf '  MISS  %s\n' "$2"; fi
 }

@@ -50,11 +50,8 @@ bytes_of() { # bytes_of 12|64K|2M -> REPLY
 	[[ $REPLY =~ ^[1-9][0-9]*$ ]] || die "not a size: '$1'"
 }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/sizes_bench.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-cd "$work"
+work_dir "${TMPDIR:-/tmp}"
+cd "$REPLY"
 "$VARSEAL" keygen -o key 2> /dev/null
 recipient=$("$VARSEAL" pubkey key)
 

@@ -79,10 +79,8 @@ have_probe=0
 # writeback from other work in the middle of a run.
 base=/dev/shm
 [[ -d $base && -w $base ]] || base=${TMPDIR:-/tmp}
-work=$(mktemp -d "$base/small_bench.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+work_dir "$base"
+work=$REPLY
 
 # ------------------------------------------------------------------ files
 cd "$work"
