@@ -13,10 +13,12 @@ set with `varseal set`, or generated and read back with `varseal get`.
 
 Covers `vargen generate`, `varinject --dry-run` and `varseal get`, and
 the payload stream on a large input both ways (`varseal decrypt` and
-`encrypt` of 4 MiB, from a regular file, which is read out of order by
-every core, and from a pipe, which one thread reads): its plaintext must
-stay in guarded memory too, worker threads' stacks and arenas included,
-since a file is a secret however large it is. Skipped
+`encrypt` of 9 MiB, from a regular file, which is read out of order by
+every core from 8 MiB, and from a pipe, which one thread reads, in
+batches that grow to full size and are shared with the workers after 8
+MiB): its plaintext must stay in guarded memory too, worker threads'
+stacks and arenas included, since a file is a secret however large it
+is. Skipped
 for an ASan build: ASan makes mlock a no-op, so guarded pages look like
 heap there.
 Needs gdb (scripts/deps.sh) and root or ptrace rights over a child: the
@@ -294,10 +296,11 @@ class GuardedMemory(unittest.TestCase):
         self.assert_absent(heap, {"set/large": values["set/large"]}, "varseal get")
 
     def large_file(self):
-        """4 MiB of plaintext (64 chunks: from a file, the stream's ring on
-        two CPUs or more, not its batches) and its ciphertext to the admin,
-        as files in the store."""
-        plain = b"guarded-memory-test:stream:" + os.urandom(4 << 20)
+        """9 MiB of plaintext (144 chunks, past the stream's RING_FROM of
+        128: from a file, its ring on two CPUs or more; from a pipe, its
+        full batches and workers) and its ciphertext to the admin, as
+        files in the store."""
+        plain = b"guarded-memory-test:stream:" + os.urandom(9 << 20)
         plain_path = os.path.join(self.tmp, "large.plain")
         ct_path = os.path.join(self.tmp, "large.age")
         testkit.write(plain_path, plain)
@@ -309,7 +312,7 @@ class GuardedMemory(unittest.TestCase):
         plain, _, ct_path = self.large_file()
         heap = self.heap_after([VARSEAL, "decrypt", "-i", self.store.admin, ct_path],
                                mid_run=True)
-        self.assert_absent(heap, {"4 MiB file": plain}, "varseal decrypt of a large file")
+        self.assert_absent(heap, {"9 MiB file": plain}, "varseal decrypt of a large file")
 
     def test_varseal_decrypt_large_pipe(self):
         plain, _, ct_path = self.large_file()
@@ -317,19 +320,19 @@ class GuardedMemory(unittest.TestCase):
             ct = f.read()
         heap = self.heap_after([VARSEAL, "decrypt", "-i", self.store.admin], stdin=ct, pipe=True,
                                mid_run=True)
-        self.assert_absent(heap, {"4 MiB pipe": plain}, "varseal decrypt from a pipe")
+        self.assert_absent(heap, {"9 MiB pipe": plain}, "varseal decrypt from a pipe")
 
     def test_varseal_encrypt_large_file(self):
         plain, plain_path, _ = self.large_file()
         heap = self.heap_after([VARSEAL, "encrypt", "-r", self.store.admin_pub, plain_path],
                                mid_run=True)
-        self.assert_absent(heap, {"4 MiB file": plain}, "varseal encrypt of a large file")
+        self.assert_absent(heap, {"9 MiB file": plain}, "varseal encrypt of a large file")
 
     def test_varseal_encrypt_large_pipe(self):
         plain, _, _ = self.large_file()
         heap = self.heap_after([VARSEAL, "encrypt", "-r", self.store.admin_pub],
                                stdin=plain, pipe=True, mid_run=True)
-        self.assert_absent(heap, {"4 MiB pipe": plain}, "varseal encrypt from a pipe")
+        self.assert_absent(heap, {"9 MiB pipe": plain}, "varseal encrypt from a pipe")
 
 
 if __name__ == "__main__":
