@@ -31,7 +31,14 @@
  *  6. Sizes around RING_FROM, and below it, where a regular file is read
  *     in order in batches of two chunks: the same ciphertext as from
  *     memory (full batches), and a file that grows while it is sealed
- *     in those batches is read to its new end. */
+ *     in those batches is read to its new end.
+ *  7. Memory refused where the stream grows past its first buffers (the
+ *     ring of a large file; full batches for a pipe after RING_FROM
+ *     chunks, a growth that keeps both batches' input): sealing and
+ *     opening fail with "out of memory" and free what they had (the
+ *     ASan build checks for leaks). sodium_malloc is wrapped at link
+ *     time (-Wl,--wrap, tests/unit/CMakeLists.txt) to refuse large
+ *     requests on demand. */
 #include <fcntl.h>
 #include <time.h>
 
@@ -41,6 +48,26 @@
 #include "unit.h"
 
 #define CHUNK 65536
+
+/* While set, guarded allocations of this many bytes or more fail, as
+ * sodium_malloc does when mmap refuses; refusals counts them. The stream's
+ * one- and two-chunk buffers stay under it; the ring's guarded side (a
+ * thread's group of 4 chunks when sealing, the slots' 16 or more when
+ * opening) and full batches (12 chunks) are not. */
+#define REFUSED_FROM (4 * CHUNK)
+static bool refuse_large;
+static unsigned refusals;
+void *__real_sodium_malloc(size_t len);
+void *__wrap_sodium_malloc(size_t len);
+void *__wrap_sodium_malloc(size_t len)
+{
+	if (refuse_large && len >= REFUSED_FROM) {
+		refusals++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_sodium_malloc(len);
+}
 
 static const uint8_t file_key[VF_FILE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const uint8_t nonce[VF_PAYLOAD_NONCE_LEN] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
@@ -419,6 +446,65 @@ static void read_fails_midway(void)
 	free(data);
 }
 
+static void refused(const char *what, enum vf_code rc, const struct vf_error *err)
+{
+	CHECK(refusals > 0 && rc == VF_E_NOMEM && strcmp(err->msg, "out of memory") == 0,
+	      "%s, memory refused: fails with \"out of memory\" (got %d, \"%s\", %u refused)",
+	      what, (int)rc, err->msg, refusals);
+	refusals = 0;
+}
+
+/* 7. Each case would succeed with the memory (the cases above). */
+static void out_of_memory(void)
+{
+	size_t len = 40 * CHUNK + 5;
+	uint8_t *data = pattern(len, 7);
+	struct vf_buf ct, sink;
+	sealed(data, len, &ct);
+	vf_buf_init(&sink);
+	struct vf_error err = {0};
+	refuse_large = true;
+
+	int fd = file_with(data, len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	struct vf_fd_src fsrc;
+	vf_fd_src_init(&fsrc, fd, "plain");
+	refused("sealing a file of 40 chunks (the ring)", seal_into(&fsrc.base, &sink.sink, &err),
+		&err);
+	close(fd);
+
+	struct vf_mem_src msrc;
+	vf_mem_src_init(&msrc, data, len);
+	sink.len = 0;
+	refused("sealing 40 chunks of unknown length (full batches)",
+		seal_into(&msrc.base, &sink.sink, &err), &err);
+
+	struct vf_buf pt;
+	vf_buf_init(&pt);
+	fd = file_with(ct.data, ct.len);
+	unit_must(lseek(fd, 0, SEEK_SET) == 0, "lseek");
+	vf_fd_src_init(&fsrc, fd, "ct");
+	refused("opening a file of 40 chunks (the ring)",
+		vf_stream_decrypt(file_key, nonce, &fsrc.base, &pt.sink, &err), &err);
+	close(fd);
+
+	vf_mem_src_init(&msrc, ct.data, ct.len);
+	refused("opening 40 chunks of unknown length (full batches)",
+		vf_stream_decrypt(file_key, nonce, &msrc.base, &pt.sink, &err), &err);
+
+	refuse_large = false;
+	vf_mem_src_init(&msrc, ct.data, ct.len);
+	pt.len = 0;
+	CHECK_OK(vf_stream_decrypt(file_key, nonce, &msrc.base, &pt.sink, &err), err,
+		 "the memory given back: 40 chunks open again");
+	CHECK(pt.len == len && memcmp(pt.data, data, len) == 0,
+	      "the memory given back: to the same bytes");
+	vf_buf_free(&pt);
+	vf_buf_free(&sink);
+	vf_buf_free(&ct);
+	free(data);
+}
+
 static void all_cases(void)
 {
 	const size_t sizes[] = {0,	       1,	       CHUNK,	       24 * CHUNK,
@@ -438,6 +524,7 @@ static void all_cases(void)
 	shrinks_while_sealed(100 * CHUNK, "to its last chunk's start");
 	read_fails_midway();
 	through_a_slow_sink();
+	out_of_memory();
 }
 
 int main(void)
