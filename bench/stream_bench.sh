@@ -31,7 +31,8 @@
 #   AGE       age binary       (default: age)
 #   OPENSSL   openssl binary   (default: openssl)
 #   SIZE_MB   plaintext size in MiB (default: 1024, i.e. 1 GiB)
-#   RUNS      runs per measurement, the best one counts (default: 3)
+#   RUNS      runs per measurement, in rounds that take each in turn;
+#             the median counts, min..max is shown (default: 7)
 #   FORMAT_FLOOR  format_floor binary (default: ../build/bench/format_floor;
 #             skipped if not built)
 #
@@ -49,7 +50,7 @@ AGE=${AGE:-age}
 OPENSSL=${OPENSSL:-openssl}
 SIZE_MB=${SIZE_MB:-1024}
 FORMAT_FLOOR=${FORMAT_FLOOR:-$script_dir/../build/bench/format_floor}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-7}
 GNU_TIME=${GNU_TIME:-/usr/bin/time} # overridable only to test the fallback
 
 # Targets.
@@ -82,40 +83,77 @@ else
 	echo "note: RSS figures are reported as n/a and the RSS target is skipped." >&2
 fi
 
-# measure KEY COMMAND [ARGS...]
-# Runs COMMAND RUNS times with stdout to /dev/null. Records the best wall
-# time in T[KEY], the CPU time (user+sys) of that run in CPU[KEY] and the
-# largest peak RSS (KiB) over all runs in RSS[KEY].
-declare -A T CPU RSS
-measure() {
+# add KEY COMMAND [ARGS...]
+# Registers a measurement: COMMAND is run RUNS times with stdout to
+# /dev/null, in rounds that take every registered command in turn (so a
+# slow phase of the machine falls on all of them alike, not on whichever
+# ran then). measure_all then records for each KEY the median wall time
+# in T[KEY], its spread in LO[KEY] and HI[KEY] (min and max), the median
+# CPU time (user + sys) in CPU[KEY] and the largest peak RSS (KiB) over
+# all runs in RSS[KEY].
+declare -A T LO HI CPU RSS CMD WALLS CPUS
+KEYS=()
+add() {
 	local key=$1
 	shift
-	local best="" best_cpu="n/a" peak="n/a" i t0 t1 dt rss user sys
-	for ((i = 1; i <= RUNS; i++)); do
-		if ((have_time)); then
-			now; t0=$REPLY
-			"$GNU_TIME" -f '%M %U %S' -o "$tmp/time.out" "$@" > /dev/null
-			now; t1=$REPLY
-			read -r rss user sys < <(tail -n 1 "$tmp/time.out")
-		else
-			now; t0=$REPLY
-			"$@" > /dev/null
-			now; t1=$REPLY
-			rss="n/a" user="" sys=""
-		fi
-		dt=$(calc 'sprintf("%.6f", b - a)' a="$t0" b="$t1")
-		log "$(printf '%-16s run %d/%d: %8.3f s  rss %s KiB' "$key" "$i" "$RUNS" "$dt" "$rss")"
-		if [[ -z $best ]] || (($(calc '(d < b)' d="$dt" b="$best"))); then
-			best=$dt
-			[[ -n $user ]] && best_cpu=$(calc 'sprintf("%.2f", u + s)' u="$user" s="$sys")
-		fi
-		if [[ $rss != "n/a" ]] && { [[ $peak == "n/a" ]] || ((rss > peak)); }; then
-			peak=$rss
+	KEYS+=("$key")
+	CMD[$key]=$(printf '%q ' "$@")
+	WALLS[$key]="" CPUS[$key]="" RSS[$key]="n/a"
+}
+run_once() { # run_once KEY ROUND
+	local key=$1 round=$2 t0 t1 dt rss user sys
+	if ((have_time)); then
+		now; t0=$REPLY
+		eval "\"\$GNU_TIME\" -f '%M %U %S' -o \"\$tmp/time.out\" ${CMD[$key]}" > /dev/null
+		now; t1=$REPLY
+		read -r rss user sys < <(tail -n 1 "$tmp/time.out")
+		CPUS[$key]+=" $(calc 'sprintf("%.3f", u + s)' u="$user" s="$sys")"
+		if [[ ${RSS[$key]} == "n/a" ]] || ((rss > RSS[$key])); then RSS[$key]=$rss; fi
+	else
+		now; t0=$REPLY
+		eval "${CMD[$key]}" > /dev/null
+		now; t1=$REPLY
+		rss="n/a"
+	fi
+	dt=$(calc 'sprintf("%.6f", b - a)' a="$t0" b="$t1")
+	WALLS[$key]+=" $dt"
+	log "$(printf '%-16s run %d/%d: %8.3f s  rss %s KiB' "$key" "$round" "$RUNS" "$dt" "$rss")"
+}
+# The ceiling: OpenSSL's ChaCha20-Poly1305 on one core, 64 KiB buffers,
+# one second in each round (its speed moves with the machine's phase like
+# everything else: 10-20% between runs minutes apart on a shared host).
+# MB/s, one per round, in AEADS.
+AEADS=""
+run_speed() { # run_speed ROUND
+	local out k
+	out=$("$OPENSSL" speed -evp chacha20-poly1305 -bytes 65536 -seconds 1 2> "$tmp/speed.err") ||
+		die "$OPENSSL speed failed: $(cat "$tmp/speed.err")"
+	k=$(awk 'tolower($1) == "chacha20-poly1305" && $NF ~ /^[0-9.]+k$/ {
+		v = $NF; sub(/k$/, "", v) } END { print v }' <<< "$out")
+	[[ -n $k ]] || die "could not parse the 65536-byte column of openssl speed: $out"
+	AEADS+=" $(calc 'sprintf("%.1f", k / 1000)' k="$k")" # 1000s of bytes/s -> MB/s
+	log "$(printf '%-16s run %d/%d: %8s MB/s' "openssl speed" "$1" "$RUNS" "${AEADS##* }")"
+}
+measure_all() {
+	local round key
+	for ((round = 1; round <= RUNS; round++)); do
+		for key in "${KEYS[@]}"; do run_once "$key" "$round"; done
+		run_speed "$round"
+	done
+	for key in "${KEYS[@]}"; do
+		# shellcheck disable=SC2086 # the lists are words on purpose
+		median ${WALLS[$key]}
+		T[$key]=$REPLY
+		# shellcheck disable=SC2086
+		read -r "LO[$key]" "HI[$key]" < <(printf '%s\n' ${WALLS[$key]} | sort -g |
+			awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo, hi }')
+		CPU[$key]="n/a"
+		if [[ -n ${CPUS[$key]} ]]; then
+			# shellcheck disable=SC2086
+			median ${CPUS[$key]}
+			CPU[$key]=$(calc 'sprintf("%.2f", c)' c="$REPLY")
 		fi
 	done
-	T[$key]=$best
-	CPU[$key]=$best_cpu
-	RSS[$key]=$peak
 }
 
 # ---------------------------------------------------------------- setup
@@ -160,27 +198,29 @@ empty_len=$("$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-empty.varseal" | wc -c)
 [[ $empty_len -eq 0 ]] || die "varseal decrypt of the empty-input ciphertext gave $empty_len bytes"
 
 # ---------------------------------------------------------- measurements
-measure "varseal encrypt" "$VARSEAL" encrypt -r "$recipient" "$plain"
-measure "age encrypt" "$AGE" -r "$recipient" "$plain"
-measure "varseal decrypt" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct.varseal"
-measure "age decrypt" "$AGE" -d -i "$tmp/key" "$tmp/ct.age"
-measure "page-cache read" dd if="$plain" of=/dev/null bs=1M status=none
-measure "ciphertext read" dd if="$tmp/ct.varseal" of=/dev/null bs=1M status=none
+add "varseal encrypt" "$VARSEAL" encrypt -r "$recipient" "$plain"
+add "age encrypt" "$AGE" -r "$recipient" "$plain"
+add "varseal decrypt" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct.varseal"
+add "age decrypt" "$AGE" -d -i "$tmp/key" "$tmp/ct.age"
+add "page-cache read" dd if="$plain" of=/dev/null bs=1M status=none
+add "ciphertext read" dd if="$tmp/ct.varseal" of=/dev/null bs=1M status=none
 if [[ -x $FORMAT_FLOOR ]]; then
-	measure "format encrypt" "$FORMAT_FLOOR" encrypt "$plain"
-	measure "format decrypt" "$FORMAT_FLOOR" decrypt "$tmp/ct.varseal"
+	add "format encrypt" "$FORMAT_FLOOR" encrypt "$plain"
+	add "format decrypt" "$FORMAT_FLOOR" decrypt "$tmp/ct.varseal"
 fi
-measure "varseal enc 0B" "$VARSEAL" encrypt -r "$recipient" "$tmp/empty"
-measure "varseal dec 0B" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-empty.varseal"
-measure "varseal enc base" "$VARSEAL" encrypt -r "$recipient" "$tmp/one"
-measure "varseal dec base" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-one.varseal"
+add "varseal enc 0B" "$VARSEAL" encrypt -r "$recipient" "$tmp/empty"
+add "varseal dec 0B" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-empty.varseal"
+add "varseal enc base" "$VARSEAL" encrypt -r "$recipient" "$tmp/one"
+add "varseal dec base" "$VARSEAL" decrypt -i "$tmp/key" "$tmp/ct-one.varseal"
+measure_all
 
-log "measuring the ceiling: $OPENSSL speed -evp chacha20-poly1305 -bytes 65536 -seconds 3"
-speed_out=$("$OPENSSL" speed -evp chacha20-poly1305 -bytes 65536 -seconds 3 2> "$tmp/speed.err")
-ceiling_k=$(awk 'tolower($1) == "chacha20-poly1305" && $NF ~ /^[0-9.]+k$/ {
-	v = $NF; sub(/k$/, "", v) } END { print v }' <<< "$speed_out")
-[[ -n $ceiling_k ]] || die "could not parse the 65536-byte column of openssl speed: $speed_out"
-ceiling=$(calc 'sprintf("%.1f", k / 1000)' k="$ceiling_k") # 1000s of bytes/s -> MB/s
+# shellcheck disable=SC2086
+median $AEADS
+ceiling=$REPLY
+# shellcheck disable=SC2086
+ceiling_lo=$(printf '%s\n' $AEADS | sort -g | head -n 1)
+# shellcheck disable=SC2086
+ceiling_hi=$(printf '%s\n' $AEADS | sort -g | tail -n 1)
 cores=$(nproc) # the CPUs this process may run on
 floor_of() { # floor_of READ_SECONDS -> seconds
 	calc 'sprintf("%.6f", (r > (r + n / (c * 1e6)) / k) ? r : (r + n / (c * 1e6)) / k)' \
@@ -204,6 +244,23 @@ dec_vs_age=$(ratio "${M[varseal decrypt]}" "${M[age decrypt]}")
 enc_vs_floor=$(calc 'sprintf("%.0f", 100 * a / b)' a="${M[varseal encrypt]}" b="$floor_enc")
 dec_vs_floor=$(calc 'sprintf("%.0f", 100 * a / b)' a="${M[varseal decrypt]}" b="$floor_dec")
 
+# The same ratios round by round (each round's varseal run against the
+# same round's age run or read), as min..max: how far one run may land
+# from the medians above.
+per_round() { # per_round KEY OTHER_KEY AWK_EXPR(v, o) -> "min..max"
+	# shellcheck disable=SC2086 # the lists are words on purpose
+	paste -d ' ' <(printf '%s\n' ${WALLS[$1]}) <(printf '%s\n' ${WALLS[$2]}) \
+		<(printf '%s\n' $AEADS) |
+		awk -v n="$bytes" -v k="$cores" -v fmt="$4" '
+			{ v = $1; o = $2; c = $3; x = '"$3"'; if (NR == 1 || x < lo) lo = x; if (NR == 1 || x > hi) hi = x }
+			END { printf fmt "..", lo; printf fmt "\n", hi }'
+}
+floor_expr='100 * ((o > (o + n / (c * 1e6)) / k) ? o : (o + n / (c * 1e6)) / k) / v'
+enc_vs_age_r=$(per_round "varseal encrypt" "age encrypt" 'o / v' '%.2f')
+dec_vs_age_r=$(per_round "varseal decrypt" "age decrypt" 'o / v' '%.2f')
+enc_vs_floor_r=$(per_round "varseal encrypt" "page-cache read" "$floor_expr" '%.0f')
+dec_vs_floor_r=$(per_round "varseal decrypt" "ciphertext read" "$floor_expr" '%.0f')
+
 growth() { # growth KEY BASELINE_KEY -> KiB, or n/a
 	if [[ ${RSS[$1]} == "n/a" || ${RSS[$2]} == "n/a" ]]; then echo "n/a"; else echo $((RSS[$1] - RSS[$2])); fi
 }
@@ -217,37 +274,44 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo || true)
 echo
 echo "varseal stream benchmark"
 printf '  plaintext   %d bytes (%d MiB, random), in the page cache\n' "$bytes" "$SIZE_MB"
-printf '  runs        best of %d, wall time; output to /dev/null\n' "$RUNS"
+printf '  runs        %d rounds, each command in turn; medians (min..max) of wall time;\n' "$RUNS"
+printf '              output to /dev/null\n'
 printf '  machine     %s, %s online CPUs\n' "${cpu_model:-unknown CPU}" "$(getconf _NPROCESSORS_ONLN)"
 printf '  tools       %s; age %s; %s\n' "$("$VARSEAL" --version)" "$("$AGE" --version)" \
 	"$("$OPENSSL" version | awk '{print $1, $2}')"
 echo
-printf '%-17s %9s %9s %9s %10s %8s %13s\n' "" "MB/s" "vs age" "vs floor" "wall s" "cpu s" "peak RSS KiB"
+printf '%-17s %9s %9s %9s %22s %8s %13s\n' "" "MB/s" "vs age" "vs floor" "wall s (min..max)" "cpu s" "peak RSS KiB"
 row() { # row KEY VS_AGE VS_CEIL
-	printf '%-17s %9s %9s %9s %10s %8s %13s\n' "$1" "${M[$1]}" "$2" "$3" \
-		"$(calc 'sprintf("%.3f", t)' t="${T[$1]}")" "${CPU[$1]}" "${RSS[$1]}"
+	printf '%-17s %9s %9s %9s %22s %8s %13s\n' "$1" "${M[$1]}" "$2" "$3" \
+		"$(calc 'sprintf("%.3f (%.3f..%.3f)", t, l, h)' t="${T[$1]}" l="${LO[$1]}" h="${HI[$1]}")" \
+		"${CPU[$1]}" "${RSS[$1]}"
 }
 row "varseal encrypt" "${enc_vs_age}x" "${enc_vs_floor}%"
 row "age encrypt" "" ""
 row "varseal decrypt" "${dec_vs_age}x" "${dec_vs_floor}%"
 row "age decrypt" "" ""
-printf '%-17s %9s %9s %9s %10s\n' "floor, encrypt" "$floor_enc" "" "100%" \
+printf '%-17s %9s %9s %9s %22s\n' "floor, encrypt" "$floor_enc" "" "100%" \
 	"$(calc 'sprintf("%.3f", f)' f="$floor_enc_s")"
-printf '%-17s %9s %9s %9s %10s\n' "floor, decrypt" "$floor_dec" "" "100%" \
+printf '%-17s %9s %9s %9s %22s\n' "floor, decrypt" "$floor_dec" "" "100%" \
 	"$(calc 'sprintf("%.3f", f)' f="$floor_dec_s")"
-printf '%-17s %9s %9s %9s %10s\n' "  AEAD, one core" "$ceiling" "" "" \
-	"$(calc 'sprintf("%.3f", n / 1e6 / c)' n="$bytes" c="$ceiling")"
+printf '%-17s %9s %9s %9s %22s\n' "  AEAD, one core" "$ceiling" "" "" \
+	"$(calc 'sprintf("%.3f (%.3f..%.3f)", n / 1e6 / c, n / 1e6 / h, n / 1e6 / l)' n="$bytes" \
+		c="$ceiling" l="$ceiling_lo" h="$ceiling_hi")"
 row "page-cache read" "" ""
 row "ciphertext read" "" ""
-echo "  AEAD    = openssl speed -evp chacha20-poly1305, 64 KiB buffers, one core"
+echo "  AEAD    = openssl speed -evp chacha20-poly1305, 64 KiB buffers, one core, 1 s a round"
 echo "  read    = dd bs=1M of the plaintext (encrypt's input) to /dev/null, from the page cache"
 echo "  ct read = the same of varseal's ciphertext (decrypt's input)"
 echo "  floor   = max(read, (read + AEAD on one core) / $cores cores): every core busy;"
 echo "            encrypt's with the plaintext's read, decrypt's with the ciphertext's"
-echo "  cpu s   = user + sys CPU time of the best run (> wall s means several threads)"
+echo "  floor's wall s: from the medians of the read and of the AEAD's speed"
+echo "  cpu s   = user + sys CPU time, median (> wall s means several threads)"
+printf '  round by round, each varseal run against the same round'"'"'s (age; read and AEAD):\n'
+printf '    age     encrypt %sx, decrypt %sx\n' "$enc_vs_age_r" "$dec_vs_age_r"
+printf '    floor   encrypt %s%%, decrypt %s%%\n' "$enc_vs_floor_r" "$dec_vs_floor_r"
 if [[ -n ${T[format encrypt]:-} ]]; then
 	echo
-	printf '%-17s %9s %9s %9s %10s %8s\n' "the format's floor" "MB/s" "varseal" "" "wall s" "cpu s"
+	printf '%-17s %9s %9s %9s %22s %8s\n' "the format's floor" "MB/s" "varseal" "" "wall s (min..max)" "cpu s"
 	for dir in encrypt decrypt; do
 		read_key="page-cache read"
 		[[ $dir == decrypt ]] && read_key="ciphertext read"
@@ -255,10 +319,11 @@ if [[ -n ${T[format encrypt]:-} ]]; then
 		f=$(calc 'sprintf("%.6f", (r > t / k) ? r : t / k)' r="${T[$read_key]}" t="$one" k="$cores")
 		fm=$(calc 'sprintf("%.1f", n / 1e6 / f)' n="$bytes" f="$f")
 		pct=$(calc 'sprintf("%.0f%%", 100 * v / m)' v="${M[varseal $dir]}" m="$fm")
-		printf '%-17s %9s %9s %9s %10s %8s\n' "  $dir, one core" \
+		printf '%-17s %9s %9s %9s %22s %8s\n' "  $dir, one core" \
 			"$(calc 'sprintf("%.1f", n / 1e6 / t)' n="$bytes" t="$one")" "" "" \
-			"$(calc 'sprintf("%.3f", t)' t="$one")" "${CPU[format $dir]}"
-		printf '%-17s %9s %9s %9s %10s\n' "  $dir, floor" "$fm" "$pct" "" \
+			"$(calc 'sprintf("%.3f (%.3f..%.3f)", t, l, h)' t="$one" l="${LO[format $dir]}" \
+				h="${HI[format $dir]}")" "${CPU[format $dir]}"
+		printf '%-17s %9s %9s %9s %22s\n' "  $dir, floor" "$fm" "$pct" "" \
 			"$(calc 'sprintf("%.3f", f)' f="$f")"
 	done
 	echo "  one core = format_floor: each 64 KiB chunk read (4 to a pread) and sealed or"

@@ -24,7 +24,7 @@
 #   AGE        age binary     (default: age)
 #   AGE_KEYGEN age-keygen     (default: age-keygen; varseal keygen when missing)
 #   MACHINES   number of machines (default: 1000)
-#   RUNS       runs per measurement, the best one counts (default: 3)
+#   RUNS       runs per measurement, the median counts (default: 3)
 #   PEER_N     secrets sealed with the age binary, extrapolated to all
 #              (default: 300)
 #   TMPDIR     where the work directory goes (default: /tmp)
@@ -110,13 +110,14 @@ peer_dir=$store_base/peer    # age's output
 # RUNS times: runs the shell function PREPARE (untimed; ":" for none),
 # then sync, then COMMAND (a program or a shell function) with stdout to
 # /dev/null, timed by bash's `time`. A failing COMMAND stops the benchmark.
-# Records the best wall time in T[KEY] and the CPU time (user+sys, child
-# processes included) of that run in CPU[KEY].
-declare -A T CPU
+# Records the median wall time in T[KEY], its spread in SPREAD[KEY]
+# ("min..max") and the median CPU time (user+sys, child processes
+# included) in CPU[KEY].
+declare -A T CPU SPREAD
 measure() {
 	local key=$1 prepare=$2
 	shift 2
-	local best="" best_cpu="n/a" i wall user sys cpu TIMEFORMAT='%3R %3U %3S'
+	local walls=() cpus=() i wall user sys cpu TIMEFORMAT='%3R %3U %3S'
 	for ((i = 1; i <= RUNS; i++)); do
 		"$prepare"
 		sync
@@ -125,13 +126,15 @@ measure() {
 		read -r wall user sys < <(tail -n 1 "$tmp/time.out")
 		cpu=$(calc 'sprintf("%.3f", u + s)' u="$user" s="$sys")
 		log "$(printf '%-24s run %d/%d: %8.3f s wall, %8.3f s cpu' "$key" "$i" "$RUNS" "$wall" "$cpu")"
-		if [[ -z $best ]] || (($(calc '(d < b)' d="$wall" b="$best"))); then
-			best=$wall
-			best_cpu=$cpu
-		fi
+		walls+=("$wall")
+		cpus+=("$cpu")
 	done
-	T[$key]=$best
-	CPU[$key]=$best_cpu
+	median "${walls[@]}"
+	T[$key]=$REPLY
+	median "${cpus[@]}"
+	CPU[$key]=$REPLY
+	SPREAD[$key]=$(printf '%s\n' "${walls[@]}" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+		END { printf "%.3f..%.3f", lo, hi }')
 }
 
 # The file system type as stat -f names it (ext4 shows as ext2/ext3), and
@@ -339,7 +342,7 @@ echo "vars benchmark: $MACHINES machines x $FILES_PER_MACHINE secrets, 2 admins 
 printf '  store       %s on %s\n' "$store_base" "$store_fs"
 printf '  written     %d files (%d secrets + manifests + .generator), %d directories, %d KiB\n' \
 	"$n_files" "$n_secret" "$n_dirs" "$store_kib"
-printf '  runs        best of %d, wall time, each after a sync (caches not dropped)\n' "$RUNS"
+printf '  runs        median (min..max) of %d, wall time, each after a sync (caches not dropped)\n' "$RUNS"
 printf '  machine     %s, %s online CPUs\n' "${cpu_model:-unknown CPU}" "$(getconf _NPROCESSORS_ONLN)"
 printf '  tools       %s; %s; age %s\n' "$("$VARGEN" --version)" "$("$VARSEAL" --version)" \
 	"$("$AGE" --version)"
@@ -351,31 +354,34 @@ if ((SETTLE_S > 0)); then
 		"$SETTLE_S" "$RUNS"
 fi
 echo
-printf '%-34s %10s %10s %12s\n' "" "wall s" "cpu s" "per secret"
-row() { # row LABEL WALL CPU
-	printf '%-34s %10s %10s %10s ms\n' "$1" "$(calc 'sprintf("%.3f", t)' t="$2")" "$3" \
+printf '%-34s %10s %14s %10s %12s\n' "" "wall s" "(min..max)" "cpu s" "per secret"
+row() { # row LABEL WALL CPU [SPREAD]
+	printf '%-34s %10s %14s %10s %10s ms\n' "$1" "$(calc 'sprintf("%.3f", t)' t="$2")" "${4:-}" "$3" \
 		"$(calc 'sprintf("%.3f", 1000 * t / n)' t="$2" n="$total_secrets")"
 }
-row "vargen generate" "${T[vargen generate]}" "${CPU[vargen generate]}"
-row "vargen check" "${T[vargen check]}" "${CPU[vargen check]}"
+key_row() { # key_row LABEL KEY
+	row "$1" "${T[$2]}" "${CPU[$2]}" "${SPREAD[$2]}"
+}
+key_row "vargen generate" "vargen generate"
+key_row "vargen check" "vargen check"
 plan_row() { # plan_row KEY: a row, or why there is none
 	if [[ -n ${NA[$1]:-} ]]; then
-		printf '%-34s %10s %10s %12s\n' "$1" "n/a" "n/a" "n/a"
+		printf '%-34s %10s %14s %10s %12s\n' "$1" "n/a" "" "n/a" "n/a"
 	else
-		row "$1" "${T[$1]}" "${CPU[$1]}"
+		key_row "$1" "$1"
 	fi
 }
 for key in "varseal rekey --plan" "vargen generate --plan" "vargen prune --plan"; do
 	plan_row "$key"
 done
-row "varseal rekey (+1 admin)" "${T[varseal rekey]}" "${CPU[varseal rekey]}"
+key_row "varseal rekey (+1 admin)" "varseal rekey"
 row "age loop, EXTRAPOLATED from $PEER_N" "$age_extra" "n/a"
-printf '%-34s %10s %10s\n' "  (measured: $PEER_N secrets)" \
-	"$(calc 'sprintf("%.3f", t)' t="${T[$peer_key]}")" "${CPU[$peer_key]}"
-row "floor: cp -a store" "${T[cp -a store]}" "${CPU[cp -a store]}"
-row "floor: cp -a store + sync -f" "${T[cp -a store + sync -f]}" "${CPU[cp -a store + sync -f]}"
+printf '%-34s %10s %14s %10s\n' "  (measured: $PEER_N secrets)" \
+	"$(calc 'sprintf("%.3f", t)' t="${T[$peer_key]}")" "${SPREAD[$peer_key]}" "${CPU[$peer_key]}"
+key_row "floor: cp -a store" "cp -a store"
+key_row "floor: cp -a store + sync -f" "cp -a store + sync -f"
 echo "  per secret = wall / $total_secrets secrets"
-echo "  cpu s      = user + sys of the best run, children included (age loop: all $PEER_N processes)"
+echo "  cpu s      = user + sys, median, children included (age loop: all $PEER_N processes)"
 echo "  age loop   = one age process per secret (-r machine -r admin1 -r admin2), flat directory;"
 echo "               writes $total_secrets files where vargen writes $n_files and $n_dirs directories"
 echo "  floor      = copying the finished store: the file system's cost of creating that many"
