@@ -589,13 +589,16 @@ static enum vf_code release_opened(struct stream *st, struct batch *b, struct ba
 #define GROUP 4
 #define SLOTS_PER_THREAD 2
 /* Files of fewer chunks are read in order, in batches of two chunks, on
- * one thread: the ring's buffers (1.5 MiB on two cores, each page touched
- * before it is used) and a second thread cost more than the second core
- * saves until the file is large. Measured on the 2-CPU AMD EPYC VM
- * (encrypt, wall ms, medians of 12): 2 MiB 17.7 with the ring against
- * 12.4 in order, 4 MiB 18.3 / 13.7, 8 MiB 20.0 / 16.1, 32 MiB 25.2 /
- * 29.6. Where a page's first touch is cheaper the ring wins sooner, by
- * at most what a second core saves on 8 MiB (about 1 ms). */
+ * one thread: in 4 KiB pages the ring's buffers (1.5 MiB on two cores,
+ * each page touched before it is used) and a second thread cost more than
+ * the second core saves until the file is large. Measured on the 2-CPU
+ * AMD EPYC VM (encrypt, wall ms, medians of 12): 2 MiB 17.7 with the ring
+ * against 12.4 in order, 4 MiB 18.3 / 13.7, 8 MiB 20.0 / 16.1, 32 MiB
+ * 25.2 / 29.6. In a huge page (run_positional) the ring costs far less:
+ * from 16 chunks it would win there (1 MiB 12.0 against 13.2-13.4, 4 MiB
+ * 13.8 / 14.7), but where the kernel gives no huge page (transparent huge
+ * pages off, or none free) it would cost the 5 ms above again; so the
+ * threshold stays where the ring wins either way. */
 #define RING_FROM 128
 #define MAX_SLOTS (SLOTS_PER_THREAD * MAX_THREADS)
 _Static_assert(GROUP <= BATCH, "a ring slot is a batch of GROUP chunks");
@@ -833,20 +836,13 @@ static enum vf_code run_ring(struct stream *st, struct vf_src *in, struct vf_sin
 	return rc;
 }
 
-/* Plaintext in guarded memory (locked, wiped), ciphertext in plain. */
-static void *side_alloc(bool plaintext, size_t len)
-{
-	return plaintext ? vf_secure_alloc(len) : malloc(len);
-}
-
-static void side_free(bool plaintext, void *p)
-{
-	if (plaintext)
-		vf_secure_free(p);
-	else
-		free(p);
-}
-
+/* The ring's slots and the threads' group buffers are one block of
+ * guarded memory in 2 MiB pages (vf_huge_alloc): one side of each group
+ * is plaintext, and together they are 1.5 MiB on two threads, which in
+ * 4 KiB pages cost this stream about 5 ms of first touches on a host
+ * where each costs 13 us (against 0.2-0.3 ms for one huge page), before
+ * its first group could start. The ciphertext side shares the block
+ * (locked too, harmlessly): splitting it off would cost a second block. */
 static enum vf_code run_positional(struct stream *st, bool sized, struct vf_src *in,
 				   struct vf_sink *out, struct vf_error *err)
 {
@@ -858,28 +854,27 @@ static enum vf_code run_positional(struct stream *st, bool sized, struct vf_src 
 	if (st->end < ring_from())
 		return VF_OK;
 	st->groups = (st->end + GROUP - 1) / GROUP;
-	enum vf_code rc = VF_OK;
 	st->slots = SLOTS_PER_THREAD * st->threads;
-	uint8_t *outs = side_alloc(!st->encrypt, st->slots * GROUP * out_size);
+	size_t outs_len = st->slots * GROUP * out_size, own_len = GROUP * in_size;
+	size_t cap = 0;
+	uint8_t *block = vf_huge_alloc(outs_len + st->threads * own_len, &cap);
 	st->ring = calloc(st->slots, sizeof(*st->ring));
-	if (!outs || !st->ring)
+	enum vf_code rc = VF_OK;
+	if (!block || !st->ring) {
 		rc = vf_fail(err, VF_E_NOMEM, "out of memory");
-	for (unsigned i = 0; i < st->threads && rc == VF_OK; i++)
-		if (!(st->own[i] = side_alloc(st->encrypt, GROUP * in_size)))
-			rc = vf_fail(err, VF_E_NOMEM, "out of memory");
-	if (rc == VF_OK) {
+	} else {
 		for (unsigned i = 0; i < st->slots; i++)
-			st->ring[i].out = outs + i * GROUP * out_size;
+			st->ring[i].out = block + i * GROUP * out_size;
+		for (unsigned i = 0; i < st->threads; i++)
+			st->own[i] = block + outs_len + i * own_len;
 		rc = run_ring(st, in, out, err);
 		st->first = st->end;
 	}
-	for (unsigned i = 0; i < st->threads; i++) {
-		side_free(st->encrypt, st->own[i]);
+	for (unsigned i = 0; i < st->threads; i++)
 		st->own[i] = NULL;
-	}
 	free(st->ring);
 	st->ring = NULL;
-	side_free(!st->encrypt, outs);
+	vf_huge_free(block, cap);
 	return rc;
 }
 

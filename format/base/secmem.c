@@ -5,9 +5,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -166,6 +168,49 @@ void *vf_secure_alloc(size_t len)
 void vf_secure_free(void *p)
 {
 	sodium_free(p);
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* sodium_malloc cannot serve these: its blocks are sized to the page, not
+ * aligned to 2 MiB, and it fills every page as it allocates (each one
+ * touched, one fault per 4 KiB). So: a mapping with room to align, its
+ * unused ends given back, a guard page left PROT_NONE on each side (the
+ * aligned middle stays one mapping of whole huge pages, which is what
+ * the kernel needs to back it with them), then libsodium's lock. */
+void *vf_huge_alloc(size_t len, size_t *cap)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	if (!len || len > SIZE_MAX / 2 - 2 * HUGE_PAGE)
+		return NULL;
+	size_t size = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	size_t span = size + HUGE_PAGE + page; /* room for one guard page each side */
+	uint8_t *raw = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	uint8_t *p = (uint8_t *)(((uintptr_t)raw + page + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	uint8_t *lo = p - page, *hi = p + size + page, *end = raw + span;
+	if ((lo > raw && munmap(raw, (size_t)(lo - raw)) != 0) ||
+	    (end > hi && munmap(hi, (size_t)(end - hi)) != 0) ||
+	    mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+		munmap(raw, span); /* what is left of it: unmapped parts are skipped */
+		return NULL;
+	}
+	/* Advice only: without transparent huge pages (or with them off)
+	 * this is ordinary memory, which is still correct. */
+	(void)madvise(p, size, MADV_HUGEPAGE);
+	(void)sodium_mlock(p, size);
+	*cap = size;
+	return p;
+}
+
+void vf_huge_free(void *p, size_t cap)
+{
+	if (!p)
+		return;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	(void)sodium_munlock(p, cap); /* wipes first, locked or not */
+	munmap((uint8_t *)p - page, cap + 2 * page);
 }
 
 void vf_wipe(void *p, size_t len)

@@ -34,6 +34,17 @@ int vf_harden_process(void);
 void *vf_secure_alloc(size_t len);
 /* Wipes and releases; NULL is ignored. */
 void vf_secure_free(void *p);
+/* Guarded memory for large working buffers (the payload stream's ring),
+ * in 2 MiB blocks the kernel may back with transparent huge pages: where
+ * a page's first touch is dear (about 13 us a 4 KiB page on a VM whose
+ * hypervisor fills each one: 7 ms for 2 MiB), a huge page costs one
+ * fault (0.15-0.3 ms for the same 2 MiB). Locked and excluded from core
+ * dumps (libsodium's sodium_mlock; best effort, as sodium_malloc's), a
+ * guard page on each side, zero-filled on allocation, wiped on release
+ * (sodium_munlock). *cap receives the size to pass to vf_huge_free, at
+ * least len. NULL on failure; vf_huge_free ignores NULL. */
+void *vf_huge_alloc(size_t len, size_t *cap);
+void vf_huge_free(void *p, size_t cap);
 /* A per-thread stack of guarded memory for short-lived secrets (derived
  * keys, file keys, a first payload chunk): taking and giving back costs
  * nothing, where each vf_secure_alloc costs an mmap, mprotects and an

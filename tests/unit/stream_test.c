@@ -36,9 +36,9 @@
  *     ring of a large file; full batches for a pipe after RING_FROM
  *     chunks, a growth that keeps both batches' input): sealing and
  *     opening fail with "out of memory" and free what they had (the
- *     ASan build checks for leaks). sodium_malloc is wrapped at link
- *     time (-Wl,--wrap, tests/unit/CMakeLists.txt) to refuse large
- *     requests on demand. */
+ *     ASan build checks for leaks). sodium_malloc and vf_huge_alloc
+ *     (the ring's block) are wrapped at link time (-Wl,--wrap,
+ *     tests/unit/CMakeLists.txt) to refuse large requests on demand. */
 #include <fcntl.h>
 #include <time.h>
 
@@ -51,9 +51,9 @@
 
 /* While set, guarded allocations of this many bytes or more fail, as
  * sodium_malloc does when mmap refuses; refusals counts them. The stream's
- * one- and two-chunk buffers stay under it; the ring's guarded side (a
- * thread's group of 4 chunks when sealing, the slots' 16 or more when
- * opening) and full batches (12 chunks) are not. */
+ * one- and two-chunk buffers stay under it; the ring's block (its slots
+ * and the threads' groups: 24 chunks or more) and full batches (12
+ * chunks) are not. */
 #define REFUSED_FROM (4 * CHUNK)
 static bool refuse_large;
 static unsigned refusals;
@@ -67,6 +67,18 @@ void *__wrap_sodium_malloc(size_t len)
 		return NULL;
 	}
 	return __real_sodium_malloc(len);
+}
+/* The ring's block (vf_huge_alloc) is refused alike. */
+void *__real_vf_huge_alloc(size_t len, size_t *cap);
+void *__wrap_vf_huge_alloc(size_t len, size_t *cap);
+void *__wrap_vf_huge_alloc(size_t len, size_t *cap)
+{
+	if (refuse_large && len >= REFUSED_FROM) {
+		refusals++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_vf_huge_alloc(len, cap);
 }
 
 static const uint8_t file_key[VF_FILE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
