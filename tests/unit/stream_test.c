@@ -51,10 +51,11 @@
 
 /* While set, guarded allocations of this many bytes or more fail, as
  * sodium_malloc does when mmap refuses; refusals counts them. The stream's
- * one- and two-chunk buffers stay under it; the ring's block (its slots
- * and the threads' groups: 24 chunks or more) and full batches (12
- * chunks) are not. */
-#define REFUSED_FROM (4 * CHUNK)
+ * one-chunk buffers and the block of its batches of two chunks (512 KiB)
+ * stay under it; the ring's block (its slots and the threads' groups: 24
+ * chunks or more) and that of full batches (48 chunks' worth with both
+ * sides) are not. */
+#define REFUSED_FROM (16 * CHUNK)
 static bool refuse_large;
 static unsigned refusals;
 void *__real_sodium_malloc(size_t len);
