@@ -99,7 +99,7 @@ struct stream {
 	unsigned threads;
 	struct vf_aead *aead[MAX_THREADS];
 	struct batch batches[2];
-	size_t chunks; /* batch capacity in chunks: 1, then BATCH */
+	size_t chunks; /* batch capacity in chunks: 1, FIRST_GROWTH, then BATCH for a pipe */
 	bool eof;
 	uint64_t first;	     /* index of the first chunk read in order */
 	struct vf_src_at at;
@@ -107,7 +107,7 @@ struct stream {
 	 * the group of chunks it works on, the ring of groups' outputs, and
 	 * the counts that hand the groups out and take them back. */
 	uint8_t *own[MAX_THREADS];
-	uint8_t *block;	    /* the ring's and the own buffers' memory, then the batches' */
+	uint8_t *block;	    /* vf_huge_alloc: the ring and own buffers, or batches past one chunk */
 	size_t block_cap;
 	struct batch *ring; /* `slots` of them; NULL unless reading out of order */
 	unsigned slots;

@@ -36,9 +36,9 @@ void *vf_secure_alloc(size_t len);
 void vf_secure_free(void *p);
 /* Guarded memory for large working buffers (the payload stream's ring),
  * in 2 MiB blocks the kernel may back with transparent huge pages: where
- * a page's first touch is dear (about 13 us a 4 KiB page on a VM whose
- * hypervisor fills each one: 7 ms for 2 MiB), a huge page costs one
- * fault (0.15-0.3 ms for the same 2 MiB). Locked and excluded from core
+ * a page's first touch is dear (about 13 us a 4 KiB page on the project's
+ * 2-CPU AMD EPYC VMs: 7 ms for 2 MiB), a huge page costs one fault
+ * (0.15-0.3 ms for the same 2 MiB). Locked and excluded from core
  * dumps (libsodium's sodium_mlock; best effort, as sodium_malloc's), a
  * guard page on each side, zero-filled on allocation, wiped on release
  * (sodium_munlock). *cap receives the size to pass to vf_huge_free, at
