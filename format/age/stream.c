@@ -387,14 +387,11 @@ static enum vf_code alloc_batches(struct stream *st, size_t chunks, struct vf_er
 			fresh[i].in = block + i * (pt + ct);
 			fresh[i].out = fresh[i].in + (st->encrypt ? pt : ct);
 		}
-	}
-	for (int i = 0; i < count && !block; i++) {
-		struct batch *b = &fresh[i];
-		b->in = st->encrypt ? vf_scratch_alloc(pt) : malloc(ct);
-		b->out = st->encrypt ? malloc(ct) : vf_scratch_alloc(pt);
-		if (!b->in || !b->out) {
-			for (int j = i; j >= 0; j--)
-				free_batch(st, &fresh[j], chunks);
+	} else {
+		fresh[0].in = st->encrypt ? vf_scratch_alloc(pt) : malloc(ct);
+		fresh[0].out = st->encrypt ? malloc(ct) : vf_scratch_alloc(pt);
+		if (!fresh[0].in || !fresh[0].out) {
+			free_batch(st, &fresh[0], chunks);
 			return vf_fail(err, VF_E_NOMEM, "out of memory");
 		}
 	}

@@ -36,8 +36,8 @@
  *     ring of a large file; full batches for a pipe after RING_FROM
  *     chunks, a growth that keeps both batches' input): sealing and
  *     opening fail with "out of memory" and free what they had (the
- *     ASan build checks for leaks). sodium_malloc and vf_huge_alloc
- *     (the ring's block) are wrapped at link time (-Wl,--wrap,
+ *     ASan build checks for leaks). vf_huge_alloc (the stream's
+ *     blocks) is wrapped at link time (-Wl,--wrap,
  *     tests/unit/CMakeLists.txt) to refuse large requests on demand. */
 #include <fcntl.h>
 #include <time.h>
@@ -49,27 +49,15 @@
 
 #define CHUNK 65536
 
-/* While set, guarded allocations of this many bytes or more fail, as
- * sodium_malloc does when mmap refuses; refusals counts them. The stream's
- * one-chunk buffers and the block of its batches of two chunks (512 KiB)
- * stay under it; the ring's block (its slots and the threads' groups: 24
- * chunks or more) and that of full batches (48 chunks' worth with both
- * sides) are not. */
+/* While set, the stream's blocks (vf_huge_alloc) of this many bytes or
+ * more are refused, as when mmap fails; refusals counts them. The block
+ * of batches of two chunks (512 KiB) stays under it; the ring's block
+ * (its slots and the threads' groups: 24 chunks or more) and that of
+ * full batches (48 chunks' worth with both sides) are not. Its one-chunk
+ * buffers come from the scratch stack and malloc, never this large. */
 #define REFUSED_FROM (16 * CHUNK)
 static bool refuse_large;
 static unsigned refusals;
-void *__real_sodium_malloc(size_t len);
-void *__wrap_sodium_malloc(size_t len);
-void *__wrap_sodium_malloc(size_t len)
-{
-	if (refuse_large && len >= REFUSED_FROM) {
-		refusals++;
-		errno = ENOMEM;
-		return NULL;
-	}
-	return __real_sodium_malloc(len);
-}
-/* The ring's block (vf_huge_alloc) is refused alike. */
 void *__real_vf_huge_alloc(size_t len, size_t *cap);
 void *__wrap_vf_huge_alloc(size_t len, size_t *cap);
 void *__wrap_vf_huge_alloc(size_t len, size_t *cap)
