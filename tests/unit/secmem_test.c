@@ -13,10 +13,16 @@
  *  4. Released: the block is wiped before it is unmapped (munmap is
  *     wrapped at link time, -Wl,--wrap, to look at it first), and the
  *     whole span with its guard pages is unmapped.
- *  5. A length of 0, or one whose rounding would overflow, gives NULL. */
+ *  5. A length of 0, or one whose rounding would overflow, gives NULL.
+ *  6. Without transparent huge pages (prctl PR_SET_THP_DISABLE, as on a
+ *     host where they are off): 1 to 3 hold all the same, and the kernel
+ *     says no huge page may back the block (THPeligible: 0, where it
+ *     says), nor does one (AnonHugePages: 0). The huge pages are advice,
+ *     never a condition. */
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -91,36 +97,6 @@ static bool read_faults(const uint8_t *p, ptrdiff_t at)
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
 }
 
-/* The smaps entry of the mapping that starts at p: its Locked and
- * AnonHugePages in KiB, and its VmFlags line. */
-static bool smaps_of(const void *p, long *locked_kib, long *huge_kib, char *flags, size_t flags_len)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	unit_must(f != NULL, "/proc/self/smaps");
-	char line[512];
-	bool in = false, found = false;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi;
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = lo == (uintptr_t)p;
-			found = found || in;
-			continue;
-		}
-		if (!in)
-			continue;
-		sscanf(line, "Locked: %ld kB", locked_kib);
-		sscanf(line, "AnonHugePages: %ld kB", huge_kib);
-		if (strncmp(line, "VmFlags:", 8) == 0) {
-			size_t n = strcspn(line + 8, "\n");
-			n = n < flags_len - 1 ? n : flags_len - 1;
-			memcpy(flags, line + 8, n);
-			flags[n] = 0;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
 static bool has_flag(const char *flags, const char *flag)
 {
 	char want[8];
@@ -129,46 +105,66 @@ static bool has_flag(const char *flags, const char *flag)
 	return at && (at[3] == ' ' || at[3] == 0);
 }
 
+/* 1 to 3 on a new block of 3 MiB, which is returned. thp_off: huge
+ * pages are off for the process; then none may back the block. */
+static uint8_t *checked_block(bool thp_off, size_t *cap)
+{
+	const char *when = thp_off ? "huge pages off: " : "";
+	size_t len = HUGE + HUGE / 2;
+	uint8_t *p = vf_huge_alloc(len, cap);
+	unit_must(p != NULL, "vf_huge_alloc of 3 MiB");
+
+	/* 1 */
+	CHECK(*cap >= len && *cap % HUGE == 0,
+	      "%s3 MiB asked: a block of %zu bytes, whole 2 MiB pages", when, *cap);
+	CHECK((uintptr_t)p % HUGE == 0, "%saligned to 2 MiB (%p)", when, (void *)p);
+	CHECK(all_zero(p, *cap), "%szero-filled", when);
+	memset(p, 0xa5, *cap);
+	CHECK(p[0] == 0xa5 && p[*cap - 1] == 0xa5, "%swritable to its last byte", when);
+
+	/* 2 */
+	CHECK(read_faults(p, -1), "%sthe byte before the block: SIGSEGV (a guard page)", when);
+	CHECK(read_faults(p, (ptrdiff_t)*cap), "%sthe byte after the block: SIGSEGV (a guard page)",
+	      when);
+
+	/* 3 */
+	struct unit_smaps m;
+	CHECK(unit_smaps_of(p, &m), "%s/proc/self/smaps has a mapping starting at the block", when);
+	struct rlimit lim;
+	unit_must(getrlimit(RLIMIT_MEMLOCK, &lim) == 0, "getrlimit");
+	if (!MLOCK_WORKS)
+		printf("skip locked: AddressSanitizer's mlock locks nothing\n");
+	else if (geteuid() == 0 || lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= 2 * *cap)
+		CHECK(m.locked_kib == (long)(*cap / 1024), "%slocked in full (Locked: %ld kB of %zu)",
+		      when, m.locked_kib, *cap / 1024);
+	else
+		printf("skip locked: RLIMIT_MEMLOCK %llu bytes, not root\n",
+		       (unsigned long long)lim.rlim_cur);
+	CHECK(has_flag(m.flags, "dd"), "%sexcluded from core dumps (VmFlags has dd:%s)", when,
+	      m.flags);
+	if (!thp_off) {
+		CHECK(has_flag(m.flags, "hg"), "huge pages asked for (VmFlags has hg)");
+		printf("note: AnonHugePages: %ld kB of %zu\n", m.huge_kib, *cap / 1024);
+		return p;
+	}
+	/* 6 */
+	if (m.thp_eligible < 0)
+		printf("skip THPeligible: this kernel's smaps does not say\n");
+	else
+		CHECK(m.thp_eligible == 0, "huge pages off: none may back the block (THPeligible: %ld)",
+		      m.thp_eligible);
+	CHECK(m.huge_kib == 0, "huge pages off: none backs it (AnonHugePages: %ld kB)", m.huge_kib);
+	return p;
+}
+
 int main(void)
 {
 	if (vf_init() != 0) {
 		fprintf(stderr, "vf_init failed\n");
 		return 2;
 	}
-	size_t len = HUGE + HUGE / 2, cap = 0;
-	uint8_t *p = vf_huge_alloc(len, &cap);
-	unit_must(p != NULL, "vf_huge_alloc of 3 MiB");
-
-	/* 1 */
-	CHECK(cap >= len && cap % HUGE == 0, "3 MiB asked: a block of %zu bytes, whole 2 MiB pages",
-	      cap);
-	CHECK((uintptr_t)p % HUGE == 0, "aligned to 2 MiB (%p)", (void *)p);
-	CHECK(all_zero(p, cap), "zero-filled");
-	memset(p, 0xa5, cap);
-	CHECK(p[0] == 0xa5 && p[cap - 1] == 0xa5, "writable to its last byte");
-
-	/* 2 */
-	CHECK(read_faults(p, -1), "the byte before the block: SIGSEGV (a guard page)");
-	CHECK(read_faults(p, (ptrdiff_t)cap), "the byte after the block: SIGSEGV (a guard page)");
-
-	/* 3 */
-	long locked = -1, huge = -1;
-	char flags[256] = "";
-	CHECK(smaps_of(p, &locked, &huge, flags, sizeof(flags)),
-	      "/proc/self/smaps has a mapping starting at the block");
-	struct rlimit lim;
-	unit_must(getrlimit(RLIMIT_MEMLOCK, &lim) == 0, "getrlimit");
-	if (!MLOCK_WORKS)
-		printf("skip locked: AddressSanitizer's mlock locks nothing\n");
-	else if (geteuid() == 0 || lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= 2 * cap)
-		CHECK(locked == (long)(cap / 1024), "locked in full (Locked: %ld kB of %zu)", locked,
-		      cap / 1024);
-	else
-		printf("skip locked: RLIMIT_MEMLOCK %llu bytes, not root\n",
-		       (unsigned long long)lim.rlim_cur);
-	CHECK(has_flag(flags, "dd"), "excluded from core dumps (VmFlags has dd:%s)", flags);
-	CHECK(has_flag(flags, "hg"), "huge pages asked for (VmFlags has hg)");
-	printf("note: AnonHugePages: %ld kB of %zu\n", huge, cap / 1024);
+	size_t cap = 0;
+	uint8_t *p = checked_block(false, &cap);
 
 	/* 4 */
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -185,5 +181,15 @@ int main(void)
 	CHECK(vf_huge_alloc(0, &ignored) == NULL, "0 bytes: NULL");
 	CHECK(vf_huge_alloc(SIZE_MAX - 4096, &ignored) == NULL, "SIZE_MAX - 4096 bytes: NULL");
 	vf_huge_free(NULL, 0);
+
+	/* 6: for the rest of the process, as a host with them off. */
+	unit_must(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0, "prctl(PR_SET_THP_DISABLE)");
+	p = checked_block(true, &cap);
+	watched = p;
+	watched_len = cap;
+	unmapped_seen = false;
+	vf_huge_free(p, cap);
+	watched = NULL;
+	CHECK(unmapped_seen && unmapped_zero, "huge pages off: wiped before it is unmapped");
 	return unit_done();
 }

@@ -38,8 +38,14 @@
  *     opening fail with "out of memory" and free what they had (the
  *     ASan build checks for leaks). vf_huge_alloc (the stream's
  *     blocks) is wrapped at link time (-Wl,--wrap,
- *     tests/unit/CMakeLists.txt) to refuse large requests on demand. */
+ *     tests/unit/CMakeLists.txt) to refuse large requests on demand.
+ *  8. Without transparent huge pages (prctl PR_SET_THP_DISABLE, as on a
+ *     host where they are off), 6 again and a large file opened: the
+ *     same bytes, from blocks that the kernel says no huge page may back
+ *     (each block looked at in /proc/self/smaps as the wrapper hands it
+ *     out; THPeligible where the kernel says it, AnonHugePages always). */
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "age/stream.h"
@@ -58,6 +64,10 @@
 #define REFUSED_FROM (16 * CHUNK)
 static bool refuse_large;
 static unsigned refusals;
+/* While thp_off, each block handed out is looked at (8): blocks_huge
+ * counts those a huge page may back, or does. */
+static bool thp_off;
+static unsigned blocks_seen, blocks_huge;
 void *__real_vf_huge_alloc(size_t len, size_t *cap);
 void *__wrap_vf_huge_alloc(size_t len, size_t *cap);
 void *__wrap_vf_huge_alloc(size_t len, size_t *cap)
@@ -67,7 +77,15 @@ void *__wrap_vf_huge_alloc(size_t len, size_t *cap)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return __real_vf_huge_alloc(len, cap);
+	void *p = __real_vf_huge_alloc(len, cap);
+	if (p && thp_off) {
+		struct unit_smaps m;
+		bool found = unit_smaps_of(p, &m);
+		blocks_seen++;
+		if (!found || m.thp_eligible > 0 || m.huge_kib != 0)
+			blocks_huge++;
+	}
+	return p;
 }
 
 static const uint8_t file_key[VF_FILE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -555,6 +573,16 @@ int main(void)
 	opens_as_in_order(24 * CHUNK + 1);
 	opens_as_in_order(130 * CHUNK + 7);
 	grows_while_sealed(5 * CHUNK + 5);
+
+	printf("stream_test: transparent huge pages off, 2 threads\n");
+	unit_must(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0, "prctl(PR_SET_THP_DISABLE)");
+	thp_off = true;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		same_as_in_order(sizes[i], 0);
+	opens_as_in_order(130 * CHUNK + 7);
+	CHECK(blocks_seen > 0 && blocks_huge == 0,
+	      "huge pages off: %u blocks, none that a huge page may back or does (%u)", blocks_seen,
+	      blocks_huge);
 	unit_rmtree(dir);
 	return unit_done();
 }

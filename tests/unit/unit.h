@@ -11,6 +11,7 @@
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,45 @@ static inline int unit_rm_one(const char *path, const struct stat *st, int flag,
 static inline void unit_rmtree(const char *dir)
 {
 	nftw(dir, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* What the kernel says of one mapping (/proc/self/smaps): Locked and
+ * AnonHugePages in KiB, THPeligible (1: huge pages may back it, 0: not;
+ * -1 where the kernel does not say), and its VmFlags line. */
+struct unit_smaps {
+	long locked_kib, huge_kib, thp_eligible;
+	char flags[256];
+};
+
+/* The entry of the mapping that starts at p, in *m; false if none does. */
+static inline bool unit_smaps_of(const void *p, struct unit_smaps *m)
+{
+	*m = (struct unit_smaps){-1, -1, -1, ""};
+	FILE *f = fopen("/proc/self/smaps", "r");
+	unit_must(f != NULL, "/proc/self/smaps");
+	char line[512];
+	bool in = false, found = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = lo == (uintptr_t)p;
+			found = found || in;
+			continue;
+		}
+		if (!in)
+			continue;
+		sscanf(line, "Locked: %ld kB", &m->locked_kib);
+		sscanf(line, "AnonHugePages: %ld kB", &m->huge_kib);
+		sscanf(line, "THPeligible: %ld", &m->thp_eligible);
+		if (strncmp(line, "VmFlags:", 8) == 0) {
+			size_t n = strcspn(line + 8, "\n");
+			n = n < sizeof(m->flags) - 1 ? n : sizeof(m->flags) - 1;
+			memcpy(m->flags, line + 8, n);
+			m->flags[n] = 0;
+		}
+	}
+	fclose(f);
+	return found;
 }
 
 /* Prints the closing line and gives main's status. */
