@@ -157,6 +157,18 @@ static uint8_t *checked_block(bool thp_off, size_t *cap)
 	return p;
 }
 
+/* Frees the block through vf_huge_free, watching the munmap that takes
+ * it: true if that munmap covered the block and found it all zero. */
+static bool freed_wiped(uint8_t *p, size_t cap)
+{
+	watched = p;
+	watched_len = cap;
+	unmapped_seen = false;
+	vf_huge_free(p, cap);
+	watched = NULL;
+	return unmapped_seen && unmapped_zero;
+}
+
 int main(void)
 {
 	if (vf_init() != 0) {
@@ -168,11 +180,7 @@ int main(void)
 
 	/* 4 */
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	watched = p;
-	watched_len = cap;
-	vf_huge_free(p, cap);
-	watched = NULL;
-	CHECK(unmapped_seen && unmapped_zero, "released: wiped before it is unmapped");
+	CHECK(freed_wiped(p, cap), "released: wiped before it is unmapped");
 	CHECK(unmapped_at == p - page && unmapped_len == cap + 2 * page,
 	      "released: the block and both guard pages unmapped");
 
@@ -185,11 +193,6 @@ int main(void)
 	/* 6: for the rest of the process, as a host with them off. */
 	unit_must(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0, "prctl(PR_SET_THP_DISABLE)");
 	p = checked_block(true, &cap);
-	watched = p;
-	watched_len = cap;
-	unmapped_seen = false;
-	vf_huge_free(p, cap);
-	watched = NULL;
-	CHECK(unmapped_seen && unmapped_zero, "huge pages off: wiped before it is unmapped");
+	CHECK(freed_wiped(p, cap), "huge pages off: wiped before it is unmapped");
 	return unit_done();
 }
