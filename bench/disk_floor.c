@@ -23,6 +23,12 @@
  * atomic.c), for comparison: each temporary fsynced, renamed into place
  * and its directory fsynced, one file after the other.
  *
+ * With DISK_FLOOR_PHASES set (txn only), one line is appended to the file
+ * it names: the CPU seconds (user + sys) spent creating the tree, before
+ * the first syncfs, and the wall seconds of the commit from that syncfs
+ * on. disk_bench.sh adds them to the format's own arithmetic for the
+ * least time a tool with no overhead of its own could take.
+ *
  * Errors go to stderr and exit 1. Paths come from the benchmark itself,
  * not from an attacker: plain *at calls beneath ROOT. */
 #ifndef _GNU_SOURCE
@@ -34,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct entry {
@@ -132,6 +140,26 @@ static void sync_root(int rfd, const char *root)
 		die("syncfs", root);
 }
 
+static double seconds(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Appends "CREATE_CPU COMMIT_WALL" to the file DISK_FLOOR_PHASES names. */
+static void report_phases(const char *path, double create_cpu, double commit_wall)
+{
+	FILE *f = fopen(path, "a");
+	if (!f || fprintf(f, "%.6f %.6f\n", create_cpu, commit_wall) < 0 || fclose(f) != 0)
+		die("writing", path);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3 || (strcmp(argv[1], "txn") && strcmp(argv[1], "fsync"))) {
@@ -183,11 +211,19 @@ int main(int argc, char **argv)
 		if (e[i].kind == 'u' && unlinkat(rfd, e[i].rel, 0) != 0)
 			die("unlinking", e[i].rel);
 	if (!per_file) {
+		struct rusage ru;
+		if (getrusage(RUSAGE_SELF, &ru) != 0)
+			die("getrusage", root);
+		double create_cpu = seconds(ru.ru_utime) + seconds(ru.ru_stime);
+		double commit_from = now();
 		sync_root(rfd, root); /* after the invalidation phase */
 		rename_all(rfd, e, n, false);
 		sync_root(rfd, root);
 		rename_all(rfd, e, n, true);
 		sync_root(rfd, root);
+		const char *phases = getenv("DISK_FLOOR_PHASES");
+		if (phases && *phases)
+			report_phases(phases, create_cpu, now() - commit_from);
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(e[i].temp);
