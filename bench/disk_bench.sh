@@ -70,7 +70,8 @@
 #   CALL_TIMER        ../build/bench/call_timer.so (cmake --build build --target
 #                     call_timer): one more generate, untimed, with it
 #                     preloaded, for the time generate spends in OpenSSL's
-#                     crypto; empty, or not built: that line is left out
+#                     crypto; empty, or unset and not built: that line is
+#                     left out
 #
 # Wall times (bash's `time`) are medians with the spread min..max; the CPU
 # column is the median of the runs' user + sys. Every generated and every
@@ -101,8 +102,12 @@ FORCE=${FORCE:-0}
 SETTLE_S=${SETTLE_S:-70}
 GOAL=1.5 # tool / floor
 OPENSSL=${OPENSSL:-openssl}
-CALL_TIMER=${CALL_TIMER-$script_dir/../build/bench/call_timer.so}
-[[ -n $CALL_TIMER && ! -r $CALL_TIMER ]] && CALL_TIMER=""
+if [[ -z ${CALL_TIMER+set} ]]; then # not built: the line is left out
+	CALL_TIMER=$script_dir/../build/bench/call_timer.so
+	[[ -r $CALL_TIMER ]] || CALL_TIMER=""
+elif [[ -n $CALL_TIMER && ! -r $CALL_TIMER ]]; then
+	die "CALL_TIMER '$CALL_TIMER' not found (build it: cmake --build build --target call_timer; empty skips it)"
+fi
 [[ -n $CALL_TIMER ]] && CALL_TIMER=$(realpath -- "$CALL_TIMER")
 
 for v in MACHINES ADMINS RUNS; do
