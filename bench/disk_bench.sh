@@ -353,12 +353,13 @@ rekey() { "$VARSEAL" rekey -f "$spec_rekey" --store "$out" -i "$keys/admin1.key"
 floor_txn() { "$DISK_FLOOR" txn "$out" < "$work/man-$1"; }
 # today's layout: the floor also says how long its phases took
 floor_txn_phases() { DISK_FLOOR_PHASES=$work/phases floor_txn A; }
-declare -A CREATE_CPU COMMIT_WALL
-take_phases() { # the line the last floor_txn_phases appended
+create_cpus="" commit_walls=""
+take_phases() { # the line the last floor_txn_phases appended; the bound is fresh only
 	local create commit
+	[[ $cond == fresh ]] || return 0
 	read -r create commit < <(tail -n 1 "$work/phases")
-	CREATE_CPU[$cond]+="$create "
-	COMMIT_WALL[$cond]+="$commit "
+	create_cpus+="$create "
+	commit_walls+="$commit "
 }
 floor_fsync() { "$DISK_FLOOR" fsync "$out" < "$work/man-A"; }
 floor_rekey() { "$DISK_FLOOR" txn "$out" < "$work/man-rk-$1"; }
@@ -533,17 +534,20 @@ printf '  %-30s %s s of CPU / %d cores = %s s at the least; the goal (%sx floor 
 # X25519 over the cores, the floor's own work of creating the tree (its
 # CPU, which a tool can spread over the cores too), and then the floor's
 # commit, which can start only once every file is sealed and written.
-stats "${CREATE_CPU[fresh]}"
+stats "$create_cpus"
 create_cpu=${REPLY%% *}
-stats "${COMMIT_WALL[fresh]}"
+stats "$commit_walls"
 commit_wall=${REPLY%% *}
-least=$(calc 'sprintf("%.3f", x + c / n + w)' x="$x25519_s" c="$create_cpu" n="$cores" w="$commit_wall")
+least() { # least CRYPTO_CPU -> REPLY: (CRYPTO_CPU + creating) / cores + commit
+	REPLY=$(calc 'sprintf("%.3f", (x + c) / n + w)' x="$1" c="$create_cpu" n="$cores" w="$commit_wall")
+}
+least "$(calc '2 * s / ops' s="$stanzas" ops="$x25519_ops")"
 printf '  %-30s %s s X25519 + %s s creating / %d cores + %s s commit = %s s; the goal is %s s\n' \
-	"generate, no overhead at all" "$x25519_s" "$create_cpu" "$cores" "$commit_wall" "$least" "$goal_s"
+	"generate, no overhead at all" "$x25519_s" "$create_cpu" "$cores" "$commit_wall" "$REPLY" "$goal_s"
 if [[ -n $crypto_s ]]; then
-	least=$(calc 'sprintf("%.3f", (x + c) / n + w)' x="$crypto_s" c="$create_cpu" n="$cores" w="$commit_wall")
+	least "$crypto_s"
 	printf '  %-30s (%s s crypto + %s s creating) / %d cores + %s s commit = %s s; the goal is %s s\n' \
-		"  with all its crypto" "$crypto_s" "$create_cpu" "$cores" "$commit_wall" "$least" "$goal_s"
+		"  with all its crypto" "$crypto_s" "$create_cpu" "$cores" "$commit_wall" "$REPLY" "$goal_s"
 fi
 if [[ -n $ram ]]; then
 	echo
